@@ -1,0 +1,46 @@
+# Inference-X build, test and benchmark entry points. `make help` lists them.
+GO        ?= go
+BIN       ?= bin
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+PKGS      := ./...
+
+.DEFAULT_GOAL := help
+.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build coordinator, expertnode and ixctl into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: lint test-go fuzz ## the whole suite: lint, tests, short fuzz runs (what CI runs)
+
+test-go: ## go test over every package
+	$(GO) test -count=1 -timeout 30m $(PKGS)
+
+lint: verify-fmt vet ## gofmt and go vet
+
+verify-fmt: ## fail if gofmt would change a file
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^_asm/')); \
+	if [ -n "$$out" ]; then echo "gofmt would rewrite:"; echo "$$out"; exit 1; fi
+
+fix-fmt: ## gofmt every file
+	gofmt -w $$(git ls-files '*.go' | grep -v '^_asm/')
+
+vet: ## go vet
+	$(GO) vet $(PKGS)
+
+fuzz: ## run each fuzz target for FUZZTIME (default 10s)
+	$(GO) test ./gguf -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDequantize$$' -fuzztime $(FUZZTIME)
+
+bench: ## kernel and model benchmarks (go test -bench)
+	$(GO) test ./kernels -run '^$$' -bench . -benchtime $(BENCHTIME)
+
+demo: build ## inspect a model end to end (grows into generate-and-run)
+	@echo "demo: not wired yet"
+
+clean: ## remove build output
+	rm -rf $(BIN) out
