@@ -142,14 +142,6 @@ func absDotScale(f *Format, deq []float32, q []byte, act []float32) float64 {
 	return max(s, 1e-30)
 }
 
-func quantizeCPU(f *Format, dst []byte, src []float32) {
-	if f.QuantizeCPU != nil {
-		f.QuantizeCPU(dst, src)
-		return
-	}
-	f.Quantize(dst, src, nil)
-}
-
 func firstFloatDiff(a, b []float32) int {
 	for i := range a {
 		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {

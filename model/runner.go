@@ -1,0 +1,242 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/inference-x/inference-x/kernels"
+)
+
+// KVType is the element type of the attention cache.
+type KVType int
+
+// KV cache types.
+const (
+	KVF16 KVType = iota // llama.cpp's default
+	KVF32
+)
+
+// ParseKVType parses "f16" or "f32".
+func ParseKVType(s string) (KVType, error) {
+	switch s {
+	case "f16":
+		return KVF16, nil
+	case "f32":
+		return KVF32, nil
+	}
+	return 0, fmt.Errorf("unknown KV cache type %q (want f16 or f32)", s)
+}
+
+func (k KVType) String() string {
+	if k == KVF32 {
+		return "f32"
+	}
+	return "f16"
+}
+
+// ErrContextFull is returned when a token's position is beyond the
+// sequence's context size.
+var ErrContextFull = errors.New("model: context is full")
+
+// Sequence is one conversation's attention state: a cache per layer. A
+// sequence is used by one Runner at a time.
+type Sequence struct {
+	ctx    int
+	kv     KVType
+	caches []layerCache
+	// Len is the number of positions filled (the next token's position).
+	Len int
+}
+
+// NewSequence allocates the caches for ctx positions.
+func (m *Model) NewSequence(ctx int, kv KVType) (*Sequence, error) {
+	if ctx <= 0 {
+		return nil, fmt.Errorf("model: context size %d must be positive", ctx)
+	}
+	s := &Sequence{ctx: ctx, kv: kv}
+	for _, l := range m.layers {
+		s.caches = append(s.caches, l.attn.newCache(ctx, kv))
+	}
+	return s, nil
+}
+
+// Ctx returns the number of positions the sequence can hold.
+func (s *Sequence) Ctx() int { return s.ctx }
+
+// CacheBytes returns the memory the caches take.
+func (s *Sequence) CacheBytes() int64 {
+	var n int64
+	for _, c := range s.caches {
+		n += c.bytes()
+	}
+	return n
+}
+
+// Batch is the tokens one Forward evaluates: token i of sequence Seq[i] at
+// position Pos[i]. Tokens of one sequence must come in increasing
+// positions; a token attends to its own sequence's positions up to its own.
+type Batch struct {
+	Tokens []int32
+	Pos    []int
+	Seq    []*Sequence
+	// Logits lists the batch rows whose next-token logits Forward returns
+	// (in this order); nil means only the last row.
+	Logits []int
+}
+
+// Reset empties b for reuse without freeing its slices.
+func (b *Batch) Reset() {
+	b.Tokens, b.Pos, b.Seq, b.Logits = b.Tokens[:0], b.Pos[:0], b.Seq[:0], b.Logits[:0]
+}
+
+// Add appends token tok of sequence s at position pos.
+func (b *Batch) Add(s *Sequence, tok int32, pos int, logits bool) {
+	if logits {
+		b.Logits = append(b.Logits, len(b.Tokens))
+	}
+	b.Tokens = append(b.Tokens, tok)
+	b.Pos = append(b.Pos, pos)
+	b.Seq = append(b.Seq, s)
+}
+
+// Options configure a Runner.
+type Options struct {
+	// Threads for matrix products and attention (0: one per CPU).
+	Threads int
+	// MaxBatch is the most tokens one Forward takes (prompt chunks are
+	// split to it by Eval).
+	MaxBatch int
+}
+
+// DefaultOptions returns the defaults: all CPUs, batches of 512.
+func DefaultOptions() Options { return Options{MaxBatch: 512} }
+
+// Runner evaluates batches of a model. It owns the thread pool and all
+// scratch memory, sized once for MaxBatch tokens, so steady-state decoding
+// allocates nothing. A Runner is used by one goroutine at a time.
+type Runner struct {
+	m    *Model
+	opt  Options
+	pool *kernels.Pool
+
+	x, xn, out  []float32 // residual stream, normed input, block output: MaxBatch x Embd
+	acts        kernels.Activations
+	logitsBuf   []float32
+	scratch     map[string][]float32
+	attnTask    attnTask
+	scratchRows [][]float32
+	cosBuf      []float32
+	sinBuf      []float32
+}
+
+// NewRunner allocates a Runner for m.
+func (m *Model) NewRunner(opt Options) *Runner {
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 512
+	}
+	c := &m.Config
+	r := &Runner{m: m, opt: opt, pool: kernels.NewPool(opt.Threads), scratch: map[string][]float32{}}
+	n := opt.MaxBatch * c.Embd
+	r.x, r.xn, r.out = make([]float32, n), make([]float32, n), make([]float32, n)
+	return r
+}
+
+// Close stops the Runner's workers.
+func (r *Runner) Close() { r.pool.Close() }
+
+// Model returns the model the Runner evaluates.
+func (r *Runner) Model() *Model { return r.m }
+
+// Threads returns the number of threads used.
+func (r *Runner) Threads() int { return r.pool.Threads() }
+
+// buf returns a named scratch buffer of at least n floats, allocated on
+// first use and reused afterwards.
+func (r *Runner) buf(name string, n int) []float32 {
+	b := r.scratch[name]
+	if cap(b) < n {
+		b = make([]float32, n)
+		r.scratch[name] = b
+	}
+	return b[:n]
+}
+
+// Forward evaluates b and returns the logits of the rows b.Logits names
+// (len(b.Logits) x Vocab, valid until the next call). It advances each
+// sequence's Len past its tokens.
+func (r *Runner) Forward(ctx context.Context, b *Batch) ([]float32, error) {
+	c := &r.m.Config
+	n := len(b.Tokens)
+	if n == 0 {
+		return nil, errors.New("model: empty batch")
+	}
+	if n > r.opt.MaxBatch {
+		return nil, fmt.Errorf("model: batch of %d tokens exceeds the maximum %d", n, r.opt.MaxBatch)
+	}
+	if len(b.Pos) != n || len(b.Seq) != n {
+		return nil, errors.New("model: batch tokens, positions and sequences differ in length")
+	}
+	for i := 0; i < n; i++ {
+		if b.Pos[i] < 0 || b.Pos[i] >= b.Seq[i].ctx {
+			return nil, fmt.Errorf("%w: position %d with a context of %d", ErrContextFull, b.Pos[i], b.Seq[i].ctx)
+		}
+		if err := r.m.embed(r.x[i*c.Embd:(i+1)*c.Embd], b.Tokens[i]); err != nil {
+			return nil, err
+		}
+	}
+	for l := range r.m.layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ly := &r.m.layers[l]
+		r.normRows(ly.attnNorm, n)
+		ly.attn.forward(r, l, b)
+		add(r.x[:n*c.Embd], r.out[:n*c.Embd])
+		r.normRows(ly.ffnNorm, n)
+		if err := ly.ffn.forward(r, l, b); err != nil {
+			return nil, err
+		}
+		add(r.x[:n*c.Embd], r.out[:n*c.Embd])
+	}
+	for i := 0; i < n; i++ {
+		if p := b.Pos[i] + 1; p > b.Seq[i].Len {
+			b.Seq[i].Len = p
+		}
+	}
+	return r.logits(b), nil
+}
+
+// normRows writes rmsnorm(x) * w for the first n rows into r.xn.
+func (r *Runner) normRows(w []float32, n int) {
+	e, eps := r.m.Config.Embd, r.m.Config.NormEps
+	for i := 0; i < n; i++ {
+		rmsNorm(r.xn[i*e:(i+1)*e], r.x[i*e:(i+1)*e], w, eps)
+	}
+}
+
+// logits runs the final norm and the LM head on the requested rows.
+func (r *Runner) logits(b *Batch) []float32 {
+	c := &r.m.Config
+	rows := b.Logits
+	last := [1]int{len(b.Tokens) - 1}
+	if len(rows) == 0 {
+		rows = last[:]
+	}
+	for j, i := range rows {
+		rmsNorm(r.xn[j*c.Embd:(j+1)*c.Embd], r.x[i*c.Embd:(i+1)*c.Embd], r.m.outputNorm, c.NormEps)
+	}
+	if cap(r.logitsBuf) < len(rows)*c.Vocab {
+		r.logitsBuf = make([]float32, len(rows)*c.Vocab)
+	}
+	out := r.logitsBuf[:len(rows)*c.Vocab]
+	r.acts.Reset(r.xn, len(rows), c.Embd)
+	r.pool.MatMul(out, r.m.output, &r.acts)
+	return out
+}
+
+// matmul multiplies the n rows of x (cols wide) by w into out.
+func (r *Runner) matmul(out []float32, w *kernels.Matrix, x []float32, n int) {
+	r.acts.Reset(x, n, w.Cols)
+	r.pool.MatMul(out, w, &r.acts)
+}
