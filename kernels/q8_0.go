@@ -71,9 +71,9 @@ func quantizeQ8_0AVX(dst []byte, src []float32) {
 	}
 }
 
-// legacyAmax is the reference quantizers' amax = MAX(amax, fabsf(v)) loop;
-// MAX keeps its second operand when the comparison fails, so a NaN is kept
-// only when it is the last element or nothing larger follows it.
+// legacyAmax is the reference quantizers' amax = MAX(amax, fabsf(v)) loop.
+// MAX keeps its second operand when the comparison fails, so after a NaN the
+// scan restarts from the next element and a NaN survives only as the last.
 func legacyAmax(x []float32) float32 {
 	var amax float32
 	for _, v := range x {
