@@ -1,0 +1,129 @@
+package kernels
+
+import "github.com/inference-x/inference-x/gguf"
+
+// Q4_1 (ggml-common.h block_q4_1): 32 weights as an fp16 scale d, an fp16
+// offset m and 16 bytes of 4-bit codes q, weight = q·d + m. Byte j holds
+// element j in its low nibble and element j+16 in its high nibble.
+const q4_1Bytes = 20
+
+func init() {
+	register(&Format{
+		Type:       gguf.TypeQ4_1,
+		VecDot:     gguf.TypeQ8_1,
+		Dequantize: dequantizeQ4_1,
+		Quantize:   quantizeQ4_1,
+		Dot:        dotQ4_1,
+		DotF32:     dotF32Q4_1,
+	})
+}
+
+func dequantizeQ4_1(dst []float32, src []byte) {
+	for i := 0; i+legacyQK <= len(dst); i += legacyQK {
+		b := src[i/legacyQK*q4_1Bytes:][:q4_1Bytes]
+		y := dst[i : i+legacyQK]
+		d, m := legacyF16(b, 0), legacyF16(b, 2)
+		for j, q := range b[4:20] {
+			y[j] = float32(float32(q&0x0f)*d) + m
+			y[j+16] = float32(float32(q>>4)*d) + m
+		}
+	}
+}
+
+func quantizeQ4_1(dst []byte, src []float32, imatrix []float32) {
+	if imatrix != nil {
+		quantizeQ4_1Imatrix(dst, src, imatrix)
+		return
+	}
+	// quantize_row_q4_1_ref: d = (max-min)/15, m = min, codes
+	// (int8)((x-min)/d + 0.5) capped at 15.
+	for i := 0; i+legacyQK <= len(src); i += legacyQK {
+		x := src[i : i+legacyQK]
+		b := dst[i/legacyQK*q4_1Bytes:][:q4_1Bytes]
+		minv, maxv := legacyMinMax(x)
+		d := (maxv - minv) / 15
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		legacyPutF16(b, 0, d)
+		legacyPutF16(b, 2, minv)
+		for j := 0; j < 16; j++ {
+			x0 := min(15, int32(int8(legacyTrunc(float32(float32(x[j]-minv)*id)+0.5))))
+			x1 := min(15, int32(int8(legacyTrunc(float32(float32(x[j+16]-minv)*id)+0.5))))
+			b[4+j] = uint8(x0) | uint8(x1)<<4
+		}
+	}
+}
+
+// legacyMinMax is the reference quantizers' min/max scan starting from
+// ±FLT_MAX (NaNs are skipped).
+func legacyMinMax(x []float32) (minv, maxv float32) {
+	minv, maxv = maxFloat32, -maxFloat32
+	for _, v := range x {
+		if v < minv {
+			minv = v
+		}
+		if v > maxv {
+			maxv = v
+		}
+	}
+	return minv, maxv
+}
+
+const maxFloat32 = 0x1p127 * (1 + (1 - 0x1p-23))
+
+// quantizeQ4_1Imatrix is quantize_row_q4_1_impl: make_qkx3_quants per block
+// with weights imatrix·sqrt(sigma2 + x²).
+func quantizeQ4_1Imatrix(dst []byte, src, imatrix []float32) {
+	sigma2 := legacySigma2(src)
+	var w [legacyQK]float32
+	var L [legacyQK]uint8
+	for i := 0; i+legacyQK <= len(src); i += legacyQK {
+		x := src[i : i+legacyQK]
+		b := dst[i/legacyQK*q4_1Bytes:][:q4_1Bytes]
+		legacyWeights(&w, x, imatrix[i:], sigma2)
+		d, theMin := legacyMakeQKX3(15, x, &w, &L)
+		legacyPutF16(b, 0, d)
+		legacyPutF16(b, 2, -theMin)
+		for j := 0; j < 16; j++ {
+			b[4+j] = L[j] | L[j+16]<<4
+		}
+	}
+}
+
+// dotQ4_1 is ggml_vec_dot_q4_1_q8_1 in the scalar order:
+// sumf += (dx·dy)·sumi + m·s, with s = d·Σq from the Q8_1 block.
+func dotQ4_1(n int, w, a []byte) float32 {
+	var sumf float32
+	for i := 0; i+legacyQK <= n; i += legacyQK {
+		bw := w[i/legacyQK*q4_1Bytes:][:q4_1Bytes]
+		ba := a[i/legacyQK*q8_1Bytes:][:q8_1Bytes]
+		qw, qa := bw[4:20], ba[4:36]
+		var s0, s1 int32
+		for j, q := range qw {
+			s0 += int32(q&0x0f) * int32(int8(qa[j]))
+			s1 += int32(q>>4) * int32(int8(qa[j+16]))
+		}
+		dd := float32(legacyF16(bw, 0) * legacyF16(ba, 0))
+		sumf += float32(dd*float32(s0+s1)) + float32(legacyF16(bw, 2)*legacyF16(ba, 2))
+	}
+	return sumf
+}
+
+// dotF32Q4_1 sums d·Σq·x + m·Σx per block.
+func dotF32Q4_1(w []byte, x []float32) float32 {
+	var sum float64
+	for i := 0; i+legacyQK <= len(x); i += legacyQK {
+		b := w[i/legacyQK*q4_1Bytes:][:q4_1Bytes]
+		xb := x[i : i+legacyQK]
+		var sq, sx float32
+		for j, q := range b[4:20] {
+			x0, x1 := xb[j], xb[j+16]
+			sq += float32(float32(q&0x0f)*x0) + float32(float32(q>>4)*x1)
+			sx += x0 + x1
+		}
+		sum += float64(legacyF16(b, 0)*sq) + float64(legacyF16(b, 2)*sx)
+	}
+	return float32(sum)
+}
