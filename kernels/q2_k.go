@@ -1,0 +1,219 @@
+package kernels
+
+import "github.com/inference-x/inference-x/gguf"
+
+// Q2_K (ggml-common.h block_q2_K), 84 bytes per 256 weights:
+//
+//	scales  16 bytes: per 16-element group j, 4-bit scale (low nibble)
+//	        and 4-bit min (high nibble)
+//	qs      64 bytes: 2-bit levels; in 128-element half h, bits 2k..2k+1
+//	        of byte l of qs[32h:] belong to element 128h+32k+l
+//	d, dmin fp16 super-block scales for the group scales and mins
+//
+// Weight = d*scale_j*q - dmin*min_j.
+const q2KBlockBytes = 84
+
+func init() {
+	register(&Format{
+		Type:       gguf.TypeQ2_K,
+		VecDot:     gguf.TypeQ8_K,
+		Dequantize: dequantizeQ2K,
+		Quantize:   quantizeQ2K,
+		Dot:        dotQ2K,
+		DotF32:     dotF32Q2K,
+	})
+}
+
+func dequantizeQ2K(dst []float32, src []byte) {
+	nb := len(dst) / kqBlock
+	for i := 0; i < nb; i++ {
+		b := (*[q2KBlockBytes]byte)(src[i*q2KBlockBytes:])
+		y := (*[kqBlock]float32)(dst[i*kqBlock:])
+		d, dmin := kqHalf(b[:], 80), kqHalf(b[:], 82)
+		for h := 0; h < 2; h++ {
+			q := (*[32]byte)(b[16+32*h:])
+			for k := 0; k < 4; k++ {
+				sh := uint(2 * k)
+				y32 := (*[32]float32)(y[128*h+32*k:])
+				sc := b[8*h+2*k]
+				dl, ml := d*float32(sc&0xF), dmin*float32(sc>>4)
+				for l := 0; l < 16; l++ {
+					y32[l] = float32(dl*float32(q[l]>>sh&3)) - ml
+				}
+				sc = b[8*h+2*k+1]
+				dl, ml = d*float32(sc&0xF), dmin*float32(sc>>4)
+				for l := 16; l < 32; l++ {
+					y32[l] = float32(dl*float32(q[l]>>sh&3)) - ml
+				}
+			}
+		}
+	}
+}
+
+// quantizeQ2K is quantize_row_q2_K_ref (make_qkx2_quants per 16 weights,
+// mean-absolute-error fit), or quantize_row_q2_K_impl with an importance
+// matrix (make_qkx3_quants with weights qw*sqrt(sigma2+x²), then
+// make_qp_quants for the scales and mins).
+func quantizeQ2K(dst []byte, src []float32, imatrix []float32) {
+	nb := len(src) / kqBlock
+	var L [kqBlock]uint8
+	var aux [16]uint8
+	var weights [16]float32
+	var scales, mins [16]float32
+	for i := 0; i < nb; i++ {
+		b := (*[q2KBlockBytes]byte)(dst[i*q2KBlockBytes:])
+		x := (*[kqBlock]float32)(src[i*kqBlock:])
+		sb := (*[16]byte)(b[0:])
+		if imatrix == nil {
+			var maxScale, maxMin float32
+			for j := 0; j < 16; j++ {
+				xs := x[16*j : 16*j+16]
+				for l, v := range xs {
+					weights[l] = abs32(v)
+				}
+				scales[j], mins[j] = kqMakeQKXQuants(3, xs, weights[:], L[16*j:16*j+16], aux[:], -0.5, 0.1, 15, true)
+				if scales[j] > maxScale {
+					maxScale = scales[j]
+				}
+				if mins[j] > maxMin {
+					maxMin = mins[j]
+				}
+			}
+			if maxScale > 0 {
+				iscale := 15 / maxScale
+				for j := range sb {
+					sb[j] = uint8(kqNearestInt(iscale * scales[j]))
+				}
+				kqPutHalf(b[:], 80, maxScale/15)
+			} else {
+				*sb = [16]byte{}
+				kqPutHalf(b[:], 80, 0)
+			}
+			if maxMin > 0 {
+				iscale := 15 / maxMin
+				for j := range sb {
+					sb[j] |= uint8(kqNearestInt(iscale*mins[j]) << 4)
+				}
+				kqPutHalf(b[:], 82, maxMin/15)
+			} else {
+				kqPutHalf(b[:], 82, 0)
+			}
+		} else {
+			qw := imatrix[i*kqBlock : (i+1)*kqBlock]
+			var sumX2 float32
+			for _, v := range x {
+				sumX2 += float32(v * v)
+			}
+			sigma2 := sumX2 / kqBlock
+			var sw [16]float32
+			for j := 0; j < 16; j++ {
+				xs := x[16*j : 16*j+16]
+				for l, v := range xs {
+					weights[l] = qw[16*j+l] * kqSqrt(sigma2+float32(v*v))
+				}
+				for _, w := range weights {
+					sw[j] += w
+				}
+				scales[j], mins[j] = kqMakeQKXQuants(3, xs, weights[:], L[16*j:16*j+16], aux[:], -0.9, 0.05, 36, false)
+			}
+			var Ls, Lm [16]uint8
+			dm := kqMakeQPQuants(15, scales[:], Ls[:], sw[:])
+			mm := kqMakeQPQuants(15, mins[:], Lm[:], sw[:])
+			kqPutHalf(b[:], 80, dm)
+			kqPutHalf(b[:], 82, mm)
+			for j := range sb {
+				sb[j] = Ls[j] | Lm[j]<<4
+			}
+		}
+
+		// Requantize with the stored scales and mins.
+		d, dmin := kqHalf(b[:], 80), kqHalf(b[:], 82)
+		for j := 0; j < 16; j++ {
+			dl := d * float32(sb[j]&0xF)
+			if dl == 0 {
+				continue
+			}
+			ml := dmin * float32(sb[j]>>4)
+			for ii, v := range x[16*j : 16*j+16] {
+				l := max32i(0, min32i(3, kqNearestInt((v+ml)/dl)))
+				L[16*j+ii] = uint8(l)
+			}
+		}
+		for h := 0; h < 2; h++ {
+			q := (*[32]byte)(b[16+32*h:])
+			Lh := (*[128]uint8)(L[128*h:])
+			for l := range q {
+				q[l] = Lh[l] | Lh[l+32]<<2 | Lh[l+64]<<4 | Lh[l+96]<<6
+			}
+		}
+	}
+}
+
+// dotQ2K is ggml_vec_dot_q2_K_q8_K_generic's arithmetic: one integer sum
+// per block, sumf += dall*isum - dmin*Σ bsums*mins.
+func dotQ2K(n int, w, a []byte) float32 {
+	nb := n / kqBlock
+	var sumf float32
+	for i := 0; i < nb; i++ {
+		x := (*[q2KBlockBytes]byte)(w[i*q2KBlockBytes:])
+		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
+		var summs int32
+		for j := 0; j < 16; j++ {
+			summs += kqQ8Bsum(y[:], j) * int32(x[j]>>4)
+		}
+		var isum int32
+		for h := 0; h < 2; h++ {
+			q := (*[32]byte)(x[16+32*h:])
+			for k := 0; k < 4; k++ {
+				sh := uint(2 * k)
+				q8 := (*[32]byte)(y[kqQ8QsOff+128*h+32*k:])
+				var s1, s2 int32
+				for l := 0; l < 16; l++ {
+					s1 += int32(int8(q8[l])) * int32(q[l]>>sh&3)
+				}
+				for l := 16; l < 32; l++ {
+					s2 += int32(int8(q8[l])) * int32(q[l]>>sh&3)
+				}
+				isum += int32(x[8*h+2*k]&0xF)*s1 + int32(x[8*h+2*k+1]&0xF)*s2
+			}
+		}
+		yd := kqQ8Scale(y[:])
+		dall := yd * kqHalf(x[:], 80)
+		dmin := yd * kqHalf(x[:], 82)
+		sumf += float32(dall*float32(isum)) - float32(dmin*float32(summs))
+	}
+	return sumf
+}
+
+// dotF32Q2K: each 16-weight group contributes d_j*Σq*x - m_j*Σx.
+func dotF32Q2K(w []byte, x []float32) float32 {
+	nb := len(x) / kqBlock
+	var sum float32
+	for i := 0; i < nb; i++ {
+		b := (*[q2KBlockBytes]byte)(w[i*q2KBlockBytes:])
+		xb := (*[kqBlock]float32)(x[i*kqBlock:])
+		d, dmin := kqHalf(b[:], 80), kqHalf(b[:], 82)
+		var bsum float32
+		for h := 0; h < 2; h++ {
+			q := (*[32]byte)(b[16+32*h:])
+			for k := 0; k < 4; k++ {
+				sh := uint(2 * k)
+				x32 := (*[32]float32)(xb[128*h+32*k:])
+				var qx1, qx2, s1, s2 float32
+				for l := 0; l < 16; l++ {
+					qx1 += float32(float32(q[l]>>sh&3) * x32[l])
+					s1 += x32[l]
+				}
+				for l := 16; l < 32; l++ {
+					qx2 += float32(float32(q[l]>>sh&3) * x32[l])
+					s2 += x32[l]
+				}
+				sc1, sc2 := b[8*h+2*k], b[8*h+2*k+1]
+				bsum += float32(d*float32(sc1&0xF))*qx1 - float32(dmin*float32(sc1>>4))*s1
+				bsum += float32(d*float32(sc2&0xF))*qx2 - float32(dmin*float32(sc2>>4))*s2
+			}
+		}
+		sum += bsum
+	}
+	return sum
+}

@@ -1,0 +1,134 @@
+package kernels
+
+import "github.com/inference-x/inference-x/gguf"
+
+// Q4_K (ggml-common.h block_q4_K), 144 bytes per 256 weights:
+//
+//	d, dmin   fp16 super-block scales for the sub-block scales and mins
+//	scales    12 bytes: eight 6-bit scales and eight 6-bit mins (kqScaleMinK4)
+//	qs        128 bytes: 4-bit levels; byte l of 32-byte chunk c holds
+//	          element 64c+l in its low nibble and 64c+32+l in its high one
+//
+// Weight = d*scale_j*q - dmin*min_j for the 32-element sub-block j.
+const q4KBlockBytes = 144
+
+func init() {
+	register(&Format{
+		Type:       gguf.TypeQ4_K,
+		VecDot:     gguf.TypeQ8_K,
+		Dequantize: dequantizeQ4K,
+		Quantize:   quantizeQ4K,
+		Dot:        dotQ4K,
+		DotF32:     dotF32Q4K,
+	})
+}
+
+func dequantizeQ4K(dst []float32, src []byte) {
+	nb := len(dst) / kqBlock
+	for i := 0; i < nb; i++ {
+		b := (*[q4KBlockBytes]byte)(src[i*q4KBlockBytes:])
+		y := (*[kqBlock]float32)(dst[i*kqBlock:])
+		d, dmin := kqHalf(b[:], 0), kqHalf(b[:], 2)
+		sc, m := kqUnpackScalesK4(b[4:16])
+		for c := 0; c < 4; c++ {
+			d1, m1 := d*float32(sc[2*c]), dmin*float32(m[2*c])
+			d2, m2 := d*float32(sc[2*c+1]), dmin*float32(m[2*c+1])
+			q := (*[32]byte)(b[16+32*c:])
+			lo := (*[32]float32)(y[64*c:])
+			hi := (*[32]float32)(y[64*c+32:])
+			for l, v := range q {
+				lo[l] = float32(d1*float32(v&0xF)) - m1
+				hi[l] = float32(d2*float32(v>>4)) - m2
+			}
+		}
+	}
+}
+
+func quantizeQ4K(dst []byte, src []float32, imatrix []float32) {
+	nb := len(src) / kqBlock
+	var L [kqBlock]uint8
+	for i := 0; i < nb; i++ {
+		b := (*[q4KBlockBytes]byte)(dst[i*q4KBlockBytes:])
+		var qw []float32
+		if imatrix != nil {
+			qw = imatrix[i*kqBlock : (i+1)*kqBlock]
+		}
+		kqQuantizeScaleMin32(b[:16], &L, src[i*kqBlock:(i+1)*kqBlock], qw, 15, -1, 0.1, 20, false)
+		for c := 0; c < 4; c++ {
+			q := (*[32]byte)(b[16+32*c:])
+			for l := range q {
+				q[l] = L[64*c+l] | L[64*c+32+l]<<4
+			}
+		}
+	}
+}
+
+// dotQ4K is ggml_vec_dot_q4_K_q8_K_generic's arithmetic: per block, integer
+// sums in eight lanes (element e goes to lane e%8), then
+// sums[lane] += d*lane_sum and sumf -= dmin*Σ bsums*mins; the lanes are
+// added to sumf at the end.
+func dotQ4K(n int, w, a []byte) float32 {
+	nb := n / kqBlock
+	var sums [8]float32
+	var sumf float32
+	for i := 0; i < nb; i++ {
+		x := (*[q4KBlockBytes]byte)(w[i*q4KBlockBytes:])
+		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
+		sc, m := kqUnpackScalesK4(x[4:16])
+		var sumi int32
+		for j := 0; j < 16; j++ {
+			sumi += kqQ8Bsum(y[:], j) * int32(m[j/2])
+		}
+		var acc [8]int32
+		for c := 0; c < 4; c++ {
+			q := (*[32]byte)(x[16+32*c:])
+			lo := (*[32]byte)(y[kqQ8QsOff+64*c:])
+			hi := (*[32]byte)(y[kqQ8QsOff+64*c+32:])
+			s1, s2 := int32(sc[2*c]), int32(sc[2*c+1])
+			for l := 0; l < 32; l++ {
+				acc[l%8] += s1*int32(int8(lo[l]))*int32(q[l]&0xF) + s2*int32(int8(hi[l]))*int32(q[l]>>4)
+			}
+		}
+		yd := kqQ8Scale(y[:])
+		d := kqHalf(x[:], 0) * yd
+		for l := range sums {
+			sums[l] += float32(d * float32(acc[l]))
+		}
+		dmin := kqHalf(x[:], 2) * yd
+		sumf -= float32(dmin * float32(sumi))
+	}
+	for _, s := range sums {
+		sumf += s
+	}
+	return sumf
+}
+
+// dotF32Q4K decodes each 32-weight sub-block in registers: the sub-block
+// contributes d_j*Σq*x - m_j*Σx.
+func dotF32Q4K(w []byte, x []float32) float32 {
+	nb := len(x) / kqBlock
+	var sum float32
+	for i := 0; i < nb; i++ {
+		b := (*[q4KBlockBytes]byte)(w[i*q4KBlockBytes:])
+		xb := (*[kqBlock]float32)(x[i*kqBlock:])
+		d, dmin := kqHalf(b[:], 0), kqHalf(b[:], 2)
+		sc, m := kqUnpackScalesK4(b[4:16])
+		var bsum float32
+		for c := 0; c < 4; c++ {
+			q := (*[32]byte)(b[16+32*c:])
+			lo := (*[32]float32)(xb[64*c:])
+			hi := (*[32]float32)(xb[64*c+32:])
+			var qxLo, qxHi, xLo, xHi float32
+			for l, v := range q {
+				qxLo += float32(float32(v&0xF) * lo[l])
+				qxHi += float32(float32(v>>4) * hi[l])
+				xLo += lo[l]
+				xHi += hi[l]
+			}
+			bsum += float32(d*float32(sc[2*c]))*qxLo - float32(dmin*float32(m[2*c]))*xLo
+			bsum += float32(d*float32(sc[2*c+1]))*qxHi - float32(dmin*float32(m[2*c+1]))*xHi
+		}
+		sum += bsum
+	}
+	return sum
+}

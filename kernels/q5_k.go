@@ -1,0 +1,151 @@
+package kernels
+
+import "github.com/inference-x/inference-x/gguf"
+
+// Q5_K (ggml-common.h block_q5_K), 176 bytes per 256 weights:
+//
+//	d, dmin   fp16 super-block scales for the sub-block scales and mins
+//	scales    12 bytes: eight 6-bit scales and eight 6-bit mins (kqScaleMinK4)
+//	qh        32 bytes: bit 2c of byte l is the fifth bit of element 64c+l,
+//	          bit 2c+1 that of element 64c+32+l
+//	qs        128 bytes: low 4 bits, laid out as in Q4_K
+//
+// Weight = d*scale_j*q - dmin*min_j for the 32-element sub-block j.
+const q5KBlockBytes = 176
+
+func init() {
+	register(&Format{
+		Type:       gguf.TypeQ5_K,
+		VecDot:     gguf.TypeQ8_K,
+		Dequantize: dequantizeQ5K,
+		Quantize:   quantizeQ5K,
+		Dot:        dotQ5K,
+		DotF32:     dotF32Q5K,
+	})
+}
+
+func dequantizeQ5K(dst []float32, src []byte) {
+	nb := len(dst) / kqBlock
+	for i := 0; i < nb; i++ {
+		b := (*[q5KBlockBytes]byte)(src[i*q5KBlockBytes:])
+		y := (*[kqBlock]float32)(dst[i*kqBlock:])
+		d, dmin := kqHalf(b[:], 0), kqHalf(b[:], 2)
+		sc, m := kqUnpackScalesK4(b[4:16])
+		qh := (*[32]byte)(b[16:])
+		for c := 0; c < 4; c++ {
+			d1, m1 := d*float32(sc[2*c]), dmin*float32(m[2*c])
+			d2, m2 := d*float32(sc[2*c+1]), dmin*float32(m[2*c+1])
+			q := (*[32]byte)(b[48+32*c:])
+			lo := (*[32]float32)(y[64*c:])
+			hi := (*[32]float32)(y[64*c+32:])
+			sh := uint(2 * c)
+			for l, v := range q {
+				h := qh[l] >> sh
+				lo[l] = float32(d1*float32(v&0xF|h&1<<4)) - m1
+				hi[l] = float32(d2*float32(v>>4|h&2<<3)) - m2
+			}
+		}
+	}
+}
+
+func quantizeQ5K(dst []byte, src []float32, imatrix []float32) {
+	nb := len(src) / kqBlock
+	var L [kqBlock]uint8
+	for i := 0; i < nb; i++ {
+		b := (*[q5KBlockBytes]byte)(dst[i*q5KBlockBytes:])
+		var qw []float32
+		if imatrix != nil {
+			qw = imatrix[i*kqBlock : (i+1)*kqBlock]
+		}
+		kqQuantizeScaleMin32(b[:16], &L, src[i*kqBlock:(i+1)*kqBlock], qw, 31, -0.5, 0.1, 15, true)
+		qh := (*[32]byte)(b[16:])
+		*qh = [32]byte{}
+		for c := 0; c < 4; c++ {
+			q := (*[32]byte)(b[48+32*c:])
+			for l := range q {
+				l1, l2 := L[64*c+l], L[64*c+32+l]
+				if l1 > 15 {
+					l1 -= 16
+					qh[l] |= 1 << (2 * c)
+				}
+				if l2 > 15 {
+					l2 -= 16
+					qh[l] |= 2 << (2 * c)
+				}
+				q[l] = l1 | l2<<4
+			}
+		}
+	}
+}
+
+// dotQ5K is ggml_vec_dot_q5_K_q8_K_generic's arithmetic (see dotQ4K).
+func dotQ5K(n int, w, a []byte) float32 {
+	nb := n / kqBlock
+	var sums [8]float32
+	var sumf float32
+	for i := 0; i < nb; i++ {
+		x := (*[q5KBlockBytes]byte)(w[i*q5KBlockBytes:])
+		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
+		sc, m := kqUnpackScalesK4(x[4:16])
+		var sumi int32
+		for j := 0; j < 16; j++ {
+			sumi += kqQ8Bsum(y[:], j) * int32(m[j/2])
+		}
+		qh := (*[32]byte)(x[16:])
+		var acc [8]int32
+		for c := 0; c < 4; c++ {
+			q := (*[32]byte)(x[48+32*c:])
+			lo := (*[32]byte)(y[kqQ8QsOff+64*c:])
+			hi := (*[32]byte)(y[kqQ8QsOff+64*c+32:])
+			s1, s2 := int32(sc[2*c]), int32(sc[2*c+1])
+			sh := uint(2 * c)
+			for l := 0; l < 32; l++ {
+				h := qh[l] >> sh
+				acc[l%8] += s1*int32(int8(lo[l]))*int32(q[l]&0xF|h&1<<4) + s2*int32(int8(hi[l]))*int32(q[l]>>4|h&2<<3)
+			}
+		}
+		yd := kqQ8Scale(y[:])
+		d := kqHalf(x[:], 0) * yd
+		for l := range sums {
+			sums[l] += float32(d * float32(acc[l]))
+		}
+		dmin := kqHalf(x[:], 2) * yd
+		sumf -= float32(dmin * float32(sumi))
+	}
+	for _, s := range sums {
+		sumf += s
+	}
+	return sumf
+}
+
+// dotF32Q5K: each 32-weight sub-block contributes d_j*Σq*x - m_j*Σx.
+func dotF32Q5K(w []byte, x []float32) float32 {
+	nb := len(x) / kqBlock
+	var sum float32
+	for i := 0; i < nb; i++ {
+		b := (*[q5KBlockBytes]byte)(w[i*q5KBlockBytes:])
+		xb := (*[kqBlock]float32)(x[i*kqBlock:])
+		d, dmin := kqHalf(b[:], 0), kqHalf(b[:], 2)
+		sc, m := kqUnpackScalesK4(b[4:16])
+		qh := (*[32]byte)(b[16:])
+		var bsum float32
+		for c := 0; c < 4; c++ {
+			q := (*[32]byte)(b[48+32*c:])
+			lo := (*[32]float32)(xb[64*c:])
+			hi := (*[32]float32)(xb[64*c+32:])
+			sh := uint(2 * c)
+			var qxLo, qxHi, xLo, xHi float32
+			for l, v := range q {
+				h := qh[l] >> sh
+				qxLo += float32(float32(v&0xF|h&1<<4) * lo[l])
+				qxHi += float32(float32(v>>4|h&2<<3) * hi[l])
+				xLo += lo[l]
+				xHi += hi[l]
+			}
+			bsum += float32(d*float32(sc[2*c]))*qxLo - float32(dmin*float32(m[2*c]))*xLo
+			bsum += float32(d*float32(sc[2*c+1]))*qxHi - float32(dmin*float32(m[2*c+1]))*xHi
+		}
+		sum += bsum
+	}
+	return sum
+}

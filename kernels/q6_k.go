@@ -1,0 +1,178 @@
+package kernels
+
+import "github.com/inference-x/inference-x/gguf"
+
+// Q6_K (ggml-common.h block_q6_K), 210 bytes per 256 weights:
+//
+//	ql      128 bytes: low 4 bits. In 128-element half h, byte l of
+//	        ql[64h:] holds element 128h+l (low nibble) and 128h+64+l (high),
+//	        byte 32+l holds 128h+32+l and 128h+96+l.
+//	qh      64 bytes: high 2 bits; byte l of qh[32h:] holds those of
+//	        elements 128h+l, +32, +64, +96 in bits 0-1, 2-3, 4-5, 6-7.
+//	scales  16 int8 scales, one per 16 elements
+//	d       fp16 super-block scale
+//
+// Weight = d*scale_j*(q-32).
+const q6KBlockBytes = 210
+
+func init() {
+	register(&Format{
+		Type:       gguf.TypeQ6_K,
+		VecDot:     gguf.TypeQ8_K,
+		Dequantize: dequantizeQ6K,
+		Quantize:   quantizeQ6K,
+		Dot:        dotQ6K,
+		DotF32:     dotF32Q6K,
+	})
+}
+
+func dequantizeQ6K(dst []float32, src []byte) {
+	nb := len(dst) / kqBlock
+	for i := 0; i < nb; i++ {
+		b := (*[q6KBlockBytes]byte)(src[i*q6KBlockBytes:])
+		y := (*[kqBlock]float32)(dst[i*kqBlock:])
+		d := kqHalf(b[:], 208)
+		for h := 0; h < 2; h++ {
+			ql := (*[64]byte)(b[64*h:])
+			qh := (*[32]byte)(b[128+32*h:])
+			sc := (*[8]byte)(b[192+8*h:])
+			yh := (*[128]float32)(y[128*h:])
+			for l := 0; l < 32; l++ {
+				is := l / 16
+				q1 := int32(ql[l]&0xF|(qh[l]>>0&3)<<4) - 32
+				q2 := int32(ql[l+32]&0xF|(qh[l]>>2&3)<<4) - 32
+				q3 := int32(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
+				q4 := int32(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
+				yh[l] = d * float32(int8(sc[is])) * float32(q1)
+				yh[l+32] = d * float32(int8(sc[is+2])) * float32(q2)
+				yh[l+64] = d * float32(int8(sc[is+4])) * float32(q3)
+				yh[l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+			}
+		}
+	}
+}
+
+// quantizeQ6K is quantize_row_q6_K_ref, or quantize_row_q6_K_impl with an
+// importance matrix (the same search with the imatrix as weights).
+func quantizeQ6K(dst []byte, src []float32, imatrix []float32) {
+	nb := len(src) / kqBlock
+	var L [kqBlock]int8
+	var scales [16]float32
+	for i := 0; i < nb; i++ {
+		b := (*[q6KBlockBytes]byte)(dst[i*q6KBlockBytes:])
+		x := (*[kqBlock]float32)(src[i*kqBlock:])
+		var maxScale, maxAbsScale float32
+		for ib := 0; ib < 16; ib++ {
+			var qw []float32
+			if imatrix != nil {
+				qw = imatrix[i*kqBlock+16*ib : i*kqBlock+16*ib+16]
+			}
+			s := kqMakeQXQuants(32, x[16*ib:16*ib+16], L[16*ib:16*ib+16], qw)
+			scales[ib] = s
+			if as := abs32(s); as > maxAbsScale {
+				maxAbsScale, maxScale = as, s
+			}
+		}
+		if maxAbsScale < kqGroupMaxEps {
+			*b = [q6KBlockBytes]byte{}
+			continue
+		}
+		iscale := -128 / maxScale
+		kqPutHalf(b[:], 208, 1/iscale)
+		for ib := 0; ib < 16; ib++ {
+			b[192+ib] = byte(int8(min(127, kqNearestInt(iscale*scales[ib]))))
+		}
+		d := kqHalf(b[:], 208)
+		for j := 0; j < 16; j++ {
+			dl := d * float32(int8(b[192+j]))
+			if dl == 0 {
+				continue
+			}
+			for ii, v := range x[16*j : 16*j+16] {
+				l := max32i(-32, min32i(31, kqNearestInt(v/dl)))
+				L[16*j+ii] = int8(l + 32)
+			}
+		}
+		for h := 0; h < 2; h++ {
+			ql := (*[64]byte)(b[64*h:])
+			qh := (*[32]byte)(b[128+32*h:])
+			Lh := (*[128]int8)(L[128*h:])
+			for l := 0; l < 32; l++ {
+				q1, q2, q3, q4 := uint8(Lh[l]), uint8(Lh[l+32]), uint8(Lh[l+64]), uint8(Lh[l+96])
+				ql[l] = q1&0xF | (q3&0xF)<<4
+				ql[l+32] = q2&0xF | (q4&0xF)<<4
+				qh[l] = q1>>4 | (q2>>4)<<2 | (q3>>4)<<4 | (q4>>4)<<6
+			}
+		}
+	}
+}
+
+// dotQ6K is ggml_vec_dot_q6_K_q8_K_generic's arithmetic: per block, integer
+// sums in eight lanes (element e goes to lane e%8), sums[lane] +=
+// d*lane_sum, and the lanes added at the end.
+func dotQ6K(n int, w, a []byte) float32 {
+	nb := n / kqBlock
+	var sums [8]float32
+	for i := 0; i < nb; i++ {
+		x := (*[q6KBlockBytes]byte)(w[i*q6KBlockBytes:])
+		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
+		var acc [8]int32
+		for h := 0; h < 2; h++ {
+			ql := (*[64]byte)(x[64*h:])
+			qh := (*[32]byte)(x[128+32*h:])
+			sc := (*[8]byte)(x[192+8*h:])
+			q8 := (*[128]byte)(y[kqQ8QsOff+128*h:])
+			for l := 0; l < 32; l++ {
+				is := l / 16
+				q1 := int32(ql[l]&0xF|(qh[l]>>0&3)<<4) - 32
+				q2 := int32(ql[l+32]&0xF|(qh[l]>>2&3)<<4) - 32
+				q3 := int32(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
+				q4 := int32(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
+				acc[l%8] += int32(int8(sc[is]))*int32(int8(q8[l]))*q1 +
+					int32(int8(sc[is+2]))*int32(int8(q8[l+32]))*q2 +
+					int32(int8(sc[is+4]))*int32(int8(q8[l+64]))*q3 +
+					int32(int8(sc[is+6]))*int32(int8(q8[l+96]))*q4
+			}
+		}
+		d := kqHalf(x[:], 208) * kqQ8Scale(y[:])
+		for l := range sums {
+			sums[l] += float32(d * float32(acc[l]))
+		}
+	}
+	var sumf float32
+	for _, s := range sums {
+		sumf += s
+	}
+	return sumf
+}
+
+// dotF32Q6K: each 16-weight group contributes d*scale_j*Σ(q-32)*x.
+func dotF32Q6K(w []byte, x []float32) float32 {
+	nb := len(x) / kqBlock
+	var sum float32
+	for i := 0; i < nb; i++ {
+		b := (*[q6KBlockBytes]byte)(w[i*q6KBlockBytes:])
+		xb := (*[kqBlock]float32)(x[i*kqBlock:])
+		d := kqHalf(b[:], 208)
+		var bsum float32
+		for h := 0; h < 2; h++ {
+			ql := (*[64]byte)(b[64*h:])
+			qh := (*[32]byte)(b[128+32*h:])
+			sc := (*[8]byte)(b[192+8*h:])
+			xh := (*[128]float32)(xb[128*h:])
+			for g := 0; g < 2; g++ {
+				var s1, s2, s3, s4 float32
+				for l := 16 * g; l < 16*g+16; l++ {
+					s1 += float32(float32(int32(ql[l]&0xF|(qh[l]>>0&3)<<4)-32) * xh[l])
+					s2 += float32(float32(int32(ql[l+32]&0xF|(qh[l]>>2&3)<<4)-32) * xh[l+32])
+					s3 += float32(float32(int32(ql[l]>>4|(qh[l]>>4&3)<<4)-32) * xh[l+64])
+					s4 += float32(float32(int32(ql[l+32]>>4|(qh[l]>>6&3)<<4)-32) * xh[l+96])
+				}
+				bsum += float32(float32(int8(sc[g]))*s1) + float32(float32(int8(sc[g+2]))*s2) +
+					float32(float32(int8(sc[g+4]))*s3) + float32(float32(int8(sc[g+6]))*s4)
+			}
+		}
+		sum += float32(d * bsum)
+	}
+	return sum
+}
