@@ -102,3 +102,21 @@ func TestQuantizeActivationAllocs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkQuantizeActivation reports input MB/s (f32 bytes) of quantizing
+// a 4096-element activation row to each companion type.
+func BenchmarkQuantizeActivation(b *testing.B) {
+	x := make([]float32, 4096)
+	for i := range x {
+		x[i] = float32(i%97) - 48.5
+	}
+	for _, at := range []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ8_0, gguf.TypeQ8_1, gguf.TypeQ8_K} {
+		b.Run(at.String(), func(b *testing.B) {
+			dst := make([]byte, ActivationBytes(at, len(x)))
+			b.SetBytes(int64(4 * len(x)))
+			for b.Loop() {
+				_ = QuantizeActivation(at, dst, x)
+			}
+		})
+	}
+}

@@ -23,8 +23,20 @@ func init() {
 
 func bf16At(b []byte, i int) float32 { return BF16ToF32(binary.LittleEndian.Uint16(b[2*i:])) }
 
+// bf16Word is the little-endian 16-bit value at b[2*k:].
+func bf16Word(b *[16]byte, k int) uint16 { return uint16(b[2*k]) | uint16(b[2*k+1])<<8 }
+
+// The loops below go 8 elements at a time through array pointers so that
+// the compiler drops the bounds checks; a tail loop takes the rest.
+
 func dequantizeBF16(dst []float32, src []byte) {
-	src = src[:2*len(dst)]
+	for len(dst) >= 8 && len(src) >= 16 {
+		y, b := (*[8]float32)(dst), (*[16]byte)(src)
+		for k := range y {
+			y[k] = BF16ToF32(bf16Word(b, k))
+		}
+		dst, src = dst[8:], src[16:]
+	}
 	for i := range dst {
 		dst[i] = bf16At(src, i)
 	}
@@ -37,22 +49,40 @@ func quantizeBF16(dst []byte, src []float32) {
 	}
 }
 
-// dotBF16 is ggml_vec_dot_bf16's scalar order: each product in float32, the
-// sum in float64 (ggml_float).
+// dotBF16 is ggml_vec_dot_bf16's scalar order: each product in float32, the sum in
+// float64 (ggml_float), element by element.
 func dotBF16(n int, w, a []byte) float32 {
 	w, a = w[:2*n], a[:2*n]
 	var s float64
-	for i := 0; i < n; i++ {
+	for len(w) >= 16 && len(a) >= 16 {
+		bw, ba := (*[16]byte)(w), (*[16]byte)(a)
+		for k := 0; k < 8; k++ {
+			s += float64(BF16ToF32(bf16Word(bw, k)) * BF16ToF32(bf16Word(ba, k)))
+		}
+		w, a = w[16:], a[16:]
+	}
+	for i := 0; i < len(w)/2; i++ {
 		s += float64(bf16At(w, i) * bf16At(a, i))
 	}
 	return float32(s)
 }
 
+// dotF32BF16 runs four float64 sums (ggml's SIMD paths reorder too).
 func dotF32BF16(w []byte, x []float32) float32 {
 	w = w[:2*len(x)]
-	var s float64
-	for i, v := range x {
-		s += float64(bf16At(w, i) * v)
+	var s0, s1, s2, s3 float64
+	for len(x) >= 8 && len(w) >= 16 {
+		xb, b := (*[8]float32)(x), (*[16]byte)(w)
+		for k := 0; k < 8; k += 4 {
+			s0 += float64(BF16ToF32(bf16Word(b, k)) * xb[k])
+			s1 += float64(BF16ToF32(bf16Word(b, k+1)) * xb[k+1])
+			s2 += float64(BF16ToF32(bf16Word(b, k+2)) * xb[k+2])
+			s3 += float64(BF16ToF32(bf16Word(b, k+3)) * xb[k+3])
+		}
+		x, w = x[8:], w[16:]
 	}
-	return float32(s)
+	for i, v := range x {
+		s0 += float64(bf16At(w, i) * v)
+	}
+	return float32((s0 + s1) + (s2 + s3))
 }

@@ -151,3 +151,11 @@ func TestLegacyConversions(t *testing.T) {
 		t.Errorf("legacyAmax with a NaN last = %g, want NaN", got)
 	}
 }
+
+func TestFP16ToF32Inline(t *testing.T) {
+	for h := 0; h < 1<<16; h++ {
+		if got, want := fp16ToF32Inline(uint16(h)), FP16ToF32(uint16(h)); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("fp16ToF32Inline(%#04x) = %#08x, FP16ToF32 %#08x", h, math.Float32bits(got), math.Float32bits(want))
+		}
+	}
+}

@@ -19,15 +19,15 @@ func init() {
 }
 
 func dequantizeQ4_0(dst []float32, src []byte) {
-	for i := 0; i+legacyQK <= len(dst); i += legacyQK {
-		b := src[i/legacyQK*q4_0Bytes:][:q4_0Bytes]
-		y := dst[i : i+legacyQK]
-		d := legacyF16(b, 0)
-		qs := b[2:18]
-		for j, q := range qs {
+	for len(dst) >= legacyQK && len(src) >= q4_0Bytes {
+		b, y := (*[q4_0Bytes]byte)(src), (*[legacyQK]float32)(dst)
+		d := legacyF16(b[:], 0)
+		for j := 0; j < 16; j++ {
+			q := b[2+j]
 			y[j] = float32(int32(q&0x0f)-8) * d
 			y[j+16] = float32(int32(q>>4)-8) * d
 		}
+		dst, src = dst[legacyQK:], src[q4_0Bytes:]
 	}
 }
 
@@ -83,32 +83,34 @@ func quantizeQ4_0Imatrix(dst []byte, src, imatrix []float32) {
 // block, then sumf += (sumi·dx)·dy.
 func dotQ4_0(n int, w, a []byte) float32 {
 	var sumf float32
-	for i := 0; i+legacyQK <= n; i += legacyQK {
-		bw := w[i/legacyQK*q4_0Bytes:][:q4_0Bytes]
-		ba := a[i/legacyQK*q8_0Bytes:][:q8_0Bytes]
-		qw, qa := bw[2:18], ba[2:34]
+	for ; n >= legacyQK && len(w) >= q4_0Bytes && len(a) >= q8_0Bytes; n -= legacyQK {
+		bw, ba := (*[q4_0Bytes]byte)(w), (*[q8_0Bytes]byte)(a)
 		var s0, s1 int32
-		for j, q := range qw {
-			s0 += (int32(q&0x0f) - 8) * int32(int8(qa[j]))
-			s1 += (int32(q>>4) - 8) * int32(int8(qa[j+16]))
+		for j := 0; j < 16; j++ {
+			q := bw[2+j]
+			s0 += (int32(q&0x0f) - 8) * int32(int8(ba[2+j]))
+			s1 += (int32(q>>4) - 8) * int32(int8(ba[18+j]))
 		}
-		sumf += float32(float32(float32(s0+s1)*legacyF16(bw, 0)) * legacyF16(ba, 0))
+		sumf += float32(float32(float32(s0+s1)*legacyF16(bw[:], 0)) * legacyF16(ba[:], 0))
+		w, a = w[q4_0Bytes:], a[q8_0Bytes:]
 	}
 	return sumf
 }
 
 func dotF32Q4_0(w []byte, x []float32) float32 {
 	var sum float64
-	for i := 0; i+legacyQK <= len(x); i += legacyQK {
-		b := w[i/legacyQK*q4_0Bytes:][:q4_0Bytes]
-		xb := x[i : i+legacyQK]
-		qs := b[2:18]
-		var s0, s1 float32
-		for j, q := range qs {
-			s0 += float32(float32(int32(q&0x0f)-8) * xb[j])
-			s1 += float32(float32(int32(q>>4)-8) * xb[j+16])
+	for len(x) >= legacyQK && len(w) >= q4_0Bytes {
+		b, xb := (*[q4_0Bytes]byte)(w), (*[legacyQK]float32)(x)
+		var s0, s1, s2, s3 float32
+		for j := 0; j < 16; j += 2 {
+			q0, q1 := b[2+j], b[3+j]
+			s0 += float32(float32(int32(q0&0x0f)-8) * xb[j])
+			s1 += float32(float32(int32(q0>>4)-8) * xb[j+16])
+			s2 += float32(float32(int32(q1&0x0f)-8) * xb[j+1])
+			s3 += float32(float32(int32(q1>>4)-8) * xb[j+17])
 		}
-		sum += float64(legacyF16(b, 0) * (s0 + s1))
+		sum += float64(legacyF16(b[:], 0) * ((s0 + s1) + (s2 + s3)))
+		w, x = w[q4_0Bytes:], x[legacyQK:]
 	}
 	return float32(sum)
 }

@@ -19,14 +19,15 @@ func init() {
 }
 
 func dequantizeQ4_1(dst []float32, src []byte) {
-	for i := 0; i+legacyQK <= len(dst); i += legacyQK {
-		b := src[i/legacyQK*q4_1Bytes:][:q4_1Bytes]
-		y := dst[i : i+legacyQK]
-		d, m := legacyF16(b, 0), legacyF16(b, 2)
-		for j, q := range b[4:20] {
+	for len(dst) >= legacyQK && len(src) >= q4_1Bytes {
+		b, y := (*[q4_1Bytes]byte)(src), (*[legacyQK]float32)(dst)
+		d, m := legacyF16(b[:], 0), legacyF16(b[:], 2)
+		for j := 0; j < 16; j++ {
+			q := b[4+j]
 			y[j] = float32(float32(q&0x0f)*d) + m
 			y[j+16] = float32(float32(q>>4)*d) + m
 		}
+		dst, src = dst[legacyQK:], src[q4_1Bytes:]
 	}
 }
 
@@ -96,17 +97,17 @@ func quantizeQ4_1Imatrix(dst []byte, src, imatrix []float32) {
 // sumf += (dx·dy)·sumi + m·s, with s = d·Σq from the Q8_1 block.
 func dotQ4_1(n int, w, a []byte) float32 {
 	var sumf float32
-	for i := 0; i+legacyQK <= n; i += legacyQK {
-		bw := w[i/legacyQK*q4_1Bytes:][:q4_1Bytes]
-		ba := a[i/legacyQK*q8_1Bytes:][:q8_1Bytes]
-		qw, qa := bw[4:20], ba[4:36]
+	for ; n >= legacyQK && len(w) >= q4_1Bytes && len(a) >= q8_1Bytes; n -= legacyQK {
+		bw, ba := (*[q4_1Bytes]byte)(w), (*[q8_1Bytes]byte)(a)
 		var s0, s1 int32
-		for j, q := range qw {
-			s0 += int32(q&0x0f) * int32(int8(qa[j]))
-			s1 += int32(q>>4) * int32(int8(qa[j+16]))
+		for j := 0; j < 16; j++ {
+			q := bw[4+j]
+			s0 += int32(q&0x0f) * int32(int8(ba[4+j]))
+			s1 += int32(q>>4) * int32(int8(ba[20+j]))
 		}
-		dd := float32(legacyF16(bw, 0) * legacyF16(ba, 0))
-		sumf += float32(dd*float32(s0+s1)) + float32(legacyF16(bw, 2)*legacyF16(ba, 2))
+		dd := float32(legacyF16(bw[:], 0) * legacyF16(ba[:], 0))
+		sumf += float32(dd*float32(s0+s1)) + float32(legacyF16(bw[:], 2)*legacyF16(ba[:], 2))
+		w, a = w[q4_1Bytes:], a[q8_1Bytes:]
 	}
 	return sumf
 }
@@ -114,16 +115,18 @@ func dotQ4_1(n int, w, a []byte) float32 {
 // dotF32Q4_1 sums d·Σq·x + m·Σx per block.
 func dotF32Q4_1(w []byte, x []float32) float32 {
 	var sum float64
-	for i := 0; i+legacyQK <= len(x); i += legacyQK {
-		b := w[i/legacyQK*q4_1Bytes:][:q4_1Bytes]
-		xb := x[i : i+legacyQK]
-		var sq, sx float32
-		for j, q := range b[4:20] {
-			x0, x1 := xb[j], xb[j+16]
-			sq += float32(float32(q&0x0f)*x0) + float32(float32(q>>4)*x1)
-			sx += x0 + x1
+	for len(x) >= legacyQK && len(w) >= q4_1Bytes {
+		b, xb := (*[q4_1Bytes]byte)(w), (*[legacyQK]float32)(x)
+		var s0, s1, x0, x1 float32
+		for j := 0; j < 16; j++ {
+			q := b[4+j]
+			s0 += float32(float32(q&0x0f) * xb[j])
+			s1 += float32(float32(q>>4) * xb[j+16])
+			x0 += xb[j]
+			x1 += xb[j+16]
 		}
-		sum += float64(legacyF16(b, 0)*sq) + float64(legacyF16(b, 2)*sx)
+		sum += float64(legacyF16(b[:], 0)*(s0+s1)) + float64(legacyF16(b[:], 2)*(x0+x1))
+		w, x = w[q4_1Bytes:], x[legacyQK:]
 	}
 	return float32(sum)
 }

@@ -23,22 +23,24 @@ func init() {
 }
 
 // legacyQ5Codes returns the 5-bit codes of elements j and j+16 of a Q5
-// block from its low-nibble byte q and high bits qh.
-func legacyQ5Codes(q byte, qh uint32, j int) (int32, int32) {
-	return int32(q&0x0f) | int32(qh>>j<<4&0x10), int32(q>>4) | int32(qh>>(j+12)&0x10)
+// block from its low-nibble byte q and its high bits qh shifted right by j
+// (callers shift qh once per step rather than by a variable amount).
+func legacyQ5Codes(q byte, qh uint32) (int32, int32) {
+	return int32(q&0x0f) | int32(qh<<4&0x10), int32(q>>4) | int32(qh>>12&0x10)
 }
 
 func dequantizeQ5_0(dst []float32, src []byte) {
-	for i := 0; i+legacyQK <= len(dst); i += legacyQK {
-		b := src[i/legacyQK*q5_0Bytes:][:q5_0Bytes]
-		y := dst[i : i+legacyQK]
-		d := legacyF16(b, 0)
-		qh := binary.LittleEndian.Uint32(b[2:])
-		for j, q := range b[6:22] {
-			x0, x1 := legacyQ5Codes(q, qh, j)
+	for len(dst) >= legacyQK && len(src) >= q5_0Bytes {
+		b, y := (*[q5_0Bytes]byte)(src), (*[legacyQK]float32)(dst)
+		d := legacyF16(b[:], 0)
+		qh := binary.LittleEndian.Uint32(b[2:6])
+		for j := 0; j < 16; j++ {
+			x0, x1 := legacyQ5Codes(b[6+j], qh)
+			qh >>= 1
 			y[j] = float32(x0-16) * d
 			y[j+16] = float32(x1-16) * d
 		}
+		dst, src = dst[legacyQK:], src[q5_0Bytes:]
 	}
 }
 
@@ -102,35 +104,36 @@ func quantizeQ5_0Imatrix(dst []byte, src, imatrix []float32) {
 // block, then sumf += (dx·dy)·sumi.
 func dotQ5_0(n int, w, a []byte) float32 {
 	var sumf float32
-	for i := 0; i+legacyQK <= n; i += legacyQK {
-		bw := w[i/legacyQK*q5_0Bytes:][:q5_0Bytes]
-		ba := a[i/legacyQK*q8_0Bytes:][:q8_0Bytes]
-		qh := binary.LittleEndian.Uint32(bw[2:])
-		qw, qa := bw[6:22], ba[2:34]
+	for ; n >= legacyQK && len(w) >= q5_0Bytes && len(a) >= q8_0Bytes; n -= legacyQK {
+		bw, ba := (*[q5_0Bytes]byte)(w), (*[q8_0Bytes]byte)(a)
+		qh := binary.LittleEndian.Uint32(bw[2:6])
 		var s0, s1 int32
-		for j, q := range qw {
-			x0, x1 := legacyQ5Codes(q, qh, j)
-			s0 += (x0 - 16) * int32(int8(qa[j]))
-			s1 += (x1 - 16) * int32(int8(qa[j+16]))
+		for j := 0; j < 16; j++ {
+			x0, x1 := legacyQ5Codes(bw[6+j], qh)
+			qh >>= 1
+			s0 += (x0 - 16) * int32(int8(ba[2+j]))
+			s1 += (x1 - 16) * int32(int8(ba[18+j]))
 		}
-		sumf += float32(float32(legacyF16(bw, 0)*legacyF16(ba, 0)) * float32(s0+s1))
+		sumf += float32(float32(legacyF16(bw[:], 0)*legacyF16(ba[:], 0)) * float32(s0+s1))
+		w, a = w[q5_0Bytes:], a[q8_0Bytes:]
 	}
 	return sumf
 }
 
 func dotF32Q5_0(w []byte, x []float32) float32 {
 	var sum float64
-	for i := 0; i+legacyQK <= len(x); i += legacyQK {
-		b := w[i/legacyQK*q5_0Bytes:][:q5_0Bytes]
-		xb := x[i : i+legacyQK]
-		qh := binary.LittleEndian.Uint32(b[2:])
+	for len(x) >= legacyQK && len(w) >= q5_0Bytes {
+		b, xb := (*[q5_0Bytes]byte)(w), (*[legacyQK]float32)(x)
+		qh := binary.LittleEndian.Uint32(b[2:6])
 		var s0, s1 float32
-		for j, q := range b[6:22] {
-			x0, x1 := legacyQ5Codes(q, qh, j)
+		for j := 0; j < 16; j++ {
+			x0, x1 := legacyQ5Codes(b[6+j], qh)
+			qh >>= 1
 			s0 += float32(float32(x0-16) * xb[j])
 			s1 += float32(float32(x1-16) * xb[j+16])
 		}
-		sum += float64(legacyF16(b, 0) * (s0 + s1))
+		sum += float64(legacyF16(b[:], 0) * (s0 + s1))
+		w, x = w[q5_0Bytes:], x[legacyQK:]
 	}
 	return float32(sum)
 }

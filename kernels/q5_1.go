@@ -23,16 +23,17 @@ func init() {
 }
 
 func dequantizeQ5_1(dst []float32, src []byte) {
-	for i := 0; i+legacyQK <= len(dst); i += legacyQK {
-		b := src[i/legacyQK*q5_1Bytes:][:q5_1Bytes]
-		y := dst[i : i+legacyQK]
-		d, m := legacyF16(b, 0), legacyF16(b, 2)
-		qh := binary.LittleEndian.Uint32(b[4:])
-		for j, q := range b[8:24] {
-			x0, x1 := legacyQ5Codes(q, qh, j)
+	for len(dst) >= legacyQK && len(src) >= q5_1Bytes {
+		b, y := (*[q5_1Bytes]byte)(src), (*[legacyQK]float32)(dst)
+		d, m := legacyF16(b[:], 0), legacyF16(b[:], 2)
+		qh := binary.LittleEndian.Uint32(b[4:8])
+		for j := 0; j < 16; j++ {
+			x0, x1 := legacyQ5Codes(b[8+j], qh)
+			qh >>= 1
 			y[j] = float32(float32(x0)*d) + m
 			y[j+16] = float32(float32(x1)*d) + m
 		}
+		dst, src = dst[legacyQK:], src[q5_1Bytes:]
 	}
 }
 
@@ -81,19 +82,19 @@ func quantizeQ5_1Imatrix(dst []byte, src, imatrix []float32) {
 // sumf += (dx·dy)·sumi + m·s, with s = d·Σq from the Q8_1 block.
 func dotQ5_1(n int, w, a []byte) float32 {
 	var sumf float32
-	for i := 0; i+legacyQK <= n; i += legacyQK {
-		bw := w[i/legacyQK*q5_1Bytes:][:q5_1Bytes]
-		ba := a[i/legacyQK*q8_1Bytes:][:q8_1Bytes]
-		qh := binary.LittleEndian.Uint32(bw[4:])
-		qw, qa := bw[8:24], ba[4:36]
+	for ; n >= legacyQK && len(w) >= q5_1Bytes && len(a) >= q8_1Bytes; n -= legacyQK {
+		bw, ba := (*[q5_1Bytes]byte)(w), (*[q8_1Bytes]byte)(a)
+		qh := binary.LittleEndian.Uint32(bw[4:8])
 		var s0, s1 int32
-		for j, q := range qw {
-			x0, x1 := legacyQ5Codes(q, qh, j)
-			s0 += x0 * int32(int8(qa[j]))
-			s1 += x1 * int32(int8(qa[j+16]))
+		for j := 0; j < 16; j++ {
+			x0, x1 := legacyQ5Codes(bw[8+j], qh)
+			qh >>= 1
+			s0 += x0 * int32(int8(ba[4+j]))
+			s1 += x1 * int32(int8(ba[20+j]))
 		}
-		dd := float32(legacyF16(bw, 0) * legacyF16(ba, 0))
-		sumf += float32(dd*float32(s0+s1)) + float32(legacyF16(bw, 2)*legacyF16(ba, 2))
+		dd := float32(legacyF16(bw[:], 0) * legacyF16(ba[:], 0))
+		sumf += float32(dd*float32(s0+s1)) + float32(legacyF16(bw[:], 2)*legacyF16(ba[:], 2))
+		w, a = w[q5_1Bytes:], a[q8_1Bytes:]
 	}
 	return sumf
 }
@@ -101,17 +102,20 @@ func dotQ5_1(n int, w, a []byte) float32 {
 // dotF32Q5_1 sums d·Σq·x + m·Σx per block.
 func dotF32Q5_1(w []byte, x []float32) float32 {
 	var sum float64
-	for i := 0; i+legacyQK <= len(x); i += legacyQK {
-		b := w[i/legacyQK*q5_1Bytes:][:q5_1Bytes]
-		xb := x[i : i+legacyQK]
-		qh := binary.LittleEndian.Uint32(b[4:])
-		var sq, sx float32
-		for j, q := range b[8:24] {
-			x0, x1 := legacyQ5Codes(q, qh, j)
-			sq += float32(float32(x0)*xb[j]) + float32(float32(x1)*xb[j+16])
-			sx += xb[j] + xb[j+16]
+	for len(x) >= legacyQK && len(w) >= q5_1Bytes {
+		b, xb := (*[q5_1Bytes]byte)(w), (*[legacyQK]float32)(x)
+		qh := binary.LittleEndian.Uint32(b[4:8])
+		var s0, s1, x0, x1 float32
+		for j := 0; j < 16; j++ {
+			c0, c1 := legacyQ5Codes(b[8+j], qh)
+			qh >>= 1
+			s0 += float32(float32(c0) * xb[j])
+			s1 += float32(float32(c1) * xb[j+16])
+			x0 += xb[j]
+			x1 += xb[j+16]
 		}
-		sum += float64(legacyF16(b, 0)*sq) + float64(legacyF16(b, 2)*sx)
+		sum += float64(legacyF16(b[:], 0)*(s0+s1)) + float64(legacyF16(b[:], 2)*(x0+x1))
+		w, x = w[q5_1Bytes:], x[legacyQK:]
 	}
 	return float32(sum)
 }

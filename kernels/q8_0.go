@@ -21,13 +21,13 @@ func init() {
 }
 
 func dequantizeQ8_0(dst []float32, src []byte) {
-	for i := 0; i+legacyQK <= len(dst); i += legacyQK {
-		b := src[i/legacyQK*q8_0Bytes:][:q8_0Bytes]
-		y := dst[i : i+legacyQK]
-		d := legacyF16(b, 0)
-		for j, q := range b[2:34] {
-			y[j] = float32(int8(q)) * d
+	for len(dst) >= legacyQK && len(src) >= q8_0Bytes {
+		b, y := (*[q8_0Bytes]byte)(src), (*[legacyQK]float32)(dst)
+		d := legacyF16(b[:], 0)
+		for j := range y {
+			y[j] = float32(int8(b[2+j])) * d
 		}
+		dst, src = dst[legacyQK:], src[q8_0Bytes:]
 	}
 }
 
@@ -88,31 +88,35 @@ func legacyAmax(x []float32) float32 {
 // block, then sumf += sumi·(dx·dy).
 func dotQ8_0(n int, w, a []byte) float32 {
 	var sumf float32
-	for i := 0; i+legacyQK <= n; i += legacyQK {
-		bw := w[i/legacyQK*q8_0Bytes:][:q8_0Bytes]
-		ba := a[i/legacyQK*q8_0Bytes:][:q8_0Bytes]
-		qw, qa := bw[2:34], ba[2:34]
-		var s int32
-		for j, q := range qw {
-			s += int32(int8(q)) * int32(int8(qa[j]))
+	for ; n >= legacyQK && len(w) >= q8_0Bytes && len(a) >= q8_0Bytes; n -= legacyQK {
+		bw, ba := (*[q8_0Bytes]byte)(w), (*[q8_0Bytes]byte)(a)
+		// Integer sums are exact in any order: four chains for speed.
+		var s0, s1, s2, s3 int32
+		for j := 2; j < q8_0Bytes; j += 4 {
+			s0 += int32(int8(bw[j])) * int32(int8(ba[j]))
+			s1 += int32(int8(bw[j+1])) * int32(int8(ba[j+1]))
+			s2 += int32(int8(bw[j+2])) * int32(int8(ba[j+2]))
+			s3 += int32(int8(bw[j+3])) * int32(int8(ba[j+3]))
 		}
-		sumf += float32(float32(s) * float32(legacyF16(bw, 0)*legacyF16(ba, 0)))
+		sumf += float32(float32(s0+s1+s2+s3) * float32(legacyF16(bw[:], 0)*legacyF16(ba[:], 0)))
+		w, a = w[q8_0Bytes:], a[q8_0Bytes:]
 	}
 	return sumf
 }
 
 func dotF32Q8_0(w []byte, x []float32) float32 {
 	var sum float64
-	for i := 0; i+legacyQK <= len(x); i += legacyQK {
-		b := w[i/legacyQK*q8_0Bytes:][:q8_0Bytes]
-		xb := x[i : i+legacyQK]
-		qs := b[2:34]
-		var s0, s1 float32
-		for j := 0; j < 16; j++ {
-			s0 += float32(float32(int8(qs[j])) * xb[j])
-			s1 += float32(float32(int8(qs[j+16])) * xb[j+16])
+	for len(x) >= legacyQK && len(w) >= q8_0Bytes {
+		b, xb := (*[q8_0Bytes]byte)(w), (*[legacyQK]float32)(x)
+		var s0, s1, s2, s3 float32
+		for j := 0; j < legacyQK; j += 4 {
+			s0 += float32(float32(int8(b[2+j])) * xb[j])
+			s1 += float32(float32(int8(b[3+j])) * xb[j+1])
+			s2 += float32(float32(int8(b[4+j])) * xb[j+2])
+			s3 += float32(float32(int8(b[5+j])) * xb[j+3])
 		}
-		sum += float64(legacyF16(b, 0) * (s0 + s1))
+		sum += float64(legacyF16(b[:], 0) * ((s0 + s1) + (s2 + s3)))
+		w, x = w[q8_0Bytes:], x[legacyQK:]
 	}
 	return float32(sum)
 }

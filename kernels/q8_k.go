@@ -18,7 +18,8 @@ const (
 
 func init() {
 	register(&Format{
-		Type:       gguf.TypeQ8_K,
+		Type: gguf.TypeQ8_K,
+		// No Dot, so VecDot stays unset, as in ggml-cpu's type traits.
 		Dequantize: dequantizeQ8_K,
 		// x86's quantize_row_q8_K is the reference, so no QuantizeCPU.
 		Quantize: func(dst []byte, src []float32, _ []float32) { quantizeQ8_K(dst, src) },
