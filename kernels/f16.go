@@ -22,7 +22,7 @@ func init() {
 	})
 }
 
-func f16At(b []byte, i int) float32 { return fp16ToF32Inline(binary.LittleEndian.Uint16(b[2*i:])) }
+func f16At(b []byte, i int) float32 { return FP16ToF32(binary.LittleEndian.Uint16(b[2*i:])) }
 
 // f16Word is the little-endian 16-bit value at b[2*k:].
 func f16Word(b *[16]byte, k int) uint16 { return uint16(b[2*k]) | uint16(b[2*k+1])<<8 }
@@ -34,7 +34,7 @@ func dequantizeF16(dst []float32, src []byte) {
 	for len(dst) >= 8 && len(src) >= 16 {
 		y, b := (*[8]float32)(dst), (*[16]byte)(src)
 		for k := range y {
-			y[k] = fp16ToF32Inline(f16Word(b, k))
+			y[k] = FP16ToF32(f16Word(b, k))
 		}
 		dst, src = dst[8:], src[16:]
 	}
@@ -58,7 +58,7 @@ func dotF16(n int, w, a []byte) float32 {
 	for len(w) >= 16 && len(a) >= 16 {
 		bw, ba := (*[16]byte)(w), (*[16]byte)(a)
 		for k := 0; k < 8; k++ {
-			s += float64(fp16ToF32Inline(f16Word(bw, k)) * fp16ToF32Inline(f16Word(ba, k)))
+			s += float64(FP16ToF32(f16Word(bw, k)) * FP16ToF32(f16Word(ba, k)))
 		}
 		w, a = w[16:], a[16:]
 	}
@@ -75,10 +75,10 @@ func dotF32F16(w []byte, x []float32) float32 {
 	for len(x) >= 8 && len(w) >= 16 {
 		xb, b := (*[8]float32)(x), (*[16]byte)(w)
 		for k := 0; k < 8; k += 4 {
-			s0 += float64(fp16ToF32Inline(f16Word(b, k)) * xb[k])
-			s1 += float64(fp16ToF32Inline(f16Word(b, k+1)) * xb[k+1])
-			s2 += float64(fp16ToF32Inline(f16Word(b, k+2)) * xb[k+2])
-			s3 += float64(fp16ToF32Inline(f16Word(b, k+3)) * xb[k+3])
+			s0 += float64(FP16ToF32(f16Word(b, k)) * xb[k])
+			s1 += float64(FP16ToF32(f16Word(b, k+1)) * xb[k+1])
+			s2 += float64(FP16ToF32(f16Word(b, k+2)) * xb[k+2])
+			s3 += float64(FP16ToF32(f16Word(b, k+3)) * xb[k+3])
 		}
 		x, w = x[8:], w[16:]
 	}

@@ -20,24 +20,7 @@ const legacyQK = 32
 
 // legacyF16 reads the little-endian fp16 value at b[off:].
 func legacyF16(b []byte, off int) float32 {
-	return fp16ToF32Inline(binary.LittleEndian.Uint16(b[off:]))
-}
-
-// fp16ToF32Inline is FP16ToF32 (bit for bit, NaN payloads included) in a
-// form small enough for the compiler to inline into the per-element loops:
-// the exponent is rebased by adding to the shifted bits, subnormals are
-// normalized by one exact float32 subtraction.
-func fp16ToF32Inline(h uint16) float32 {
-	o := uint32(h&0x7fff) << 13
-	e := o & 0x0f800000
-	o += (127 - 15) << 23
-	if e == 0x0f800000 { // Inf or NaN: exponent all ones
-		o += (128 - 16) << 23
-	} else if e == 0 { // zero or subnormal: (1.m - 1)·2^-14
-		o += 1 << 23
-		o = math.Float32bits(math.Float32frombits(o) - 0x1p-14)
-	}
-	return math.Float32frombits(o | uint32(h&0x8000)<<16)
+	return FP16ToF32(binary.LittleEndian.Uint16(b[off:]))
 }
 
 // legacyPutF16 stores f as fp16 (round to nearest even) at b[off:].

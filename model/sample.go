@@ -1,0 +1,192 @@
+package model
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// SamplerConfig selects the next token from logits. The zero value is
+// greedy decoding with no penalties.
+type SamplerConfig struct {
+	Temperature float32 // <= 0: greedy (argmax)
+	TopK        int     // 0: off
+	TopP        float32 // 1 or 0: off
+	MinP        float32 // 0: off
+	// Penalties over the last PenaltyLastN tokens (llama.cpp semantics):
+	// repetition divides positive logits (multiplies negative ones) by
+	// Repeat; presence subtracts Presence once per seen token; frequency
+	// subtracts Frequency per occurrence.
+	Repeat       float32 // 1 or 0: off
+	Presence     float32
+	Frequency    float32
+	PenaltyLastN int // 0 means 64
+	Seed         uint64
+}
+
+// Validate checks ranges.
+func (c *SamplerConfig) Validate() error {
+	switch {
+	case c.Temperature < 0 || math.IsNaN(float64(c.Temperature)):
+		return fmt.Errorf("temperature %v must be >= 0", c.Temperature)
+	case c.TopK < 0:
+		return fmt.Errorf("top-k %d must be >= 0", c.TopK)
+	case c.TopP < 0 || c.TopP > 1:
+		return fmt.Errorf("top-p %v must be in [0, 1]", c.TopP)
+	case c.MinP < 0 || c.MinP > 1:
+		return fmt.Errorf("min-p %v must be in [0, 1]", c.MinP)
+	case c.Repeat < 0:
+		return fmt.Errorf("repeat penalty %v must be >= 0", c.Repeat)
+	case c.PenaltyLastN < 0:
+		return fmt.Errorf("penalty window %d must be >= 0", c.PenaltyLastN)
+	}
+	return nil
+}
+
+type candidate struct {
+	id    int32
+	logit float32
+	p     float32
+}
+
+// Sampler draws tokens with a SamplerConfig. Its buffers are sized once
+// for the vocabulary, so Sample allocates nothing. Not safe for concurrent
+// use.
+type Sampler struct {
+	cfg    SamplerConfig
+	rng    *rand.Rand
+	cands  []candidate
+	recent []int32
+	counts map[int32]int
+}
+
+// NewSampler returns a sampler for a vocabulary of n tokens.
+func NewSampler(cfg SamplerConfig, n int) (*Sampler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.PenaltyLastN == 0 {
+		cfg.PenaltyLastN = 64
+	}
+	return &Sampler{
+		cfg:    cfg,
+		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		cands:  make([]candidate, n),
+		recent: make([]int32, 0, cfg.PenaltyLastN),
+		counts: make(map[int32]int, cfg.PenaltyLastN),
+	}, nil
+}
+
+// Accept records a token of the context (prompt or generated) for the
+// penalties.
+func (s *Sampler) Accept(tok int32) {
+	if s.penaltiesOff() {
+		return
+	}
+	if len(s.recent) == s.cfg.PenaltyLastN {
+		old := s.recent[0]
+		copy(s.recent, s.recent[1:])
+		s.recent = s.recent[:len(s.recent)-1]
+		if s.counts[old]--; s.counts[old] == 0 {
+			delete(s.counts, old)
+		}
+	}
+	s.recent = append(s.recent, tok)
+	s.counts[tok]++
+}
+
+func (s *Sampler) penaltiesOff() bool {
+	c := &s.cfg
+	return (c.Repeat == 0 || c.Repeat == 1) && c.Presence == 0 && c.Frequency == 0
+}
+
+// Sample returns the next token for logits (len = vocabulary size). It
+// does not modify logits.
+func (s *Sampler) Sample(logits []float32) int32 {
+	c := &s.cfg
+	cands := s.cands[:len(logits)]
+	for i, l := range logits {
+		cands[i] = candidate{id: int32(i), logit: l}
+	}
+	if !s.penaltiesOff() {
+		for tok, n := range s.counts {
+			if int(tok) >= len(cands) {
+				continue
+			}
+			l := &cands[tok].logit
+			if c.Repeat != 0 && c.Repeat != 1 {
+				if *l <= 0 {
+					*l *= c.Repeat
+				} else {
+					*l /= c.Repeat
+				}
+			}
+			*l -= float32(n)*c.Frequency + c.Presence
+		}
+	}
+	if c.Temperature <= 0 {
+		best := 0
+		for i := range cands {
+			if cands[i].logit > cands[best].logit {
+				best = i
+			}
+		}
+		return cands[best].id
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if r := cmp.Compare(b.logit, a.logit); r != 0 {
+			return r
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	if c.TopK > 0 && c.TopK < len(cands) {
+		cands = cands[:c.TopK]
+	}
+	softmaxCands(cands, 1)
+	if c.TopP > 0 && c.TopP < 1 {
+		var cum float32
+		for i := range cands {
+			cum += cands[i].p
+			if cum >= c.TopP {
+				cands = cands[:i+1]
+				break
+			}
+		}
+	}
+	if c.MinP > 0 {
+		limit := cands[0].p * c.MinP
+		for i := 1; i < len(cands); i++ {
+			if cands[i].p < limit {
+				cands = cands[:i]
+				break
+			}
+		}
+	}
+	softmaxCands(cands, c.Temperature)
+	u := s.rng.Float32()
+	var cum float32
+	for i := range cands {
+		cum += cands[i].p
+		if u < cum {
+			return cands[i].id
+		}
+	}
+	return cands[len(cands)-1].id
+}
+
+// softmaxCands sets p = softmax(logit / temp) over sorted candidates.
+func softmaxCands(cands []candidate, temp float32) {
+	mx := cands[0].logit
+	var sum float64
+	for i := range cands {
+		e := float32(math.Exp(float64((cands[i].logit - mx) / temp)))
+		cands[i].p = e
+		sum += float64(e)
+	}
+	inv := float32(1 / sum)
+	for i := range cands {
+		cands[i].p *= inv
+	}
+}
