@@ -80,13 +80,9 @@ func dequantizeIQ1M(dst []float32, src []byte) {
 // bytes qs, high bits qh) with 8 q8 activations, and the activations' sum
 // signed by the group's shift sign.
 func iq1mGroupDot(qs, qh []byte, l int, q []byte) (dot, sum int32) {
-	g := iq1sGrid[iq1mGridIndex(qs, qh, l)]
-	q = q[:8]
-	for j := range 8 {
-		v := int32(int8(q[j]))
-		dot += int32(int8(g>>(8*j))) * v
-		sum += v
-	}
+	dot = iq1GroupDot(iq1sGrid[iq1mGridIndex(qs, qh, l)], q)
+	// Σ int8 = Σ (uint8 ^ 0x80) - 8*128.
+	sum = iq12ByteSum(binary.LittleEndian.Uint64(q)^0x8080808080808080) - 1024
 	if qh[l/2]>>(3+4*(l%2))&1 != 0 {
 		sum = -sum
 	}
