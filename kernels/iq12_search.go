@@ -14,9 +14,9 @@ import (
 // grids (iq2_grids.go, iq1_grids.go), built on first use and read-only
 // afterwards.
 
-// iq12MapSize is ggml's kmap_size: one entry per level-lattice index with
-// levels 0..2, the only ones the quantizers produce (the largest index is
-// 0xaaaa) plus one.
+// iq12MapSize is ggml's kmap_size, the number of lattice indices mapped:
+// enough for every index with levels 0..2 (at most 0xaaaa), the only ones
+// the quantizers look up.
 const iq12MapSize = 43692
 
 // iq12Search is one grid's search tables (ggml's kgrid_q2xs, kmap_q2xs and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -116,22 +117,32 @@ func findVectors(t *testing.T, files []*ggqv.File, typ gguf.Type) *ggqv.File {
 // literal port of ggml's iq2xs_init_impl (qsort by distance then index,
 // cut after nwant distinct distances) on a sample of the lattice points.
 func TestIQ12SearchTables(t *testing.T) {
+	iq2Levels := [3]uint8{0x08, 0x19, 0x2b}
 	for _, tc := range []struct {
-		name  string
-		tab   *iq12Search
-		n     int
-		nwant int
-		step  int
+		name   string
+		tab    *iq12Search
+		dgrid  []uint64
+		levels [3]uint8
+		nwant  int
+		step   int
 	}{
-		{"iq2xxs", iq2xxsSearch(), 256, 2, 7},
-		{"iq2xs", iq2xsSearch(), 512, 2, 11},
-		{"iq2s", iq2sSearch(), 1024, 1, 13},
-		{"iq1", iq1Search(), 2048, 3, 31},
+		{"iq2xxs", iq2xxsSearch(), iq2xxsGrid[:], iq2Levels, 2, 7},
+		{"iq2xs", iq2xsSearch(), iq2xsGrid[:], iq2Levels, 2, 11},
+		{"iq2s", iq2sSearch(), iq2sGrid[:], iq2Levels, 1, 13},
+		{"iq1", iq1Search(), iq1sGrid[:], [3]uint8{0xff, 0x00, 0x01}, 3, 31},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tab := tc.tab
-			if len(tab.grid) != tc.n {
-				t.Fatalf("grid has %d points, want %d", len(tab.grid), tc.n)
+			if len(tab.grid) != len(tc.dgrid) {
+				t.Fatalf("grid has %d points, want %d", len(tab.grid), len(tc.dgrid))
+			}
+			// Level l of the search grid must be dequantizer byte levels[l].
+			for i, p := range tab.grid {
+				for k, c := range p {
+					if b := uint8(tc.dgrid[i] >> (8 * k)); c < 1 || c > 5 || tc.levels[(c-1)/2] != b {
+						t.Fatalf("grid point %d weight %d: level value %d, dequantizer byte %#02x", i, k, c, b)
+					}
+				}
 			}
 			onGrid := 0
 			for u := 0; u < iq12MapSize; u++ {
@@ -148,8 +159,8 @@ func TestIQ12SearchTables(t *testing.T) {
 					}
 				}
 			}
-			if onGrid != tc.n {
-				t.Fatalf("%d lattice points on the grid, want %d", onGrid, tc.n)
+			if onGrid != len(tc.dgrid) {
+				t.Fatalf("%d lattice points on the grid, want %d", onGrid, len(tc.dgrid))
 			}
 			type pair struct{ d2, j int }
 			for u := 0; u < iq12MapSize; u += tc.step {
@@ -242,6 +253,41 @@ func TestIQ12QuantizeGarbage(t *testing.T) {
 					f.Dot(n, dst, make([]byte, n/iq12QK*iq12Q8KBytes))
 				}()
 			}
+		}
+	}
+}
+
+// TestIQ12RandomBlocks decodes random bytes (NaN and infinite fp16 scales
+// included) with every IQ2/IQ1 kernel: no panics, and the dot paths agree
+// with the dequantized values wherever those are finite.
+func TestIQ12RandomBlocks(t *testing.T) {
+	const n = 8 * iq12QK
+	rng := rand.New(rand.NewPCG(7, 10))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	for _, typ := range iq12Types {
+		f, _ := Lookup(typ)
+		rb, _ := typ.RowBytes(n)
+		w := make([]byte, rb)
+		for i := range w {
+			w[i] = byte(rng.Uint32())
+		}
+		deq := make([]float32, n)
+		f.Dequantize(deq, w)
+		var want, scale float64
+		for i := range deq {
+			want += float64(deq[i]) * float64(x[i])
+			scale += math.Abs(float64(deq[i]) * float64(x[i]))
+		}
+		got := f.DotF32(w, x)
+		if math.IsInf(scale, 0) || math.IsNaN(scale) {
+			t.Logf("%v: skipped, a random scale is NaN or Inf", typ)
+			continue
+		}
+		if e := math.Abs(float64(got)-want) / max(scale, 1e-30); !(e <= dotTolerance) {
+			t.Errorf("%v: f32 dot of random blocks = %g, want %g (relative error %.3g)", typ, got, want, e)
 		}
 	}
 }

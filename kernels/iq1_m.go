@@ -53,8 +53,8 @@ func iq1mGridIndex(qs, qh []byte, l int) uint16 {
 	return uint16(qs[l]) | uint16(qh[l/2])<<(8-4*(l%2))&0x700
 }
 
-// iq1mDelta returns the shift of group l of the 32 weights with high bits
-// qh.
+// iq1mShift returns the shift (±iq1mDelta) of group l of the 32 weights
+// with high bits qh.
 func iq1mShift(qh []byte, l int) float32 {
 	return iq1Delta[qh[l/2]>>(3+4*(l%2))&1]
 }
