@@ -186,7 +186,7 @@ func iq2MakeQPQuants(nmax int, x []float32, L []int8, w []float32) float32 {
 	L = L[:n]
 	var maxv float32
 	for _, v := range x {
-		maxv = max32(maxv, v)
+		maxv = iq12Max(maxv, v)
 	}
 	if maxv < iq12GroupMaxEps {
 		clear(L)
@@ -259,9 +259,9 @@ func iq2MakeQPQuants(nmax int, x []float32, L []int8, w []float32) float32 {
 	return 0
 }
 
-// max32 is C's MAX(a, b) macro for floats: a > b ? a : b (unlike Go's max,
+// iq12Max is C's MAX(a, b) macro for floats: a > b ? a : b (unlike Go's max,
 // NaN handling follows the comparison).
-func max32(a, b float32) float32 {
+func iq12Max(a, b float32) float32 {
 	if a > b {
 		return a
 	}

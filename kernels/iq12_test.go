@@ -29,7 +29,7 @@ func TestIQ12Dots(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			vf := findVectors(t, files, typ)
+			vf := iq12Vectors(t, files, typ)
 			var worstSIMD, worstF32 float64
 			for _, c := range vf.Cases {
 				n, rs := c.PerRow, c.RowSize
@@ -75,7 +75,7 @@ func TestIQ12Codec(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			vf := findVectors(t, files, typ)
+			vf := iq12Vectors(t, files, typ)
 			for _, c := range vf.Cases {
 				n, rs := c.PerRow, c.RowSize
 				bad := 0
@@ -102,7 +102,7 @@ func TestIQ12Codec(t *testing.T) {
 	}
 }
 
-func findVectors(t *testing.T, files []*ggqv.File, typ gguf.Type) *ggqv.File {
+func iq12Vectors(t *testing.T, files []*ggqv.File, typ gguf.Type) *ggqv.File {
 	t.Helper()
 	for _, vf := range files {
 		if gguf.Type(vf.TypeID) == typ {
@@ -322,7 +322,7 @@ func TestIQ12QuantizeConcurrent(t *testing.T) {
 	files := loadVectors(t)
 	var wg sync.WaitGroup
 	for _, typ := range iq12Types {
-		vf := findVectors(t, files, typ)
+		vf := iq12Vectors(t, files, typ)
 		f, _ := Lookup(typ)
 		for _, c := range vf.Cases {
 			wg.Add(1)

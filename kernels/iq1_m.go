@@ -221,7 +221,7 @@ func iq1mQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		iq1mWeights(&weight, xb, qw, sigma2)
 		maxv := abs32(xb[0])
 		for _, v := range xb[1:] {
-			maxv = max32(maxv, abs32(v))
+			maxv = iq12Max(maxv, abs32(v))
 		}
 		if maxv < iq1mGroupMaxEps {
 			scales[ib], shifts[ib] = 0, 0
@@ -305,7 +305,7 @@ func iq1mQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		y[2*ib+1] = uint8(index[1])
 		y[iq1mQh+ib] = uint8(index[0]>>8) | uint8(index[1]>>8)<<4
 		scales[ib], shifts[ib] = scale, bestK
-		maxScale = max32(maxScale, scale)
+		maxScale = iq12Max(maxScale, scale)
 	}
 	if maxScale == 0 {
 		return

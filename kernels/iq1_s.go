@@ -199,7 +199,7 @@ func iq1sQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		}
 		maxv := abs32(xb[0])
 		for _, v := range xb[1:] {
-			maxv = max32(maxv, abs32(v))
+			maxv = iq12Max(maxv, abs32(v))
 		}
 		if maxv < iq1sGroupMaxEps {
 			scales[ib], shifts[ib] = 0, 1
@@ -271,7 +271,7 @@ func iq1sQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		}
 		binary.LittleEndian.PutUint16(y[iq1sQh+2*ib:], h)
 		scales[ib], shifts[ib] = scale, bestShift
-		maxScale = max32(maxScale, scale)
+		maxScale = iq12Max(maxScale, scale)
 	}
 	if maxScale == 0 {
 		return
