@@ -14,9 +14,9 @@ import (
 // grids (iq2_grids.go, iq1_grids.go), built on first use and read-only
 // afterwards.
 
-// iq12MapSize is ggml's kmap_size: one entry per level-lattice index with
-// levels 0..2, the only ones the quantizers produce (the largest index is
-// 0xaaaa) plus one.
+// iq12MapSize is ggml's kmap_size, the number of lattice indices mapped:
+// enough for every index with levels 0..2 (at most 0xaaaa), the only ones
+// the quantizers look up.
 const iq12MapSize = 43692
 
 // iq12Search is one grid's search tables (ggml's kgrid_q2xs, kmap_q2xs and
@@ -186,7 +186,7 @@ func iq2MakeQPQuants(nmax int, x []float32, L []int8, w []float32) float32 {
 	L = L[:n]
 	var maxv float32
 	for _, v := range x {
-		maxv = max32(maxv, v)
+		maxv = iq12Max(maxv, v)
 	}
 	if maxv < iq12GroupMaxEps {
 		clear(L)
@@ -259,9 +259,9 @@ func iq2MakeQPQuants(nmax int, x []float32, L []int8, w []float32) float32 {
 	return 0
 }
 
-// max32 is C's MAX(a, b) macro for floats: a > b ? a : b (unlike Go's max,
+// iq12Max is C's MAX(a, b) macro for floats: a > b ? a : b (unlike Go's max,
 // NaN handling follows the comparison).
-func max32(a, b float32) float32 {
+func iq12Max(a, b float32) float32 {
 	if a > b {
 		return a
 	}

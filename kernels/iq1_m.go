@@ -53,8 +53,8 @@ func iq1mGridIndex(qs, qh []byte, l int) uint16 {
 	return uint16(qs[l]) | uint16(qh[l/2])<<(8-4*(l%2))&0x700
 }
 
-// iq1mDelta returns the shift of group l of the 32 weights with high bits
-// qh.
+// iq1mShift returns the shift (±iq1mDelta) of group l of the 32 weights
+// with high bits qh.
 func iq1mShift(qh []byte, l int) float32 {
 	return iq1Delta[qh[l/2]>>(3+4*(l%2))&1]
 }
@@ -80,13 +80,9 @@ func dequantizeIQ1M(dst []float32, src []byte) {
 // bytes qs, high bits qh) with 8 q8 activations, and the activations' sum
 // signed by the group's shift sign.
 func iq1mGroupDot(qs, qh []byte, l int, q []byte) (dot, sum int32) {
-	g := iq1sGrid[iq1mGridIndex(qs, qh, l)]
-	q = q[:8]
-	for j := range 8 {
-		v := int32(int8(q[j]))
-		dot += int32(int8(g>>(8*j))) * v
-		sum += v
-	}
+	dot = iq1GroupDot(iq1sGrid[iq1mGridIndex(qs, qh, l)], q)
+	// Σ int8 = Σ (uint8 ^ 0x80) - 8*128.
+	sum = iq12ByteSum(binary.LittleEndian.Uint64(q)^0x8080808080808080) - 1024
 	if qh[l/2]>>(3+4*(l%2))&1 != 0 {
 		sum = -sum
 	}
@@ -225,7 +221,7 @@ func iq1mQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		iq1mWeights(&weight, xb, qw, sigma2)
 		maxv := abs32(xb[0])
 		for _, v := range xb[1:] {
-			maxv = max32(maxv, abs32(v))
+			maxv = iq12Max(maxv, abs32(v))
 		}
 		if maxv < iq1mGroupMaxEps {
 			scales[ib], shifts[ib] = 0, 0
@@ -309,7 +305,7 @@ func iq1mQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		y[2*ib+1] = uint8(index[1])
 		y[iq1mQh+ib] = uint8(index[0]>>8) | uint8(index[1]>>8)<<4
 		scales[ib], shifts[ib] = scale, bestK
-		maxScale = max32(maxScale, scale)
+		maxScale = iq12Max(maxScale, scale)
 	}
 	if maxScale == 0 {
 		return

@@ -60,30 +60,35 @@ func dequantizeIQ1S(dst []float32, src []byte) {
 // iq1DequantGroup writes the 8 values dl*(g[j]+delta) of one IQ1 group.
 func iq1DequantGroup(y []float32, dl, delta float32, g uint64) {
 	y = y[:8]
-	for j := range 8 {
-		y[j] = dl * (float32(int8(g>>(8*j))) + delta)
-	}
+	y[0] = dl * (float32(int8(g)) + delta)
+	y[1] = dl * (float32(int8(g>>8)) + delta)
+	y[2] = dl * (float32(int8(g>>16)) + delta)
+	y[3] = dl * (float32(int8(g>>24)) + delta)
+	y[4] = dl * (float32(int8(g>>32)) + delta)
+	y[5] = dl * (float32(int8(g>>40)) + delta)
+	y[6] = dl * (float32(int8(g>>48)) + delta)
+	y[7] = dl * (float32(int8(g>>56)) + delta)
 }
 
 // iq1GroupDot is the integer dot of one group of 8 IQ1 grid values g (int8
 // in {-1, 0, 1}) with 8 q8 activations q.
 func iq1GroupDot(g uint64, q []byte) int32 {
-	q = q[:8]
-	var s int32
-	for j := range 8 {
-		s += int32(int8(g>>(8*j))) * int32(int8(q[j]))
-	}
-	return s
+	x := binary.LittleEndian.Uint64(q)
+	return int32(int8(g))*int32(int8(x)) + int32(int8(g>>8))*int32(int8(x>>8)) +
+		int32(int8(g>>16))*int32(int8(x>>16)) + int32(int8(g>>24))*int32(int8(x>>24)) +
+		int32(int8(g>>32))*int32(int8(x>>32)) + int32(int8(g>>40))*int32(int8(x>>40)) +
+		int32(int8(g>>48))*int32(int8(x>>48)) + int32(int8(g>>56))*int32(int8(x>>56))
 }
 
 // iq1GroupDotF32 returns the dot of one group of 8 IQ1 grid values g with
 // x, and the sum of x.
 func iq1GroupDotF32(g uint64, x []float32) (dot, sum float32) {
 	x = x[:8]
-	for j := range 8 {
-		dot += float32(float32(int8(g>>(8*j))) * x[j])
-		sum += x[j]
-	}
+	dot = (float32(int8(g))*x[0] + float32(int8(g>>8))*x[1]) +
+		(float32(int8(g>>16))*x[2] + float32(int8(g>>24))*x[3]) +
+		(float32(int8(g>>32))*x[4] + float32(int8(g>>40))*x[5]) +
+		(float32(int8(g>>48))*x[6] + float32(int8(g>>56))*x[7])
+	sum = (x[0] + x[1]) + (x[2] + x[3]) + (x[4] + x[5]) + (x[6] + x[7])
 	return dot, sum
 }
 
@@ -194,7 +199,7 @@ func iq1sQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		}
 		maxv := abs32(xb[0])
 		for _, v := range xb[1:] {
-			maxv = max32(maxv, abs32(v))
+			maxv = iq12Max(maxv, abs32(v))
 		}
 		if maxv < iq1sGroupMaxEps {
 			scales[ib], shifts[ib] = 0, 1
@@ -266,7 +271,7 @@ func iq1sQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		}
 		binary.LittleEndian.PutUint16(y[iq1sQh+2*ib:], h)
 		scales[ib], shifts[ib] = scale, bestShift
-		maxScale = max32(maxScale, scale)
+		maxScale = iq12Max(maxScale, scale)
 	}
 	if maxScale == 0 {
 		return

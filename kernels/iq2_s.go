@@ -166,7 +166,7 @@ func iq2sQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		}
 		maxv := xval[0]
 		for _, v := range xval[1:] {
-			maxv = max32(maxv, v)
+			maxv = iq12Max(maxv, v)
 		}
 		if maxv < iq2sGroupMaxEps {
 			scales[ib] = 0
@@ -185,7 +185,7 @@ func iq2sQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 			y[iq2sSigns+i8] = blockSigns[k]
 		}
 		scales[ib] = scale
-		maxScale = max32(maxScale, scale)
+		maxScale = iq12Max(maxScale, scale)
 	}
 	if maxScale == 0 {
 		return

@@ -145,7 +145,7 @@ func iq2xsQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		}
 		maxv := xval[0]
 		for _, v := range xval[1:] {
-			maxv = max32(maxv, v)
+			maxv = iq12Max(maxv, v)
 		}
 		if maxv < iq12GroupMaxEps {
 			scales[ib] = 0
@@ -163,7 +163,7 @@ func iq2xsQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 			q2[2*ib+k] = uint16(gi) | uint16(blockSigns[k])<<9
 		}
 		scales[ib] = scale
-		maxScale = max32(maxScale, scale)
+		maxScale = iq12Max(maxScale, scale)
 	}
 	clear(y[:iq2xsBlockBytes])
 	if maxScale == 0 {

@@ -137,7 +137,7 @@ func iq2xxsQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 		}
 		maxv := xval[0]
 		for _, v := range xval[1:] {
-			maxv = max32(maxv, v)
+			maxv = iq12Max(maxv, v)
 		}
 		if maxv < iq12GroupMaxEps {
 			scales[ib] = 0
@@ -200,7 +200,7 @@ func iq2xxsQuantizeBlock(t *iq12Search, y []byte, xbl, qwbl []float32) {
 			q2[2*ib+1] |= uint32(blockSigns[k]) << (7 * k)
 		}
 		scales[ib] = scale
-		maxScale = max32(maxScale, scale)
+		maxScale = iq12Max(maxScale, scale)
 	}
 	clear(y[:iq2xxsBlockBytes])
 	if maxScale == 0 {
