@@ -143,7 +143,7 @@ func iq3RoundGroup(xval []float32, id float32, L []int8) int {
 	xval, L = xval[:4], L[:4]
 	u := 0
 	for i, x := range xval {
-		l := min(max(nearestIntIQ(0.5*(float32(id*x)-1)), 0), 7)
+		l := min(max(iq34NearestInt(0.5*(float32(id*x)-1)), 0), 7)
 		L[i] = int8(l)
 		u |= int(l) << (3 * i)
 	}
@@ -231,11 +231,11 @@ func iq3Weights(weight, waux *[32]float32, xb, qw []float32, sigma2 float32) {
 	} else {
 		qw = qw[:32]
 		for i, x := range xb {
-			weight[i] = qw[i] * sqrt32(sigma2+float32(x*x))
+			weight[i] = qw[i] * iq34Sqrt(sigma2+float32(x*x))
 		}
 	}
 	for i, w := range weight {
-		waux[i] = sqrt32(w)
+		waux[i] = iq34Sqrt(w)
 	}
 }
 
@@ -251,11 +251,11 @@ func iq3Sigma2(x []float32) float32 {
 // iq3ScaleNibble encodes a sub-block scale relative to the super-block
 // step: round((id·s - 1)/2) clamped to 0..15.
 func iq3ScaleNibble(id, s float32) uint32 {
-	return uint32(min(max(nearestIntIQ(0.5*(float32(id*s)-1)), 0), 15))
+	return uint32(min(max(iq34NearestInt(0.5*(float32(id*s)-1)), 0), 15))
 }
 
-// max32 is ggml's MAX(a, b) on floats: a > b ? a : b (so NaN in a yields b).
-func max32(a, b float32) float32 {
+// iq3Max is ggml's MAX(a, b) on floats: a > b ? a : b (so NaN in a yields b).
+func iq3Max(a, b float32) float32 {
 	if a > b {
 		return a
 	}

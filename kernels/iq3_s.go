@@ -116,7 +116,7 @@ func quantizeIQ3SBlock(lat *iq3Lattice, b []byte, x []float32, qw []float32) {
 		}
 		vmax := xval[0]
 		for _, v := range xval[1:] {
-			vmax = max32(vmax, v)
+			vmax = iq3Max(vmax, v)
 		}
 		L = [32]int8{}
 		if vmax == 0 {
@@ -139,7 +139,7 @@ func quantizeIQ3SBlock(lat *iq3Lattice, b []byte, x []float32, qw []float32) {
 		copy(signs, blockSigns[:])
 		signs = signs[4:]
 		scales[ib] = scale
-		maxScale = max32(maxScale, scale)
+		maxScale = iq3Max(maxScale, scale)
 	}
 	if maxScale == 0 {
 		return
@@ -158,7 +158,7 @@ func dotIQ3S(n int, w, a []byte) float32 {
 	var sumf float32
 	for i := 0; i < n/256; i++ {
 		x := w[i*iq3sBlockBytes:][:iq3sBlockBytes]
-		y := a[i*q8KBlockBytesIQ:][:q8KBlockBytesIQ]
+		y := a[i*iq34Q8KBlockBytes:][:iq34Q8KBlockBytes]
 		d := FP16ToF32(binary.LittleEndian.Uint16(x)) * f32At(y, 0)
 		var bsum int32
 		for ib := 0; ib < 8; ib++ {

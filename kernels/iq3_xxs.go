@@ -106,7 +106,7 @@ func quantizeIQ3XXSBlock(lat *iq3Lattice, b []byte, x []float32, qw []float32) {
 		}
 		vmax := xval[0]
 		for _, v := range xval[1:] {
-			vmax = max32(vmax, v)
+			vmax = iq3Max(vmax, v)
 		}
 		L = [32]int8{}
 		if vmax < iq3xxsGroupMaxEps {
@@ -125,7 +125,7 @@ func quantizeIQ3XXSBlock(lat *iq3Lattice, b []byte, x []float32, qw []float32) {
 		}
 		sas[ib] = uint32(blockSigns[0]) | uint32(blockSigns[1])<<7 | uint32(blockSigns[2])<<14 | uint32(blockSigns[3])<<21
 		scales[ib] = scale
-		maxScale = max32(maxScale, scale)
+		maxScale = iq3Max(maxScale, scale)
 	}
 	clear(b)
 	if maxScale == 0 {
@@ -147,7 +147,7 @@ func dotIQ3XXS(n int, w, a []byte) float32 {
 	var sumf float32
 	for i := 0; i < n/256; i++ {
 		x := w[i*iq3xxsBlockBytes:][:iq3xxsBlockBytes]
-		y := a[i*q8KBlockBytesIQ:][:q8KBlockBytesIQ]
+		y := a[i*iq34Q8KBlockBytes:][:iq34Q8KBlockBytes]
 		d := FP16ToF32(binary.LittleEndian.Uint16(x)) * f32At(y, 0)
 		var bsum int32
 		for ib := 0; ib < 8; ib++ {
