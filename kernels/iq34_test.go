@@ -124,3 +124,87 @@ func TestIQ4NLCPUZeroBlocks(t *testing.T) {
 		t.Fatal("zero block has a non-zero scale")
 	}
 }
+
+// TestIQ3Grids checks the copied grids against what ggml's iq3xs_init_impl
+// relies on: every byte is one of the 8 magnitudes, and the lattice points
+// of the entries increase strictly (ggml's kgrid_256/kgrid_512 lists are
+// sorted), so the grid order is the quantizer's index order.
+func TestIQ3Grids(t *testing.T) {
+	for _, g := range []struct {
+		name   string
+		grid   []uint32
+		levels [8]uint8
+		lat    *iq3Lattice
+	}{
+		{"iq3xxs_grid", iq3xxsGrid[:], [8]uint8{4, 12, 20, 28, 36, 44, 52, 62}, iq3XXSLattice()},
+		{"iq3s_grid", iq3sGrid[:], [8]uint8{1, 3, 5, 7, 9, 11, 13, 15}, iq3SLattice()},
+	} {
+		prev := -1
+		for k, e := range g.grid {
+			u := 0
+			for i := 0; i < 4; i++ {
+				b := uint8(e >> (8 * i))
+				l := -1
+				for j, v := range g.levels {
+					if v == b {
+						l = j
+					}
+				}
+				if l < 0 {
+					t.Fatalf("%s[%d] = %#08x: byte %d is not a level", g.name, k, e, i)
+				}
+				u |= l << (3 * i)
+			}
+			if u <= prev {
+				t.Fatalf("%s[%d]: lattice point %d after %d", g.name, k, u, prev)
+			}
+			prev = u
+			if int(g.lat.index[u]) != k {
+				t.Fatalf("%s: index[%d] = %d, want %d", g.name, u, g.lat.index[u], k)
+			}
+		}
+		for u := range g.lat.index {
+			nb := g.lat.nbrs[g.lat.nbrStart[u]:g.lat.nbrStart[u+1]]
+			if (g.lat.index[u] >= 0) != (len(nb) == 0) {
+				t.Fatalf("%s: point %d: on grid %v with %d neighbours", g.name, u, g.lat.index[u] >= 0, len(nb))
+			}
+		}
+		t.Logf("%s: %d neighbour entries", g.name, len(g.lat.nbrs))
+	}
+}
+
+// TestIQ34BadInput feeds NaN, Inf, huge and subnormal values to the
+// quantizers (with and without an importance matrix); they must not
+// panic, and the results must decode and dot without panicking.
+func TestIQ34BadInput(t *testing.T) {
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 3e38, -3e38, 1e-45, -1e-45, 0, float32(math.Copysign(0, -1))}
+	const n = 512
+	for _, typ := range iq34Types {
+		f, _ := Lookup(typ)
+		for si, sv := range specials {
+			src := make([]float32, n)
+			im := make([]float32, n)
+			for i := range src {
+				src[i] = float32(i%13) - 6
+				im[i] = 1
+				if i%(si+2) == 0 {
+					src[i] = sv
+					im[i] = sv
+				}
+			}
+			rb, _ := typ.RowBytes(n)
+			q := make([]byte, rb)
+			deq := make([]float32, n)
+			for _, imx := range [][]float32{nil, im} {
+				f.Quantize(q, src, imx)
+				f.Dequantize(deq, q)
+				f.DotF32(q, src)
+				ab, _ := f.VecDot.RowBytes(n)
+				f.Dot(n, q, make([]byte, ab))
+			}
+			if f.QuantizeCPU != nil {
+				f.QuantizeCPU(q, src)
+			}
+		}
+	}
+}

@@ -39,11 +39,11 @@ func iq4BestIndex(x float32) uint8 {
 	return uint8(hi)
 }
 
-// nearestIntIQ is ggml's nearest_int: round to nearest, ties to even, by
+// iq34NearestInt is ggml's nearest_int: round to nearest, ties to even, by
 // adding 1.5*2^23 and reading the mantissa. Like ggml it is only
 // meaningful for |f| <= 2^22; beyond that (or for NaN) it returns the same
 // garbage ggml does, which callers clamp.
-func nearestIntIQ(f float32) int32 {
+func iq34NearestInt(f float32) int32 {
 	v := f + 12582912
 	return int32(math.Float32bits(v)&0x007fffff) - 0x00400000
 }
@@ -61,11 +61,11 @@ func iq4Weights(w *[32]float32, xb []float32, qw []float32, sigma2 float32) {
 	}
 	qw = qw[:32]
 	for j, x := range xb {
-		w[j] = qw[j] * sqrt32(sigma2+float32(x*x))
+		w[j] = qw[j] * iq34Sqrt(sigma2+float32(x*x))
 	}
 }
 
-func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
+func iq34Sqrt(x float32) float32 { return float32(math.Sqrt(float64(x))) }
 
 // iq4SubblockScale is the scale search of quantize_row_iq4_nl_impl for
 // one 32-element sub-block xb with weights w. It returns the scale and

@@ -15,8 +15,8 @@ import (
 
 const (
 	iq4xsBlockBytes = 136
-	// q8KBlockBytesIQ is block_q8_K: f32 d, 256 int8, 16 int16 bsums.
-	q8KBlockBytesIQ = 292
+	// iq34Q8KBlockBytes is block_q8_K: f32 d, 256 int8, 16 int16 bsums.
+	iq34Q8KBlockBytes = 292
 )
 
 func init() {
@@ -103,7 +103,7 @@ func quantizeIQ4XSBlock(b []byte, x []float32, qw []float32) {
 	var scalesH uint16
 	scalesL := b[4:8]
 	for ib, s := range scales {
-		l := min(max(nearestIntIQ(id*s), -32), 31)
+		l := min(max(iq34NearestInt(id*s), -32), 31)
 		dl := d * float32(l)
 		var idl float32
 		if dl != 0 {
@@ -132,7 +132,7 @@ func dotIQ4XS(n int, w, a []byte) float32 {
 	var sumf float32
 	for ibl := 0; ibl < n/256; ibl++ {
 		x := w[ibl*iq4xsBlockBytes:][:iq4xsBlockBytes]
-		y := a[ibl*q8KBlockBytesIQ:][:q8KBlockBytesIQ]
+		y := a[ibl*iq34Q8KBlockBytes:][:iq34Q8KBlockBytes]
 		d4d8 := FP16ToF32(binary.LittleEndian.Uint16(x)) * f32At(y, 0)
 		for ib := 0; ib < 8; ib++ {
 			dl := d4d8 * float32(iq4xsScale(x, ib))
