@@ -106,7 +106,6 @@ func TestTemplatesGolden(t *testing.T) {
 	}
 }
 
-
 // TestRender checks Render's conversion of Messages: null content for a
 // tool-calling turn, tool calls with object arguments, BOS stripping, the
 // chatml fallback for an empty template and raise_exception.
