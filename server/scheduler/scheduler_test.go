@@ -161,6 +161,7 @@ func TestCancel(t *testing.T) {
 	}
 	start(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	st, err := s.Submit(ctx, &Request{Prompt: []int32{1}})
 	if err != nil {
 		t.Fatal(err)
