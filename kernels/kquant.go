@@ -385,6 +385,12 @@ func kqPackScalesK4(q []byte, ls, lm *[8]uint8) {
 	}
 }
 
+// kqLaneDot4 returns q8[0]*a + q8[8]*b + q8[16]*c + q8[24]*d with q8
+// read as int8: four elements of one dot-product lane (elements 8 apart).
+func kqLaneDot4(q8 *[25]byte, a, b, c, d int32) int32 {
+	return int32(int8(q8[0]))*a + int32(int8(q8[8]))*b + int32(int8(q8[16]))*c + int32(int8(q8[24]))*d
+}
+
 func min32i(a, b int32) int32 {
 	if a < b {
 		return a

@@ -1,7 +1,9 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/inference-x/inference-x/gguf"
@@ -90,5 +92,43 @@ func TestKQuantNoAllocs(t *testing.T) {
 		}); got != 0 {
 			t.Errorf("%v: %v allocations per run", typ, got)
 		}
+	}
+}
+
+// kqQ8Row returns a Q8_K row of n random activations quantized the way
+// ggml does (d = max/-127, bsums), built here so that the dot benchmark
+// does not depend on the Q8_K format being registered.
+func kqQ8Row(rng *rand.Rand, n int) []byte {
+	a := make([]byte, n/kqBlock*kqQ8Bytes)
+	for i := 0; i < n/kqBlock; i++ {
+		y := a[i*kqQ8Bytes : (i+1)*kqQ8Bytes]
+		binary.LittleEndian.PutUint32(y, math.Float32bits(float32(0.01+rng.Float64())))
+		for j := 0; j < 16; j++ {
+			var s int16
+			for k := 0; k < 16; k++ {
+				q := int8(rng.IntN(255) - 127)
+				y[kqQ8QsOff+16*j+k] = byte(q)
+				s += int16(q)
+			}
+			binary.LittleEndian.PutUint16(y[kqQ8BsumsOff+2*j:], uint16(s))
+		}
+	}
+	return a
+}
+
+// BenchmarkKQuantDot reports GB/s of weight bytes for the integer dot of
+// the k-quants on rows of 4096 (BenchmarkKernels needs the Q8_K format).
+func BenchmarkKQuantDot(b *testing.B) {
+	const n = 4096
+	for _, typ := range kqTypes {
+		f, _ := Lookup(typ)
+		w, _, _ := benchRow(b, f, n)
+		a := kqQ8Row(rand.New(rand.NewPCG(3, 4)), n)
+		b.Run(typ.String(), func(b *testing.B) {
+			b.SetBytes(int64(len(w)))
+			for b.Loop() {
+				sink = f.Dot(n, w, a)
+			}
+		})
 	}
 }
