@@ -391,6 +391,15 @@ func kqLaneDot4(q8 *[25]byte, a, b, c, d int32) int32 {
 	return int32(int8(q8[0]))*a + int32(int8(q8[8]))*b + int32(int8(q8[16]))*c + int32(int8(q8[24]))*d
 }
 
+// kqLevel maps a level 0..63 to its float32 value: in the decoding loops a
+// load is cheaper than an int-to-float conversion.
+var kqLevel = func() (t [64]float32) {
+	for i := range t {
+		t[i] = float32(i)
+	}
+	return t
+}()
+
 func min32i(a, b int32) int32 {
 	if a < b {
 		return a
