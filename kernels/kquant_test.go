@@ -132,3 +132,48 @@ func BenchmarkKQuantDot(b *testing.B) {
 		})
 	}
 }
+
+// TestKQuantBadInput feeds NaN, Inf, huge and subnormal values to the
+// quantizers (with and without an importance matrix) and random bytes with
+// NaN/Inf scales to the decoders: nothing may panic, and the quantizers
+// must be deterministic.
+func TestKQuantBadInput(t *testing.T) {
+	const n = 512
+	rng := rand.New(rand.NewPCG(5, 6))
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.MaxFloat32, -math.MaxFloat32, 1e-45, -1e-45, 0, float32(math.Copysign(0, -1)), 1e30}
+	for _, typ := range kqTypes {
+		f, _ := Lookup(typ)
+		wb, _ := typ.RowBytes(n)
+		for trial := 0; trial < 50; trial++ {
+			src := make([]float32, n)
+			imat := make([]float32, n)
+			for i := range src {
+				src[i] = float32(rng.NormFloat64())
+				if rng.IntN(4) == 0 {
+					src[i] = specials[rng.IntN(len(specials))]
+				}
+				imat[i] = float32(rng.ExpFloat64())
+				if rng.IntN(8) == 0 {
+					imat[i] = specials[rng.IntN(len(specials))]
+				}
+			}
+			for _, im := range [][]float32{nil, imat} {
+				a, b := make([]byte, wb), make([]byte, wb)
+				f.Quantize(a, src, im)
+				f.Quantize(b, src, im)
+				if i := firstByteDiff(a, b); i >= 0 {
+					t.Fatalf("%v: quantize not deterministic at byte %d", typ, i)
+				}
+			}
+			w := make([]byte, wb)
+			for i := range w {
+				w[i] = byte(rng.Uint32())
+			}
+			dst := make([]float32, n)
+			f.Dequantize(dst, w)
+			f.DotF32(w, src)
+			f.Dot(n, w, kqQ8Row(rng, n))
+		}
+	}
+}

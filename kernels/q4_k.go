@@ -155,8 +155,8 @@ func dotF32Q4K(w []byte, x []float32) float32 {
 }
 
 // q4KChunkF32 returns Σ(low nibble)*x[0:32], Σ(high nibble)*x[32:64] and
-// the two Σx for one 32-byte chunk, in two interleaved partial sums each
-// so that the additions do not wait on one another.
+// the two Σx for one 32-byte chunk; the products go to two partial sums
+// each so that consecutive additions do not wait on one another.
 func q4KChunkF32(q *[32]byte, x *[64]float32) (qxLo, qxHi, xLo, xHi float32) {
 	var qa, qb, qc, qd float32
 	for l := 0; l < 32; l += 2 {
