@@ -144,7 +144,7 @@ func quantizeQ2K(dst []byte, src []float32, imatrix []float32) {
 			}
 			ml := dmin * float32(sb[j]>>4)
 			for ii, v := range x[16*j : 16*j+16] {
-				l := max32i(0, min32i(3, kqNearestInt((v+ml)/dl)))
+				l := kqMax32(0, kqMin32(3, kqNearestInt((v+ml)/dl)))
 				L[16*j+ii] = uint8(l)
 			}
 		}

@@ -122,7 +122,7 @@ func quantizeQ3K(dst []byte, src []float32, imatrix []float32) {
 				iscale := -32 / maxScale
 				for j := 0; j < 16; j++ {
 					l := int32(int8(kqNearestInt(iscale * scales[j])))
-					put(j, uint8(max32i(-32, min32i(31, l))+32))
+					put(j, uint8(kqMax32(-32, kqMin32(31, l))+32))
 				}
 				kqPutHalf(b[:], 108, 1/iscale)
 			} else {
@@ -166,7 +166,7 @@ func quantizeQ3K(dst []byte, src []float32, imatrix []float32) {
 				continue
 			}
 			for ii, v := range x[16*j : 16*j+16] {
-				l := max32i(-4, min32i(3, kqNearestInt(v/dl)))
+				l := kqMax32(-4, kqMin32(3, kqNearestInt(v/dl)))
 				L[16*j+ii] = int8(l + 4)
 			}
 		}

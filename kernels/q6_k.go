@@ -95,7 +95,7 @@ func quantizeQ6K(dst []byte, src []float32, imatrix []float32) {
 				continue
 			}
 			for ii, v := range x[16*j : 16*j+16] {
-				l := max32i(-32, min32i(31, kqNearestInt(v/dl)))
+				l := kqMax32(-32, kqMin32(31, kqNearestInt(v/dl)))
 				L[16*j+ii] = int8(l + 32)
 			}
 		}
