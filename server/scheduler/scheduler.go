@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/inference-x/inference-x/model"
@@ -170,6 +171,7 @@ type Scheduler struct {
 
 	pending chan *job
 	stopped chan struct{}
+	running atomic.Int32 // sequences in slots
 
 	slots []slot
 	batch model.Batch
@@ -226,6 +228,9 @@ func New(m *model.Model, cfg Config, opts ...Option) (*Scheduler, error) {
 
 // Config returns the configuration.
 func (s *Scheduler) Config() Config { return s.cfg }
+
+// Active returns the number of sequences holding a slot.
+func (s *Scheduler) Active() int { return int(s.running.Load()) }
 
 // QueueDepth returns the number of requests waiting for a slot.
 func (s *Scheduler) QueueDepth() int { return len(s.pending) }
@@ -364,6 +369,7 @@ func (s *Scheduler) admit(j *job) {
 		budget = min(budget, j.req.MaxTokens)
 	}
 	*sl = slot{seq: sl.seq, job: j, sampler: sampler, max: budget}
+	s.running.Add(1)
 	sl.seq.Len = 0
 	s.log.Debug("admitted", "slot", i, "prompt_tokens", len(j.req.Prompt), "max_tokens", budget,
 		"waited", time.Since(j.queued))
@@ -376,6 +382,7 @@ func (s *Scheduler) finish(i int, reason FinishReason, err error) {
 	j.events <- Event{Done: true, Reason: reason, Err: err, PromptTokens: len(j.req.Prompt), Generated: sl.gen}
 	close(j.events)
 	sl.job, sl.sampler = nil, nil
+	s.running.Add(-1)
 }
 
 // step runs one Forward over every active sequence.
