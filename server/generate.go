@@ -11,6 +11,7 @@ import (
 
 	"github.com/inference-x/inference-x/chat"
 	"github.com/inference-x/inference-x/server/scheduler"
+	"github.com/inference-x/inference-x/tokenizer"
 )
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
@@ -111,7 +112,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32
 			return err
 		}
 	}
-	dec := s.tok.NewDecoder(false)
+	dec := s.newDecoder()
 	stops := stopper{stops: p.stop}
 	generated := 0
 	reason := ""
@@ -168,6 +169,19 @@ loop:
 	}
 	u := usage{PromptTokens: len(tokens), CompletionTokens: generated, TotalTokens: len(tokens) + generated}
 	return out.finish(reason, u)
+}
+
+// newDecoder returns a streaming decoder for generated text. The
+// decoder drops the leading space of the first token of a text, which is
+// right for a whole text but not for a continuation (" park" after
+// "went to the"): priming it with a newline token makes every generated
+// token's text come out whole, as llama-server's per-token pieces do.
+func (s *Server) newDecoder() *tokenizer.Decoder {
+	d := s.tok.NewDecoder(false)
+	if nl := s.tok.NL(); nl >= 0 {
+		d.Add(nl)
+	}
+	return d
 }
 
 // stopper holds back text that may begin a stop string and cuts the
