@@ -66,11 +66,10 @@ type completionRequest struct {
 	Prompt json.RawMessage `json:"prompt"`
 }
 
-// decodeBody reads a JSON body into v, rejecting trailing data.
+// decodeBody reads a JSON body into v, rejecting trailing data. The
+// Content-Type is not checked (curl -d sends form encoding), as
+// llama-server does not.
 func decodeBody(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return newError(http.StatusUnsupportedMediaType, "invalid_request_error", "", "Content-Type %q: send application/json", ct)
-	}
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError

@@ -239,8 +239,8 @@ func (s *Server) authed(h handlerFunc) handlerFunc {
 	}
 	want := []byte(s.cfg.APIKey)
 	return func(w http.ResponseWriter, r *http.Request) error {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="inference-x"`)
 			return newError(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
 				"invalid or missing API key: send Authorization: Bearer KEY")

@@ -302,7 +302,7 @@ func (s *Scheduler) shutdown() {
 	close(s.stopped)
 	for i := range s.slots {
 		if s.slots[i].job != nil {
-			s.finish(i, FinishCancelled, context.Canceled)
+			s.finish(i, FinishCancelled, ErrStopped)
 		}
 	}
 	for {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/internal/testenv"
@@ -221,6 +222,56 @@ func TestStepAllocs(t *testing.T) {
 	for i := range s.slots {
 		if s.slots[i].job == nil {
 			t.Fatalf("slot %d finished early", i)
+		}
+	}
+}
+
+type stepLog struct {
+	steps []struct{ prompt, decode, seqs int }
+}
+
+func (l *stepLog) Step(prompt, decode, seqs int, _ time.Duration) {
+	l.steps = append(l.steps, struct{ prompt, decode, seqs int }{prompt, decode, seqs})
+}
+func (l *stepLog) Queue(int) {}
+
+// TestOneForwardPerStep queues four requests before the loop starts: the
+// first step evaluates all four prompts together and every later step
+// decodes one token of each of the four sequences in the same Forward,
+// so a MoE layer sees all of them in one experts call.
+func TestOneForwardPerStep(t *testing.T) {
+	m := openStories(t, "stories260K.gguf")
+	log := &stepLog{}
+	s, err := New(m, Config{Slots: 4, Ctx: 128, MaxBatch: 32, Queue: 4}, WithObserver(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	var streams []*Stream
+	for i := 0; i < 4; i++ {
+		st, err := s.Submit(context.Background(), &Request{Prompt: []int32{1, int32(300 + i), 400}, MaxTokens: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, st)
+	}
+	start(t, s)
+	for _, st := range streams {
+		if toks, end := collect(t, st); len(toks) != n || end.Reason != FinishLength {
+			t.Fatalf("%d tokens, end %+v", len(toks), end)
+		}
+	}
+	// Run's goroutine wrote log.steps before closing the streams.
+	if len(log.steps) != n {
+		t.Fatalf("%d steps, want %d: %+v", len(log.steps), n, log.steps)
+	}
+	for i, st := range log.steps {
+		want := struct{ prompt, decode, seqs int }{0, 4, 4}
+		if i == 0 {
+			want.prompt, want.decode = 12, 0
+		}
+		if st != want {
+			t.Errorf("step %d: %+v, want %+v", i, st, want)
 		}
 	}
 }
