@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/inference-x/inference-x/chat"
 	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/internal/testenv"
 	"github.com/inference-x/inference-x/model"
@@ -37,6 +39,7 @@ type serverOpts struct {
 	noRun     bool // leave the scheduler loop stopped (requests queue)
 	maxBody   int64
 	modelFile string
+	template  *chat.Template
 }
 
 func newTestServer(t testing.TB, o serverOpts) *testServer {
@@ -76,7 +79,7 @@ func newTestServer(t testing.TB, o serverOpts) *testServer {
 	if o.maxBody > 0 {
 		cfg.MaxBodyBytes = o.maxBody
 	}
-	srv, err := New(cfg, Deps{Scheduler: sched, Tokenizer: tok, Metrics: metrics, Gatherer: reg})
+	srv, err := New(cfg, Deps{Scheduler: sched, Tokenizer: tok, Template: o.template, Metrics: metrics, Gatherer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,5 +496,37 @@ func TestDisconnectCancels(t *testing.T) {
 	c := decode[completionBody](t, ts.post(t, "/v1/completions", `{"prompt":"Once","max_tokens":3}`))
 	if c.Usage == nil || c.Usage.CompletionTokens != 3 {
 		t.Errorf("next request: %+v", c)
+	}
+}
+
+// TestChatTemplate serves with Llama 3's real template: the prompt is the
+// template's rendering without its leading bos_token (the tokenizer adds
+// BOS), so the request's prompt tokens are exactly those of that text.
+func TestChatTemplate(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(testenv.Shared(t, "testdata/chat-templates"), "llama3.jinja"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := chat.Compile(string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, serverOpts{template: tmpl})
+	c := decode[completionBody](t, ts.post(t, "/v1/chat/completions",
+		`{"messages":[{"role":"system","content":"Be nice. "},{"role":"user","content":"Hi"}],"max_tokens":2}`))
+	want := ts.tok.Encode("<|start_header_id|>system<|end_header_id|>\n\nBe nice.<|eot_id|>"+
+		"<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", true, true)
+	if c.Usage == nil || c.Usage.PromptTokens != len(want) {
+		t.Fatalf("usage %+v, want %d prompt tokens", c.Usage, len(want))
+	}
+	// A template that raises is a 400 naming the template error.
+	bad, err := chat.Compile(`{{ raise_exception("roles must alternate") }}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts = newTestServer(t, serverOpts{template: bad})
+	e := expectError(t, ts.post(t, "/v1/chat/completions", `{"messages":[{"role":"user","content":"x"}]}`), 400, "template_error")
+	if !strings.Contains(e.Error.Message, "roles must alternate") {
+		t.Errorf("message %q", e.Error.Message)
 	}
 }
