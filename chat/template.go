@@ -48,7 +48,7 @@ func Compile(source string) (*Template, error) {
 	if strings.TrimSpace(source) == "" {
 		return Builtin(ChatML), nil
 	}
-	t, err := jinja.Compile(source)
+	t, err := compileJinja(source)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrTemplate, err)
 	}
@@ -143,11 +143,31 @@ func (t *Template) Execute(vars map[string]any, now func() time.Time) (string, e
 		}
 		return jinja.NewString(Strftime(now(), format)), nil
 	})
-	s, err := t.jinja.RenderValues(vals)
+	s, err := renderJinja(t.jinja, vals)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrTemplate, err)
 	}
 	return s, nil
+}
+
+// compileJinja and renderJinja turn a panic of the engine on odd input
+// into an error.
+func compileJinja(src string) (t *jinja.Template, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("engine panic: %v", p)
+		}
+	}()
+	return jinja.Compile(src)
+}
+
+func renderJinja(t *jinja.Template, vals map[string]jinja.Value) (s string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("engine panic: %v", p)
+		}
+	}()
+	return t.RenderValues(vals)
 }
 
 // messagesJSON gives the messages the fields OpenAI clients send: content
