@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/internal/testenv"
 )
 
@@ -261,5 +262,40 @@ func TestUnsupported(t *testing.T) {
 		if _, err := lookupPreTokenizer(name); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestSPMSegments checks that merging SentencePiece text in pieces cut
+// before each ▁ gives llama.cpp's whole-fragment result.
+func TestSPMSegments(t *testing.T) {
+	path := filepath.Join(testenv.Shared(t, "testdata/tokenizer"), "llama2-spm.gguf")
+	tok := openTokenizer(t, path)
+	if !tok.spmSplitAtSpace {
+		t.Fatal("Llama 2's vocabulary should allow cutting at spaces")
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := New(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole.spmSplitAtSpace = false
+	texts := []string{prose(t, 50_000), "  a  b   c\u2581\u2581d \u2581 e", randomBytes(5000, 3), strings.Repeat(" ", 3000)}
+	for _, c := range readGolden(t, filepath.Join(testenv.Shared(t, "testdata/tokenizer"), "llama2-spm.jsonl")) {
+		texts = append(texts, c.Text)
+	}
+	for _, text := range texts {
+		if got, want := tok.Encode(text, true, true), whole.Encode(text, true, true); !slices.Equal(got, want) {
+			t.Errorf("%q: cut %v, whole %v", short(text), got, want)
+		}
+	}
+	if spmSplitsAtSpace([]string{"\u2581a", "\u2581\u2581", "a\u2581b"}) {
+		t.Error("a token with ▁ after a letter must prevent cutting")
+	}
+	if !spmSplitsAtSpace([]string{"\u2581a", "\u2581\u2581", "\u2581\u2581x", "ab"}) {
+		t.Error("leading ▁ runs allow cutting")
 	}
 }
