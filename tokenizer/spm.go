@@ -38,20 +38,43 @@ func spmSplitsAtSpace(texts []string) bool {
 // concatenation is the token with the highest score (the leftmost on a
 // tie), and emit symbols that are no token as byte tokens.
 func (t *Tokenizer) encodeSPM(e *encoder, text []byte, out []int32) []int32 {
-	for off := 0; off < len(text); {
-		syms := e.syms[:0]
-		for off < len(text) {
-			if len(syms) > 0 && t.spmSplitAtSpace && isSPMCut(text, off) {
-				break
+	for start := 0; start < len(text); {
+		// The piece runs to the next cut (symbol boundaries decide where
+		// a cut may fall, so step by characters).
+		end := start + min(utf8Len(text[start]), len(text)-start)
+		if t.spmSplitAtSpace {
+			for end < len(text) && !isSPMCut(text, end) {
+				end += min(utf8Len(text[end]), len(text)-end)
 			}
-			n := min(utf8Len(text[off]), len(text)-off)
+		} else {
+			end = len(text)
+		}
+		// A piece cut at spaces is merged on its own, so its tokens can be
+		// cached like BPE words.
+		seg := text[start:end]
+		cached := t.spmSplitAtSpace && len(seg) <= maxCachedWord
+		if cached {
+			if ids, ok := e.cache.get(seg); ok {
+				out = append(out, ids...)
+				start = end
+				continue
+			}
+		}
+		syms := e.syms[:0]
+		for off := start; off < end; {
+			n := min(utf8Len(text[off]), end-off)
 			i := int32(len(syms))
 			syms = append(syms, symbol{start: int32(off), n: int32(n), prev: i - 1, next: i + 1})
 			off += n
 		}
 		syms[len(syms)-1].next = -1
-		out = t.mergeSPM(e, text, syms, out)
 		e.syms = syms
+		n := len(out)
+		out = t.mergeSPM(e, text, syms, out)
+		if cached {
+			e.cache.put(seg, out[n:])
+		}
+		start = end
 	}
 	return out
 }
