@@ -14,8 +14,8 @@ type codepoints struct {
 	cpts  []rune
 	flags []cptFlags
 	off   []int32 // off[i] is the byte offset of cpts[i] in norm; off[len(cpts)] = len(norm)
-	norm  []byte // the re-encoded text
-	work  int    // splitter steps, for the linearity tests
+	norm  []byte  // the re-encoded text
+	work  int     // splitter steps, for the linearity tests
 }
 
 func (c *codepoints) reset(text string, tab *unicodeTable) {
