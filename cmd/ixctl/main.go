@@ -23,5 +23,6 @@ Model tools work on GGUF files directly; cluster commands talk to a
 coordinator's admin API (--coordinator HOST:PORT or IX_COORDINATOR).`,
 	}
 	root.AddCommand(newInspectCmd(s))
+	root.AddCommand(newTokenizeCmd(s))
 	return root
 }
