@@ -130,6 +130,7 @@ type Runner struct {
 	logitsBuf   []float32
 	scratch     map[string][]float32
 	attnTask    attnTask
+	mlaTask     mlaTask
 	scratchRows [][]float32
 	cosBuf      []float32
 	sinBuf      []float32
