@@ -8,10 +8,10 @@ import (
 	"github.com/inference-x/inference-x/internal/testenv"
 )
 
-// TestDecodeAllocs checks that one decode step (one token through the
+// TestDecodeAllocsMoE checks that one decode step (one token through the
 // cache) allocates nothing once the Runner's buffers exist, for MLA+MoE
 // (deepseek2-384), the GQA MoE models and the dense GQA model.
-func TestDecodeAllocs(t *testing.T) {
+func TestDecodeAllocsMoE(t *testing.T) {
 	dir := testenv.Shared(t, "testdata/models")
 	for _, name := range []string{"deepseek2-384.F32", "deepseek2-384.Q8_0", "deepseek2-v3.Q4_0", "qwen3moe-small.Q8_0", "llama-moe.Q4_K_M", "llama-dense.Q4_K_M"} {
 		for _, kv := range []KVType{KVF32, KVF16} {
