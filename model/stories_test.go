@@ -60,10 +60,10 @@ func TestStoriesGreedy(t *testing.T) {
 	for _, p := range refs {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			var ref struct {
-				Model     string `json:"model"`
+				Model     string                   `json:"model"`
 				Prompt    struct{ Tokens []int32 } `json:"prompt"`
 				Generated struct{ Tokens []int32 } `json:"generated"`
-				Margin    []float32 `json:"top1_margin"`
+				Margin    []float32                `json:"top1_margin"`
 			}
 			readJSON(t, p, &ref)
 			m := openModel(t, filepath.Join(dir, ref.Model))
