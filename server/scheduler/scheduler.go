@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/model"
 )
 
@@ -168,6 +169,7 @@ type Scheduler struct {
 	log     *slog.Logger
 	obs     Observer
 	planner Planner
+	experts experts.Backend
 
 	pending chan *job
 	stopped chan struct{}
@@ -190,6 +192,11 @@ func WithObserver(o Observer) Option { return func(s *Scheduler) { s.obs = o } }
 
 // WithPlanner sets the per-request precision planner (--adaptive).
 func WithPlanner(p Planner) Option { return func(s *Scheduler) { s.planner = p } }
+
+// WithExperts sets where MoE layers' routed experts run (the router in
+// cluster mode); the default computes them in-process. Every step makes
+// one Backend.Forward call per MoE layer holding all its sequences' rows.
+func WithExperts(b experts.Backend) Option { return func(s *Scheduler) { s.experts = b } }
 
 // New allocates the runner and every slot's cache for m.
 func New(m *model.Model, cfg Config, opts ...Option) (*Scheduler, error) {
@@ -222,7 +229,7 @@ func New(m *model.Model, cfg Config, opts ...Option) (*Scheduler, error) {
 		Seq:    make([]*model.Sequence, 0, cfg.MaxBatch),
 		Logits: make([]int, 0, cfg.MaxBatch),
 	}
-	s.runner = m.NewRunner(model.Options{Threads: cfg.Threads, MaxBatch: cfg.MaxBatch})
+	s.runner = m.NewRunner(model.Options{Threads: cfg.Threads, MaxBatch: cfg.MaxBatch, Experts: s.experts})
 	return s, nil
 }
 
