@@ -303,8 +303,16 @@ func (o *RunOptions) promptTokens(lm *loaded) ([]int32, error) {
 			msgs = append(msgs, chat.Message{Role: "system", Content: o.System})
 		}
 		msgs = append(msgs, chat.Message{Role: "user", Content: text})
-		var err error
-		if text, err = chat.Apply(chat.Detect(tmpl), msgs); err != nil {
+		t, err := chat.Compile(tmpl)
+		if err != nil {
+			return nil, fmt.Errorf("the model's chat template: %w", err)
+		}
+		tok := lm.tok
+		text, err = t.Render(msgs, chat.RenderOptions{
+			BOS: tok.TokenText(tok.BOS()), EOS: tok.TokenText(tok.EOS()),
+			AddGenerationPrompt: true, StripBOS: tok.AddBOS(),
+		})
+		if err != nil {
 			return nil, err
 		}
 		parseSpecial = true
