@@ -184,25 +184,55 @@ func SplitBytes(f *gguf.File) (expertBytes, denseBytes int64) {
 	return expertBytes, denseBytes
 }
 
-// BudgetReserve is what DefaultBudget leaves aside beyond the dense
+// BaseReserve is what DefaultBudget always leaves aside beyond the dense
 // weights and the caller's reserve: the Go heap, scratch buffers, the
-// tokenizer, and room for one layer's misses in flight.
-const BudgetReserve = 256 << 20
+// tokenizer.
+const BaseReserve = 128 << 20
+
+// InFlightBytes is the room a running batch may take beyond the budget:
+// the experts of one layer's top-k that are being read and as many
+// predicted for the next layer, 2 x K x the largest expert (K from the
+// file's expert_used_count, else 8).
+func InFlightBytes(f *gguf.File) int64 {
+	k := int64(8)
+	if arch, err := f.Architecture(); err == nil {
+		if n, err := f.Int(arch + ".expert_used_count"); err == nil && n > 0 {
+			k = n
+		}
+	}
+	var largest int64
+	for i := range f.Tensors {
+		t := &f.Tensors[i]
+		if !strings.HasSuffix(t.Name, ".ffn_gate_exps.weight") || len(t.Dims) != 3 || t.Dims[2] == 0 {
+			continue
+		}
+		layer := strings.TrimSuffix(t.Name, ".ffn_gate_exps.weight")
+		var size int64
+		for _, s := range []string{".ffn_gate_exps.weight", ".ffn_up_exps.weight", ".ffn_down_exps.weight"} {
+			if u, ok := f.Tensor(layer + s); ok {
+				size += u.Size
+			}
+		}
+		largest = max(largest, size/t.Dims[2])
+	}
+	return 2 * k * largest
+}
 
 // DefaultBudget returns the expert budget when none is given: available
 // memory minus f's dense weights, reserve (the KV cache and other
-// allocations the caller knows of) and BudgetReserve. It fails when
-// nothing is left.
+// allocations the caller knows of), BaseReserve and InFlightBytes. It
+// fails when nothing is left.
 func DefaultBudget(f *gguf.File, reserve int64) (int64, Memory, error) {
 	m, err := AvailableMemory()
 	if err != nil {
 		return 0, m, err
 	}
 	_, dense := SplitBytes(f)
-	b := m.Available - dense - reserve - BudgetReserve
+	fixed := dense + reserve + BaseReserve + InFlightBytes(f)
+	b := m.Available - fixed
 	if b <= 0 {
-		return 0, m, fmt.Errorf("experts: no memory left for experts: %d MiB available, dense weights %d MiB, reserve %d MiB + %d MiB",
-			m.Available>>20, dense>>20, reserve>>20, BudgetReserve>>20)
+		return 0, m, fmt.Errorf("experts: no memory left for experts: %d MiB available, %d MiB needed for dense weights (%d MiB), KV cache and reserves",
+			m.Available>>20, fixed>>20, dense>>20)
 	}
 	return b, m, nil
 }

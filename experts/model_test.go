@@ -104,7 +104,7 @@ func TestPagedDecode(t *testing.T) {
 	expertBytes, _ := experts.SplitBytes(f)
 	for _, pol := range []experts.Policy{experts.PolicyLRFU, experts.PolicyLRU, experts.PolicyLFU} {
 		cfg := experts.DefaultPagerConfig(expertBytes / 5)
-		cfg.Policy, cfg.PredictExtra = pol, 1
+		cfg.Policy, cfg.PredictTop = pol, 5
 		st, err := experts.NewStore(f, experts.StoreConfig{Threads: 2, Pager: &cfg})
 		if err != nil {
 			t.Fatal(err)
@@ -123,7 +123,7 @@ func TestPagedDecode(t *testing.T) {
 		if s.Evictions == 0 || s.ResidentBytes > s.Budget || s.Predicted == 0 {
 			t.Errorf("%v: stats %+v", pol, s)
 		}
-		// 4+1 of 32 experts predicted per row: chance precision is 4/32.
+		// 5 of 32 experts predicted per row: chance precision is 4/32.
 		if p := s.PredictPrecision(); p < 0.25 {
 			t.Errorf("%v: prediction precision %.2f", pol, p)
 		}

@@ -100,11 +100,12 @@ type PagerConfig struct {
 	Evict Evict
 	// Predict prefetches, while layer L runs, the experts that layer L+1's
 	// router picks for layer L's input (the residual stream changes little
-	// from one layer to the next). PredictExtra adds that many experts per
-	// row beyond the layer's top-k; batches of more than PredictMaxRows
-	// rows (prompt chunks, which need most experts anyway) skip it.
+	// from one layer to the next). PredictTop is how many experts are
+	// predicted per row (0: the batch's K, the layer's top-k); batches of
+	// more than PredictMaxRows rows (prompt chunks, which need most
+	// experts anyway) skip it.
 	Predict        bool
-	PredictExtra   int
+	PredictTop     int
 	PredictMaxRows int
 	// Pin lists experts (layer -> ids) loaded at open and never evicted
 	// (Release unpins).
@@ -118,14 +119,19 @@ type PagerConfig struct {
 	// kernel's read-around, which would spill into the expert tensors
 	// next to them in the file (up to read_ahead_kb around each fault).
 	NoDensePrefetch bool
+	// RefreshHits issues MADV_WILLNEED for resident experts too, before
+	// each use: if the kernel reclaimed some of their pages behind the
+	// pager's back (a budget larger than the memory really free), they
+	// are read in large requests instead of one page per fault.
+	RefreshHits bool
 }
 
 // DefaultPagerConfig returns the defaults for a budget: LRFU with the
 // decay chosen by measurement (experts/README.md), drop eviction,
-// next-layer prediction for batches of up to 16 rows.
+// next-layer prediction for batches of up to 16 rows, refreshed hits.
 func DefaultPagerConfig(budget int64) PagerConfig {
 	return PagerConfig{Budget: budget, Policy: PolicyLRFU, Lambda: DefaultLambda, Evict: EvictDrop,
-		Predict: true, PredictMaxRows: 16}
+		Predict: true, PredictMaxRows: 16, RefreshHits: true}
 }
 
 // DefaultLambda is PolicyLRFU's default decay per token (a half-life of
@@ -139,8 +145,8 @@ func (c *PagerConfig) Validate() error {
 		return fmt.Errorf("experts: pager budget %d bytes must be positive", c.Budget)
 	case c.Lambda < 0 || math.IsNaN(c.Lambda) || math.IsInf(c.Lambda, 0):
 		return fmt.Errorf("experts: LRFU lambda %v must be a finite number >= 0", c.Lambda)
-	case c.PredictExtra < 0 || c.PredictMaxRows < 0:
-		return fmt.Errorf("experts: PredictExtra %d and PredictMaxRows %d must be >= 0", c.PredictExtra, c.PredictMaxRows)
+	case c.PredictTop < 0 || c.PredictMaxRows < 0:
+		return fmt.Errorf("experts: PredictTop %d and PredictMaxRows %d must be >= 0", c.PredictTop, c.PredictMaxRows)
 	}
 	if _, ok := policyNames[c.Policy]; !ok {
 		return fmt.Errorf("experts: unknown policy %d", int(c.Policy))
@@ -305,6 +311,9 @@ func (p *pager) begin(layer, base int, active []int32) {
 				p.st.PrefetchHits++
 			}
 			hits = append(hits, e)
+			if p.cfg.RefreshHits {
+				p.willNeed(en)
+			}
 		} else {
 			p.st.Misses++
 			p.st.MissBytes += en.bytes
@@ -424,6 +433,10 @@ func (p *pager) admit(i int32) {
 	if !en.pinned {
 		p.push(i)
 	}
+	p.willNeed(en)
+}
+
+func (p *pager) willNeed(en *entry) {
 	t := time.Now()
 	p.adv.willNeed(en)
 	p.st.AdviseTime += time.Since(t)

@@ -341,7 +341,7 @@ func TestPagerConfigValidate(t *testing.T) {
 		"lambda":     func(c *PagerConfig) { c.Lambda = -1 },
 		"policy":     func(c *PagerConfig) { c.Policy = 9 },
 		"evict":      func(c *PagerConfig) { c.Evict = 9 },
-		"extra":      func(c *PagerConfig) { c.PredictExtra = -1 },
+		"top":        func(c *PagerConfig) { c.PredictTop = -1 },
 		"pin layer":  func(c *PagerConfig) { c.Pin = map[int][]int{3: {0}} },
 		"pin expert": func(c *PagerConfig) { c.Pin = map[int][]int{0: {4}} },
 		"pin budget": func(c *PagerConfig) { c.Budget = size; c.Pin = map[int][]int{0: {0, 1}} },

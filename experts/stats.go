@@ -28,7 +28,9 @@ type Stats struct {
 	// PredictedUsed/Predicted, recall PredictedUsed/PredictNeeded.
 	// PrefetchIssued counts predicted experts that were not resident
 	// (WILLNEED issued, PrefetchBytes), PrefetchHits the uses they served.
+	// PredictTime is the time spent computing predictions.
 	Predicted, PredictedUsed, PredictNeeded uint64
+	PredictTime                             time.Duration
 	PrefetchIssued, PrefetchHits            uint64
 	PrefetchBytes                           int64
 

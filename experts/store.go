@@ -83,6 +83,7 @@ type Store struct {
 	forwards uint64
 	rows     uint64
 	fwdTime  time.Duration
+	predTime time.Duration
 }
 
 // Local is the Store's former name.
@@ -176,7 +177,7 @@ func NewStore(f *gguf.File, cfg StoreConfig) (*Store, error) {
 		}
 		s.pager = p
 		if pc.Predict {
-			if s.pred, err = newPredictor(f, s.layers, pc.PredictExtra); err != nil {
+			if s.pred, err = newPredictor(f, s.layers, pc.PredictTop); err != nil {
 				p.close()
 				return nil, err
 			}
@@ -306,7 +307,10 @@ func (s *Store) Forward(ctx context.Context, layer int, b *Batch, out []float32)
 		s.pager.begin(layer, ly.base, w.active)
 		defer s.pager.end(ly.base, w.active)
 		if s.pred != nil && b.N <= s.predMaxRows {
-			if next, ids := s.pred.predict(s.pool, layer, b); next >= 0 {
+			t := time.Now()
+			next, ids := s.pred.predict(s.pool, layer, b)
+			s.predTime += time.Since(t)
+			if next >= 0 {
 				nly := s.layers[next]
 				held := ids[:0]
 				for _, e := range ids {
@@ -475,7 +479,7 @@ func (s *Store) Stats() Stats {
 		st = s.pager.stats()
 	}
 	s.mu.Lock()
-	st.Forwards, st.Rows, st.ForwardTime = s.forwards, s.rows, s.fwdTime
+	st.Forwards, st.Rows, st.ForwardTime, st.PredictTime = s.forwards, s.rows, s.fwdTime, s.predTime
 	s.mu.Unlock()
 	st.ReadBytes = -1
 	if n, err := readIOBytes(); err == nil && s.ioBase >= 0 {
