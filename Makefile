@@ -6,7 +6,7 @@ BENCHTIME ?= 1s
 PKGS      := ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo clean
+.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench bench-paging fuzz demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,12 @@ bench: ## kernel and model benchmarks (go test -bench)
 	$(GO) test ./kernels -run '^$$' -bench . -benchtime $(BENCHTIME)
 
 DEMO_MODEL ?= out/demo-kimi-k2-mini.Q4_K_M.gguf
+
+BENCH_PAGING_FLAGS ?=
+
+bench-paging: build ## expert pager vs plain mmap vs llama.cpp on a model ~2x a memory cgroup's limit (root; see experts/README.md)
+	$(GO) build -o $(BIN)/benchpaging ./internal/benchpaging
+	$(BIN)/benchpaging $(BENCH_PAGING_FLAGS)
 
 demo: build ## generate a small Kimi-K2-shaped MoE model (no download) and run it end to end
 	@mkdir -p out

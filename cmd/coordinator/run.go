@@ -43,6 +43,7 @@ type RunOptions struct {
 	Verbose      bool
 	NoEcho       bool
 	CPUProfile   string
+	Pager        PagerOptions
 
 	tokens []int32
 	kv     model.KVType
@@ -97,6 +98,7 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print model details to stderr")
 	f.BoolVar(&o.NoEcho, "no-display-prompt", false, "do not print the prompt before the generated text")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the run to FILE")
+	o.Pager.AddFlags(f)
 	f.MarkHidden("cpuprofile")
 	return cmd
 }
@@ -120,6 +122,9 @@ func (o *RunOptions) Validate() error {
 	}
 	if o.Ctx <= 0 || o.Batch <= 0 {
 		return fmt.Errorf("--ctx %d and --batch %d must be positive", o.Ctx, o.Batch)
+	}
+	if err := o.Pager.Validate(); err != nil {
+		return err
 	}
 	kv, err := model.ParseKVType(o.KVType)
 	if err != nil {
@@ -180,12 +185,22 @@ func (o *RunOptions) Run(ctx context.Context, s cli.Streams) error {
 			return fmt.Errorf("prompt of %d tokens is longer than the context of %d (raise --ctx)", len(prompt), nctx)
 		}
 	}
-	runner := m.NewRunner(model.Options{Threads: o.Threads, MaxBatch: min(o.Batch, len(prompt))})
-	defer runner.Close()
 	seq, err := m.NewSequence(nctx, o.kv)
 	if err != nil {
 		return err
 	}
+	store, storeCloser, err := o.Pager.openStore(lm.file, o.Threads, seq.CacheBytes(), s.Err)
+	if err != nil {
+		return err
+	}
+	ropt := model.Options{Threads: o.Threads, MaxBatch: min(o.Batch, len(prompt))}
+	if store != nil {
+		defer storeCloser.Close()
+		defer store.Close()
+		ropt.Experts = store
+	}
+	runner := m.NewRunner(ropt)
+	defer runner.Close()
 	sampler, err := model.NewSampler(o.Sampler, m.Config.Vocab)
 	if err != nil {
 		return err
@@ -273,6 +288,7 @@ func (o *RunOptions) Run(ctx context.Context, s cli.Streams) error {
 	printTimings(s.Err, lm.took, len(prompt), promptTime, generated, genTime)
 	if o.ExpertStats {
 		printExpertStats(s.Err, runner)
+		printPagerStats(s.Err, &o.Pager, store, len(prompt), promptTime, generated, genTime)
 	}
 	return nil
 }
