@@ -67,12 +67,12 @@ func main() {
 	fs.StringVar(&o.coordinator, "coordinator", "bin/coordinator", "coordinator binary")
 	fs.StringVar(&o.llamaref, "llamaref", defaultLlamaref(), "llama.cpp peer (empty or missing: skipped)")
 	fs.StringVar(&o.limit, "limit", "", "memory limit (default: the model file size / 2)")
-	fs.IntVar(&o.n, "n", 128, "tokens to generate")
+	fs.IntVar(&o.n, "n", 96, "tokens to generate")
 	fs.StringVar(&o.prompt, "prompt", "The history of the mixture of experts", "prompt")
 	fs.IntVar(&o.threads, "threads", 2, "threads")
 	fs.IntVar(&o.ctx, "ctx", 512, "context size (both engines)")
-	fs.IntVar(&o.reps, "reps", 1, "repetitions of each configuration (alternated; medians reported)")
-	fs.StringVar(&o.configs, "configs", "plain,pager,llama.cpp",
+	fs.IntVar(&o.reps, "reps", 3, "repetitions of each configuration (alternated; medians reported)")
+	fs.StringVar(&o.configs, "configs", "plain,pager,pager:--expert-predict=false,llama.cpp",
 		"configurations to run under the limit: plain, pager, llama.cpp, or pager:FLAGS (the pager with more coordinator flags)")
 	fs.StringVar(&o.jsonOut, "json", "out/bench-paging.json", "write every run's measurements here")
 	fs.BoolVar(&o.noRef, "no-reference", false, "skip the unconstrained reference run (outputs are then not compared)")
