@@ -101,6 +101,10 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 	mm := &p.mm
 	mm.out, mm.w, mm.x, mm.n = out[:x.N*w.Rows], w, x.X, x.N
 	f := w.format
+	mm.dot = f.Dot
+	if bd := batchDotFor(w, x.N); bd != nil {
+		mm.dot = bd
+	}
 	if f.VecDot == gguf.TypeF32 || f.Dot == nil {
 		mm.q, mm.qRow = nil, 0
 	} else {
@@ -108,7 +112,7 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 		mm.qRow = len(mm.q) / x.N
 	}
 	p.Run(w.Rows, 4, mm)
-	mm.out, mm.w, mm.x, mm.q = nil, nil, nil, nil
+	mm.out, mm.w, mm.x, mm.q, mm.dot = nil, nil, nil, nil, nil
 }
 
 // matmulTask is MatMul's work, kept in the Pool so dispatch allocates
@@ -120,6 +124,7 @@ type matmulTask struct {
 	q    []byte
 	qRow int
 	n    int
+	dot  func(n int, w, a []byte) float32
 }
 
 // tokenTile is how many token rows share one pass over a weight row block.
@@ -138,7 +143,7 @@ func (m *matmulTask) Do(lo, hi, _ int) {
 				continue
 			}
 			for t := t0; t < t1; t++ {
-				m.out[t*w.Rows+r] = f.Dot(cols, row, m.q[t*m.qRow:(t+1)*m.qRow])
+				m.out[t*w.Rows+r] = m.dot(cols, row, m.q[t*m.qRow:(t+1)*m.qRow])
 			}
 		}
 	}

@@ -149,42 +149,6 @@ func quantizeQ2K(dst []byte, src []float32, imatrix []float32) {
 	}
 }
 
-// dotQ2K is ggml_vec_dot_q2_K_q8_K_generic's arithmetic: one integer sum
-// per block, sumf += dall*isum - dmin*Σ bsums*mins.
-func dotQ2K(n int, w, a []byte) float32 {
-	nb := n / kqBlock
-	var sumf float32
-	for i := 0; i < nb; i++ {
-		x := (*[q2KBlockBytes]byte)(w[i*q2KBlockBytes:])
-		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
-		var summs int32
-		for j := 0; j < 16; j++ {
-			summs += kqQ8Bsum(y[:], j) * int32(x[j]>>4)
-		}
-		var isum int32
-		for h := 0; h < 2; h++ {
-			q := (*[32]byte)(x[16+32*h:])
-			for k := 0; k < 4; k++ {
-				sh := uint(2 * k)
-				q8 := (*[32]byte)(y[kqQ8QsOff+128*h+32*k:])
-				var s1, s2 int32
-				for l := 0; l < 16; l++ {
-					s1 += int32(int8(q8[l])) * int32(q[l]>>sh&3)
-				}
-				for l := 16; l < 32; l++ {
-					s2 += int32(int8(q8[l])) * int32(q[l]>>sh&3)
-				}
-				isum += int32(x[8*h+2*k]&0xF)*s1 + int32(x[8*h+2*k+1]&0xF)*s2
-			}
-		}
-		yd := kqQ8Scale(y[:])
-		dall := yd * kqHalf(x[:], 80)
-		dmin := yd * kqHalf(x[:], 82)
-		sumf += float32(dall*float32(isum)) - float32(dmin*float32(summs))
-	}
-	return sumf
-}
-
 // dotF32Q2K: each 16-weight group contributes d_j*Σq*x - m_j*Σx.
 func dotF32Q2K(w []byte, x []float32) float32 {
 	nb := len(x) / kqBlock

@@ -180,47 +180,6 @@ func quantizeQ3K(dst []byte, src []float32, imatrix []float32) {
 	}
 }
 
-// dotQ3K is ggml_vec_dot_q3_K_q8_K_generic's arithmetic: per block, integer
-// sums in eight lanes (element e goes to lane e%8), sums[lane] +=
-// d*lane_sum, and the lanes added at the end.
-func dotQ3K(n int, w, a []byte) float32 {
-	nb := n / kqBlock
-	var sums [8]float32
-	for i := 0; i < nb; i++ {
-		x := (*[q3KBlockBytes]byte)(w[i*q3KBlockBytes:])
-		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
-		sc := q3KScales(x[96:108])
-		hm := (*[32]byte)(x[0:])
-		var acc [8]int32
-		for h := 0; h < 2; h++ {
-			q := (*[32]byte)(x[32+32*h:])
-			for k := 0; k < 4; k++ {
-				sh := uint(2 * k)
-				hb := uint(4*h + k)
-				q8 := (*[32]byte)(y[kqQ8QsOff+128*h+32*k:])
-				s1, s2 := int32(sc[8*h+2*k]), int32(sc[8*h+2*k+1])
-				for l := 0; l < 16; l++ {
-					v := int32(q[l]>>sh&3) - int32(^hm[l]>>hb&1)<<2
-					acc[l%8] += s1 * int32(int8(q8[l])) * v
-				}
-				for l := 16; l < 32; l++ {
-					v := int32(q[l]>>sh&3) - int32(^hm[l]>>hb&1)<<2
-					acc[l%8] += s2 * int32(int8(q8[l])) * v
-				}
-			}
-		}
-		d := kqHalf(x[:], 108) * kqQ8Scale(y[:])
-		for l := range sums {
-			sums[l] += float32(d * float32(acc[l]))
-		}
-	}
-	var sumf float32
-	for _, s := range sums {
-		sumf += s
-	}
-	return sumf
-}
-
 // dotF32Q3K: each 16-weight group contributes d*scale_j*Σq*x.
 func dotF32Q3K(w []byte, x []float32) float32 {
 	nb := len(x) / kqBlock

@@ -63,46 +63,6 @@ func quantizeQ4K(dst []byte, src []float32, imatrix []float32) {
 	}
 }
 
-// dotQ4K is ggml_vec_dot_q4_K_q8_K_generic's arithmetic: per block, integer
-// sums in eight lanes (element e goes to lane e%8), then
-// sums[lane] += d*lane_sum and sumf -= dmin*Σ bsums*mins; the lanes are
-// added to sumf at the end.
-func dotQ4K(n int, w, a []byte) float32 {
-	nb := n / kqBlock
-	var sums [8]float32
-	var sumf float32
-	for i := 0; i < nb; i++ {
-		x := (*[q4KBlockBytes]byte)(w[i*q4KBlockBytes:])
-		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
-		sc, m := kqUnpackScalesK4(x[4:16])
-		var sumi int32
-		for j := 0; j < 16; j++ {
-			sumi += kqQ8Bsum(y[:], j) * int32(m[j/2])
-		}
-		var acc [8]int32
-		for c := 0; c < 4; c++ {
-			q := (*[32]byte)(x[16+32*c:])
-			lo := (*[32]byte)(y[kqQ8QsOff+64*c:])
-			hi := (*[32]byte)(y[kqQ8QsOff+64*c+32:])
-			s1, s2 := int32(sc[2*c]), int32(sc[2*c+1])
-			for l := 0; l < 32; l++ {
-				acc[l%8] += s1*int32(int8(lo[l]))*int32(q[l]&0xF) + s2*int32(int8(hi[l]))*int32(q[l]>>4)
-			}
-		}
-		yd := kqQ8Scale(y[:])
-		d := kqHalf(x[:], 0) * yd
-		for l := range sums {
-			sums[l] += float32(d * float32(acc[l]))
-		}
-		dmin := kqHalf(x[:], 2) * yd
-		sumf -= float32(dmin * float32(sumi))
-	}
-	for _, s := range sums {
-		sumf += s
-	}
-	return sumf
-}
-
 // dotF32Q4K decodes each 32-weight sub-block in registers: the sub-block
 // contributes d_j*Σq*x - m_j*Σx.
 func dotF32Q4K(w []byte, x []float32) float32 {

@@ -107,45 +107,6 @@ func quantizeQ6K(dst []byte, src []float32, imatrix []float32) {
 	}
 }
 
-// dotQ6K is ggml_vec_dot_q6_K_q8_K_generic's arithmetic: per block, integer
-// sums in eight lanes (element e goes to lane e%8), sums[lane] +=
-// d*lane_sum, and the lanes added at the end.
-func dotQ6K(n int, w, a []byte) float32 {
-	nb := n / kqBlock
-	var sums [8]float32
-	for i := 0; i < nb; i++ {
-		x := (*[q6KBlockBytes]byte)(w[i*q6KBlockBytes:])
-		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
-		var acc [8]int32
-		for h := 0; h < 2; h++ {
-			ql := (*[64]byte)(x[64*h:])
-			qh := (*[32]byte)(x[128+32*h:])
-			sc := (*[8]byte)(x[192+8*h:])
-			q8 := (*[128]byte)(y[kqQ8QsOff+128*h:])
-			for l := 0; l < 32; l++ {
-				is := l / 16
-				q1 := int32(ql[l]&0xF|(qh[l]>>0&3)<<4) - 32
-				q2 := int32(ql[l+32]&0xF|(qh[l]>>2&3)<<4) - 32
-				q3 := int32(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
-				q4 := int32(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
-				acc[l%8] += int32(int8(sc[is]))*int32(int8(q8[l]))*q1 +
-					int32(int8(sc[is+2]))*int32(int8(q8[l+32]))*q2 +
-					int32(int8(sc[is+4]))*int32(int8(q8[l+64]))*q3 +
-					int32(int8(sc[is+6]))*int32(int8(q8[l+96]))*q4
-			}
-		}
-		d := kqHalf(x[:], 208) * kqQ8Scale(y[:])
-		for l := range sums {
-			sums[l] += float32(d * float32(acc[l]))
-		}
-	}
-	var sumf float32
-	for _, s := range sums {
-		sumf += s
-	}
-	return sumf
-}
-
 // dotF32Q6K: each 16-weight group contributes d*scale_j*Σ(q-32)*x.
 func dotF32Q6K(w []byte, x []float32) float32 {
 	nb := len(x) / kqBlock

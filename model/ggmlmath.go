@@ -1,6 +1,10 @@
 package model
 
-import "github.com/inference-x/inference-x/internal/ggmlfp"
+import (
+	"math"
+
+	"github.com/inference-x/inference-x/internal/ggmlfp"
+)
 
 // Attention arithmetic in the order llama.cpp's CPU backend uses with an
 // F32 KV cache and flash attention off (AVX-512 build of ggml-cpu):
@@ -30,7 +34,13 @@ func vecDotF32(x, y []float32) float32 {
 				xs, ys := x[i+16*j:i+16*j+16], y[i+16*j:i+16*j+16]
 				a := &acc[j]
 				for l := range a {
-					a[l] = ggmlfp.FMA32(xs[l], ys[l], a[l])
+					// ggmlfp.FMA32's fast path, inlined.
+					s := float64(xs[l])*float64(ys[l]) + float64(a[l])
+					r := float32(s)
+					if math.Float64bits(s)&0x0fffffff == 0 {
+						r = ggmlfp.FMA32(xs[l], ys[l], a[l])
+					}
+					a[l] = r
 				}
 			}
 		}
@@ -80,9 +90,16 @@ func (k *kqvAcc) reset(acc []float32, vd int, batch bool) {
 func (k *kqvAcc) add(j int, p float32, v []float32) {
 	l := j % k.width
 	v = v[:k.vd]
+	acc := k.acc[l:]
 	for d, x := range v {
-		a := &k.acc[d*k.width+l]
-		*a = ggmlfp.FMA32(x, p, *a)
+		a := &acc[d*k.width]
+		// ggmlfp.FMA32's fast path, inlined.
+		s := float64(x)*float64(p) + float64(*a)
+		r := float32(s)
+		if math.Float64bits(s)&0x0fffffff == 0 {
+			r = ggmlfp.FMA32(x, p, *a)
+		}
+		*a = r
 	}
 }
 

@@ -17,16 +17,25 @@ package ggmlfp
 import "math"
 
 // FMA32 returns a*b+c rounded once to float32, as vfmadd*ss does.
+//
+// It is not inlinable; hot loops inline its fast path by hand:
+//
+//	s := float64(a)*float64(b) + float64(c)
+//	r := float32(s)
+//	if math.Float64bits(s)&0x0fffffff == 0 {
+//		r = ggmlfp.FMA32(a, b, c)
+//	}
 func FMA32(a, b, c float32) float32 {
-	// a*b is exact in float64, so math.FMA gives RN64(a*b+c); rounding that
-	// to float32 is correct unless it landed exactly on a float32 midpoint
-	// (or in the float32 subnormal range): then decide from the residual.
-	s := math.FMA(float64(a), float64(b), float64(c))
-	u := math.Float64bits(s)
-	if u&0x1fffffff != 0x10000000 && u&0x7ff0000000000000 >= (1023-126)<<52 {
-		return float32(s)
+	// a*b is exact in float64, so the sum is RN64(a*b+c) (fused or not);
+	// rounding that to float32 is correct unless it landed exactly on a
+	// float32 midpoint. Every midpoint (normal or subnormal float32 range)
+	// has its low 28 mantissa bits zero; fma32Slow sorts those cases out
+	// from the residual.
+	s := float64(a)*float64(b) + float64(c)
+	if math.Float64bits(s)&0x0fffffff == 0 {
+		return fma32Slow(a, b, c, s)
 	}
-	return fma32Slow(a, b, c, s)
+	return float32(s)
 }
 
 func fma32Slow(a, b, c float32, s float64) float32 {

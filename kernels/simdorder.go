@@ -1,0 +1,486 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/inference-x/inference-x/gguf"
+
+	"github.com/inference-x/inference-x/internal/ggmlfp"
+)
+
+// The dot products in this file reproduce, bit for bit, ggml-cpu's x86
+// vec_dot kernels as llama.cpp runs them on AVX-512 machines (the AVX2
+// code paths of arch/x86/quants.c, with AVX512-VNNI dpbusd for the byte
+// products): per block, exact integer sums in eight 32-bit lanes (lane t
+// holds elements 4t..4t+3 of every 32-element run), converted to float and
+// accumulated with a fused multiply-add by the block scale, then reduced
+// with hsum_float_8. Only the float steps are order sensitive; the integer
+// lane sums are computed here in whatever order is fastest.
+
+// fma8 sets acc[t] = fma(d, float(lanes[t]), acc[t]) for the eight lanes.
+func fma8(acc *[8]float32, d float32, lanes *[8]int32) {
+	for t := range acc {
+		// ggmlfp.FMA32's fast path, inlined.
+		v := float32(lanes[t])
+		s := float64(d)*float64(v) + float64(acc[t])
+		r := float32(s)
+		if math.Float64bits(s)&0x0fffffff == 0 {
+			r = ggmlfp.FMA32(d, v, acc[t])
+		}
+		acc[t] = r
+	}
+}
+
+// q0Lanes returns the eight lane sums of one 32-element block: lane t =
+// sum of w[k]*a[k] for k in 4t..4t+3.
+func q0Lanes(w *[32]int8, a *[32]byte) (l [8]int32) {
+	for t := range l {
+		k := 4 * t
+		l[t] = int32(w[k])*int32(int8(a[k])) + int32(w[k+1])*int32(int8(a[k+1])) +
+			int32(w[k+2])*int32(int8(a[k+2])) + int32(w[k+3])*int32(int8(a[k+3]))
+	}
+	return l
+}
+
+// Block kinds of q0Dot and q1Dot (a switch rather than a func value keeps
+// the decode buffer on the stack).
+const (
+	q0Q4_0 = iota
+	q0Q5_0
+	q0Q8_0
+	q0IQ4NL
+	q1Q4_1
+	q1Q5_1
+)
+
+// q0Decode fills the block's 32 signed weights and returns its scale.
+func q0Decode(kind int, b []byte, q *[32]int8) float32 {
+	switch kind {
+	case q0Q4_0:
+		return decodeQ4_0(b, q)
+	case q0Q5_0:
+		return decodeQ5_0(b, q)
+	case q0Q8_0:
+		return decodeQ8_0(b, q)
+	}
+	return decodeIQ4NL(b, q)
+}
+
+// q0Dot is the shared arithmetic of ggml_vec_dot_{q4_0,q5_0,q8_0}_q8_0 and
+// of tinyBLAS_Q0_AVX (llamafile's batched kernel for the same types and
+// IQ4_NL): one 8-lane accumulator, acc = fma(dw*da, lanes, acc) per block,
+// hsum_float_8.
+func q0Dot(n int, w, a []byte, bw, kind int) float32 {
+	var acc [8]float32
+	var q [32]int8
+	for i := 0; i < n/legacyQK; i++ {
+		ba := (*[q8_0Bytes]byte)(a[i*q8_0Bytes:])
+		dw := q0Decode(kind, w[i*bw:(i+1)*bw], &q)
+		d := dw * legacyF16(ba[:], 0)
+		lanes := q0Lanes(&q, (*[32]byte)(ba[2:]))
+		fma8(&acc, d, &lanes)
+	}
+	return ggmlfp.Reduce8(&acc)
+}
+
+func decodeQ4_0(b []byte, q *[32]int8) float32 {
+	for j := 0; j < 16; j++ {
+		q[j] = int8(b[2+j]&0x0f) - 8
+		q[j+16] = int8(b[2+j]>>4) - 8
+	}
+	return legacyF16(b, 0)
+}
+
+func decodeQ5_0(b []byte, q *[32]int8) float32 {
+	qh := binary.LittleEndian.Uint32(b[2:6])
+	for j := 0; j < 16; j++ {
+		x0, x1 := legacyQ5Codes(b[6+j], qh>>j)
+		q[j], q[j+16] = int8(x0-16), int8(x1-16)
+	}
+	return legacyF16(b, 0)
+}
+
+func decodeQ8_0(b []byte, q *[32]int8) float32 {
+	for j := range q {
+		q[j] = int8(b[2+j])
+	}
+	return legacyF16(b, 0)
+}
+
+func decodeIQ4NL(b []byte, q *[32]int8) float32 {
+	for j := 0; j < 16; j++ {
+		q[j] = kvaluesIQ4NL[b[2+j]&0x0f]
+		q[j+16] = kvaluesIQ4NL[b[2+j]>>4]
+	}
+	return legacyF16(b, 0)
+}
+
+func dotQ4_0(n int, w, a []byte) float32 { return q0Dot(n, w, a, q4_0Bytes, q0Q4_0) }
+func dotQ5_0(n int, w, a []byte) float32 { return q0Dot(n, w, a, q5_0Bytes, q0Q5_0) }
+func dotQ8_0(n int, w, a []byte) float32 { return q0Dot(n, w, a, q8_0Bytes, q0Q8_0) }
+
+// dotIQ4NLBatch is tinyBLAS_Q0_AVX on IQ4_NL (one accumulator), which
+// llama.cpp uses for two or more tokens.
+func dotIQ4NLBatch(n int, w, a []byte) float32 {
+	return q0Dot(n, w, a, iq4nlBlockBytes, q0IQ4NL)
+}
+
+// dotIQ4NL is ggml_vec_dot_iq4_nl_q8_0: even and odd blocks in two 8-lane
+// accumulators, added before the hsum; an odd last block added in scalar
+// code, fma(d, sum, sumf).
+func dotIQ4NL(n int, w, a []byte) float32 {
+	nb := n / legacyQK
+	var acc1, acc2 [8]float32
+	var q [32]int8
+	ib := 0
+	for ; ib+1 < nb; ib += 2 {
+		for k := 0; k < 2; k++ {
+			acc := &acc1
+			if k == 1 {
+				acc = &acc2
+			}
+			ba := (*[q8_0Bytes]byte)(a[(ib+k)*q8_0Bytes:])
+			dw := decodeIQ4NL(w[(ib+k)*iq4nlBlockBytes:(ib+k+1)*iq4nlBlockBytes], &q)
+			d := legacyF16(ba[:], 0) * dw
+			lanes := q0Lanes(&q, (*[32]byte)(ba[2:]))
+			fma8(acc, d, &lanes)
+		}
+	}
+	for t := range acc1 {
+		acc1[t] += acc2[t]
+	}
+	sumf := ggmlfp.Reduce8(&acc1)
+	for ; ib < nb; ib++ {
+		ba := (*[q8_0Bytes]byte)(a[ib*q8_0Bytes:])
+		dw := decodeIQ4NL(w[ib*iq4nlBlockBytes:(ib+1)*iq4nlBlockBytes], &q)
+		d := legacyF16(ba[:], 0) * dw
+		lanes := q0Lanes(&q, (*[32]byte)(ba[2:]))
+		var s int32
+		for _, v := range lanes {
+			s += v
+		}
+		sumf = ggmlfp.FMA32(d, float32(s), sumf)
+	}
+	return sumf
+}
+
+// q1Dot is ggml_vec_dot_{q4_1,q5_1}_q8_1: unsigned codes, lanes as above,
+// acc = fma(dw*da, lanes, acc), and the min term summs = fma(m, s, summs)
+// in scalar code; the result is hsum(acc) + summs.
+func q1Dot(n int, w, a []byte, bw, kind int) float32 {
+	var acc [8]float32
+	var summs float32
+	var q [32]int8
+	for i := 0; i < n/legacyQK; i++ {
+		ba := (*[q8_1Bytes]byte)(a[i*q8_1Bytes:])
+		var dw, m float32
+		if kind == q1Q4_1 {
+			dw, m = decodeQ4_1(w[i*bw:(i+1)*bw], &q)
+		} else {
+			dw, m = decodeQ5_1(w[i*bw:(i+1)*bw], &q)
+		}
+		summs = ggmlfp.FMA32(m, legacyF16(ba[:], 2), summs)
+		d := dw * legacyF16(ba[:], 0)
+		lanes := q0Lanes(&q, (*[32]byte)(ba[4:]))
+		fma8(&acc, d, &lanes)
+	}
+	return ggmlfp.Reduce8(&acc) + summs
+}
+
+func decodeQ4_1(b []byte, q *[32]int8) (float32, float32) {
+	for j := 0; j < 16; j++ {
+		q[j] = int8(b[4+j] & 0x0f)
+		q[j+16] = int8(b[4+j] >> 4)
+	}
+	return legacyF16(b, 0), legacyF16(b, 2)
+}
+
+func decodeQ5_1(b []byte, q *[32]int8) (float32, float32) {
+	qh := binary.LittleEndian.Uint32(b[4:8])
+	for j := 0; j < 16; j++ {
+		x0, x1 := legacyQ5Codes(b[8+j], qh>>j)
+		q[j], q[j+16] = int8(x0), int8(x1)
+	}
+	return legacyF16(b, 0), legacyF16(b, 2)
+}
+
+func dotQ4_1(n int, w, a []byte) float32 { return q1Dot(n, w, a, q4_1Bytes, q1Q4_1) }
+func dotQ5_1(n int, w, a []byte) float32 { return q1Dot(n, w, a, q5_1Bytes, q1Q5_1) }
+
+// kqLanes returns the eight lane sums of a 256-element super-block:
+// lane t = sum over the elements e with (e%32)/4 == t of
+// sc[e/16]*q[e]*y[e] (y is the Q8_K block's 256 codes).
+func kqLanes(q *[kqBlock]int8, sc *[16]int32, y *[kqBlock]byte) (l [8]int32) {
+	for c := 0; c < 8; c++ {
+		q32 := (*[32]int8)(q[32*c:])
+		y32 := (*[32]byte)(y[32*c:])
+		s0, s1 := sc[2*c], sc[2*c+1]
+		for t := 0; t < 8; t++ {
+			k := 4 * t
+			v := int32(q32[k])*int32(int8(y32[k])) + int32(q32[k+1])*int32(int8(y32[k+1])) +
+				int32(q32[k+2])*int32(int8(y32[k+2])) + int32(q32[k+3])*int32(int8(y32[k+3]))
+			if t < 4 {
+				l[t] += s0 * v
+			} else {
+				l[t] += s1 * v
+			}
+		}
+	}
+	return l
+}
+
+// q8KParts returns a Q8_K block's scale, codes and bsums.
+func q8KParts(y []byte) (float32, *[kqBlock]byte, *[kqQ8Bytes]byte) {
+	b := (*[kqQ8Bytes]byte)(y)
+	return kqQ8Scale(b[:]), (*[kqBlock]byte)(b[kqQ8QsOff:]), b
+}
+
+// dotQ2K is ggml_vec_dot_q2_K_q8_K (AVX2): per block first
+// acc = fma(dmin, lane t of mins*bsums (sub-blocks 2t, 2t+1), acc), then
+// acc = fma(d, lanes, acc).
+func dotQ2K(n int, w, a []byte) float32 {
+	var acc [8]float32
+	var q [kqBlock]int8
+	var sc [16]int32
+	for i := 0; i < n/kqBlock; i++ {
+		x := (*[q2KBlockBytes]byte)(w[i*q2KBlockBytes:])
+		yd, qs, yb := q8KParts(a[i*kqQ8Bytes:])
+		d := yd * kqHalf(x[:], 80)
+		dmin := -yd * kqHalf(x[:], 82)
+		var mins [8]int32
+		for t := range mins {
+			mins[t] = int32(x[2*t]>>4)*kqQ8Bsum(yb[:], 2*t) + int32(x[2*t+1]>>4)*kqQ8Bsum(yb[:], 2*t+1)
+		}
+		fma8(&acc, dmin, &mins)
+		for j := range sc {
+			sc[j] = int32(x[j] & 0xF)
+		}
+		for h := 0; h < 2; h++ {
+			qq := (*[32]byte)(x[16+32*h:])
+			for k := 0; k < 4; k++ {
+				sh := uint(2 * k)
+				for l := 0; l < 32; l++ {
+					q[128*h+32*k+l] = int8(qq[l] >> sh & 3)
+				}
+			}
+		}
+		lanes := kqLanes(&q, &sc, qs)
+		fma8(&acc, d, &lanes)
+	}
+	return ggmlfp.Reduce8(&acc)
+}
+
+// dotQ3K is ggml_vec_dot_q3_K_q8_K (AVX2): signed 3-bit values and signed
+// scales, acc = fma(d, lanes, acc).
+func dotQ3K(n int, w, a []byte) float32 {
+	var acc [8]float32
+	var q [kqBlock]int8
+	var sc [16]int32
+	for i := 0; i < n/kqBlock; i++ {
+		x := (*[q3KBlockBytes]byte)(w[i*q3KBlockBytes:])
+		yd, qs, _ := q8KParts(a[i*kqQ8Bytes:])
+		d := yd * kqHalf(x[:], 108)
+		s8 := q3KScales(x[96:108])
+		for j := range sc {
+			sc[j] = int32(s8[j])
+		}
+		hm := (*[32]byte)(x[0:])
+		for h := 0; h < 2; h++ {
+			qq := (*[32]byte)(x[32+32*h:])
+			for k := 0; k < 4; k++ {
+				sh, hb := uint(2*k), uint(4*h+k)
+				for l := 0; l < 32; l++ {
+					q[128*h+32*k+l] = int8(qq[l]>>sh&3) - int8(^hm[l]>>hb&1)<<2
+				}
+			}
+		}
+		lanes := kqLanes(&q, &sc, qs)
+		fma8(&acc, d, &lanes)
+	}
+	return ggmlfp.Reduce8(&acc)
+}
+
+// q8KSubSums returns the 8 sums of 32 codes (bsums added in pairs).
+func q8KSubSums(yb *[kqQ8Bytes]byte) (s [8]int32) {
+	for k := range s {
+		s[k] = int32(int16(kqQ8Bsum(yb[:], 2*k) + kqQ8Bsum(yb[:], 2*k+1)))
+	}
+	return s
+}
+
+// dotQ4K is ggml_vec_dot_q4_K_q8_K (AVX2): lanes with the 6-bit scales,
+// acc = fma(d, lanes, acc); the mins in a 4-lane accumulator,
+// acc_m[t] = fma(dmin, mins[2t]*s[2t] + mins[2t+1]*s[2t+1], acc_m[t]) over
+// the 32-element sums s; result hsum(acc) + ((m0+m2)+(m1+m3)).
+func dotQ4K(n int, w, a []byte) float32 {
+	var acc [8]float32
+	var accm [4]float32
+	var q [kqBlock]int8
+	var sc [16]int32
+	for i := 0; i < n/kqBlock; i++ {
+		x := (*[q4KBlockBytes]byte)(w[i*q4KBlockBytes:])
+		yd, qs, yb := q8KParts(a[i*kqQ8Bytes:])
+		d := yd * kqHalf(x[:], 0)
+		dmin := -yd * kqHalf(x[:], 2)
+		s6, m6 := kqUnpackScalesK4(x[4:16])
+		ss := q8KSubSums(yb)
+		for t := range accm {
+			p := int32(m6[2*t])*ss[2*t] + int32(m6[2*t+1])*ss[2*t+1]
+			accm[t] = ggmlfp.FMA32(dmin, float32(p), accm[t])
+		}
+		for j := range sc {
+			sc[j] = int32(s6[j/2])
+		}
+		for c := 0; c < 4; c++ {
+			qq := (*[32]byte)(x[16+32*c:])
+			for l, v := range qq {
+				q[64*c+l] = int8(v & 0xF)
+				q[64*c+32+l] = int8(v >> 4)
+			}
+		}
+		lanes := kqLanes(&q, &sc, qs)
+		fma8(&acc, d, &lanes)
+	}
+	return ggmlfp.Reduce8(&acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3]))
+}
+
+// dotQ5K is ggml_vec_dot_q5_K_q8_K (AVX2): like Q4_K, but the min term is
+// one integer per block, summs = fma(dmin, float(sum), summs), and the
+// result hsum(acc) + summs.
+func dotQ5K(n int, w, a []byte) float32 {
+	var acc [8]float32
+	var summs float32
+	var q [kqBlock]int8
+	var sc [16]int32
+	for i := 0; i < n/kqBlock; i++ {
+		x := (*[q5KBlockBytes]byte)(w[i*q5KBlockBytes:])
+		yd, qs, yb := q8KParts(a[i*kqQ8Bytes:])
+		d := yd * kqHalf(x[:], 0)
+		dmin := -yd * kqHalf(x[:], 2)
+		s6, m6 := kqUnpackScalesK4(x[4:16])
+		ss := q8KSubSums(yb)
+		var p int32
+		for k := range ss {
+			p += int32(m6[k]) * ss[k]
+		}
+		summs = ggmlfp.FMA32(dmin, float32(p), summs)
+		for j := range sc {
+			sc[j] = int32(s6[j/2])
+		}
+		qh := (*[32]byte)(x[16:])
+		for c := 0; c < 4; c++ {
+			qq := (*[32]byte)(x[48+32*c:])
+			sh := uint(2 * c)
+			for l, v := range qq {
+				h := qh[l] >> sh
+				q[64*c+l] = int8(v&0xF | h&1<<4)
+				q[64*c+32+l] = int8(v>>4 | h&2<<3)
+			}
+		}
+		lanes := kqLanes(&q, &sc, qs)
+		fma8(&acc, d, &lanes)
+	}
+	return ggmlfp.Reduce8(&acc) + summs
+}
+
+// dotQ6K is ggml_vec_dot_q6_K_q8_K (AVX2): unsigned 6-bit codes in the
+// lanes, minus 32*(bsums[2t]*sc[2t] + bsums[2t+1]*sc[2t+1]) in lane t,
+// acc = fma(d, lanes, acc).
+func dotQ6K(n int, w, a []byte) float32 {
+	var acc [8]float32
+	var q [kqBlock]int8
+	var sc [16]int32
+	for i := 0; i < n/kqBlock; i++ {
+		x := (*[q6KBlockBytes]byte)(w[i*q6KBlockBytes:])
+		yd, qs, yb := q8KParts(a[i*kqQ8Bytes:])
+		d := yd * kqHalf(x[:], 208)
+		for j := range sc {
+			sc[j] = int32(int8(x[192+j]))
+		}
+		for h := 0; h < 2; h++ {
+			ql := (*[64]byte)(x[64*h:])
+			qh := (*[32]byte)(x[128+32*h:])
+			for l := 0; l < 32; l++ {
+				hb := qh[l]
+				q[128*h+l] = int8(ql[l]&0xF | (hb&3)<<4)
+				q[128*h+32+l] = int8(ql[l+32]&0xF | (hb>>2&3)<<4)
+				q[128*h+64+l] = int8(ql[l]>>4 | (hb>>4&3)<<4)
+				q[128*h+96+l] = int8(ql[l+32]>>4 | (hb>>6&3)<<4)
+			}
+		}
+		lanes := kqLanes(&q, &sc, qs)
+		for t := range lanes {
+			lanes[t] -= 32 * (kqQ8Bsum(yb[:], 2*t)*sc[2*t] + kqQ8Bsum(yb[:], 2*t+1)*sc[2*t+1])
+		}
+		fma8(&acc, d, &lanes)
+	}
+	return ggmlfp.Reduce8(&acc)
+}
+
+// decodeIQ4XS fills the super-block's values and 32-element scales
+// (repeated per 16) and returns d.
+func decodeIQ4XS(b []byte, q *[kqBlock]int8, sc *[16]int32) float32 {
+	for ib := 0; ib < 8; ib++ {
+		ls := iq4xsScale(b, ib)
+		sc[2*ib], sc[2*ib+1] = ls, ls
+		qs := b[8+16*ib:][:16]
+		for j, v := range qs {
+			q[32*ib+j] = kvaluesIQ4NL[v&0xf]
+			q[32*ib+16+j] = kvaluesIQ4NL[v>>4]
+		}
+	}
+	return FP16ToF32(binary.LittleEndian.Uint16(b))
+}
+
+// dotIQ4XS is ggml_vec_dot_iq4_xs_q8_K (AVX2): acc = fma(d, lanes, acc).
+func dotIQ4XS(n int, w, a []byte) float32 {
+	var acc [8]float32
+	var q [kqBlock]int8
+	var sc [16]int32
+	for i := 0; i < n/kqBlock; i++ {
+		yd, qs, _ := q8KParts(a[i*kqQ8Bytes:])
+		d := decodeIQ4XS(w[i*iq4xsBlockBytes:(i+1)*iq4xsBlockBytes], &q, &sc) * yd
+		lanes := kqLanes(&q, &sc, qs)
+		fma8(&acc, d, &lanes)
+	}
+	return ggmlfp.Reduce8(&acc)
+}
+
+// dotIQ4XSBatch is ggml-cpu's IQ panel gemm (iqp.cpp), which llama.cpp
+// runs for IQ weights with 8 or more tokens: one accumulator per output,
+// acc = fma(float(super-block integer dot), d*y.d, acc).
+func dotIQ4XSBatch(n int, w, a []byte) float32 {
+	var acc float32
+	var q [kqBlock]int8
+	var sc [16]int32
+	for i := 0; i < n/kqBlock; i++ {
+		yd, qs, _ := q8KParts(a[i*kqQ8Bytes:])
+		d := decodeIQ4XS(w[i*iq4xsBlockBytes:(i+1)*iq4xsBlockBytes], &q, &sc)
+		lanes := kqLanes(&q, &sc, qs)
+		var s int32
+		for _, v := range lanes {
+			s += v
+		}
+		acc = ggmlfp.FMA32(float32(s), d*yd, acc)
+	}
+	return acc
+}
+
+// batchDotFor returns the dot product llama.cpp uses for w when a matrix
+// product has n token rows and it differs from the single-token vec_dot
+// (ggml_compute_forward_mul_mat tries llamafile's tinyBLAS first for
+// n >= 2, and the IQ panel gemm for n >= 8), or nil.
+func batchDotFor(w *Matrix, n int) func(n int, w, a []byte) float32 {
+	switch w.Type {
+	case gguf.TypeIQ4_NL:
+		if n >= 2 {
+			return dotIQ4NLBatch
+		}
+	case gguf.TypeIQ4_XS:
+		if n >= 8 && w.Rows%8 == 0 && w.Cols%kqBlock == 0 {
+			return dotIQ4XSBatch
+		}
+	}
+	return nil
+}
