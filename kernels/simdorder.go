@@ -481,6 +481,249 @@ func batchDotFor(w *Matrix, n int) func(n int, w, a []byte) float32 {
 		if n >= 8 && w.Rows%8 == 0 && w.Cols%kqBlock == 0 {
 			return dotIQ4XSBatch
 		}
+	case gguf.TypeF16:
+		if n >= 2 && w.Rows%4 == 0 && w.Cols%16 == 0 {
+			return dotF16Batch
+		}
+	case gguf.TypeBF16:
+		if n >= 2 && w.Rows%4 == 0 && w.Cols%32 == 0 {
+			return dotBF16Batch
+		}
 	}
 	return nil
+}
+
+// batchDotF32For is batchDotFor for F32 weights (whose dot reads f32
+// activations): tinyBLAS for two or more tokens.
+func batchDotF32For(w *Matrix, n int) func(w []byte, x []float32) float32 {
+	if w.Type == gguf.TypeF32 && n >= 2 && w.Rows%4 == 0 && w.Cols%16 == 0 {
+		return dotF32WBatch
+	}
+	return nil
+}
+
+// fmaFast is ggmlfp.FMA32 with its fast path inlined by hand.
+func fmaFast(a, b, c float32) float32 {
+	s := float64(a)*float64(b) + float64(c)
+	if math.Float64bits(s)&0x0fffffff == 0 {
+		return ggmlfp.FMA32(a, b, c)
+	}
+	return float32(s)
+}
+
+// VecDotF32 is ggml_vec_dot_f32 on AVX-512 (GGML_F32_STEP 64, EPR 16) as
+// GCC compiled it: four 16-lane FMA accumulators over the first n&^63
+// elements, combined (a0+a2)+(a1+a3) and reduced with
+// _mm512_reduce_add_ps; the rest added to that float sum in order, blocks
+// of 16 and then 8 as rounded products (vectorised multiply, scalar adds),
+// the last n%8 with scalar FMA. llama.cpp uses it for F32 weights with one
+// token and for attention's q*k.
+func VecDotF32(x, y []float32) float32 {
+	n := len(x)
+	y = y[:n]
+	np := n &^ 63
+	var sumf float32
+	if np > 0 {
+		var acc [4][16]float32
+		for i := 0; i < np; i += 64 {
+			for j := range acc {
+				xs, ys := (*[16]float32)(x[i+16*j:]), (*[16]float32)(y[i+16*j:])
+				a := &acc[j]
+				for l := range a {
+					a[l] = fmaFast(xs[l], ys[l], a[l])
+				}
+			}
+		}
+		for l := range acc[0] {
+			acc[0][l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l])
+		}
+		sumf = ggmlfp.Reduce16(&acc[0])
+	}
+	i := np
+	for ; n-i >= 16; i += 16 {
+		for l := 0; l < 16; l++ {
+			sumf += float32(x[i+l] * y[i+l])
+		}
+	}
+	if n-i >= 8 {
+		for l := 0; l < 8; l++ {
+			sumf += float32(x[i+l] * y[i+l])
+		}
+		i += 8
+	}
+	for ; i < n; i++ {
+		sumf = ggmlfp.FMA32(x[i], y[i], sumf)
+	}
+	return sumf
+}
+
+// dotF32W is VecDotF32 with the first operand read from F32 row bytes.
+func dotF32W(w []byte, x []float32) float32 {
+	n := len(x)
+	w = w[:4*n]
+	np := n &^ 63
+	var sumf float32
+	if np > 0 {
+		var acc [4][16]float32
+		for i := 0; i < np; i += 64 {
+			for j := range acc {
+				xs, wb := (*[16]float32)(x[i+16*j:]), (*[64]byte)(w[4*(i+16*j):])
+				a := &acc[j]
+				for l := range a {
+					a[l] = fmaFast(f32At(wb[:], l), xs[l], a[l])
+				}
+			}
+		}
+		for l := range acc[0] {
+			acc[0][l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l])
+		}
+		sumf = ggmlfp.Reduce16(&acc[0])
+	}
+	i := np
+	for ; n-i >= 16; i += 16 {
+		for l := 0; l < 16; l++ {
+			sumf += float32(f32At(w, i+l) * x[i+l])
+		}
+	}
+	if n-i >= 8 {
+		for l := 0; l < 8; l++ {
+			sumf += float32(f32At(w, i+l) * x[i+l])
+		}
+		i += 8
+	}
+	for ; i < n; i++ {
+		sumf = ggmlfp.FMA32(f32At(w, i), x[i], sumf)
+	}
+	return sumf
+}
+
+// dotF32WBatch is llamafile's tinyBLAS on F32 (AVX-512), which llama.cpp
+// uses for F32 weights with two or more tokens: one 16-lane accumulator,
+// lane l an FMA chain over elements l, l+16, ..., then
+// _mm512_reduce_add_ps.
+func dotF32WBatch(w []byte, x []float32) float32 {
+	var acc [16]float32
+	w = w[:4*len(x)]
+	for i := 0; i+16 <= len(x); i += 16 {
+		xs, wb := (*[16]float32)(x[i:]), (*[64]byte)(w[4*i:])
+		for l := range acc {
+			acc[l] = fmaFast(f32At(wb[:], l), xs[l], acc[l])
+		}
+	}
+	return ggmlfp.Reduce16(&acc)
+}
+
+// dotF16 is ggml_vec_dot_f16 on AVX-512 without FP16 arithmetic: the
+// values widened to float32, four 16-lane accumulators over n&^63
+// elements (the products are exact, so the FMAs are plain adds), reduced
+// as in VecDotF32 into a float64 sum; the rest added to it one by one.
+func dotF16(n int, w, a []byte) float32 {
+	w, a = w[:2*n], a[:2*n]
+	np := n &^ 63
+	var sumf float64
+	if np > 0 {
+		var acc [4][16]float32
+		for i := 0; i < np; i += 64 {
+			for j := range acc {
+				bw, ba := (*[32]byte)(w[2*(i+16*j):]), (*[32]byte)(a[2*(i+16*j):])
+				acc := &acc[j]
+				for l := range acc {
+					acc[l] += FP16ToF32(uint16(bw[2*l])|uint16(bw[2*l+1])<<8) *
+						FP16ToF32(uint16(ba[2*l])|uint16(ba[2*l+1])<<8)
+				}
+			}
+		}
+		for l := range acc[0] {
+			acc[0][l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l])
+		}
+		sumf = float64(ggmlfp.Reduce16(&acc[0]))
+	}
+	for i := np; i < n; i++ {
+		sumf += float64(f16At(w, i) * f16At(a, i))
+	}
+	return float32(sumf)
+}
+
+// dotF16Batch is tinyBLAS on F16 (AVX-512: 16 lanes widened to float32),
+// which llama.cpp uses with two or more tokens when the row length is a
+// multiple of 16.
+func dotF16Batch(n int, w, a []byte) float32 {
+	var acc [16]float32
+	w, a = w[:2*n], a[:2*n]
+	for i := 0; i+16 <= n; i += 16 {
+		bw, ba := (*[32]byte)(w[2*i:]), (*[32]byte)(a[2*i:])
+		for l := range acc {
+			acc[l] += FP16ToF32(uint16(bw[2*l])|uint16(bw[2*l+1])<<8) *
+				FP16ToF32(uint16(ba[2*l])|uint16(ba[2*l+1])<<8)
+		}
+	}
+	return ggmlfp.Reduce16(&acc)
+}
+
+// dpbf16 is one lane of vdpbf16ps: c + x1*y1, then + x0*y0, each rounded
+// once, with bf16 denormal inputs read as zero and denormal results
+// flushed to zero.
+func dpbf16(c float32, x0, x1, y0, y1 uint16) float32 {
+	c = bf16FTZ(fmaFast(bf16DAZ(x1), bf16DAZ(y1), c))
+	return bf16FTZ(fmaFast(bf16DAZ(x0), bf16DAZ(y0), c))
+}
+
+func bf16DAZ(h uint16) float32 {
+	if h&0x7f80 == 0 {
+		return math.Float32frombits(uint32(h&0x8000) << 16)
+	}
+	return math.Float32frombits(uint32(h) << 16)
+}
+
+func bf16FTZ(f float32) float32 {
+	if b := math.Float32bits(f); b&0x7f800000 == 0 {
+		return math.Float32frombits(b & 0x80000000)
+	}
+	return f
+}
+
+func bf16Pair(b []byte, i int) (uint16, uint16) {
+	return uint16(b[2*i]) | uint16(b[2*i+1])<<8, uint16(b[2*i+2]) | uint16(b[2*i+3])<<8
+}
+
+// dotBF16 is ggml_vec_dot_bf16 with AVX512-BF16: per 64 elements, two
+// 16-lane vdpbf16ps accumulators (the first and second 32, lane l taking
+// elements 2l and 2l+1), each reduced into a float64 sum; the rest added
+// to it one by one.
+func dotBF16(n int, w, a []byte) float32 {
+	w, a = w[:2*n], a[:2*n]
+	var c1, c2 [16]float32
+	i := 0
+	for ; i+64 <= n; i += 64 {
+		for l := 0; l < 16; l++ {
+			x0, x1 := bf16Pair(w, i+2*l)
+			y0, y1 := bf16Pair(a, i+2*l)
+			c1[l] = dpbf16(c1[l], x0, x1, y0, y1)
+			x0, x1 = bf16Pair(w, i+32+2*l)
+			y0, y1 = bf16Pair(a, i+32+2*l)
+			c2[l] = dpbf16(c2[l], x0, x1, y0, y1)
+		}
+	}
+	sumf := float64(ggmlfp.Reduce16(&c1))
+	sumf += float64(ggmlfp.Reduce16(&c2))
+	for ; i < n; i++ {
+		sumf += float64(bf16At(w, i) * bf16At(a, i))
+	}
+	return float32(sumf)
+}
+
+// dotBF16Batch is tinyBLAS on BF16 with AVX512-BF16 (32 elements per
+// vdpbf16ps step into 16 lanes), used with two or more tokens when the
+// row length is a multiple of 32.
+func dotBF16Batch(n int, w, a []byte) float32 {
+	var c [16]float32
+	w, a = w[:2*n], a[:2*n]
+	for i := 0; i+32 <= n; i += 32 {
+		for l := 0; l < 16; l++ {
+			x0, x1 := bf16Pair(w, i+2*l)
+			y0, y1 := bf16Pair(a, i+2*l)
+			c[l] = dpbf16(c[l], x0, x1, y0, y1)
+		}
+	}
+	return ggmlfp.Reduce16(&c)
 }

@@ -16,6 +16,7 @@ var simdExact = map[gguf.Type]bool{
 	gguf.TypeQ4_0: true, gguf.TypeQ4_1: true, gguf.TypeQ5_0: true, gguf.TypeQ5_1: true,
 	gguf.TypeQ8_0: true, gguf.TypeIQ4_NL: true, gguf.TypeIQ4_XS: true,
 	gguf.TypeQ2_K: true, gguf.TypeQ3_K: true, gguf.TypeQ4_K: true, gguf.TypeQ5_K: true, gguf.TypeQ6_K: true,
+	gguf.TypeF32: true, gguf.TypeF16: true, gguf.TypeBF16: true,
 }
 
 // TestDotSIMDExact checks Dot against dot_simd bit for bit for the formats

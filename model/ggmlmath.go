@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/inference-x/inference-x/internal/ggmlfp"
+	"github.com/inference-x/inference-x/kernels"
 )
 
 // Attention arithmetic in the order llama.cpp's CPU backend uses with an
@@ -17,55 +18,8 @@ import (
 //     positions, lane = position mod 16, then _mm512_reduce_add_ps); with
 //     one token ggml_vec_dot_f32 runs it (4 x 16 lanes, position mod 64).
 
-// vecDotF32 is ggml_vec_dot_f32 on AVX-512 (GGML_F32_STEP 64, EPR 16) as
-// GCC compiled it: four 16-lane FMA accumulators over the first n&^63
-// elements, combined (a0+a2)+(a1+a3) and reduced; the rest added to that
-// float sum in order, blocks of 16 and then 8 as rounded products
-// (vectorised multiply, scalar adds), the last n%8 with scalar FMA.
-func vecDotF32(x, y []float32) float32 {
-	n := len(x)
-	y = y[:n]
-	np := n &^ 63
-	var sumf float32
-	if np > 0 {
-		var acc [4][16]float32
-		for i := 0; i < np; i += 64 {
-			for j := range acc {
-				xs, ys := x[i+16*j:i+16*j+16], y[i+16*j:i+16*j+16]
-				a := &acc[j]
-				for l := range a {
-					// ggmlfp.FMA32's fast path, inlined.
-					s := float64(xs[l])*float64(ys[l]) + float64(a[l])
-					r := float32(s)
-					if math.Float64bits(s)&0x0fffffff == 0 {
-						r = ggmlfp.FMA32(xs[l], ys[l], a[l])
-					}
-					a[l] = r
-				}
-			}
-		}
-		for l := range acc[0] {
-			acc[0][l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l])
-		}
-		sumf = ggmlfp.Reduce16(&acc[0])
-	}
-	i := np
-	for ; n-i >= 16; i += 16 {
-		for l := 0; l < 16; l++ {
-			sumf += float32(x[i+l] * y[i+l])
-		}
-	}
-	if n-i >= 8 {
-		for l := 0; l < 8; l++ {
-			sumf += float32(x[i+l] * y[i+l])
-		}
-		i += 8
-	}
-	for ; i < n; i++ {
-		sumf = ggmlfp.FMA32(x[i], y[i], sumf)
-	}
-	return sumf
-}
+// vecDotF32 is ggml_vec_dot_f32 (kernels.VecDotF32).
+func vecDotF32(x, y []float32) float32 { return kernels.VecDotF32(x, y) }
 
 // kqvAcc accumulates the attention output of one head, out[d] = sum_j
 // p[j]*v_j[d], in the lane order of ggml's kernel for the batch size:
