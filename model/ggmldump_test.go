@@ -123,6 +123,9 @@ func TestGGMLDump(t *testing.T) {
 		cmp := func(what string, want, got []float32) {
 			var s opStat
 			for i := range want {
+				if os.Getenv("IX_GGML_VERBOSE") != "" && math.Float32bits(want[i]) != math.Float32bits(got[i]) && s.diff < 8 {
+					t.Logf("  %s[%d]: %g (%#08x), llama.cpp %g (%#08x)", what, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+				}
 				s.add(want[i], got[i])
 			}
 			t.Logf("dec %d %-16s %v", dec, what, s)
@@ -250,7 +253,7 @@ func TestGGMLDump(t *testing.T) {
 			sw := get("ffn_swiglu"+sfx, -1)
 			{
 				g := append([]float32(nil), gate...)
-				swiglu(g, up)
+				swigluRows(g, up, f.gate.Rows)
 				cmp("ffn_swiglu"+sfx, sw, g)
 			}
 			fo := get("ffn_out"+sfx, -1)

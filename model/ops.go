@@ -33,9 +33,10 @@ func rmsNorm(dst, x, w []float32, eps float32) {
 // x / (1 + expf(-x)) with glibc's expf.
 func silu(x float32) float32 { return ggmlfp.Silu(x) }
 
-// swiglu sets gate[i] = silu(gate[i]) * up[i] as ggml_vec_swiglu_f32 does
-// on AVX-512: 16-lane blocks through ggml_v_silu, the tail through the
-// scalar silu.
+// swiglu sets gate[i] = silu(gate[i]) * up[i] for ONE row as
+// ggml_vec_swiglu_f32 does on AVX-512: 16-lane blocks through ggml_v_silu,
+// the len%16 tail through the scalar silu. Call it per row (swigluRows):
+// the split point depends on the row length.
 func swiglu(gate, up []float32) {
 	up = up[:len(gate)]
 	i, nv := 0, len(gate)-len(gate)%16
@@ -44,6 +45,13 @@ func swiglu(gate, up []float32) {
 	}
 	for ; i < len(gate); i++ {
 		gate[i] = ggmlfp.Silu(gate[i]) * up[i]
+	}
+}
+
+// swigluRows applies swiglu to each row of width cols of gate and up.
+func swigluRows(gate, up []float32, cols int) {
+	for i := 0; i+cols <= len(gate); i += cols {
+		swiglu(gate[i:i+cols], up[i:i+cols])
 	}
 }
 
