@@ -447,24 +447,61 @@ func dotIQ4XS(n int, w, a []byte) float32 {
 	return ggmlfp.Reduce8(&acc)
 }
 
-// dotIQ4XSBatch is ggml-cpu's IQ panel gemm (iqp.cpp), which llama.cpp
-// runs for IQ weights with 8 or more tokens: one accumulator per output,
-// acc = fma(float(super-block integer dot), d*y.d, acc).
-func dotIQ4XSBatch(n int, w, a []byte) float32 {
+// iqpDfac returns the super-block factor the IQ panel gemm (iqp.cpp)
+// folds the dequantization into: every dequantized value is exactly
+// dfac times a small integer (sub-block scale times grid value).
+func iqpDfac(t gguf.Type, b []byte) float32 {
+	switch t {
+	case gguf.TypeIQ3_S, gguf.TypeIQ4_XS:
+		return FP16ToF32(binary.LittleEndian.Uint16(b))
+	case gguf.TypeIQ3_XXS:
+		return FP16ToF32(binary.LittleEndian.Uint16(b)) * 0.25
+	case gguf.TypeIQ1_M:
+		// the fp16 scale is spread over the top nibbles of the four
+		// scale words at the end of the block
+		sc := b[len(b)-8:]
+		w := func(i int) uint16 { return binary.LittleEndian.Uint16(sc[2*i:]) }
+		u := w(0)>>12 | w(1)>>8&0x00f0 | w(2)>>4&0x0f00 | w(3)&0xf000
+		return FP16ToF32(u) * 0.125
+	}
+	return FP16ToF32(binary.LittleEndian.Uint16(b)) * 0.125
+}
+
+// iqpDot is ggml-cpu's IQ panel gemm (iqp.cpp), which llama.cpp runs for
+// the grid IQ types and IQ4_XS with 8 or more tokens: one accumulator per
+// output, acc = fma(float(super-block integer dot), dfac*y.d, acc). The
+// integers (sub-block scale times signed grid value) are recovered from
+// the bit-exact dequantization, which is dfac times them exactly.
+func iqpDot(f *Format, n int, w, a []byte) float32 {
 	var acc float32
-	var q [kqBlock]int8
-	var sc [16]int32
+	var deq [kqBlock]float32
+	bb := f.Type.BlockBytes()
 	for i := 0; i < n/kqBlock; i++ {
+		b := w[i*bb : (i+1)*bb]
 		yd, qs, _ := q8KParts(a[i*kqQ8Bytes:])
-		d := decodeIQ4XS(w[i*iq4xsBlockBytes:(i+1)*iq4xsBlockBytes], &q, &sc)
-		lanes := kqLanes(&q, &sc, qs)
+		dfac := iqpDfac(f.Type, b)
 		var s int32
-		for _, v := range lanes {
-			s += v
+		if dfac != 0 {
+			f.Dequantize(deq[:], b)
+			for e, v := range deq {
+				s += int32(v/dfac) * int32(int8(qs[e]))
+			}
 		}
-		acc = ggmlfp.FMA32(float32(s), d*yd, acc)
+		acc = ggmlfp.FMA32(float32(s), dfac*yd, acc)
 	}
 	return acc
+}
+
+// iqpDots holds the batched dot of every type the panel gemm covers.
+var iqpDots [gguf.TypeCount]func(n int, w, a []byte) float32
+
+func init() {
+	for _, t := range []gguf.Type{gguf.TypeIQ2_XXS, gguf.TypeIQ2_XS, gguf.TypeIQ2_S, gguf.TypeIQ3_XXS,
+		gguf.TypeIQ3_S, gguf.TypeIQ1_S, gguf.TypeIQ1_M, gguf.TypeIQ4_XS} {
+		// formats[t] is read at call time: the per-type files register in
+		// their own init functions.
+		iqpDots[t] = func(n int, w, a []byte) float32 { return iqpDot(formats[t], n, w, a) }
+	}
 }
 
 // batchDotFor returns the dot product llama.cpp uses for w when a matrix
@@ -477,9 +514,10 @@ func batchDotFor(w *Matrix, n int) func(n int, w, a []byte) float32 {
 		if n >= 2 {
 			return dotIQ4NLBatch
 		}
-	case gguf.TypeIQ4_XS:
+	case gguf.TypeIQ2_XXS, gguf.TypeIQ2_XS, gguf.TypeIQ2_S, gguf.TypeIQ3_XXS,
+		gguf.TypeIQ3_S, gguf.TypeIQ1_S, gguf.TypeIQ1_M, gguf.TypeIQ4_XS:
 		if n >= 8 && w.Rows%8 == 0 && w.Cols%kqBlock == 0 {
-			return dotIQ4XSBatch
+			return iqpDots[w.Type]
 		}
 	case gguf.TypeF16:
 		if n >= 2 && w.Rows%4 == 0 && w.Cols%16 == 0 {
