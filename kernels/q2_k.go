@@ -30,23 +30,32 @@ func dequantizeQ2K(dst []float32, src []byte) {
 		b := (*[q2KBlockBytes]byte)(src[i*q2KBlockBytes:])
 		y := (*[kqBlock]float32)(dst[i*kqBlock:])
 		d, dmin := kqHalf(b[:], 80), kqHalf(b[:], 82)
+		var dl, ml [16]float32
+		for j, sc := range b[:16] {
+			dl[j], ml[j] = d*float32(sc&0xF), dmin*float32(sc>>4)
+		}
 		for h := 0; h < 2; h++ {
-			q := (*[32]byte)(b[16+32*h:])
-			for k := 0; k < 4; k++ {
-				sh := uint(2 * k)
-				y32 := (*[32]float32)(y[128*h+32*k:])
-				sc := b[8*h+2*k]
-				dl, ml := d*float32(sc&0xF), dmin*float32(sc>>4)
-				for l := 0; l < 16; l++ {
-					y32[l] = float32(dl*float32(q[l]>>sh&3)) - ml
-				}
-				sc = b[8*h+2*k+1]
-				dl, ml = d*float32(sc&0xF), dmin*float32(sc>>4)
-				for l := 16; l < 32; l++ {
-					y32[l] = float32(dl*float32(q[l]>>sh&3)) - ml
-				}
+			for g := 0; g < 2; g++ {
+				// Rows k=0..3 of this half use scales 8h+2k+g.
+				j := 8*h + g
+				q2KGroupDequant((*[16]byte)(b[16+32*h+16*g:]), (*[112]float32)(y[128*h+16*g:]),
+					&[4]float32{dl[j], dl[j+2], dl[j+4], dl[j+6]}, &[4]float32{ml[j], ml[j+2], ml[j+4], ml[j+6]})
 			}
 		}
+	}
+}
+
+// q2KGroupDequant decodes the four 2-bit rows of the 16 bytes q into
+// y[0:16], y[32:48], y[64:80], y[96:112] as d[k]*q-m[k].
+func q2KGroupDequant(q *[16]byte, y *[112]float32, d, m *[4]float32) {
+	d0, d1, d2, d3 := d[0], d[1], d[2], d[3]
+	m0, m1, m2, m3 := m[0], m[1], m[2], m[3]
+	for l, v := range q {
+		yl := (*[97]float32)(y[l:])
+		yl[0] = float32(d0*kqLevel[v&3]) - m0
+		yl[32] = float32(d1*kqLevel[v>>2&3]) - m1
+		yl[64] = float32(d2*kqLevel[v>>4&3]) - m2
+		yl[96] = float32(d3*kqLevel[v>>6]) - m3
 	}
 }
 
@@ -135,7 +144,7 @@ func quantizeQ2K(dst []byte, src []float32, imatrix []float32) {
 			}
 			ml := dmin * float32(sb[j]>>4)
 			for ii, v := range x[16*j : 16*j+16] {
-				l := max32i(0, min32i(3, kqNearestInt((v+ml)/dl)))
+				l := kqMax32(0, kqMin32(3, kqNearestInt((v+ml)/dl)))
 				L[16*j+ii] = uint8(l)
 			}
 		}
@@ -159,25 +168,35 @@ func dotF32Q2K(w []byte, x []float32) float32 {
 		d, dmin := kqHalf(b[:], 80), kqHalf(b[:], 82)
 		var bsum float32
 		for h := 0; h < 2; h++ {
-			q := (*[32]byte)(b[16+32*h:])
-			for k := 0; k < 4; k++ {
-				sh := uint(2 * k)
-				x32 := (*[32]float32)(xb[128*h+32*k:])
-				var qx1, qx2, s1, s2 float32
-				for l := 0; l < 16; l++ {
-					qx1 += float32(float32(q[l]>>sh&3) * x32[l])
-					s1 += x32[l]
+			for g := 0; g < 2; g++ {
+				var qx, xs [4]float32
+				q2KGroupF32((*[16]byte)(b[16+32*h+16*g:]), (*[112]float32)(xb[128*h+16*g:]), &qx, &xs)
+				for k := 0; k < 4; k++ {
+					sc := b[8*h+2*k+g]
+					bsum += float32(d*float32(sc&0xF))*qx[k] - float32(dmin*float32(sc>>4))*xs[k]
 				}
-				for l := 16; l < 32; l++ {
-					qx2 += float32(float32(q[l]>>sh&3) * x32[l])
-					s2 += x32[l]
-				}
-				sc1, sc2 := b[8*h+2*k], b[8*h+2*k+1]
-				bsum += float32(d*float32(sc1&0xF))*qx1 - float32(dmin*float32(sc1>>4))*s1
-				bsum += float32(d*float32(sc2&0xF))*qx2 - float32(dmin*float32(sc2>>4))*s2
 			}
 		}
 		sum += bsum
 	}
 	return sum
+}
+
+// q2KGroupF32 sets qx[k] = Σq*x and xs[k] = Σx for the four 2-bit rows of
+// the 16 bytes q (x rows at x[0], x[32], x[64], x[96]).
+func q2KGroupF32(q *[16]byte, x *[112]float32, qx, xs *[4]float32) {
+	var q0, q1, q2, q3, x0, x1, x2, x3 float32
+	for l, v := range q {
+		xl := (*[97]float32)(x[l:])
+		q0 += float32(kqLevel[v&3] * xl[0])
+		q1 += float32(kqLevel[v>>2&3] * xl[32])
+		q2 += float32(kqLevel[v>>4&3] * xl[64])
+		q3 += float32(kqLevel[v>>6] * xl[96])
+		x0 += xl[0]
+		x1 += xl[32]
+		x2 += xl[64]
+		x3 += xl[96]
+	}
+	*qx = [4]float32{q0, q1, q2, q3}
+	*xs = [4]float32{x0, x1, x2, x3}
 }

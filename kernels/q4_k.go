@@ -31,16 +31,18 @@ func dequantizeQ4K(dst []float32, src []byte) {
 		d, dmin := kqHalf(b[:], 0), kqHalf(b[:], 2)
 		sc, m := kqUnpackScalesK4(b[4:16])
 		for c := 0; c < 4; c++ {
-			d1, m1 := d*float32(sc[2*c]), dmin*float32(m[2*c])
-			d2, m2 := d*float32(sc[2*c+1]), dmin*float32(m[2*c+1])
-			q := (*[32]byte)(b[16+32*c:])
-			lo := (*[32]float32)(y[64*c:])
-			hi := (*[32]float32)(y[64*c+32:])
-			for l, v := range q {
-				lo[l] = float32(d1*float32(v&0xF)) - m1
-				hi[l] = float32(d2*float32(v>>4)) - m2
-			}
+			q4KChunkDequant((*[32]byte)(b[16+32*c:]), (*[64]float32)(y[64*c:]),
+				d*float32(sc[2*c]), dmin*float32(m[2*c]), d*float32(sc[2*c+1]), dmin*float32(m[2*c+1]))
 		}
+	}
+}
+
+// q4KChunkDequant decodes one 32-byte chunk: low nibbles to y[0:32] as
+// d1*q-m1, high nibbles to y[32:64] as d2*q-m2.
+func q4KChunkDequant(q *[32]byte, y *[64]float32, d1, m1, d2, m2 float32) {
+	for l, v := range q {
+		y[l] = float32(d1*kqLevel[v&0xF]) - m1
+		y[l+32] = float32(d2*kqLevel[v>>4]) - m2
 	}
 }
 
@@ -75,20 +77,29 @@ func dotF32Q4K(w []byte, x []float32) float32 {
 		sc, m := kqUnpackScalesK4(b[4:16])
 		var bsum float32
 		for c := 0; c < 4; c++ {
-			q := (*[32]byte)(b[16+32*c:])
-			lo := (*[32]float32)(xb[64*c:])
-			hi := (*[32]float32)(xb[64*c+32:])
-			var qxLo, qxHi, xLo, xHi float32
-			for l, v := range q {
-				qxLo += float32(float32(v&0xF) * lo[l])
-				qxHi += float32(float32(v>>4) * hi[l])
-				xLo += lo[l]
-				xHi += hi[l]
-			}
+			qxLo, qxHi, xLo, xHi := q4KChunkF32((*[32]byte)(b[16+32*c:]), (*[64]float32)(xb[64*c:]))
 			bsum += float32(d*float32(sc[2*c]))*qxLo - float32(dmin*float32(m[2*c]))*xLo
 			bsum += float32(d*float32(sc[2*c+1]))*qxHi - float32(dmin*float32(m[2*c+1]))*xHi
 		}
 		sum += bsum
 	}
 	return sum
+}
+
+// q4KChunkF32 returns Σ(low nibble)*x[0:32], Σ(high nibble)*x[32:64] and
+// the two Σx for one 32-byte chunk; the products go to two partial sums
+// each so that consecutive additions do not wait on one another.
+func q4KChunkF32(q *[32]byte, x *[64]float32) (qxLo, qxHi, xLo, xHi float32) {
+	var qa, qb, qc, qd float32
+	for l := 0; l < 32; l += 2 {
+		v0, v1 := q[l], q[l+1]
+		lo, hi := (*[2]float32)(x[l:]), (*[2]float32)(x[32+l:])
+		qa += float32(kqLevel[v0&0xF] * lo[0])
+		qb += float32(kqLevel[v1&0xF] * lo[1])
+		qc += float32(kqLevel[v0>>4] * hi[0])
+		qd += float32(kqLevel[v1>>4] * hi[1])
+		xLo += lo[0] + lo[1]
+		xHi += hi[0] + hi[1]
+	}
+	return qa + qb, qc + qd, xLo, xHi
 }

@@ -33,18 +33,21 @@ func dequantizeQ5K(dst []float32, src []byte) {
 		sc, m := kqUnpackScalesK4(b[4:16])
 		qh := (*[32]byte)(b[16:])
 		for c := 0; c < 4; c++ {
-			d1, m1 := d*float32(sc[2*c]), dmin*float32(m[2*c])
-			d2, m2 := d*float32(sc[2*c+1]), dmin*float32(m[2*c+1])
-			q := (*[32]byte)(b[48+32*c:])
-			lo := (*[32]float32)(y[64*c:])
-			hi := (*[32]float32)(y[64*c+32:])
-			sh := uint(2 * c)
-			for l, v := range q {
-				h := qh[l] >> sh
-				lo[l] = float32(d1*float32(v&0xF|h&1<<4)) - m1
-				hi[l] = float32(d2*float32(v>>4|h&2<<3)) - m2
-			}
+			q5KChunkDequant((*[32]byte)(b[48+32*c:]), qh, uint(2*c), (*[64]float32)(y[64*c:]),
+				d*float32(sc[2*c]), dmin*float32(m[2*c]), d*float32(sc[2*c+1]), dmin*float32(m[2*c+1]))
 		}
+	}
+}
+
+// q5KChunkDequant decodes one 32-byte chunk of low bits q with the fifth
+// bits at bit sh (first half) and sh+1 (second half) of qh: y[0:32] =
+// d1*q-m1, y[32:64] = d2*q-m2.
+func q5KChunkDequant(q, qh *[32]byte, sh uint, y *[64]float32, d1, m1, d2, m2 float32) {
+	sh &= 7
+	for l, b := range q {
+		v, h := uint32(b), uint32(qh[l])>>sh
+		y[l] = float32(d1*kqLevel[v&0xF|(h&1)<<4]) - m1
+		y[l+32] = float32(d2*kqLevel[v>>4|(h&2)<<3]) - m2
 	}
 }
 
@@ -90,22 +93,30 @@ func dotF32Q5K(w []byte, x []float32) float32 {
 		qh := (*[32]byte)(b[16:])
 		var bsum float32
 		for c := 0; c < 4; c++ {
-			q := (*[32]byte)(b[48+32*c:])
-			lo := (*[32]float32)(xb[64*c:])
-			hi := (*[32]float32)(xb[64*c+32:])
-			sh := uint(2 * c)
-			var qxLo, qxHi, xLo, xHi float32
-			for l, v := range q {
-				h := qh[l] >> sh
-				qxLo += float32(float32(v&0xF|h&1<<4) * lo[l])
-				qxHi += float32(float32(v>>4|h&2<<3) * hi[l])
-				xLo += lo[l]
-				xHi += hi[l]
-			}
+			qxLo, qxHi, xLo, xHi := q5KChunkF32((*[32]byte)(b[48+32*c:]), qh, uint(2*c), (*[64]float32)(xb[64*c:]))
 			bsum += float32(d*float32(sc[2*c]))*qxLo - float32(dmin*float32(m[2*c]))*xLo
 			bsum += float32(d*float32(sc[2*c+1]))*qxHi - float32(dmin*float32(m[2*c+1]))*xHi
 		}
 		sum += bsum
 	}
 	return sum
+}
+
+// q5KChunkF32 is q4KChunkF32 for Q5_K: the fifth bits come from qh at bit
+// sh (first half) and sh+1 (second half).
+func q5KChunkF32(q, qh *[32]byte, sh uint, x *[64]float32) (qxLo, qxHi, xLo, xHi float32) {
+	var qa, qb, qc, qd float32
+	sh &= 7
+	for l := 0; l < 32; l += 2 {
+		v0, v1 := uint32(q[l]), uint32(q[l+1])
+		h0, h1 := uint32(qh[l])>>sh, uint32(qh[l+1])>>sh
+		lo, hi := (*[2]float32)(x[l:]), (*[2]float32)(x[32+l:])
+		qa += float32(kqLevel[v0&0xF|(h0&1)<<4] * lo[0])
+		qb += float32(kqLevel[v1&0xF|(h1&1)<<4] * lo[1])
+		qc += float32(kqLevel[v0>>4|(h0&2)<<3] * hi[0])
+		qd += float32(kqLevel[v1>>4|(h1&2)<<3] * hi[1])
+		xLo += lo[0] + lo[1]
+		xHi += hi[0] + hi[1]
+	}
+	return qa + qb, qc + qd, xLo, xHi
 }

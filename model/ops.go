@@ -33,6 +33,10 @@ func rmsNorm(dst, x, w []float32, eps float32) {
 // x / (1 + expf(-x)) with glibc's expf.
 func silu(x float32) float32 { return ggmlfp.Silu(x) }
 
+// exp32 is glibc's expf, which ggml's scalar code calls (sigmoid, the
+// soft_max and silu tails).
+func exp32(x float32) float32 { return ggmlfp.Expf(x) }
+
 // swiglu sets gate[i] = silu(gate[i]) * up[i] for ONE row as
 // ggml_vec_swiglu_f32 does on AVX-512: 16-lane blocks through ggml_v_silu,
 // the len%16 tail through the scalar silu. Call it per row (swigluRows):
