@@ -120,3 +120,13 @@ func VSilu(x float32) float32 {
 func Silu(x float32) float32 {
 	return x / (1 + Expf(-x))
 }
+
+// SiluInRow is silu(x) for element i of a row of n values as
+// ggml_vec_swiglu_f32 computes it on AVX-512: ggml_v_silu for the first
+// n - n%16 elements, the scalar ggml_silu_f32 (glibc expf) for the rest.
+func SiluInRow(x float32, i, n int) float32 {
+	if i < n-n%16 {
+		return VSilu(x)
+	}
+	return Silu(x)
+}
