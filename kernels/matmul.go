@@ -51,6 +51,12 @@ type Activations struct {
 	X    []float32
 	N    int
 	Cols int
+	// Strided says the rows stand for a non-contiguous (permuted) view in
+	// llama.cpp's graph. ggml then skips llamafile's tinyBLAS for F32
+	// weights (which take no activation conversion) and runs vec_dot;
+	// the other types are converted to a contiguous buffer first and are
+	// unaffected. Reset clears it.
+	Strided bool
 
 	quant [gguf.TypeCount][]byte
 	valid [gguf.TypeCount]bool
@@ -58,7 +64,7 @@ type Activations struct {
 
 // Reset points a at n rows of cols values in x and drops cached quantizations.
 func (a *Activations) Reset(x []float32, n, cols int) {
-	a.X, a.N, a.Cols = x[:n*cols], n, cols
+	a.X, a.N, a.Cols, a.Strided = x[:n*cols], n, cols, false
 	clear(a.valid[:])
 }
 
@@ -105,7 +111,7 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 	if bd := batchDotFor(w, x.N); bd != nil {
 		mm.dot = bd
 	}
-	if bd := batchDotF32For(w, x.N); bd != nil {
+	if bd := batchDotF32For(w, x.N); bd != nil && !x.Strided {
 		mm.dotF32 = bd
 	}
 	if f.VecDot == gguf.TypeF32 || f.Dot == nil {
