@@ -18,18 +18,83 @@ import (
 // with hsum_float_8. Only the float steps are order sensitive; the integer
 // lane sums are computed here in whatever order is fastest.
 
-// fma8 sets acc[t] = fma(d, float(lanes[t]), acc[t]) for the eight lanes.
+// fma8 sets acc[t] = fma(d, float(lanes[t]), acc[t]) for the eight lanes
+// (fmaLanes8 with the int to float conversion of cvtdq2ps).
 func fma8(acc *[8]float32, d float32, lanes *[8]int32) {
-	for t := range acc {
-		// ggmlfp.FMA32's fast path, inlined.
-		v := float32(lanes[t])
-		s := float64(d)*float64(v) + float64(acc[t])
-		r := float32(s)
-		if math.Float64bits(s)&0x0fffffff == 0 {
-			r = ggmlfp.FMA32(d, v, acc[t])
-		}
-		acc[t] = r
+	const m = 0x0fffffff
+	dd := float64(d)
+	s0 := dd*float64(float32(lanes[0])) + float64(acc[0])
+	s1 := dd*float64(float32(lanes[1])) + float64(acc[1])
+	s2 := dd*float64(float32(lanes[2])) + float64(acc[2])
+	s3 := dd*float64(float32(lanes[3])) + float64(acc[3])
+	s4 := dd*float64(float32(lanes[4])) + float64(acc[4])
+	s5 := dd*float64(float32(lanes[5])) + float64(acc[5])
+	s6 := dd*float64(float32(lanes[6])) + float64(acc[6])
+	s7 := dd*float64(float32(lanes[7])) + float64(acc[7])
+	low := min(math.Float64bits(s0)&m, math.Float64bits(s1)&m, math.Float64bits(s2)&m, math.Float64bits(s3)&m,
+		math.Float64bits(s4)&m, math.Float64bits(s5)&m, math.Float64bits(s6)&m, math.Float64bits(s7)&m)
+	if low == 0 {
+		x := [8]float32{float32(lanes[0]), float32(lanes[1]), float32(lanes[2]), float32(lanes[3]),
+			float32(lanes[4]), float32(lanes[5]), float32(lanes[6]), float32(lanes[7])}
+		fmaLanesSlow8(acc, d, &x)
+		return
 	}
+	acc[0], acc[1], acc[2], acc[3] = float32(s0), float32(s1), float32(s2), float32(s3)
+	acc[4], acc[5], acc[6], acc[7] = float32(s4), float32(s5), float32(s6), float32(s7)
+}
+
+// fmaLanesSlow8 sets acc[t] = fma(d, x[t], acc[t]) exactly, lane by lane:
+// the float64 sum d*x+acc (exact product, one rounding) is right once
+// rounded to float32 unless it sits exactly on a float32 midpoint (its low
+// 28 mantissa bits zero and it is not a float32 value itself); only such
+// lanes take ggmlfp.FMA32.
+func fmaLanesSlow8(acc *[8]float32, d float32, x *[8]float32) {
+	for t := range acc {
+		v := float64(d)*float64(x[t]) + float64(acc[t])
+		if f := float32(v); float64(f) == v || math.Float64bits(v)&0x0fffffff != 0 {
+			acc[t] = f
+		} else {
+			acc[t] = ggmlfp.FMA32(d, x[t], acc[t])
+		}
+	}
+}
+
+// fmaLanes16 sets acc[l] = fma(x[l], y[l], acc[l]) exactly for 16 lanes:
+// one midpoint test for all lanes, as in fma8.
+func fmaLanes16(acc, x, y *[16]float32) {
+	var s [16]float64
+	low := uint64(1 << 62)
+	for l := range s {
+		v := float64(x[l])*float64(y[l]) + float64(acc[l])
+		s[l] = v
+		low = min(low, math.Float64bits(v)&0x0fffffff)
+	}
+	if low == 0 {
+		for l, v := range s {
+			if f := float32(v); float64(f) == v || math.Float64bits(v)&0x0fffffff != 0 {
+				acc[l] = f
+			} else {
+				acc[l] = ggmlfp.FMA32(x[l], y[l], acc[l])
+			}
+		}
+		return
+	}
+	for l, v := range s {
+		acc[l] = float32(v)
+	}
+}
+
+// loadF32x16 reads 16 little-endian float32 values.
+func loadF32x16(dst *[16]float32, b *[64]byte) {
+	for l := range dst {
+		dst[l] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*l:]))
+	}
+}
+
+// dot4s8 is the sum of four int8 products.
+func dot4s8(x, y *[4]byte) int32 {
+	return int32(int8(x[0]))*int32(int8(y[0])) + int32(int8(x[1]))*int32(int8(y[1])) +
+		int32(int8(x[2]))*int32(int8(y[2])) + int32(int8(x[3]))*int32(int8(y[3]))
 }
 
 // q0Lanes returns the eight lane sums of one 32-element block: lane t =
@@ -116,9 +181,49 @@ func decodeIQ4NL(b []byte, q *[32]int8) float32 {
 	return legacyF16(b, 0)
 }
 
-func dotQ4_0(n int, w, a []byte) float32 { return q0Dot(n, w, a, q4_0Bytes, q0Q4_0) }
 func dotQ5_0(n int, w, a []byte) float32 { return q0Dot(n, w, a, q5_0Bytes, q0Q5_0) }
-func dotQ8_0(n int, w, a []byte) float32 { return q0Dot(n, w, a, q8_0Bytes, q0Q8_0) }
+
+// dotQ4_0 is q0Dot for Q4_0 with the nibbles read in place.
+func dotQ4_0(n int, w, a []byte) float32 {
+	var acc [8]float32
+	for i := 0; i < n/legacyQK; i++ {
+		bw := (*[q4_0Bytes]byte)(w[i*q4_0Bytes:])
+		ba := (*[q8_0Bytes]byte)(a[i*q8_0Bytes:])
+		d := legacyF16(bw[:], 0) * legacyF16(ba[:], 0)
+		q := (*[16]byte)(bw[2:])
+		y := (*[32]byte)(ba[2:])
+		var l [8]int32
+		for t := 0; t < 4; t++ {
+			k := 4 * t
+			l[t] = (int32(q[k]&15)-8)*int32(int8(y[k])) + (int32(q[k+1]&15)-8)*int32(int8(y[k+1])) +
+				(int32(q[k+2]&15)-8)*int32(int8(y[k+2])) + (int32(q[k+3]&15)-8)*int32(int8(y[k+3]))
+			l[t+4] = (int32(q[k]>>4)-8)*int32(int8(y[k+16])) + (int32(q[k+1]>>4)-8)*int32(int8(y[k+17])) +
+				(int32(q[k+2]>>4)-8)*int32(int8(y[k+18])) + (int32(q[k+3]>>4)-8)*int32(int8(y[k+19]))
+		}
+		fma8(&acc, d, &l)
+	}
+	return ggmlfp.Reduce8(&acc)
+}
+
+// dotQ8_0 is q0Dot for Q8_0 with the codes read in place.
+func dotQ8_0(n int, w, a []byte) float32 {
+	var acc [8]float32
+	for i := 0; i < n/legacyQK; i++ {
+		bw := (*[q8_0Bytes]byte)(w[i*q8_0Bytes:])
+		ba := (*[q8_0Bytes]byte)(a[i*q8_0Bytes:])
+		d := legacyF16(bw[:], 0) * legacyF16(ba[:], 0)
+		x := (*[32]byte)(bw[2:])
+		y := (*[32]byte)(ba[2:])
+		l := [8]int32{
+			dot4s8((*[4]byte)(x[0:]), (*[4]byte)(y[0:])), dot4s8((*[4]byte)(x[4:]), (*[4]byte)(y[4:])),
+			dot4s8((*[4]byte)(x[8:]), (*[4]byte)(y[8:])), dot4s8((*[4]byte)(x[12:]), (*[4]byte)(y[12:])),
+			dot4s8((*[4]byte)(x[16:]), (*[4]byte)(y[16:])), dot4s8((*[4]byte)(x[20:]), (*[4]byte)(y[20:])),
+			dot4s8((*[4]byte)(x[24:]), (*[4]byte)(y[24:])), dot4s8((*[4]byte)(x[28:]), (*[4]byte)(y[28:])),
+		}
+		fma8(&acc, d, &l)
+	}
+	return ggmlfp.Reduce8(&acc)
+}
 
 // dotIQ4NLBatch is tinyBLAS_Q0_AVX on IQ4_NL (one accumulator), which
 // llama.cpp uses for two or more tokens.
@@ -565,11 +670,7 @@ func VecDotF32(x, y []float32) float32 {
 		var acc [4][16]float32
 		for i := 0; i < np; i += 64 {
 			for j := range acc {
-				xs, ys := (*[16]float32)(x[i+16*j:]), (*[16]float32)(y[i+16*j:])
-				a := &acc[j]
-				for l := range a {
-					a[l] = fmaFast(xs[l], ys[l], a[l])
-				}
+				fmaLanes16(&acc[j], (*[16]float32)(x[i+16*j:]), (*[16]float32)(y[i+16*j:]))
 			}
 		}
 		for l := range acc[0] {
@@ -603,13 +704,11 @@ func dotF32W(w []byte, x []float32) float32 {
 	var sumf float32
 	if np > 0 {
 		var acc [4][16]float32
+		var wf [16]float32
 		for i := 0; i < np; i += 64 {
 			for j := range acc {
-				xs, wb := (*[16]float32)(x[i+16*j:]), (*[64]byte)(w[4*(i+16*j):])
-				a := &acc[j]
-				for l := range a {
-					a[l] = fmaFast(f32At(wb[:], l), xs[l], a[l])
-				}
+				loadF32x16(&wf, (*[64]byte)(w[4*(i+16*j):]))
+				fmaLanes16(&acc[j], &wf, (*[16]float32)(x[i+16*j:]))
 			}
 		}
 		for l := range acc[0] {
@@ -642,11 +741,10 @@ func dotF32W(w []byte, x []float32) float32 {
 func dotF32WBatch(w []byte, x []float32) float32 {
 	var acc [16]float32
 	w = w[:4*len(x)]
+	var wf [16]float32
 	for i := 0; i+16 <= len(x); i += 16 {
-		xs, wb := (*[16]float32)(x[i:]), (*[64]byte)(w[4*i:])
-		for l := range acc {
-			acc[l] = fmaFast(f32At(wb[:], l), xs[l], acc[l])
-		}
+		loadF32x16(&wf, (*[64]byte)(w[4*i:]))
+		fmaLanes16(&acc, &wf, (*[16]float32)(x[i:]))
 	}
 	return ggmlfp.Reduce16(&acc)
 }
