@@ -18,6 +18,19 @@ import (
 // with hsum_float_8. Only the float steps are order sensitive; the integer
 // lane sums are computed here in whatever order is fastest.
 
+// midKey is zero when the float64 sum s of an exact product and a float32
+// might round to float32 differently than the exact sum: s is a float32
+// midpoint (low 29 mantissa bits 1 followed by 28 zeros) or lies in the
+// float32 subnormal range (an exact zero is fine: it can only come from
+// an exact cancellation).
+func midKey(s float64) uint64 {
+	b := math.Float64bits(s)
+	a := (b << 1) >> 1                              // |s|
+	tiny := uint64(int64((a>>52)-(1023-126))>>63) & // all ones below 2^-126
+		uint64(int64(-a)>>63) // and not zero
+	return (b&0x1fffffff ^ 0x10000000) &^ tiny
+}
+
 // fma8 sets acc[t] = fma(d, float(lanes[t]), acc[t]) for the eight lanes
 // (fmaLanes8 with the int to float conversion of cvtdq2ps).
 func fma8(acc *[8]float32, d float32, lanes *[8]int32) {
@@ -31,8 +44,7 @@ func fma8(acc *[8]float32, d float32, lanes *[8]int32) {
 	s5 := dd*float64(float32(lanes[5])) + float64(acc[5])
 	s6 := dd*float64(float32(lanes[6])) + float64(acc[6])
 	s7 := dd*float64(float32(lanes[7])) + float64(acc[7])
-	low := min(math.Float64bits(s0)&m, math.Float64bits(s1)&m, math.Float64bits(s2)&m, math.Float64bits(s3)&m,
-		math.Float64bits(s4)&m, math.Float64bits(s5)&m, math.Float64bits(s6)&m, math.Float64bits(s7)&m)
+	low := min(midKey(s0), midKey(s1), midKey(s2), midKey(s3), midKey(s4), midKey(s5), midKey(s6), midKey(s7))
 	if low == 0 {
 		x := [8]float32{float32(lanes[0]), float32(lanes[1]), float32(lanes[2]), float32(lanes[3]),
 			float32(lanes[4]), float32(lanes[5]), float32(lanes[6]), float32(lanes[7])}
@@ -43,20 +55,29 @@ func fma8(acc *[8]float32, d float32, lanes *[8]int32) {
 	acc[4], acc[5], acc[6], acc[7] = float32(s4), float32(s5), float32(s6), float32(s7)
 }
 
-// fmaLanesSlow8 sets acc[t] = fma(d, x[t], acc[t]) exactly, lane by lane:
-// the float64 sum d*x+acc (exact product, one rounding) is right once
-// rounded to float32 unless it sits exactly on a float32 midpoint (its low
-// 28 mantissa bits zero and it is not a float32 value itself); only such
-// lanes take ggmlfp.FMA32.
+// fmaLanesSlow8 sets acc[t] = fma(d, x[t], acc[t]) exactly, lane by lane.
 func fmaLanesSlow8(acc *[8]float32, d float32, x *[8]float32) {
 	for t := range acc {
-		v := float64(d)*float64(x[t]) + float64(acc[t])
-		if f := float32(v); float64(f) == v || math.Float64bits(v)&0x0fffffff != 0 {
-			acc[t] = f
-		} else {
-			acc[t] = ggmlfp.FMA32(d, x[t], acc[t])
-		}
+		acc[t] = fmaChecked(d, x[t], acc[t])
 	}
+}
+
+// fmaChecked is ggmlfp.FMA32 for a lane that failed the combined test:
+// the float64 sum s of the exact product and c rounds right unless it is
+// a float32 midpoint (or float32-subnormal) AND inexact; exact sums that
+// fall on a midpoint are common (small operands) and round to even as the
+// hardware does.
+func fmaChecked(a, b, c float32) float32 {
+	p, cc := float64(a)*float64(b), float64(c)
+	s := p + cc
+	if midKey(s) != 0 {
+		return float32(s)
+	}
+	bb := s - p
+	if (p-(s-bb))+(cc-bb) == 0 { // TwoSum residual
+		return float32(s)
+	}
+	return ggmlfp.FMA32(a, b, c)
 }
 
 // fmaLanes16 sets acc[l] = fma(x[l], y[l], acc[l]) exactly for 16 lanes:
@@ -67,15 +88,11 @@ func fmaLanes16(acc, x, y *[16]float32) {
 	for l := range s {
 		v := float64(x[l])*float64(y[l]) + float64(acc[l])
 		s[l] = v
-		low = min(low, math.Float64bits(v)&0x0fffffff)
+		low = min(low, midKey(v))
 	}
 	if low == 0 {
-		for l, v := range s {
-			if f := float32(v); float64(f) == v || math.Float64bits(v)&0x0fffffff != 0 {
-				acc[l] = f
-			} else {
-				acc[l] = ggmlfp.FMA32(x[l], y[l], acc[l])
-			}
+		for l := range s {
+			acc[l] = fmaChecked(x[l], y[l], acc[l])
 		}
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/ggmlfp"
 	"github.com/inference-x/inference-x/kernels/internal/ggqv"
 )
 
@@ -64,4 +65,56 @@ func checkDotBits(f *Format, n int, q []byte, c *ggqv.Case, r int) string {
 	}
 	return fmt.Sprintf("dot(act_q_%s) = %g (%#08x), ggml dot_%s %g (%#08x)", build,
 		got, math.Float32bits(got), build, want, math.Float32bits(want))
+}
+
+// TestFMALanes checks the lane helpers against ggmlfp.FMA32 on operands
+// chosen to hit float32 midpoints, exact ties, cancellations and the
+// subnormal range.
+func TestFMALanes(t *testing.T) {
+	x := uint32(1)
+	rnd := func() uint32 { x = x*1664525 + 1013904223; return x }
+	val := func() float32 {
+		switch rnd() % 6 {
+		case 0:
+			return 0
+		case 1: // tiny
+			return math.Float32frombits(rnd()&0x80ffffff | 0x00800000)
+		case 2: // small integers
+			return float32(int32(rnd()%64) - 32)
+		}
+		return math.Float32frombits(rnd()&0x807fffff | (0x30+rnd()%0x20)<<23)
+	}
+	for i := 0; i < 200000; i++ {
+		var acc, want [8]float32
+		var lanes [8]int32
+		var xs [8]float32
+		d := val()
+		for t := range acc {
+			acc[t] = val()
+			if rnd()%3 == 0 {
+				acc[t] = -d * float32(lanes[t]) // cancellation
+			}
+			lanes[t] = int32(rnd()%4096) - 2048
+			xs[t] = float32(lanes[t])
+			want[t] = ggmlfp.FMA32(d, xs[t], acc[t])
+		}
+		got := acc
+		fma8(&got, d, &lanes)
+		if got != want {
+			t.Fatalf("fma8(%g, %v, %v) = %v, want %v", d, lanes, acc, got, want)
+		}
+		var a16, y16, w16 [16]float32
+		for l := range a16 {
+			a16[l], y16[l] = val(), val()
+			w16[l] = ggmlfp.FMA32(xs[l%8], y16[l], a16[l])
+		}
+		var x16 [16]float32
+		for l := range x16 {
+			x16[l] = xs[l%8]
+		}
+		fmaLanes16(&a16, &x16, &y16)
+		if a16 != w16 {
+			t.Fatalf("fmaLanes16: %v, want %v", a16, w16)
+		}
+	}
 }
