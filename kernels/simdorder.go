@@ -880,3 +880,33 @@ func dotBF16Batch(n int, w, a []byte) float32 {
 	}
 	return ggmlfp.Reduce16(&c)
 }
+
+// FMAAxpy sets acc[i] = fma(x[i], p, acc[i]) for every i, each rounded
+// once to float32 as vfmadd231ps does (len(x) >= len(acc)).
+func FMAAxpy(acc, x []float32, p float32) {
+	x = x[:len(acc)]
+	pp := float64(p)
+	i := 0
+	for ; i+8 <= len(acc); i += 8 {
+		a, v := (*[8]float32)(acc[i:]), (*[8]float32)(x[i:])
+		s0 := float64(v[0])*pp + float64(a[0])
+		s1 := float64(v[1])*pp + float64(a[1])
+		s2 := float64(v[2])*pp + float64(a[2])
+		s3 := float64(v[3])*pp + float64(a[3])
+		s4 := float64(v[4])*pp + float64(a[4])
+		s5 := float64(v[5])*pp + float64(a[5])
+		s6 := float64(v[6])*pp + float64(a[6])
+		s7 := float64(v[7])*pp + float64(a[7])
+		if min(midKey(s0), midKey(s1), midKey(s2), midKey(s3), midKey(s4), midKey(s5), midKey(s6), midKey(s7)) == 0 {
+			for t := range a {
+				a[t] = fmaChecked(v[t], p, a[t])
+			}
+			continue
+		}
+		a[0], a[1], a[2], a[3] = float32(s0), float32(s1), float32(s2), float32(s3)
+		a[4], a[5], a[6], a[7] = float32(s4), float32(s5), float32(s6), float32(s7)
+	}
+	for ; i < len(acc); i++ {
+		acc[i] = fmaChecked(x[i], p, acc[i])
+	}
+}

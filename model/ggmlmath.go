@@ -1,8 +1,6 @@
 package model
 
 import (
-	"math"
-
 	"github.com/inference-x/inference-x/internal/ggmlfp"
 	"github.com/inference-x/inference-x/kernels"
 )
@@ -23,8 +21,10 @@ func vecDotF32(x, y []float32) float32 { return kernels.VecDotF32(x, y) }
 
 // kqvAcc accumulates the attention output of one head, out[d] = sum_j
 // p[j]*v_j[d], in the lane order of ggml's kernel for the batch size:
-// lanes16 (tinyBLAS, n_tokens >= 2) or lanes64 (ggml_vec_dot_f32, decode).
-// acc must hold 64*len(out) floats. v(j) returns position j's value row.
+// 16 lanes (tinyBLAS, n_tokens >= 2; lane = j mod 16) or 64 (the 4x16
+// accumulators of ggml_vec_dot_f32, decode; lane = j mod 64). acc holds
+// one row of vd values per lane, so each position updates one contiguous
+// row. It must hold 64*vd floats.
 type kqvAcc struct {
 	acc   []float32
 	vd    int
@@ -40,33 +40,26 @@ func (k *kqvAcc) reset(acc []float32, vd int, batch bool) {
 	clear(k.acc)
 }
 
-// add accumulates p * v for cache position j.
+// add accumulates p * v for cache position j: fma(v[d], p, acc).
 func (k *kqvAcc) add(j int, p float32, v []float32) {
 	l := j % k.width
-	v = v[:k.vd]
-	acc := k.acc[l:]
-	for d, x := range v {
-		a := &acc[d*k.width]
-		// ggmlfp.FMA32's fast path, inlined.
-		s := float64(x)*float64(p) + float64(*a)
-		r := float32(s)
-		if math.Float64bits(s)&0x0fffffff == 0 {
-			r = ggmlfp.FMA32(x, p, *a)
-		}
-		*a = r
-	}
+	kernels.FMAAxpy(k.acc[l*k.vd:(l+1)*k.vd], v, p)
 }
 
-// sum writes the reduced outputs.
+// sum writes the reduced outputs: for 64 lanes first (a0+a2)+(a1+a3) over
+// the four 16-lane accumulators, then _mm512_reduce_add_ps.
 func (k *kqvAcc) sum(out []float32) {
 	var r [16]float32
-	for d := range out[:k.vd] {
-		a := k.acc[d*k.width : (d+1)*k.width]
+	vd := k.vd
+	for d := range out[:vd] {
+		a := k.acc
 		if k.width == 16 {
-			copy(r[:], a)
+			for l := range r {
+				r[l] = a[l*vd+d]
+			}
 		} else {
 			for l := range r {
-				r[l] = (a[l] + a[32+l]) + (a[16+l] + a[48+l])
+				r[l] = (a[l*vd+d] + a[(32+l)*vd+d]) + (a[(16+l)*vd+d] + a[(48+l)*vd+d])
 			}
 		}
 		out[d] = ggmlfp.Reduce16(&r)
