@@ -65,3 +65,54 @@ func (k *kqvAcc) sum(out []float32) {
 		out[d] = ggmlfp.Reduce16(&r)
 	}
 }
+
+// vecDotF16Q is the q·k product of an F16 cache: q already rounded to
+// F16 (ggml converts src1 to the cache type), products exact in float32.
+// With two or more tokens and a head size that is a multiple of 16, ggml
+// runs llamafile's tinyBLAS (16 lanes, reduced in float32); otherwise
+// ggml_vec_dot_f16 (4x16 lanes over hd&^63, reduced into a float64 sum,
+// the rest added in float64).
+func vecDotF16Q(q []float32, k []uint16, batch bool) float32 {
+	n := len(q)
+	k = k[:n]
+	if batch && n%16 == 0 {
+		var acc [16]float32
+		for i := 0; i < n; i += 16 {
+			for l := range acc {
+				acc[l] += float32(q[i+l] * kernels.FP16ToF32(k[i+l]))
+			}
+		}
+		return ggmlfp.Reduce16(&acc)
+	}
+	np := n &^ 63
+	var sum float64
+	if np > 0 {
+		var acc [4][16]float32
+		for i := 0; i < np; i += 64 {
+			for j := range acc {
+				for l := range acc[j] {
+					acc[j][l] += float32(q[i+16*j+l] * kernels.FP16ToF32(k[i+16*j+l]))
+				}
+			}
+		}
+		for l := range acc[0] {
+			acc[0][l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l])
+		}
+		sum = float64(ggmlfp.Reduce16(&acc[0]))
+	}
+	for i := np; i < n; i++ {
+		sum += float64(q[i] * kernels.FP16ToF32(k[i]))
+	}
+	return float32(sum)
+}
+
+// addF16 is add for an F16 cache: p already rounded to F16, so every
+// product is exact and the lanes only add.
+func (k *kqvAcc) addF16(j int, p float32, v []uint16) {
+	l := j % k.width
+	acc := k.acc[l*k.vd : (l+1)*k.vd]
+	v = v[:len(acc)]
+	for d, x := range v {
+		acc[d] += float32(p * kernels.FP16ToF32(x))
+	}
+}

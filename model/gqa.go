@@ -169,13 +169,16 @@ func (t *attnTask) Do(lo, hi, worker int) {
 			qh[d] = kernels.FP16ToF32(kernels.F32ToFP16(q[d]))
 		}
 		for j := 0; j < npos; j++ {
-			scores[j] = dotF16(qh, c.k16[j*kw+kh*hd:j*kw+(kh+1)*hd]) * a.scale
+			scores[j] = vecDotF16Q(qh, c.k16[j*kw+kh*hd:j*kw+(kh+1)*hd], t.batch) * a.scale
 		}
-		softmaxInPlace(scores)
+		softmaxRow(scores, (npos+15)&^15)
+		var kqv kqvAcc
+		kqv.reset(buf[npos+hd:], vd, t.batch)
 		for j := 0; j < npos; j++ {
 			p := kernels.FP16ToF32(kernels.F32ToFP16(scores[j]))
-			axpyF16(out, c.v16[j*vw+kh*vd:j*vw+(kh+1)*vd], p)
+			kqv.addF16(j, p, c.v16[j*vw+kh*vd:j*vw+(kh+1)*vd])
 		}
+		kqv.sum(out)
 	}
 }
 

@@ -221,13 +221,16 @@ func (t *mlaTask) Do(lo, hi, worker int) {
 			qh[d] = kernels.FP16ToF32(kernels.F32ToFP16(q[d]))
 		}
 		for j := 0; j < npos; j++ {
-			scores[j] = dotF16(qh, c.k16[j*kw:(j+1)*kw]) * a.scale
+			scores[j] = vecDotF16Q(qh, c.k16[j*kw:(j+1)*kw], t.batch) * a.scale
 		}
-		softmaxInPlace(scores)
+		softmaxRow(scores, (npos+15)&^15)
+		var kqv kqvAcc
+		kqv.reset(buf[npos+kw:], lw, t.batch)
 		for j := 0; j < npos; j++ {
 			p := kernels.FP16ToF32(kernels.F32ToFP16(scores[j]))
-			axpyF16(out, c.k16[j*kw:j*kw+lw], p)
+			kqv.addF16(j, p, c.k16[j*kw:j*kw+lw])
 		}
+		kqv.sum(out)
 	}
 }
 
