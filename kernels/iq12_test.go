@@ -36,9 +36,8 @@ func TestIQ12Dots(t *testing.T) {
 				deq := make([]float32, n)
 				for r := 0; r < c.Rows; r++ {
 					q := c.Quant[r*rs : (r+1)*rs]
-					if got := f.Dot(n, q, c.ActX64); math.Float32bits(got) != math.Float32bits(c.DotX64[r]) {
-						t.Errorf("%s row %d: dot(act_q_x64) = %g (%#08x), ggml x64 %g (%#08x)", c.Name, r,
-							got, math.Float32bits(got), c.DotX64[r], math.Float32bits(c.DotX64[r]))
+					if err := checkDotBits(f, n, q, &c, r); err != "" {
+						t.Errorf("%s row %d: %s", c.Name, r, err)
 					}
 					scale := absDotScale(f, deq, q, c.Act)
 					got := f.Dot(n, q, c.ActSIMD)

@@ -589,6 +589,29 @@ func iqpDfac(t gguf.Type, b []byte) float32 {
 	return FP16ToF32(binary.LittleEndian.Uint16(b)) * 0.125
 }
 
+// iqDequant dequantizes one super-block of an IQ type (a switch, not the
+// Format's func value, so that dst stays on the caller's stack).
+func iqDequant(t gguf.Type, dst *[kqBlock]float32, b []byte) {
+	switch t {
+	case gguf.TypeIQ2_XXS:
+		dequantizeIQ2XXS(dst[:], b)
+	case gguf.TypeIQ2_XS:
+		dequantizeIQ2XS(dst[:], b)
+	case gguf.TypeIQ2_S:
+		dequantizeIQ2S(dst[:], b)
+	case gguf.TypeIQ3_XXS:
+		dequantizeIQ3XXS(dst[:], b)
+	case gguf.TypeIQ3_S:
+		dequantizeIQ3S(dst[:], b)
+	case gguf.TypeIQ1_S:
+		dequantizeIQ1S(dst[:], b)
+	case gguf.TypeIQ1_M:
+		dequantizeIQ1M(dst[:], b)
+	case gguf.TypeIQ4_XS:
+		dequantizeIQ4XS(dst[:], b)
+	}
+}
+
 // iqpDot is ggml-cpu's IQ panel gemm (iqp.cpp), which llama.cpp runs for
 // the grid IQ types and IQ4_XS with 8 or more tokens: one accumulator per
 // output, acc = fma(float(super-block integer dot), dfac*y.d, acc). The
@@ -604,7 +627,7 @@ func iqpDot(f *Format, n int, w, a []byte) float32 {
 		dfac := iqpDfac(f.Type, b)
 		var s int32
 		if dfac != 0 {
-			f.Dequantize(deq[:], b)
+			iqDequant(f.Type, &deq, b)
 			for e, v := range deq {
 				s += int32(v/dfac) * int32(int8(qs[e]))
 			}
@@ -910,3 +933,43 @@ func FMAAxpy(acc, x []float32, p float32) {
 		acc[i] = fmaChecked(x[i], p, acc[i])
 	}
 }
+
+// iqGridDot is the AVX2 vec_dot of the grid IQ types IQ2_XXS, IQ2_XS,
+// IQ2_S, IQ3_XXS and IQ3_S: per super-block the usual eight lanes of
+// (sub-block scale x signed grid value) x activation, acc = fma(d*y.d,
+// lanes, acc), and the result scaled once: post * hsum_float_8(acc). The
+// integers come from the bit-exact dequantization (dfac times them, see
+// iqpDfac).
+func iqGridDot(f *Format, n int, w, a []byte, post float32) float32 {
+	var acc [8]float32
+	var deq [kqBlock]float32
+	bb := f.Type.BlockBytes()
+	for i := 0; i < n/kqBlock; i++ {
+		b := w[i*bb : (i+1)*bb]
+		yd, qs, _ := q8KParts(a[i*kqQ8Bytes:])
+		d := FP16ToF32(binary.LittleEndian.Uint16(b)) * yd
+		var lanes [8]int32
+		if dfac := iqpDfac(f.Type, b); dfac != 0 {
+			iqDequant(f.Type, &deq, b)
+			for e, v := range deq {
+				lanes[e%32/4] += int32(v/dfac) * int32(int8(qs[e]))
+			}
+		}
+		fma8(&acc, d, &lanes)
+	}
+	return post * ggmlfp.Reduce8(&acc)
+}
+
+func dotIQ2XXSSIMD(n int, w, a []byte) float32 {
+	return iqGridDot(formats[gguf.TypeIQ2_XXS], n, w, a, 0.125)
+}
+func dotIQ2XSSIMD(n int, w, a []byte) float32 {
+	return iqGridDot(formats[gguf.TypeIQ2_XS], n, w, a, 0.125)
+}
+func dotIQ2SSIMD(n int, w, a []byte) float32 {
+	return iqGridDot(formats[gguf.TypeIQ2_S], n, w, a, 0.125)
+}
+func dotIQ3XXSSIMD(n int, w, a []byte) float32 {
+	return iqGridDot(formats[gguf.TypeIQ3_XXS], n, w, a, 0.25)
+}
+func dotIQ3SSIMD(n int, w, a []byte) float32 { return iqGridDot(formats[gguf.TypeIQ3_S], n, w, a, 1) }
