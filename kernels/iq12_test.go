@@ -17,8 +17,8 @@ import (
 var iq12Types = []gguf.Type{gguf.TypeIQ2_XXS, gguf.TypeIQ2_XS, gguf.TypeIQ2_S, gguf.TypeIQ1_S, gguf.TypeIQ1_M}
 
 // TestIQ12Dots checks the integer dot of the IQ2/IQ1 formats on ggml's own
-// quantized activations, without the Q8_K quantizer: fed act_q_x64 it must
-// give dot_x64 bit for bit (ggml's scalar order is kept), fed act_q_simd it
+// quantized activations, without the Q8_K quantizer: it must reproduce
+// ggml's vec_dot bit for bit (checkDotBits), fed act_q_simd it
 // must be within dotTolerance of dot_simd; it logs the worst relative
 // errors against dot_simd for both dot paths.
 func TestIQ12Dots(t *testing.T) {

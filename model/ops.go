@@ -117,7 +117,7 @@ func (r *Rope) cache(pos int, cos, sin []float32) {
 	mscale := r.AttnFactor
 	if r.ExtFactor != 0 {
 		corr = r.corrDims()
-		mscale = ggmlfp.FMA32(log32(1/r.FreqScale), 0.1, 1) * mscale
+		mscale = ggmlfp.FMA32(ggmlfp.Logf(1/r.FreqScale), 0.1, 1) * mscale
 	}
 	theta := float32(pos)
 	for i := 0; i < r.Dims/2; i++ {
@@ -148,7 +148,7 @@ func yarnRamp(low, high float32, i0 int) float32 {
 // corrDims is ggml_rope_yarn_corr_dims.
 func (r *Rope) corrDims() [2]float32 {
 	dim := func(nRot float32) float32 {
-		return float32(r.Dims) * log32(float32(r.OrigCtx)/(nRot*2*math.Pi)) / (2 * log32(r.FreqBase))
+		return float32(r.Dims) * ggmlfp.Logf(float32(r.OrigCtx)/(nRot*2*math.Pi)) / (2 * ggmlfp.Logf(r.FreqBase))
 	}
 	start := float32(math.Floor(float64(dim(r.BetaFast))))
 	end := float32(math.Ceil(float64(dim(r.BetaSlow))))

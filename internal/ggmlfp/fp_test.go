@@ -88,3 +88,13 @@ func TestReduce(t *testing.T) {
 		t.Errorf("Reduce16 = %g, want 1", got)
 	}
 }
+
+func TestLogfGlibc(t *testing.T) {
+	for _, v := range logfVectors {
+		x := math.Float32frombits(v[0])
+		got := Logf(x)
+		if math.Float32bits(got) != v[1] && !(got != got && math.IsNaN(float64(math.Float32frombits(v[1])))) {
+			t.Errorf("Logf(%g) = %g (%#08x), glibc %#08x", x, got, math.Float32bits(got), v[1])
+		}
+	}
+}
