@@ -34,7 +34,6 @@ func midKey(s float64) uint64 {
 // fma8 sets acc[t] = fma(d, float(lanes[t]), acc[t]) for the eight lanes
 // (fmaLanes8 with the int to float conversion of cvtdq2ps).
 func fma8(acc *[8]float32, d float32, lanes *[8]int32) {
-	const m = 0x0fffffff
 	dd := float64(d)
 	s0 := dd*float64(float32(lanes[0])) + float64(acc[0])
 	s1 := dd*float64(float32(lanes[1])) + float64(acc[1])
@@ -44,7 +43,9 @@ func fma8(acc *[8]float32, d float32, lanes *[8]int32) {
 	s5 := dd*float64(float32(lanes[5])) + float64(acc[5])
 	s6 := dd*float64(float32(lanes[6])) + float64(acc[6])
 	s7 := dd*float64(float32(lanes[7])) + float64(acc[7])
-	low := min(midKey(s0), midKey(s1), midKey(s2), midKey(s3), midKey(s4), midKey(s5), midKey(s6), midKey(s7))
+	const m = 0x0fffffff // every float32 midpoint has these bits zero
+	low := min(math.Float64bits(s0)&m, math.Float64bits(s1)&m, math.Float64bits(s2)&m, math.Float64bits(s3)&m,
+		math.Float64bits(s4)&m, math.Float64bits(s5)&m, math.Float64bits(s6)&m, math.Float64bits(s7)&m)
 	if low == 0 {
 		x := [8]float32{float32(lanes[0]), float32(lanes[1]), float32(lanes[2]), float32(lanes[3]),
 			float32(lanes[4]), float32(lanes[5]), float32(lanes[6]), float32(lanes[7])}
@@ -88,7 +89,7 @@ func fmaLanes16(acc, x, y *[16]float32) {
 	for l := range s {
 		v := float64(x[l])*float64(y[l]) + float64(acc[l])
 		s[l] = v
-		low = min(low, midKey(v))
+		low = min(low, math.Float64bits(v)&0x0fffffff)
 	}
 	if low == 0 {
 		for l := range s {
@@ -920,7 +921,9 @@ func FMAAxpy(acc, x []float32, p float32) {
 		s5 := float64(v[5])*pp + float64(a[5])
 		s6 := float64(v[6])*pp + float64(a[6])
 		s7 := float64(v[7])*pp + float64(a[7])
-		if min(midKey(s0), midKey(s1), midKey(s2), midKey(s3), midKey(s4), midKey(s5), midKey(s6), midKey(s7)) == 0 {
+		const m = 0x0fffffff
+		if min(math.Float64bits(s0)&m, math.Float64bits(s1)&m, math.Float64bits(s2)&m, math.Float64bits(s3)&m,
+			math.Float64bits(s4)&m, math.Float64bits(s5)&m, math.Float64bits(s6)&m, math.Float64bits(s7)&m) == 0 {
 			for t := range a {
 				a[t] = fmaChecked(v[t], p, a[t])
 			}
