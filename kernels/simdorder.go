@@ -339,18 +339,22 @@ func kqLanes(q *[kqBlock]int8, sc *[16]int32, y *[kqBlock]byte) (l [8]int32) {
 		q32 := (*[32]int8)(q[32*c:])
 		y32 := (*[32]byte)(y[32*c:])
 		s0, s1 := sc[2*c], sc[2*c+1]
-		for t := 0; t < 8; t++ {
-			k := 4 * t
-			v := int32(q32[k])*int32(int8(y32[k])) + int32(q32[k+1])*int32(int8(y32[k+1])) +
-				int32(q32[k+2])*int32(int8(y32[k+2])) + int32(q32[k+3])*int32(int8(y32[k+3]))
-			if t < 4 {
-				l[t] += s0 * v
-			} else {
-				l[t] += s1 * v
-			}
-		}
+		l[0] += s0 * dot4i8((*[4]int8)(q32[0:]), (*[4]byte)(y32[0:]))
+		l[1] += s0 * dot4i8((*[4]int8)(q32[4:]), (*[4]byte)(y32[4:]))
+		l[2] += s0 * dot4i8((*[4]int8)(q32[8:]), (*[4]byte)(y32[8:]))
+		l[3] += s0 * dot4i8((*[4]int8)(q32[12:]), (*[4]byte)(y32[12:]))
+		l[4] += s1 * dot4i8((*[4]int8)(q32[16:]), (*[4]byte)(y32[16:]))
+		l[5] += s1 * dot4i8((*[4]int8)(q32[20:]), (*[4]byte)(y32[20:]))
+		l[6] += s1 * dot4i8((*[4]int8)(q32[24:]), (*[4]byte)(y32[24:]))
+		l[7] += s1 * dot4i8((*[4]int8)(q32[28:]), (*[4]byte)(y32[28:]))
 	}
 	return l
+}
+
+// dot4i8 is the sum of four products of int8 weights and int8 codes.
+func dot4i8(q *[4]int8, y *[4]byte) int32 {
+	return int32(q[0])*int32(int8(y[0])) + int32(q[1])*int32(int8(y[1])) +
+		int32(q[2])*int32(int8(y[2])) + int32(q[3])*int32(int8(y[3]))
 }
 
 // q8KParts returns a Q8_K block's scale, codes and bsums.
@@ -439,8 +443,6 @@ func q8KSubSums(yb *[kqQ8Bytes]byte) (s [8]int32) {
 func dotQ4K(n int, w, a []byte) float32 {
 	var acc [8]float32
 	var accm [4]float32
-	var q [kqBlock]int8
-	var sc [16]int32
 	for i := 0; i < n/kqBlock; i++ {
 		x := (*[q4KBlockBytes]byte)(w[i*q4KBlockBytes:])
 		yd, qs, yb := q8KParts(a[i*kqQ8Bytes:])
@@ -452,17 +454,24 @@ func dotQ4K(n int, w, a []byte) float32 {
 			p := int32(m6[2*t])*ss[2*t] + int32(m6[2*t+1])*ss[2*t+1]
 			accm[t] = ggmlfp.FMA32(dmin, float32(p), accm[t])
 		}
-		for j := range sc {
-			sc[j] = int32(s6[j/2])
-		}
+		// Lanes straight from the nibbles: chunk c's low nibbles are
+		// elements 64c+l (scale 2c), its high nibbles 64c+32+l (2c+1).
+		var lanes [8]int32
 		for c := 0; c < 4; c++ {
 			qq := (*[32]byte)(x[16+32*c:])
-			for l, v := range qq {
-				q[64*c+l] = int8(v & 0xF)
-				q[64*c+32+l] = int8(v >> 4)
+			ylo := (*[32]byte)(qs[64*c:])
+			yhi := (*[32]byte)(qs[64*c+32:])
+			slo, shi := int32(s6[2*c]), int32(s6[2*c+1])
+			for t := 0; t < 8; t++ {
+				k := 4 * t
+				q0, q1, q2, q3 := int32(qq[k]), int32(qq[k+1]), int32(qq[k+2]), int32(qq[k+3])
+				lo := (q0&15)*int32(int8(ylo[k])) + (q1&15)*int32(int8(ylo[k+1])) +
+					(q2&15)*int32(int8(ylo[k+2])) + (q3&15)*int32(int8(ylo[k+3]))
+				hi := (q0>>4)*int32(int8(yhi[k])) + (q1>>4)*int32(int8(yhi[k+1])) +
+					(q2>>4)*int32(int8(yhi[k+2])) + (q3>>4)*int32(int8(yhi[k+3]))
+				lanes[t] += slo*lo + shi*hi
 			}
 		}
-		lanes := kqLanes(&q, &sc, qs)
 		fma8(&acc, d, &lanes)
 	}
 	return ggmlfp.Reduce8(&acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3]))
@@ -512,7 +521,6 @@ func dotQ5K(n int, w, a []byte) float32 {
 // acc = fma(d, lanes, acc).
 func dotQ6K(n int, w, a []byte) float32 {
 	var acc [8]float32
-	var q [kqBlock]int8
 	var sc [16]int32
 	for i := 0; i < n/kqBlock; i++ {
 		x := (*[q6KBlockBytes]byte)(w[i*q6KBlockBytes:])
@@ -521,24 +529,41 @@ func dotQ6K(n int, w, a []byte) float32 {
 		for j := range sc {
 			sc[j] = int32(int8(x[192+j]))
 		}
+		// Lanes straight from ql/qh: half h, run v holds elements
+		// 128h+32v+l with scale 8h+2v (l < 16) or 8h+2v+1.
+		var lanes [8]int32
 		for h := 0; h < 2; h++ {
 			ql := (*[64]byte)(x[64*h:])
 			qh := (*[32]byte)(x[128+32*h:])
-			for l := 0; l < 32; l++ {
-				hb := qh[l]
-				q[128*h+l] = int8(ql[l]&0xF | (hb&3)<<4)
-				q[128*h+32+l] = int8(ql[l+32]&0xF | (hb>>2&3)<<4)
-				q[128*h+64+l] = int8(ql[l]>>4 | (hb>>4&3)<<4)
-				q[128*h+96+l] = int8(ql[l+32]>>4 | (hb>>6&3)<<4)
+			y := (*[128]byte)(qs[128*h:])
+			s := (*[8]int32)(sc[8*h:])
+			for t := 0; t < 8; t++ {
+				l := 4 * t
+				a0, a1, a2, a3 := q6Quad(ql, qh, y, l)
+				b0, b1, b2, b3 := q6Quad(ql, qh, y, l+1)
+				c0, c1, c2, c3 := q6Quad(ql, qh, y, l+2)
+				d0, d1, d2, d3 := q6Quad(ql, qh, y, l+3)
+				u := t / 4
+				lanes[t] += s[u]*(a0+b0+c0+d0) + s[2+u]*(a1+b1+c1+d1) + s[4+u]*(a2+b2+c2+d2) + s[6+u]*(a3+b3+c3+d3)
 			}
 		}
-		lanes := kqLanes(&q, &sc, qs)
 		for t := range lanes {
 			lanes[t] -= 32 * (kqQ8Bsum(yb[:], 2*t)*sc[2*t] + kqQ8Bsum(yb[:], 2*t+1)*sc[2*t+1])
 		}
 		fma8(&acc, d, &lanes)
 	}
 	return ggmlfp.Reduce8(&acc)
+}
+
+// q6Quad returns the products of the four Q6_K codes stored at byte l of
+// a half-block (runs 0..3) with their activations.
+func q6Quad(ql *[64]byte, qh *[32]byte, y *[128]byte, l int) (int32, int32, int32, int32) {
+	hb := int32(qh[l&31])
+	lo, hi := int32(ql[l&31]), int32(ql[l&31+32])
+	return (lo&15 | hb&3<<4) * int32(int8(y[l&31])),
+		(hi&15 | hb>>2&3<<4) * int32(int8(y[l&31+32])),
+		(lo>>4 | hb>>4&3<<4) * int32(int8(y[l&31+64])),
+		(hi>>4 | hb>>6&3<<4) * int32(int8(y[l&31+96]))
 }
 
 // decodeIQ4XS fills the super-block's values and 32-element scales
