@@ -81,25 +81,33 @@ func fmaChecked(a, b, c float32) float32 {
 	return ggmlfp.FMA32(a, b, c)
 }
 
-// fmaLanes16 sets acc[l] = fma(x[l], y[l], acc[l]) exactly for 16 lanes:
-// one midpoint test for all lanes, as in fma8.
+// fmaLanes16 sets acc[l] = fma(x[l], y[l], acc[l]) exactly for 16 lanes.
 func fmaLanes16(acc, x, y *[16]float32) {
-	var s [16]float64
-	low := uint64(1 << 62)
-	for l := range s {
-		v := float64(x[l])*float64(y[l]) + float64(acc[l])
-		s[l] = v
-		low = min(low, math.Float64bits(v)&0x0fffffff)
-	}
-	if low == 0 {
-		for l := range s {
-			acc[l] = fmaChecked(x[l], y[l], acc[l])
+	fmaXY8((*[8]float32)(acc[0:]), (*[8]float32)(x[0:]), (*[8]float32)(y[0:]))
+	fmaXY8((*[8]float32)(acc[8:]), (*[8]float32)(x[8:]), (*[8]float32)(y[8:]))
+}
+
+// fmaXY8 sets acc[t] = fma(x[t], y[t], acc[t]) exactly for 8 lanes, with
+// one midpoint pre-test as in fma8.
+func fmaXY8(acc, x, y *[8]float32) {
+	s0 := float64(x[0])*float64(y[0]) + float64(acc[0])
+	s1 := float64(x[1])*float64(y[1]) + float64(acc[1])
+	s2 := float64(x[2])*float64(y[2]) + float64(acc[2])
+	s3 := float64(x[3])*float64(y[3]) + float64(acc[3])
+	s4 := float64(x[4])*float64(y[4]) + float64(acc[4])
+	s5 := float64(x[5])*float64(y[5]) + float64(acc[5])
+	s6 := float64(x[6])*float64(y[6]) + float64(acc[6])
+	s7 := float64(x[7])*float64(y[7]) + float64(acc[7])
+	const m = 0x0fffffff
+	if min(math.Float64bits(s0)&m, math.Float64bits(s1)&m, math.Float64bits(s2)&m, math.Float64bits(s3)&m,
+		math.Float64bits(s4)&m, math.Float64bits(s5)&m, math.Float64bits(s6)&m, math.Float64bits(s7)&m) == 0 {
+		for t := range acc {
+			acc[t] = fmaChecked(x[t], y[t], acc[t])
 		}
 		return
 	}
-	for l, v := range s {
-		acc[l] = float32(v)
-	}
+	acc[0], acc[1], acc[2], acc[3] = float32(s0), float32(s1), float32(s2), float32(s3)
+	acc[4], acc[5], acc[6], acc[7] = float32(s4), float32(s5), float32(s6), float32(s7)
 }
 
 // loadF32x16 reads 16 little-endian float32 values.
