@@ -188,6 +188,8 @@ func (r *Runner) Close() {
 // selected (one count per token and chosen expert) since the Runner was
 // made or ResetExpertCounts: counts[layer][expert], nil for layers
 // without routed experts, and nil for a dense model. The result is a copy.
+// As in llama.cpp, the last layer routes only the rows whose logits a
+// Forward returns, so its counts cover those tokens only.
 func (r *Runner) ExpertCounts() [][]uint64 {
 	if r.expertCounts == nil {
 		return nil
