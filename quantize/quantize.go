@@ -182,9 +182,8 @@ func Quantize(ctx context.Context, in *gguf.File, w io.Writer, opt Options) (Rep
 func CheckPlan(plan Plan, imatrix bool) error {
 	for _, ch := range plan.Choices {
 		if ch.NeedsImatrix && !imatrix {
-			return fmt.Errorf("%w: %s would be %v, which llama.cpp refuses to produce without one "+
-				"(pick a type of 3 bits or more, or pass the synthetic all-ones matrix for tests)",
-				ErrNeedsImatrix, ch.Name, ch.To)
+			return fmt.Errorf("%w: %s would be %v, which llama.cpp refuses to produce without one; "+
+				"pick a type of 3 bits or more, or use an all-ones matrix for tests", ErrNeedsImatrix, ch.Name, ch.To)
 		}
 		if ch.To == ch.From {
 			continue
