@@ -1,0 +1,38 @@
+package synth
+
+import (
+	"context"
+	"io"
+	"testing"
+)
+
+// BenchmarkGenerate measures drawing and quantizing one llama-7b-wide
+// layer (plus a 32000-token vocabulary) in the types make bench uses.
+func BenchmarkGenerate(b *testing.B) {
+	for _, typ := range []string{"F32", "Q8_0", "Q4_K_M"} {
+		b.Run(typ, func(b *testing.B) {
+			c, err := Preset("llama-7b")
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Layers = 1
+			var rep Report
+			for b.Loop() {
+				rep, err = Generate(context.Background(), c, Options{Type: typ, Seed: 1}, io.Discard)
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(rep.Bytes)
+		})
+	}
+}
+
+// BenchmarkNormals measures the ziggurat sampler.
+func BenchmarkNormals(b *testing.B) {
+	dst := make([]float32, 4096)
+	b.SetBytes(int64(4 * len(dst)))
+	for b.Loop() {
+		newRNG(1, 2, 3).normals(dst, 1)
+	}
+}
