@@ -31,7 +31,7 @@ type Options struct {
 	// run, like llama.cpp given such a matrix. Real importance matrices are
 	// not read yet.
 	ImatrixOnes bool
-	// Progress, if not nil, is called with the tensor bytes written so far
+	// Progress, if not nil, is called with the tensor bytes produced so far
 	// and the total, from one goroutine at a time.
 	Progress func(done, total int64)
 }
@@ -145,10 +145,12 @@ func Quantize(ctx context.Context, in *gguf.File, w io.Writer, opt Options) (Rep
 	if err != nil {
 		return Report{}, err
 	}
-	conv := Converter{Threads: opt.Threads}
+	progress := NewTracker(rep.OutBytes, opt.Progress)
+	conv := Converter{Threads: opt.Threads, Progress: progress.Add}
 	fill := func(ctx context.Context, k int, buf []byte) ([]byte, error) {
 		t, ch := &in.Tensors[order[k]], plan.Choices[order[k]]
 		if ch.To == ch.From {
+			progress.Add(t.Size)
 			return t.Data, nil
 		}
 		cols := int(t.Dims[0])
@@ -166,11 +168,7 @@ func Quantize(ctx context.Context, in *gguf.File, w io.Writer, opt Options) (Rep
 		}
 		return buf, nil
 	}
-	var progress func(int64)
-	if opt.Progress != nil {
-		progress = func(done int64) { opt.Progress(done, rep.OutBytes) }
-	}
-	if err := Stream(ctx, gw, sizes, fill, progress); err != nil {
+	if err := Stream(ctx, gw, sizes, fill); err != nil {
 		return Report{}, err
 	}
 	return rep, gw.Close()

@@ -23,7 +23,7 @@ type Options struct {
 	Seed uint64
 	// Threads is the number of goroutines drawing and quantizing (0: one per CPU).
 	Threads int
-	// Progress, if not nil, is called with the tensor bytes written so far
+	// Progress, if not nil, is called with the tensor bytes produced so far
 	// and the total, from one goroutine at a time.
 	Progress func(done, total int64)
 }
@@ -154,7 +154,8 @@ func Generate(ctx context.Context, c Config, opt Options, w io.Writer) (Report, 
 	if err != nil {
 		return Report{}, err
 	}
-	conv := quantize.Converter{Threads: opt.Threads}
+	progress := quantize.NewTracker(rep.Bytes, opt.Progress)
+	conv := quantize.Converter{Threads: opt.Threads, Progress: progress.Add}
 	fill := func(ctx context.Context, k int, buf []byte) ([]byte, error) {
 		i := order[k]
 		d, s := defs[i], specs[i]
@@ -172,11 +173,7 @@ func Generate(ctx context.Context, c Config, opt Options, w io.Writer) (Report, 
 		}
 		return buf, nil
 	}
-	var progress func(int64)
-	if opt.Progress != nil {
-		progress = func(done int64) { opt.Progress(done, rep.Bytes) }
-	}
-	if err := quantize.Stream(ctx, gw, sizes, fill, progress); err != nil {
+	if err := quantize.Stream(ctx, gw, sizes, fill); err != nil {
 		return Report{}, err
 	}
 	return rep, gw.Close()

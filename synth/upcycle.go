@@ -25,7 +25,7 @@ type UpcycleConfig struct {
 	Seed  uint64 // router weights and noise
 	// Threads is the number of goroutines re-encoding noisy experts (0: one per CPU).
 	Threads int
-	// Progress, if not nil, is called with the tensor bytes written so far
+	// Progress, if not nil, is called with the tensor bytes produced so far
 	// and the total, from one goroutine at a time.
 	Progress func(done, total int64)
 }
@@ -173,7 +173,8 @@ func Upcycle(ctx context.Context, in *gguf.File, w io.Writer, cfg UpcycleConfig)
 	if err != nil {
 		return UpcycleReport{}, err
 	}
-	conv := quantize.Converter{Threads: cfg.Threads}
+	progress := quantize.NewTracker(rep.OutBytes, cfg.Progress)
+	conv := quantize.Converter{Threads: cfg.Threads, Progress: progress.Add}
 	fill := func(ctx context.Context, i int, buf []byte) ([]byte, error) {
 		o := outs[i]
 		switch {
@@ -182,20 +183,18 @@ func Upcycle(ctx context.Context, in *gguf.File, w io.Writer, cfg UpcycleConfig)
 			err := conv.Convert(ctx, gguf.TypeF32, int(embd), int(n), d.source(cfg.Seed), nil, buf)
 			return buf, err
 		case len(o.spec.Dims) == len(o.src.Dims): // copied unchanged
+			progress.Add(o.src.Size)
 			return o.src.Data, nil
 		case cfg.Noise == 0:
 			for e := int64(0); e < n; e++ {
 				copy(buf[e*o.src.Size:], o.src.Data)
 			}
+			progress.Add(int64(len(buf)))
 			return buf, nil
 		}
 		return buf, noisyExperts(ctx, conv, o.src, o.spec.Name, cfg, buf)
 	}
-	var progress func(int64)
-	if cfg.Progress != nil {
-		progress = func(done int64) { cfg.Progress(done, rep.OutBytes) }
-	}
-	if err := quantize.Stream(ctx, gw, sizes, fill, progress); err != nil {
+	if err := quantize.Stream(ctx, gw, sizes, fill); err != nil {
 		return UpcycleReport{}, err
 	}
 	return rep, gw.Close()
