@@ -3,6 +3,7 @@ package synth
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -33,6 +34,20 @@ func BenchmarkNormals(b *testing.B) {
 	dst := make([]float32, 4096)
 	b.SetBytes(int64(4 * len(dst)))
 	for b.Loop() {
-		newRNG(1, 2, 3).normals(dst, 1)
+		g := newRNG(1, 2, 3)
+		g.normals(dst, 1)
+	}
+}
+
+// BenchmarkNormFloat64 is math/rand/v2's sampler on the same PCG, for
+// comparison with BenchmarkNormals.
+func BenchmarkNormFloat64(b *testing.B) {
+	dst := make([]float32, 4096)
+	b.SetBytes(int64(4 * len(dst)))
+	r := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		for i := range dst {
+			dst[i] = float32(r.NormFloat64())
+		}
 	}
 }

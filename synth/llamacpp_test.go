@@ -69,7 +69,7 @@ func canQuantize(t gguf.Type) bool {
 func TestLlamaCppLoadsEveryArch(t *testing.T) {
 	llamaref(t)
 	dir := t.TempDir()
-	types := []string{"F32", "F16", "Q8_0", "Q4_K_M", "Q4_K", "Q3_K_M", "IQ4_XS", "IQ2_XXS", "TQ2_0", "MXFP4_MOE"}
+	types := []string{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q2_K", "Q3_K_M", "Q4_K_M", "Q4_K", "Q6_K", "IQ4_XS", "IQ3_M", "IQ2_XXS", "IQ1_M", "TQ2_0", "MXFP4_MOE"}
 	if testing.Short() {
 		types = []string{"Q8_0", "Q4_K_M"}
 	}

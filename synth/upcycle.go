@@ -258,7 +258,8 @@ func noisyExperts(ctx context.Context, conv quantize.Converter, t *gguf.Tensor, 
 			if err := dense(x, r%rows, r%rows+1); err != nil {
 				return err
 			}
-			newRNG(cfg.Seed, key, r).normals(noise, std)
+			g := newRNG(cfg.Seed, key, r)
+			g.normals(noise, std)
 			for j := range x {
 				x[j] += noise[j]
 			}
