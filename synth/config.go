@@ -216,7 +216,16 @@ func (c *Config) Validate() error {
 			return bad("--experts-used %d must be between 1 and --experts %d", c.ExpertsUsed, c.Experts)
 		}
 	}
-	needFF := c.Arch != "deepseek2" && !(c.moe() && c.Arch != "llama") || c.Arch == "deepseek2" && c.LeadingDense > 0
+	// FF is the width of dense FFNs (and of llama's experts); qwen2moe and
+	// qwen3moe have none, deepseek2 only in its leading dense layers.
+	var needFF bool
+	switch c.Arch {
+	case "qwen2moe", "qwen3moe":
+	case "deepseek2":
+		needFF = c.LeadingDense > 0
+	default:
+		needFF = true
+	}
 	if needFF && (c.FF <= 0 || c.FF%32 != 0) {
 		return bad("--ff %d must be a positive multiple of 32", c.FF)
 	}
