@@ -25,6 +25,7 @@ type QuantizeOptions struct {
 	Threads     int
 	ImatrixOnes bool
 	Verbose     bool
+	DryRun      bool
 	NoProgress  bool
 	Output      cli.Output
 
@@ -71,6 +72,7 @@ Q2_K_S) are refused unless --imatrix-ones supplies a synthetic all-ones one.`,
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads converting rows (0: one per CPU)")
 	f.BoolVar(&o.ImatrixOnes, "imatrix-ones", false, "quantize with a synthetic all-ones importance matrix (for tests; changes some choices as a real one would)")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print every tensor's conversion")
+	f.BoolVar(&o.DryRun, "dry-run", false, "plan the conversion and print the summary without writing OUT.gguf")
 	f.BoolVar(&o.NoProgress, "no-progress", false, "no progress bar on stderr")
 	cli.AddOutputFlag(cmd, &o.Output)
 	return cmd
@@ -132,6 +134,14 @@ func (o *QuantizeOptions) Run(cmd *cobra.Command, s cli.Streams) (err error) {
 		return err
 	}
 	defer in.Close()
+	opt := quantize.Options{Target: o.target, Threads: o.Threads, ImatrixOnes: o.ImatrixOnes}
+	if o.DryRun {
+		rep, err := quantize.Describe(in, opt)
+		if err != nil {
+			return o.explain(err)
+		}
+		return o.print(s, in, QuantizeResult{In: o.In, Out: o.Out, BitsPerWeight: rep.BitsPerWeight(), Report: rep}, 0)
+	}
 	out, err := os.Create(o.Out)
 	if err != nil {
 		return err
@@ -145,24 +155,34 @@ func (o *QuantizeOptions) Run(cmd *cobra.Command, s cli.Streams) (err error) {
 		}
 	}()
 	update, finish := newProgress(s.Err, "quantize", o.NoProgress)
+	opt.Progress = update
 	start := time.Now()
-	rep, err := quantize.Quantize(cmd.Context(), in, out, quantize.Options{
-		Target: o.target, Threads: o.Threads, ImatrixOnes: o.ImatrixOnes, Progress: update,
-	})
+	rep, err := quantize.Quantize(cmd.Context(), in, out, opt)
 	finish()
-	if errors.Is(err, quantize.ErrNeedsImatrix) {
-		return fmt.Errorf("%w (--imatrix-ones)", err)
-	}
 	if err != nil {
-		return err
+		return o.explain(err)
 	}
 	elapsed := time.Since(start)
 	res := QuantizeResult{In: o.In, Out: o.Out, BitsPerWeight: rep.BitsPerWeight(), Seconds: elapsed.Seconds(), Report: rep}
-	for i := 0; i < in.Parts(); i++ {
-		res.InFileBytes += in.FileSize(i)
-	}
 	if st, err := out.Stat(); err == nil {
 		res.OutFileBytes = st.Size()
+	}
+	return o.print(s, in, res, elapsed)
+}
+
+// explain adds the flag that lifts an importance-matrix refusal.
+func (o *QuantizeOptions) explain(err error) error {
+	if errors.Is(err, quantize.ErrNeedsImatrix) {
+		return fmt.Errorf("%w (--imatrix-ones)", err)
+	}
+	return err
+}
+
+// print writes the summary (elapsed 0: a dry run).
+func (o *QuantizeOptions) print(s cli.Streams, in *gguf.File, res QuantizeResult, elapsed time.Duration) error {
+	rep := res.Report
+	for i := 0; i < in.Parts(); i++ {
+		res.InFileBytes += in.FileSize(i)
 	}
 	if o.Output == cli.OutputJSON {
 		return cli.PrintJSON(s.Out, res)
@@ -178,10 +198,14 @@ func (o *QuantizeOptions) Run(cmd *cobra.Command, s cli.Streams) (err error) {
 		}
 	}
 	inBPW := float64(rep.InBytes) * 8 / float64(max(rep.Params, 1))
-	fmt.Fprintf(s.Out, "quantized %s -> %s as %s (file type %d)\n", o.In, o.Out, rep.Target, rep.FileType)
-	fmt.Fprintf(s.Out, "size: %s -> %s of tensor data (%.2f -> %.2f bpw, %.1f%%), file %s\n",
+	verb := "quantized"
+	if elapsed == 0 {
+		verb = "would quantize"
+	}
+	fmt.Fprintf(s.Out, "%s %s -> %s as %s (file type %d)\n", verb, o.In, o.Out, rep.Target, rep.FileType)
+	fmt.Fprintf(s.Out, "size: %s -> %s of tensor data (%.2f -> %.2f bpw, %.1f%%)\n",
 		commands.HumanBytes(rep.InBytes), commands.HumanBytes(rep.OutBytes), inBPW, rep.BitsPerWeight(),
-		100*float64(rep.OutBytes)/float64(max(rep.InBytes, 1)), commands.HumanBytes(res.OutFileBytes))
+		100*float64(rep.OutBytes)/float64(max(rep.InBytes, 1)))
 	fmt.Fprintf(s.Out, "tensors: %d (%s)\n", len(rep.Tensors), typeCounts(rep.TypeCounts))
 	if n := countFallbacks(rep); n > 0 {
 		fmt.Fprintf(s.Out, "fallbacks: %d tensors have rows that do not fit the preferred type (-v lists them)\n", n)
@@ -189,7 +213,10 @@ func (o *QuantizeOptions) Run(cmd *cobra.Command, s cli.Streams) (err error) {
 	if rep.Requantized {
 		fmt.Fprintln(s.Out, "note: quantized input was decoded and requantized; quantizing from F32/F16 gives better quality")
 	}
-	fmt.Fprintf(s.Out, "time: %s (%.1f MB/s written)\n", elapsed.Round(time.Millisecond), mbPerSec(res.OutFileBytes, elapsed))
+	if elapsed > 0 {
+		fmt.Fprintf(s.Out, "time: %s, file %s (%.1f MB/s written)\n", elapsed.Round(time.Millisecond),
+			commands.HumanBytes(res.OutFileBytes), mbPerSec(res.OutFileBytes, elapsed))
+	}
 	return nil
 }
 

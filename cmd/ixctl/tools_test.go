@@ -85,6 +85,17 @@ func TestModelTools(t *testing.T) {
 		t.Error("expert 2 of blk.1.ffn_down_exps is not a copy of the dense ffn_down")
 	}
 
+	dry := mustRun(t, "quantize", f32, filepath.Join(dir, "dry.gguf"), "Q4_K_M", "--dry-run")
+	if !strings.Contains(dry, "would quantize") {
+		t.Errorf("quantize --dry-run:\n%s", dry)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dry.gguf")); err == nil {
+		t.Error("quantize --dry-run wrote its output")
+	}
+	if dry := mustRun(t, "synth", "--preset", "llama-7b", "--type", "Q4_K_M", "--dry-run"); !strings.Contains(dry, "6.74B params, 3.8 GiB") {
+		t.Errorf("synth --dry-run of llama-7b:\n%s", dry)
+	}
+
 	var sr SynthResult
 	if err := json.Unmarshal([]byte(mustRun(t, "synth", "--arch", "deepseek2", "--type", "Q4_K_M", "--out", filepath.Join(dir, "ds.gguf"), "-o", "json")), &sr); err != nil {
 		t.Fatal(err)
@@ -105,6 +116,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"synth", "--out", "x.gguf"}, "give --arch"},
 		{[]string{"synth", "--arch", "gpt5", "--out", "x.gguf"}, "valid: llama, qwen2"},
 		{[]string{"synth", "--arch", "llama"}, "--out FILE is required"},
+		{[]string{"synth", "--arch", "deepseek2", "--type", "Q1_0", "--dry-run"}, "no fallback"},
 		{[]string{"synth", "--arch", "llama", "--heads", "5", "--out", "x.gguf"}, "must be a multiple of --kv-heads"},
 		{[]string{"synth", "--arch", "llama", "--type", "Q4_K_X", "--out", "x.gguf"}, "valid: F32 F16 BF16 Q8_0"},
 		{[]string{"synth", "--preset", "kimi-k2-mini", "--arch", "llama", "--out", "x.gguf"}, "is a deepseek2 model"},
