@@ -42,12 +42,11 @@ type Report struct {
 	Tensors    int            `json:"tensors"`
 }
 
-// Plan returns the tensors of the model and their types under opt, without
-// generating anything: what Generate would write.
+// Plan returns the tensors of the model (in layout order) and their types
+// under opt, without generating anything: what Generate would write. When
+// the target needs an importance matrix, the plan is made with one and
+// NeedsImatrix is set: Generate then quantizes with an all-ones matrix.
 func Plan(c Config, opt Options) (quantize.Plan, []gguf.TensorSpec, error) {
-	if c.Name == "" {
-		c.Name = "synthetic-" + c.Arch
-	}
 	if err := c.Validate(); err != nil {
 		return quantize.Plan{}, nil, err
 	}
