@@ -81,7 +81,7 @@ func kqMakeQXQuants(nmax int, x []float32, L []int8, qw []float32) float32 {
 		}
 		return x[i] * x[i]
 	}
-	clamp := func(l int32) int32 { return max32i(int32(-nmax), min32i(int32(nmax-1), l)) }
+	clamp := func(l int32) int32 { return kqMax32(int32(-nmax), kqMin32(int32(nmax-1), l)) }
 	iscale := float32(-nmax) / max
 	var sumlx, suml2 float32
 	for i, v := range x {
@@ -141,7 +141,7 @@ func kqMakeQ3Quants(nmax int, x []float32, L []int8) float32 {
 	iscale := float32(-nmax) / max
 	var sumlx, suml2 float32
 	for i, v := range x {
-		l := max32i(lo, min32i(hi, kqNearestInt(iscale*v)))
+		l := kqMax32(lo, kqMin32(hi, kqNearestInt(iscale*v)))
 		L[i] = int8(l)
 		w, fl := v*v, float32(l)
 		sumlx += float32(w * v * fl)
@@ -154,7 +154,7 @@ func kqMakeQ3Quants(nmax int, x []float32, L []int8) float32 {
 			slx := sumlx - float32(w*v*li)
 			if slx > 0 {
 				sl2 := suml2 - float32(w*li*li)
-				newL := max32i(lo, min32i(hi, kqNearestInt(v*sl2/slx)))
+				newL := kqMax32(lo, kqMin32(hi, kqNearestInt(v*sl2/slx)))
 				if newL != int32(L[i]) {
 					fn := float32(newL)
 					slx += float32(w * v * fn)
@@ -223,7 +223,7 @@ func kqMakeQKXQuants(nmax int, x, weights []float32, L, aux []uint8, rmin, rdelt
 	scale = 1 / iscale
 	var bestErr float32
 	for i, v := range x {
-		l := max32i(0, min32i(int32(nmax), kqNearestInt(iscale*(v-min))))
+		l := kqMax32(0, kqMin32(int32(nmax), kqNearestInt(iscale*(v-min))))
 		L[i] = uint8(l)
 		diff := float32(scale*float32(l)) + min - v
 		bestErr += float32(weights[i] * errOf(diff))
@@ -235,7 +235,7 @@ func kqMakeQKXQuants(nmax int, x, weights []float32, L, aux []uint8, rmin, rdelt
 		iscale = (float32(rmin+float32(rdelta*float32(is))) + fnmax) / (max - min)
 		var sumL, sumL2, sumXL float32
 		for i, v := range x {
-			l := max32i(0, min32i(int32(nmax), kqNearestInt(iscale*(v-min))))
+			l := kqMax32(0, kqMin32(int32(nmax), kqNearestInt(iscale*(v-min))))
 			aux[i] = uint8(l)
 			w, fl := weights[i], float32(l)
 			sumL += float32(w * fl)
@@ -303,7 +303,7 @@ func kqMakeQPQuants(nmax int, x []float32, L []uint8, qw []float32) float32 {
 		scaleIs := 1 / iscaleIs
 		var mse float32
 		for i, v := range x {
-			l := min32i(int32(nmax), kqNearestInt(iscaleIs*v))
+			l := kqMin32(int32(nmax), kqNearestInt(iscaleIs*v))
 			diff := v - float32(scaleIs*float32(l))
 			mse += float32(qw[i] * diff * diff)
 		}
@@ -314,7 +314,7 @@ func kqMakeQPQuants(nmax int, x []float32, L []uint8, qw []float32) float32 {
 	}
 	var sumlx, suml2 float32
 	for i, v := range x {
-		l := min32i(int32(nmax), kqNearestInt(iscale*v))
+		l := kqMin32(int32(nmax), kqNearestInt(iscale*v))
 		L[i] = uint8(l)
 		w, fl := qw[i], float32(l)
 		sumlx += float32(w * v * fl)
@@ -327,7 +327,7 @@ func kqMakeQPQuants(nmax int, x []float32, L []uint8, qw []float32) float32 {
 			slx := sumlx - float32(w*v*li)
 			sl2 := suml2 - float32(w*li*li)
 			if slx > 0 && sl2 > 0 {
-				newL := min32i(int32(nmax), kqNearestInt(v*sl2/slx))
+				newL := kqMin32(int32(nmax), kqNearestInt(v*sl2/slx))
 				if newL != int32(L[i]) {
 					fn := float32(newL)
 					slx += float32(w * v * fn)
@@ -385,14 +385,23 @@ func kqPackScalesK4(q []byte, ls, lm *[8]uint8) {
 	}
 }
 
-func min32i(a, b int32) int32 {
+// kqLevel maps a level 0..63 to its float32 value: in the decoding loops a
+// load is cheaper than an int-to-float conversion.
+var kqLevel = func() (t [64]float32) {
+	for i := range t {
+		t[i] = float32(i)
+	}
+	return t
+}()
+
+func kqMin32(a, b int32) int32 {
 	if a < b {
 		return a
 	}
 	return b
 }
 
-func max32i(a, b int32) int32 {
+func kqMax32(a, b int32) int32 {
 	if a > b {
 		return a
 	}
@@ -489,7 +498,7 @@ func kqQuantizeScaleMin32(hdr []byte, L *[kqBlock]uint8, x, qw []float32, nmax i
 		ml := dmin * float32(m[j])
 		for i, v := range x[32*j : 32*j+32] {
 			l := kqNearestInt((v + ml) / dl)
-			L[32*j+i] = uint8(max32i(0, min32i(int32(nmax), l)))
+			L[32*j+i] = uint8(kqMax32(0, kqMin32(int32(nmax), l)))
 		}
 	}
 }

@@ -30,23 +30,32 @@ func dequantizeQ2K(dst []float32, src []byte) {
 		b := (*[q2KBlockBytes]byte)(src[i*q2KBlockBytes:])
 		y := (*[kqBlock]float32)(dst[i*kqBlock:])
 		d, dmin := kqHalf(b[:], 80), kqHalf(b[:], 82)
+		var dl, ml [16]float32
+		for j, sc := range b[:16] {
+			dl[j], ml[j] = d*float32(sc&0xF), dmin*float32(sc>>4)
+		}
 		for h := 0; h < 2; h++ {
-			q := (*[32]byte)(b[16+32*h:])
-			for k := 0; k < 4; k++ {
-				sh := uint(2 * k)
-				y32 := (*[32]float32)(y[128*h+32*k:])
-				sc := b[8*h+2*k]
-				dl, ml := d*float32(sc&0xF), dmin*float32(sc>>4)
-				for l := 0; l < 16; l++ {
-					y32[l] = float32(dl*float32(q[l]>>sh&3)) - ml
-				}
-				sc = b[8*h+2*k+1]
-				dl, ml = d*float32(sc&0xF), dmin*float32(sc>>4)
-				for l := 16; l < 32; l++ {
-					y32[l] = float32(dl*float32(q[l]>>sh&3)) - ml
-				}
+			for g := 0; g < 2; g++ {
+				// Rows k=0..3 of this half use scales 8h+2k+g.
+				j := 8*h + g
+				q2KGroupDequant((*[16]byte)(b[16+32*h+16*g:]), (*[112]float32)(y[128*h+16*g:]),
+					&[4]float32{dl[j], dl[j+2], dl[j+4], dl[j+6]}, &[4]float32{ml[j], ml[j+2], ml[j+4], ml[j+6]})
 			}
 		}
+	}
+}
+
+// q2KGroupDequant decodes the four 2-bit rows of the 16 bytes q into
+// y[0:16], y[32:48], y[64:80], y[96:112] as d[k]*q-m[k].
+func q2KGroupDequant(q *[16]byte, y *[112]float32, d, m *[4]float32) {
+	d0, d1, d2, d3 := d[0], d[1], d[2], d[3]
+	m0, m1, m2, m3 := m[0], m[1], m[2], m[3]
+	for l, v := range q {
+		yl := (*[97]float32)(y[l:])
+		yl[0] = float32(d0*kqLevel[v&3]) - m0
+		yl[32] = float32(d1*kqLevel[v>>2&3]) - m1
+		yl[64] = float32(d2*kqLevel[v>>4&3]) - m2
+		yl[96] = float32(d3*kqLevel[v>>6]) - m3
 	}
 }
 
@@ -135,7 +144,7 @@ func quantizeQ2K(dst []byte, src []float32, imatrix []float32) {
 			}
 			ml := dmin * float32(sb[j]>>4)
 			for ii, v := range x[16*j : 16*j+16] {
-				l := max32i(0, min32i(3, kqNearestInt((v+ml)/dl)))
+				l := kqMax32(0, kqMin32(3, kqNearestInt((v+ml)/dl)))
 				L[16*j+ii] = uint8(l)
 			}
 		}
@@ -164,17 +173,12 @@ func dotQ2K(n int, w, a []byte) float32 {
 		var isum int32
 		for h := 0; h < 2; h++ {
 			q := (*[32]byte)(x[16+32*h:])
-			for k := 0; k < 4; k++ {
-				sh := uint(2 * k)
-				q8 := (*[32]byte)(y[kqQ8QsOff+128*h+32*k:])
-				var s1, s2 int32
-				for l := 0; l < 16; l++ {
-					s1 += int32(int8(q8[l])) * int32(q[l]>>sh&3)
-				}
-				for l := 16; l < 32; l++ {
-					s2 += int32(int8(q8[l])) * int32(q[l]>>sh&3)
-				}
-				isum += int32(x[8*h+2*k]&0xF)*s1 + int32(x[8*h+2*k+1]&0xF)*s2
+			q8 := (*[128]byte)(y[kqQ8QsOff+128*h:])
+			for g := 0; g < 2; g++ {
+				// Element 128h+32k+l (l in 16g..16g+15) has scale 8h+2k+g.
+				s0, s1, s2, s3 := q2KRows((*[16]byte)(q[16*g:]), (*[112]byte)(q8[16*g:]))
+				j := 8*h + g
+				isum += int32(x[j]&0xF)*s0 + int32(x[j+2]&0xF)*s1 + int32(x[j+4]&0xF)*s2 + int32(x[j+6]&0xF)*s3
 			}
 		}
 		yd := kqQ8Scale(y[:])
@@ -183,6 +187,49 @@ func dotQ2K(n int, w, a []byte) float32 {
 		sumf += float32(dall*float32(isum)) - float32(dmin*float32(summs))
 	}
 	return sumf
+}
+
+// q2KRows returns, for the 16 bytes q of a Q2_K half-block, the integer
+// dots of the four 2-bit rows (bits 0-1, 2-3, 4-5, 6-7) with the q8 values
+// q8[0:16], q8[32:48], q8[64:80] and q8[96:112].
+func q2KRows(q *[16]byte, q8 *[112]byte) (s0, s1, s2, s3 int32) {
+	v0, v1, v2, v3 := int32(q[0]), int32(q[1]), int32(q[2]), int32(q[3])
+	s0 += int32(int8(q8[0]))*(v0&3) + int32(int8(q8[1]))*(v1&3) +
+		int32(int8(q8[2]))*(v2&3) + int32(int8(q8[3]))*(v3&3)
+	s1 += int32(int8(q8[32]))*(v0>>2&3) + int32(int8(q8[33]))*(v1>>2&3) +
+		int32(int8(q8[34]))*(v2>>2&3) + int32(int8(q8[35]))*(v3>>2&3)
+	s2 += int32(int8(q8[64]))*(v0>>4&3) + int32(int8(q8[65]))*(v1>>4&3) +
+		int32(int8(q8[66]))*(v2>>4&3) + int32(int8(q8[67]))*(v3>>4&3)
+	s3 += int32(int8(q8[96]))*(v0>>6) + int32(int8(q8[97]))*(v1>>6) +
+		int32(int8(q8[98]))*(v2>>6) + int32(int8(q8[99]))*(v3>>6)
+	v0, v1, v2, v3 = int32(q[4]), int32(q[5]), int32(q[6]), int32(q[7])
+	s0 += int32(int8(q8[4]))*(v0&3) + int32(int8(q8[5]))*(v1&3) +
+		int32(int8(q8[6]))*(v2&3) + int32(int8(q8[7]))*(v3&3)
+	s1 += int32(int8(q8[36]))*(v0>>2&3) + int32(int8(q8[37]))*(v1>>2&3) +
+		int32(int8(q8[38]))*(v2>>2&3) + int32(int8(q8[39]))*(v3>>2&3)
+	s2 += int32(int8(q8[68]))*(v0>>4&3) + int32(int8(q8[69]))*(v1>>4&3) +
+		int32(int8(q8[70]))*(v2>>4&3) + int32(int8(q8[71]))*(v3>>4&3)
+	s3 += int32(int8(q8[100]))*(v0>>6) + int32(int8(q8[101]))*(v1>>6) +
+		int32(int8(q8[102]))*(v2>>6) + int32(int8(q8[103]))*(v3>>6)
+	v0, v1, v2, v3 = int32(q[8]), int32(q[9]), int32(q[10]), int32(q[11])
+	s0 += int32(int8(q8[8]))*(v0&3) + int32(int8(q8[9]))*(v1&3) +
+		int32(int8(q8[10]))*(v2&3) + int32(int8(q8[11]))*(v3&3)
+	s1 += int32(int8(q8[40]))*(v0>>2&3) + int32(int8(q8[41]))*(v1>>2&3) +
+		int32(int8(q8[42]))*(v2>>2&3) + int32(int8(q8[43]))*(v3>>2&3)
+	s2 += int32(int8(q8[72]))*(v0>>4&3) + int32(int8(q8[73]))*(v1>>4&3) +
+		int32(int8(q8[74]))*(v2>>4&3) + int32(int8(q8[75]))*(v3>>4&3)
+	s3 += int32(int8(q8[104]))*(v0>>6) + int32(int8(q8[105]))*(v1>>6) +
+		int32(int8(q8[106]))*(v2>>6) + int32(int8(q8[107]))*(v3>>6)
+	v0, v1, v2, v3 = int32(q[12]), int32(q[13]), int32(q[14]), int32(q[15])
+	s0 += int32(int8(q8[12]))*(v0&3) + int32(int8(q8[13]))*(v1&3) +
+		int32(int8(q8[14]))*(v2&3) + int32(int8(q8[15]))*(v3&3)
+	s1 += int32(int8(q8[44]))*(v0>>2&3) + int32(int8(q8[45]))*(v1>>2&3) +
+		int32(int8(q8[46]))*(v2>>2&3) + int32(int8(q8[47]))*(v3>>2&3)
+	s2 += int32(int8(q8[76]))*(v0>>4&3) + int32(int8(q8[77]))*(v1>>4&3) +
+		int32(int8(q8[78]))*(v2>>4&3) + int32(int8(q8[79]))*(v3>>4&3)
+	s3 += int32(int8(q8[108]))*(v0>>6) + int32(int8(q8[109]))*(v1>>6) +
+		int32(int8(q8[110]))*(v2>>6) + int32(int8(q8[111]))*(v3>>6)
+	return s0, s1, s2, s3
 }
 
 // dotF32Q2K: each 16-weight group contributes d_j*Σq*x - m_j*Σx.
@@ -195,25 +242,35 @@ func dotF32Q2K(w []byte, x []float32) float32 {
 		d, dmin := kqHalf(b[:], 80), kqHalf(b[:], 82)
 		var bsum float32
 		for h := 0; h < 2; h++ {
-			q := (*[32]byte)(b[16+32*h:])
-			for k := 0; k < 4; k++ {
-				sh := uint(2 * k)
-				x32 := (*[32]float32)(xb[128*h+32*k:])
-				var qx1, qx2, s1, s2 float32
-				for l := 0; l < 16; l++ {
-					qx1 += float32(float32(q[l]>>sh&3) * x32[l])
-					s1 += x32[l]
+			for g := 0; g < 2; g++ {
+				var qx, xs [4]float32
+				q2KGroupF32((*[16]byte)(b[16+32*h+16*g:]), (*[112]float32)(xb[128*h+16*g:]), &qx, &xs)
+				for k := 0; k < 4; k++ {
+					sc := b[8*h+2*k+g]
+					bsum += float32(d*float32(sc&0xF))*qx[k] - float32(dmin*float32(sc>>4))*xs[k]
 				}
-				for l := 16; l < 32; l++ {
-					qx2 += float32(float32(q[l]>>sh&3) * x32[l])
-					s2 += x32[l]
-				}
-				sc1, sc2 := b[8*h+2*k], b[8*h+2*k+1]
-				bsum += float32(d*float32(sc1&0xF))*qx1 - float32(dmin*float32(sc1>>4))*s1
-				bsum += float32(d*float32(sc2&0xF))*qx2 - float32(dmin*float32(sc2>>4))*s2
 			}
 		}
 		sum += bsum
 	}
 	return sum
+}
+
+// q2KGroupF32 sets qx[k] = Σq*x and xs[k] = Σx for the four 2-bit rows of
+// the 16 bytes q (x rows at x[0], x[32], x[64], x[96]).
+func q2KGroupF32(q *[16]byte, x *[112]float32, qx, xs *[4]float32) {
+	var q0, q1, q2, q3, x0, x1, x2, x3 float32
+	for l, v := range q {
+		xl := (*[97]float32)(x[l:])
+		q0 += float32(kqLevel[v&3] * xl[0])
+		q1 += float32(kqLevel[v>>2&3] * xl[32])
+		q2 += float32(kqLevel[v>>4&3] * xl[64])
+		q3 += float32(kqLevel[v>>6] * xl[96])
+		x0 += xl[0]
+		x1 += xl[32]
+		x2 += xl[64]
+		x3 += xl[96]
+	}
+	*qx = [4]float32{q0, q1, q2, q3}
+	*xs = [4]float32{x0, x1, x2, x3}
 }

@@ -59,27 +59,36 @@ func dequantizeQ3K(dst []float32, src []byte) {
 		y := (*[kqBlock]float32)(dst[i*kqBlock:])
 		d := kqHalf(b[:], 108)
 		sc := q3KScales(b[96:108])
-		hm := (*[32]byte)(b[0:])
 		for h := 0; h < 2; h++ {
-			q := (*[32]byte)(b[32+32*h:])
-			for k := 0; k < 4; k++ {
-				sh := uint(2 * k)
-				hb := uint(4*h + k)
-				y32 := (*[32]float32)(y[128*h+32*k:])
-				dl1 := d * float32(sc[8*h+2*k])
-				dl2 := d * float32(sc[8*h+2*k+1])
-				for l := 0; l < 16; l++ {
-					v := int32(q[l]>>sh&3) - int32(^hm[l]>>hb&1)<<2
-					y32[l] = dl1 * float32(v)
-				}
-				for l := 16; l < 32; l++ {
-					v := int32(q[l]>>sh&3) - int32(^hm[l]>>hb&1)<<2
-					y32[l] = dl2 * float32(v)
-				}
+			for g := 0; g < 2; g++ {
+				// Rows k=0..3 of this half use scales 8h+2k+g.
+				j := 8*h + g
+				q3KGroupDequant((*[16]byte)(b[32+32*h+16*g:]), (*[16]byte)(b[16*g:]), uint(4*h),
+					(*[112]float32)(y[128*h+16*g:]),
+					d*float32(sc[j]), d*float32(sc[j+2]), d*float32(sc[j+4]), d*float32(sc[j+6]))
 			}
 		}
 	}
 }
+
+// q3KGroupDequant decodes the four 16-element rows (2-bit fields k=0..3 of
+// q, high bits at bit hsh+k of hm) into y[0:16], y[32:48], y[64:80],
+// y[96:112] with the row scales d0..d3.
+func q3KGroupDequant(q, hm *[16]byte, hsh uint, y *[112]float32, d0, d1, d2, d3 float32) {
+	hsh &= 7
+	for l := 0; l < 16; l++ {
+		v, h := uint32(q[l]), uint32(hm[l])>>hsh
+		yl := (*[97]float32)(y[l:])
+		yl[0] = d0 * q3KLevel[v&3|(h&1)<<2]
+		yl[32] = d1 * q3KLevel[v>>2&3|(h&2)<<1]
+		yl[64] = d2 * q3KLevel[v>>4&3|h&4]
+		yl[96] = d3 * q3KLevel[v>>6|(h&8)>>1]
+	}
+}
+
+// q3KLevel maps a 3-bit Q3_K level (2 low bits, high bit set = no -4) to
+// its value as float32.
+var q3KLevel = [8]float32{-4, -3, -2, -1, 0, 1, 2, 3}
 
 // quantizeQ3K is quantize_row_q3_K_ref (make_q3_quants per 16 weights), or
 // quantize_row_q3_K_impl with an importance matrix (make_qx_quants with
@@ -113,7 +122,7 @@ func quantizeQ3K(dst []byte, src []float32, imatrix []float32) {
 				iscale := -32 / maxScale
 				for j := 0; j < 16; j++ {
 					l := int32(int8(kqNearestInt(iscale * scales[j])))
-					put(j, uint8(max32i(-32, min32i(31, l))+32))
+					put(j, uint8(kqMax32(-32, kqMin32(31, l))+32))
 				}
 				kqPutHalf(b[:], 108, 1/iscale)
 			} else {
@@ -157,7 +166,7 @@ func quantizeQ3K(dst []byte, src []float32, imatrix []float32) {
 				continue
 			}
 			for ii, v := range x[16*j : 16*j+16] {
-				l := max32i(-4, min32i(3, kqNearestInt(v/dl)))
+				l := kqMax32(-4, kqMin32(3, kqNearestInt(v/dl)))
 				L[16*j+ii] = int8(l + 4)
 			}
 		}
@@ -190,24 +199,15 @@ func dotQ3K(n int, w, a []byte) float32 {
 		x := (*[q3KBlockBytes]byte)(w[i*q3KBlockBytes:])
 		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
 		sc := q3KScales(x[96:108])
-		hm := (*[32]byte)(x[0:])
+		// Integer sums lane by lane (lane p: elements 8r+p); integer
+		// addition is exact, so only the per-lane grouping matters.
+		var scales [16]int32
+		for j, v := range sc {
+			scales[j] = int32(v)
+		}
 		var acc [8]int32
-		for h := 0; h < 2; h++ {
-			q := (*[32]byte)(x[32+32*h:])
-			for k := 0; k < 4; k++ {
-				sh := uint(2 * k)
-				hb := uint(4*h + k)
-				q8 := (*[32]byte)(y[kqQ8QsOff+128*h+32*k:])
-				s1, s2 := int32(sc[8*h+2*k]), int32(sc[8*h+2*k+1])
-				for l := 0; l < 16; l++ {
-					v := int32(q[l]>>sh&3) - int32(^hm[l]>>hb&1)<<2
-					acc[l%8] += s1 * int32(int8(q8[l])) * v
-				}
-				for l := 16; l < 32; l++ {
-					v := int32(q[l]>>sh&3) - int32(^hm[l]>>hb&1)<<2
-					acc[l%8] += s2 * int32(int8(q8[l])) * v
-				}
-			}
+		for p := 0; p < 8; p++ {
+			acc[p] = q3KLane((*[57]byte)(x[32+p:]), (*[25]byte)(x[p:]), (*[249]byte)(y[kqQ8QsOff+p:]), &scales)
 		}
 		d := kqHalf(x[:], 108) * kqQ8Scale(y[:])
 		for l := range sums {
@@ -221,6 +221,33 @@ func dotQ3K(n int, w, a []byte) float32 {
 	return sumf
 }
 
+// q3KLane returns one lane's integer sum over a block: the elements 8r of
+// each 32-element row (2 bits from qs, high bit from hm, minus 4) times the
+// matching q8 values, with the 16-element scales sc.
+func q3KLane(qs *[57]byte, hm *[25]byte, q8 *[249]byte, sc *[16]int32) int32 {
+	h0, h1, h2, h3 := int32(hm[0]), int32(hm[8]), int32(hm[16]), int32(hm[24])
+	var acc int32
+	q0, q1, q2, q3 := int32(qs[0]), int32(qs[8]), int32(qs[16]), int32(qs[24])
+	acc += sc[0]*(int32(int8(q8[0]))*((q0&3|(h0&1)<<2)-4)+int32(int8(q8[8]))*((q1&3|(h1&1)<<2)-4)) +
+		sc[1]*(int32(int8(q8[16]))*((q2&3|(h2&1)<<2)-4)+int32(int8(q8[24]))*((q3&3|(h3&1)<<2)-4))
+	acc += sc[2]*(int32(int8(q8[32]))*((q0>>2&3|(h0>>1&1)<<2)-4)+int32(int8(q8[40]))*((q1>>2&3|(h1>>1&1)<<2)-4)) +
+		sc[3]*(int32(int8(q8[48]))*((q2>>2&3|(h2>>1&1)<<2)-4)+int32(int8(q8[56]))*((q3>>2&3|(h3>>1&1)<<2)-4))
+	acc += sc[4]*(int32(int8(q8[64]))*((q0>>4&3|(h0>>2&1)<<2)-4)+int32(int8(q8[72]))*((q1>>4&3|(h1>>2&1)<<2)-4)) +
+		sc[5]*(int32(int8(q8[80]))*((q2>>4&3|(h2>>2&1)<<2)-4)+int32(int8(q8[88]))*((q3>>4&3|(h3>>2&1)<<2)-4))
+	acc += sc[6]*(int32(int8(q8[96]))*((q0>>6&3|(h0>>3&1)<<2)-4)+int32(int8(q8[104]))*((q1>>6&3|(h1>>3&1)<<2)-4)) +
+		sc[7]*(int32(int8(q8[112]))*((q2>>6&3|(h2>>3&1)<<2)-4)+int32(int8(q8[120]))*((q3>>6&3|(h3>>3&1)<<2)-4))
+	q0, q1, q2, q3 = int32(qs[32]), int32(qs[40]), int32(qs[48]), int32(qs[56])
+	acc += sc[8]*(int32(int8(q8[128]))*((q0&3|(h0>>4&1)<<2)-4)+int32(int8(q8[136]))*((q1&3|(h1>>4&1)<<2)-4)) +
+		sc[9]*(int32(int8(q8[144]))*((q2&3|(h2>>4&1)<<2)-4)+int32(int8(q8[152]))*((q3&3|(h3>>4&1)<<2)-4))
+	acc += sc[10]*(int32(int8(q8[160]))*((q0>>2&3|(h0>>5&1)<<2)-4)+int32(int8(q8[168]))*((q1>>2&3|(h1>>5&1)<<2)-4)) +
+		sc[11]*(int32(int8(q8[176]))*((q2>>2&3|(h2>>5&1)<<2)-4)+int32(int8(q8[184]))*((q3>>2&3|(h3>>5&1)<<2)-4))
+	acc += sc[12]*(int32(int8(q8[192]))*((q0>>4&3|(h0>>6&1)<<2)-4)+int32(int8(q8[200]))*((q1>>4&3|(h1>>6&1)<<2)-4)) +
+		sc[13]*(int32(int8(q8[208]))*((q2>>4&3|(h2>>6&1)<<2)-4)+int32(int8(q8[216]))*((q3>>4&3|(h3>>6&1)<<2)-4))
+	acc += sc[14]*(int32(int8(q8[224]))*((q0>>6&3|(h0>>7&1)<<2)-4)+int32(int8(q8[232]))*((q1>>6&3|(h1>>7&1)<<2)-4)) +
+		sc[15]*(int32(int8(q8[240]))*((q2>>6&3|(h2>>7&1)<<2)-4)+int32(int8(q8[248]))*((q3>>6&3|(h3>>7&1)<<2)-4))
+	return acc
+}
+
 // dotF32Q3K: each 16-weight group contributes d*scale_j*Σq*x.
 func dotF32Q3K(w []byte, x []float32) float32 {
 	nb := len(x) / kqBlock
@@ -228,29 +255,32 @@ func dotF32Q3K(w []byte, x []float32) float32 {
 	for i := 0; i < nb; i++ {
 		b := (*[q3KBlockBytes]byte)(w[i*q3KBlockBytes:])
 		xb := (*[kqBlock]float32)(x[i*kqBlock:])
-		d := kqHalf(b[:], 108)
 		sc := q3KScales(b[96:108])
-		hm := (*[32]byte)(b[0:])
 		var bsum float32
 		for h := 0; h < 2; h++ {
-			q := (*[32]byte)(b[32+32*h:])
-			for k := 0; k < 4; k++ {
-				sh := uint(2 * k)
-				hb := uint(4*h + k)
-				x32 := (*[32]float32)(xb[128*h+32*k:])
-				var s1, s2 float32
-				for l := 0; l < 16; l++ {
-					v := int32(q[l]>>sh&3) - int32(^hm[l]>>hb&1)<<2
-					s1 += float32(float32(v) * x32[l])
-				}
-				for l := 16; l < 32; l++ {
-					v := int32(q[l]>>sh&3) - int32(^hm[l]>>hb&1)<<2
-					s2 += float32(float32(v) * x32[l])
-				}
-				bsum += float32(float32(sc[8*h+2*k])*s1) + float32(float32(sc[8*h+2*k+1])*s2)
+			for g := 0; g < 2; g++ {
+				j := 8*h + g
+				s0, s1, s2, s3 := q3KGroupF32((*[16]byte)(b[32+32*h+16*g:]), (*[16]byte)(b[16*g:]), uint(4*h),
+					(*[112]float32)(xb[128*h+16*g:]))
+				bsum += float32(float32(sc[j])*s0) + float32(float32(sc[j+2])*s1) +
+					float32(float32(sc[j+4])*s2) + float32(float32(sc[j+6])*s3)
 			}
 		}
-		sum += float32(d * bsum)
+		sum += float32(kqHalf(b[:], 108) * bsum)
 	}
 	return sum
+}
+
+// q3KGroupF32 returns Σq*x for the four rows q3KGroupDequant decodes.
+func q3KGroupF32(q, hm *[16]byte, hsh uint, x *[112]float32) (s0, s1, s2, s3 float32) {
+	hsh &= 7
+	for l := 0; l < 16; l++ {
+		v, h := uint32(q[l]), uint32(hm[l])>>hsh
+		xl := (*[97]float32)(x[l:])
+		s0 += float32(q3KLevel[v&3|(h&1)<<2] * xl[0])
+		s1 += float32(q3KLevel[v>>2&3|(h&2)<<1] * xl[32])
+		s2 += float32(q3KLevel[v>>4&3|h&4] * xl[64])
+		s3 += float32(q3KLevel[v>>6|(h&8)>>1] * xl[96])
+	}
+	return s0, s1, s2, s3
 }

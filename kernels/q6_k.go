@@ -33,22 +33,28 @@ func dequantizeQ6K(dst []float32, src []byte) {
 		y := (*[kqBlock]float32)(dst[i*kqBlock:])
 		d := kqHalf(b[:], 208)
 		for h := 0; h < 2; h++ {
-			ql := (*[64]byte)(b[64*h:])
-			qh := (*[32]byte)(b[128+32*h:])
 			sc := (*[8]byte)(b[192+8*h:])
-			yh := (*[128]float32)(y[128*h:])
-			for l := 0; l < 32; l++ {
-				is := l / 16
-				q1 := int32(ql[l]&0xF|(qh[l]>>0&3)<<4) - 32
-				q2 := int32(ql[l+32]&0xF|(qh[l]>>2&3)<<4) - 32
-				q3 := int32(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
-				q4 := int32(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
-				yh[l] = d * float32(int8(sc[is])) * float32(q1)
-				yh[l+32] = d * float32(int8(sc[is+2])) * float32(q2)
-				yh[l+64] = d * float32(int8(sc[is+4])) * float32(q3)
-				yh[l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+			for g := 0; g < 2; g++ {
+				// ggml computes d*scale first, then times q-32.
+				q6KGroupDequant((*[48]byte)(b[64*h+16*g:]), (*[16]byte)(b[128+32*h+16*g:]),
+					(*[112]float32)(y[128*h+16*g:]), d*float32(int8(sc[g])), d*float32(int8(sc[g+2])),
+					d*float32(int8(sc[g+4])), d*float32(int8(sc[g+6])))
 			}
 		}
+	}
+}
+
+// q6KGroupDequant decodes the four 16-element rows that share ql[0:16],
+// ql[32:48] and qh[0:16] into y[0:16], y[32:48], y[64:80], y[96:112] with
+// the row scales d1..d4.
+func q6KGroupDequant(ql *[48]byte, qh *[16]byte, y *[112]float32, d1, d2, d3, d4 float32) {
+	for l := 0; l < 16; l++ {
+		a, c, h := ql[l], ql[l+32], qh[l]
+		yl := (*[97]float32)(y[l:])
+		yl[0] = d1 * q6KLevel[a&0xF|(h&3)<<4]
+		yl[32] = d2 * q6KLevel[c&0xF|(h>>2&3)<<4]
+		yl[64] = d3 * q6KLevel[a>>4|(h>>4&3)<<4]
+		yl[96] = d4 * q6KLevel[c>>4|(h>>6)<<4]
 	}
 }
 
@@ -89,7 +95,7 @@ func quantizeQ6K(dst []byte, src []float32, imatrix []float32) {
 				continue
 			}
 			for ii, v := range x[16*j : 16*j+16] {
-				l := max32i(-32, min32i(31, kqNearestInt(v/dl)))
+				l := kqMax32(-32, kqMin32(31, kqNearestInt(v/dl)))
 				L[16*j+ii] = int8(l + 32)
 			}
 		}
@@ -116,23 +122,15 @@ func dotQ6K(n int, w, a []byte) float32 {
 	for i := 0; i < nb; i++ {
 		x := (*[q6KBlockBytes]byte)(w[i*q6KBlockBytes:])
 		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
+		// Integer sums lane by lane (lane p: elements 8r+p); integer
+		// addition is exact, so only the per-lane grouping matters.
+		var scales [16]int32
+		for j, v := range x[192:208] {
+			scales[j] = int32(int8(v))
+		}
 		var acc [8]int32
-		for h := 0; h < 2; h++ {
-			ql := (*[64]byte)(x[64*h:])
-			qh := (*[32]byte)(x[128+32*h:])
-			sc := (*[8]byte)(x[192+8*h:])
-			q8 := (*[128]byte)(y[kqQ8QsOff+128*h:])
-			for l := 0; l < 32; l++ {
-				is := l / 16
-				q1 := int32(ql[l]&0xF|(qh[l]>>0&3)<<4) - 32
-				q2 := int32(ql[l+32]&0xF|(qh[l]>>2&3)<<4) - 32
-				q3 := int32(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
-				q4 := int32(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
-				acc[l%8] += int32(int8(sc[is]))*int32(int8(q8[l]))*q1 +
-					int32(int8(sc[is+2]))*int32(int8(q8[l+32]))*q2 +
-					int32(int8(sc[is+4]))*int32(int8(q8[l+64]))*q3 +
-					int32(int8(sc[is+6]))*int32(int8(q8[l+96]))*q4
-			}
+		for p := 0; p < 8; p++ {
+			acc[p] = q6KLane((*[121]byte)(x[p:]), (*[57]byte)(x[128+p:]), (*[249]byte)(y[kqQ8QsOff+p:]), &scales)
 		}
 		d := kqHalf(x[:], 208) * kqQ8Scale(y[:])
 		for l := range sums {
@@ -146,6 +144,38 @@ func dotQ6K(n int, w, a []byte) float32 {
 	return sumf
 }
 
+// q6KLane returns one lane's integer sum over a block: for each 128-element
+// half, the elements 8r of its 32-element rows (low 4 bits in ql, high 2 in
+// qh, minus 32) times the matching q8 values, with the 16-element scales sc.
+func q6KLane(ql *[121]byte, qh *[57]byte, q8 *[249]byte, sc *[16]int32) int32 {
+	var acc int32
+	l0, l1, hb := int32(ql[0]), int32(ql[32]), int32(qh[0])
+	m0, m1, gb := int32(ql[8]), int32(ql[40]), int32(qh[8])
+	acc += sc[0] * (int32(int8(q8[0]))*((l0&0xF|(hb&3)<<4)-32) + int32(int8(q8[8]))*((m0&0xF|(gb&3)<<4)-32))
+	acc += sc[2] * (int32(int8(q8[32]))*((l1&0xF|(hb>>2&3)<<4)-32) + int32(int8(q8[40]))*((m1&0xF|(gb>>2&3)<<4)-32))
+	acc += sc[4] * (int32(int8(q8[64]))*((l0>>4|(hb>>4&3)<<4)-32) + int32(int8(q8[72]))*((m0>>4|(gb>>4&3)<<4)-32))
+	acc += sc[6] * (int32(int8(q8[96]))*((l1>>4|(hb>>6)<<4)-32) + int32(int8(q8[104]))*((m1>>4|(gb>>6)<<4)-32))
+	l0, l1, hb = int32(ql[16]), int32(ql[48]), int32(qh[16])
+	m0, m1, gb = int32(ql[24]), int32(ql[56]), int32(qh[24])
+	acc += sc[1] * (int32(int8(q8[16]))*((l0&0xF|(hb&3)<<4)-32) + int32(int8(q8[24]))*((m0&0xF|(gb&3)<<4)-32))
+	acc += sc[3] * (int32(int8(q8[48]))*((l1&0xF|(hb>>2&3)<<4)-32) + int32(int8(q8[56]))*((m1&0xF|(gb>>2&3)<<4)-32))
+	acc += sc[5] * (int32(int8(q8[80]))*((l0>>4|(hb>>4&3)<<4)-32) + int32(int8(q8[88]))*((m0>>4|(gb>>4&3)<<4)-32))
+	acc += sc[7] * (int32(int8(q8[112]))*((l1>>4|(hb>>6)<<4)-32) + int32(int8(q8[120]))*((m1>>4|(gb>>6)<<4)-32))
+	l0, l1, hb = int32(ql[64]), int32(ql[96]), int32(qh[32])
+	m0, m1, gb = int32(ql[72]), int32(ql[104]), int32(qh[40])
+	acc += sc[8] * (int32(int8(q8[128]))*((l0&0xF|(hb&3)<<4)-32) + int32(int8(q8[136]))*((m0&0xF|(gb&3)<<4)-32))
+	acc += sc[10] * (int32(int8(q8[160]))*((l1&0xF|(hb>>2&3)<<4)-32) + int32(int8(q8[168]))*((m1&0xF|(gb>>2&3)<<4)-32))
+	acc += sc[12] * (int32(int8(q8[192]))*((l0>>4|(hb>>4&3)<<4)-32) + int32(int8(q8[200]))*((m0>>4|(gb>>4&3)<<4)-32))
+	acc += sc[14] * (int32(int8(q8[224]))*((l1>>4|(hb>>6)<<4)-32) + int32(int8(q8[232]))*((m1>>4|(gb>>6)<<4)-32))
+	l0, l1, hb = int32(ql[80]), int32(ql[112]), int32(qh[48])
+	m0, m1, gb = int32(ql[88]), int32(ql[120]), int32(qh[56])
+	acc += sc[9] * (int32(int8(q8[144]))*((l0&0xF|(hb&3)<<4)-32) + int32(int8(q8[152]))*((m0&0xF|(gb&3)<<4)-32))
+	acc += sc[11] * (int32(int8(q8[176]))*((l1&0xF|(hb>>2&3)<<4)-32) + int32(int8(q8[184]))*((m1&0xF|(gb>>2&3)<<4)-32))
+	acc += sc[13] * (int32(int8(q8[208]))*((l0>>4|(hb>>4&3)<<4)-32) + int32(int8(q8[216]))*((m0>>4|(gb>>4&3)<<4)-32))
+	acc += sc[15] * (int32(int8(q8[240]))*((l1>>4|(hb>>6)<<4)-32) + int32(int8(q8[248]))*((m1>>4|(gb>>6)<<4)-32))
+	return acc
+}
+
 // dotF32Q6K: each 16-weight group contributes d*scale_j*Σ(q-32)*x.
 func dotF32Q6K(w []byte, x []float32) float32 {
 	nb := len(x) / kqBlock
@@ -153,26 +183,40 @@ func dotF32Q6K(w []byte, x []float32) float32 {
 	for i := 0; i < nb; i++ {
 		b := (*[q6KBlockBytes]byte)(w[i*q6KBlockBytes:])
 		xb := (*[kqBlock]float32)(x[i*kqBlock:])
-		d := kqHalf(b[:], 208)
 		var bsum float32
 		for h := 0; h < 2; h++ {
-			ql := (*[64]byte)(b[64*h:])
-			qh := (*[32]byte)(b[128+32*h:])
 			sc := (*[8]byte)(b[192+8*h:])
-			xh := (*[128]float32)(xb[128*h:])
 			for g := 0; g < 2; g++ {
-				var s1, s2, s3, s4 float32
-				for l := 16 * g; l < 16*g+16; l++ {
-					s1 += float32(float32(int32(ql[l]&0xF|(qh[l]>>0&3)<<4)-32) * xh[l])
-					s2 += float32(float32(int32(ql[l+32]&0xF|(qh[l]>>2&3)<<4)-32) * xh[l+32])
-					s3 += float32(float32(int32(ql[l]>>4|(qh[l]>>4&3)<<4)-32) * xh[l+64])
-					s4 += float32(float32(int32(ql[l+32]>>4|(qh[l]>>6&3)<<4)-32) * xh[l+96])
-				}
+				o := 64*h + 16*g
+				s1, s2, s3, s4 := q6KGroupF32((*[48]byte)(b[o:]), (*[16]byte)(b[128+32*h+16*g:]), (*[112]float32)(xb[128*h+16*g:]))
 				bsum += float32(float32(int8(sc[g]))*s1) + float32(float32(int8(sc[g+2]))*s2) +
 					float32(float32(int8(sc[g+4]))*s3) + float32(float32(int8(sc[g+6]))*s4)
 			}
 		}
-		sum += float32(d * bsum)
+		sum += float32(kqHalf(b[:], 208) * bsum)
 	}
 	return sum
 }
+
+// q6KGroupF32 returns Σ(q-32)*x for the four 16-element rows that share
+// the ql bytes ql[0:16], ql[32:48] and the qh bytes qh[0:16] (rows at x[0],
+// x[32], x[64], x[96]).
+func q6KGroupF32(ql *[48]byte, qh *[16]byte, x *[112]float32) (s1, s2, s3, s4 float32) {
+	for l := 0; l < 16; l++ {
+		a, c, h := ql[l], ql[l+32], qh[l]
+		xl := (*[97]float32)(x[l:])
+		s1 += float32(q6KLevel[a&0xF|(h&3)<<4] * xl[0])
+		s2 += float32(q6KLevel[c&0xF|(h>>2&3)<<4] * xl[32])
+		s3 += float32(q6KLevel[a>>4|(h>>4&3)<<4] * xl[64])
+		s4 += float32(q6KLevel[c>>4|(h>>6)<<4] * xl[96])
+	}
+	return s1, s2, s3, s4
+}
+
+// q6KLevel maps a 6-bit Q6_K level q to q-32 as float32.
+var q6KLevel = func() (t [64]float32) {
+	for i := range t {
+		t[i] = float32(i - 32)
+	}
+	return t
+}()

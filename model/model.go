@@ -70,13 +70,17 @@ func Architectures() []string {
 // Load builds a Model over an open GGUF file. The file must stay open for
 // the life of the model.
 func Load(f *gguf.File) (*Model, error) {
-	c, err := ReadConfig(f)
+	arch, err := f.Architecture()
 	if err != nil {
 		return nil, err
 	}
-	build, ok := architectures[c.Arch]
+	build, ok := architectures[arch]
 	if !ok {
-		return nil, fmt.Errorf("%w: architecture %q (supported: %s)", ErrUnsupported, c.Arch, strings.Join(Architectures(), ", "))
+		return nil, fmt.Errorf("%w: architecture %q (supported: %s)", ErrUnsupported, arch, strings.Join(Architectures(), ", "))
+	}
+	c, err := ReadConfig(f)
+	if err != nil {
+		return nil, err
 	}
 	l := &loader{f: f}
 	m := &Model{File: f}

@@ -38,6 +38,7 @@ type RunOptions struct {
 	Seed         int64
 	ExpertStats  bool
 	Verbose      bool
+	NoEcho       bool
 
 	tokens []int32
 	kv     model.KVType
@@ -90,6 +91,7 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.Int64Var(&o.Seed, "seed", -1, "sampling seed (-1: random)")
 	f.BoolVar(&o.ExpertStats, "expert-stats", false, "print per-layer expert activation counts at the end")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print model details to stderr")
+	f.BoolVar(&o.NoEcho, "no-display-prompt", false, "do not print the prompt before the generated text")
 	return cmd
 }
 
@@ -211,7 +213,17 @@ func (o *RunOptions) Run(ctx context.Context, s cli.Streams) error {
 
 	gen := &generation{out: s.Out, stop: o.Stop}
 	if lm.tok != nil {
-		gen.dec = lm.tok.NewDecoder()
+		gen.dec = lm.tok.NewDecoder(false)
+	}
+	if gen.dec != nil && o.N > 0 {
+		// The prompt goes through the same streaming decoder so the first
+		// generated piece keeps its leading space.
+		echo := !o.NoEcho && !o.Chat && o.PromptTokens == ""
+		for _, t := range prompt {
+			if text := gen.dec.Add(t); echo {
+				io.WriteString(s.Out, text)
+			}
+		}
 	}
 	start = time.Now()
 	generated := 0

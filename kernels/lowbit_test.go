@@ -1,0 +1,355 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/kernels/internal/ggqv"
+)
+
+// lowbitTypes are the formats of lowbit_common.go; their dots keep ggml's
+// scalar operation order, so fed act_q_x64 they reproduce dot_x64 exactly.
+var lowbitTypes = []gguf.Type{
+	gguf.TypeTQ1_0, gguf.TypeTQ2_0, gguf.TypeMXFP4, gguf.TypeNVFP4, gguf.TypeQ1_0, gguf.TypeQ2_0,
+}
+
+// TestLowbitDots checks the integer dot of the low-bit formats on ggml's own
+// activation bytes (so it does not depend on the Q8_0/Q8_K quantizers):
+// bit-exact against dot_x64 with act_q_x64, within dotTolerance of
+// dot_simd with act_q_simd; and DotF32 against a float64 reference. It logs
+// the worst relative errors.
+func TestLowbitDots(t *testing.T) {
+	files := map[uint32]*ggqv.File{}
+	for _, vf := range loadVectors(t) {
+		files[vf.TypeID] = vf
+	}
+	for _, typ := range lowbitTypes {
+		t.Run(typ.String(), func(t *testing.T) {
+			vf := files[uint32(typ)]
+			if vf == nil {
+				t.Fatalf("no test vectors for %v", typ)
+			}
+			f, err := Lookup(typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var worstSIMD, worstF32 float64
+			deq := make([]float32, 0)
+			for _, c := range vf.Cases {
+				if c.Act == nil {
+					t.Fatalf("%s: no activation", c.Name)
+				}
+				n, rs := c.PerRow, c.RowSize
+				deq = append(deq[:0], make([]float32, n)...)
+				for r := 0; r < c.Rows; r++ {
+					q := c.Quant[r*rs : (r+1)*rs]
+					scale := absDotScale(f, deq, q, c.Act)
+					if got := f.Dot(n, q, c.ActX64); math.Float32bits(got) != math.Float32bits(c.DotX64[r]) {
+						t.Errorf("%s row %d: dot(act_q_x64) = %g, ggml x64 %g", c.Name, r, got, c.DotX64[r])
+					}
+					got := f.Dot(n, q, c.ActSIMD)
+					e := math.Abs(float64(got)-float64(c.DotSIMD[r])) / scale
+					if !(e <= dotTolerance) {
+						t.Errorf("%s row %d: dot = %g, ggml simd %g (relative error %.3g)", c.Name, r, got, c.DotSIMD[r], e)
+					}
+					worstSIMD = max(worstSIMD, e)
+					var want float64
+					for i := range deq {
+						want += float64(deq[i]) * float64(c.Act[i])
+					}
+					e = math.Abs(float64(f.DotF32(q, c.Act))-want) / scale
+					if !(e <= dotTolerance) {
+						t.Errorf("%s row %d: f32 dot relative error %.3g", c.Name, r, e)
+					}
+					worstF32 = max(worstF32, e)
+				}
+			}
+			t.Logf("%v: worst relative error dot vs dot_simd %.3g, dotf32 vs float64 %.3g; dot_x64 exact", typ, worstSIMD, worstF32)
+		})
+	}
+}
+
+// TestLowbitScales checks the scale encodings against values worked out by
+// hand from the UE4M3 and E8M0 definitions.
+func TestLowbitScales(t *testing.T) {
+	for _, c := range []struct {
+		b    uint8
+		half float32
+	}{
+		{0x00, 0}, {0x7f, 0}, {0x01, 1.0 / 1024}, {0x38, 0.5}, {0x7e, 224}, {0x08, 1.0 / 128}, {0xb8, 0.5},
+	} {
+		if got := ue4m3HalfTable[c.b]; got != c.half {
+			t.Errorf("ue4m3(%#02x)/2 = %g, want %g", c.b, got, c.half)
+		}
+	}
+	for _, c := range []struct {
+		x float32
+		b uint8
+	}{
+		{0, 0}, {-1, 0}, {float32(math.NaN()), 0}, {1, 0x38}, {448, 0x7e}, {1e9, 0x7e}, {300, 0x7e},
+		{1.0 / 512, 1}, {1.0 / 2048, 0}, {1.0625, 0x39}, {1.0625 - 1.0/1024, 0x38}, {1.9375, 0x40},
+	} {
+		if got := f32ToUE4M3(c.x); got != c.b {
+			t.Errorf("ue4m3(%g) = %#02x, want %#02x", c.x, got, c.b)
+		}
+	}
+	for _, c := range []struct {
+		e uint8
+		v float32
+	}{{0, 0x1p-128}, {1, 0x1p-127}, {2, 0x1p-126}, {128, 1}, {255, 0x1p127}} {
+		if got := e8m0ToF32Half(c.e); got != c.v {
+			t.Errorf("e8m0/2(%d) = %g, want %g", c.e, got, c.v)
+		}
+	}
+}
+
+// TestLowbitNoAlloc checks that the per-token kernels do not allocate.
+func TestLowbitNoAlloc(t *testing.T) {
+	const n = 1024
+	for _, typ := range lowbitTypes {
+		f, _ := Lookup(typ)
+		wb, _ := typ.RowBytes(n)
+		ab, _ := f.VecDot.RowBytes(n)
+		w, a := make([]byte, wb), make([]byte, ab)
+		x, dst := make([]float32, n), make([]float32, n)
+		allocs := testing.AllocsPerRun(10, func() {
+			f.Dequantize(dst, w)
+			sink = f.Dot(n, w, a) + f.DotF32(w, x)
+		})
+		if allocs != 0 {
+			t.Errorf("%v: %v allocations per run", typ, allocs)
+		}
+	}
+}
+
+// TestSumInt8x8 checks the SWAR byte sum used by the Q1_0 dot against a
+// plain loop, extremes included.
+func TestSumInt8x8(t *testing.T) {
+	words := []uint64{0, ^uint64(0), 0x8080808080808080, 0x7f7f7f7f7f7f7f7f, 0x807f807f807f807f}
+	for i := uint64(1); len(words) < 2000; i++ {
+		words = append(words, i*0x9e3779b97f4a7c15^i<<17)
+	}
+	for _, u := range words {
+		var want int32
+		for j := range 8 {
+			want += int32(int8(u >> (8 * j)))
+		}
+		if got := sumInt8x8(u); got != want {
+			t.Fatalf("sumInt8x8(%#016x) = %d, want %d", u, got, want)
+		}
+	}
+}
+
+// TestLowbitQuantizeSpecials feeds NaN, Inf, huge and subnormal values to
+// the quantizers: nothing may panic, and a block of values within the fp16
+// range decodes to finite values (beyond it the fp16 scales overflow, as in
+// ggml).
+func TestLowbitQuantizeSpecials(t *testing.T) {
+	specials := []float32{
+		float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.MaxFloat32, -math.MaxFloat32,
+		0x1p-149, -0x1p-149, 0x1p-130, float32(math.Copysign(0, -1)), 0, 1, -1, 65504, 70000,
+	}
+	for _, typ := range lowbitTypes {
+		f, _ := Lookup(typ)
+		n := typ.BlockSize() * 2
+		src := make([]float32, n)
+		dst := make([]byte, n/typ.BlockSize()*typ.BlockBytes())
+		deq := make([]float32, n)
+		for k := range specials {
+			for i := range src {
+				src[i] = specials[(i*7+k)%len(specials)]
+			}
+			f.Quantize(dst, src, nil)
+			f.Dequantize(deq, dst)
+			for i := range src {
+				src[i] = specials[(i+k)%len(specials)] * 1e-3
+				if !(abs32(src[i]) < 1e4) {
+					src[i] = 0.5
+				}
+			}
+			f.Quantize(dst, src, nil)
+			f.Dequantize(deq, dst)
+			for i, v := range deq {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("%v: finite input %g decoded to %g", typ, src[i], v)
+				}
+			}
+		}
+	}
+}
+
+// refDotLowbit is a literal port of ggml's scalar vec_dot loops
+// (ggml-cpu/quants.c: ggml_vec_dot_*_generic) for the low-bit formats, as a
+// second opinion on the restructured loops over arbitrary bytes.
+func refDotLowbit(typ gguf.Type, n int, w, a []byte) float32 {
+	le16 := func(b []byte) float32 { return FP16ToF32(uint16(b[0]) | uint16(b[1])<<8) }
+	q8 := func(k int) ([]byte, float32) { // Q8_0 block k: qs and d
+		blk := a[k*q8_0BlockBytes:]
+		return blk[2:34], le16(blk)
+	}
+	var sumf float32
+	switch typ {
+	case gguf.TypeQ1_0:
+		for i := 0; i < n/128; i++ {
+			x := w[i*18:]
+			var sumi float32
+			for k := 0; k < 4; k++ {
+				qy, d1 := q8(i*4 + k)
+				var sb int32
+				for b := 0; b < 4; b++ {
+					for j := 0; j < 8; j++ {
+						v := int32(int8(qy[b*8+j]))
+						if x[2+k*4+b]>>j&1 == 0 {
+							v = -v
+						}
+						sb += v
+					}
+				}
+				sumi += float32(d1 * float32(sb))
+			}
+			sumf += float32(le16(x) * sumi)
+		}
+	case gguf.TypeQ2_0:
+		for i := 0; i < n/64; i++ {
+			x := w[i*18:]
+			var sumi float32
+			for k := 0; k < 2; k++ {
+				qy, d1 := q8(i*2 + k)
+				var sb int32
+				for b := 0; b < 8; b++ {
+					c := x[2+k*8+b]
+					for l := 0; l < 4; l++ {
+						sb += (int32(c>>(2*l)&3) - 1) * int32(int8(qy[b*4+l]))
+					}
+				}
+				sumi += float32(d1 * sb2f(sb))
+			}
+			sumf += float32(le16(x) * sumi)
+		}
+	case gguf.TypeMXFP4:
+		for ib := 0; ib < n/32; ib++ {
+			x := w[ib*17:]
+			qy, dy := q8(ib)
+			d := float32(dy * e8m0ToF32Half(x[0]))
+			var s1, s2 int32
+			for j := 0; j < 16; j++ {
+				s1 += int32(int8(qy[j])) * int32(kvaluesFP4[x[1+j]&0xf])
+				s2 += int32(int8(qy[j+16])) * int32(kvaluesFP4[x[1+j]>>4])
+			}
+			sumf += float32(d * sb2f(s1+s2))
+		}
+	case gguf.TypeNVFP4:
+		for ib := 0; ib < n/64; ib++ {
+			x := w[ib*36:]
+			for s := 0; s < 4; s++ {
+				d := ue4m3HalfTable[x[s]]
+				qy, dy := q8(2*ib + s/2)
+				off := (s % 2) * 16
+				var lo, hi int32
+				for j := 0; j < 8; j++ {
+					qv := x[4+s*8+j]
+					lo += int32(int8(qy[off+j])) * int32(kvaluesFP4[qv&0xf])
+					hi += int32(int8(qy[off+j+8])) * int32(kvaluesFP4[qv>>4])
+				}
+				sumf += float32(float32(dy*d) * sb2f(lo+hi))
+			}
+		}
+	case gguf.TypeTQ1_0, gguf.TypeTQ2_0:
+		pow3 := []uint8{1, 3, 9, 27, 81, 243}
+		for i := 0; i < n/256; i++ {
+			yb := a[i*q8KBlockBytes:]
+			qy := yb[4:260]
+			dy := math.Float32frombits(uint32(yb[0]) | uint32(yb[1])<<8 | uint32(yb[2])<<16 | uint32(yb[3])<<24)
+			var sum int32
+			var dx float32
+			if typ == gguf.TypeTQ1_0 {
+				x := w[i*54:]
+				trit := func(q uint8, l int) int32 { return int32(uint16(q*pow3[l])*3>>8) - 1 }
+				for l := 0; l < 5; l++ {
+					for m := 0; m < 32; m++ {
+						sum += trit(x[m], l) * int32(int8(qy[l*32+m]))
+					}
+				}
+				for l := 0; l < 5; l++ {
+					for m := 0; m < 16; m++ {
+						sum += trit(x[32+m], l) * int32(int8(qy[160+l*16+m]))
+					}
+				}
+				for l := 0; l < 4; l++ {
+					for j := 0; j < 4; j++ {
+						sum += trit(x[48+j], l) * int32(int8(qy[240+l*4+j]))
+					}
+				}
+				dx = le16(x[52:])
+				sumf += float32(sb2f(sum) * float32(dx*dy))
+			} else {
+				x := w[i*66:]
+				for j := 0; j < 64; j += 32 {
+					for l := 0; l < 4; l++ {
+						for k := 0; k < 32; k++ {
+							sum += int32(int8(qy[j*4+l*32+k])) * (int32(x[j+k]>>(l*2)&3) - 1)
+						}
+					}
+				}
+				dx = le16(x[64:])
+				sumf += float32(sb2f(sum) * float32(dy*dx))
+			}
+		}
+	}
+	return sumf
+}
+
+func sb2f(i int32) float32 { return float32(i) }
+
+// TestLowbitDotRandomBytes compares the dots with the literal ggml ports on
+// random blocks (every code pattern, TQ1_0 bytes >= 243 and TQ2_0/Q2_0
+// code 3 included), with finite random scales so results compare by bits.
+func TestLowbitDotRandomBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	fp16 := func(b []byte) { // a random finite fp16 scale, either sign
+		h := F32ToFP16(float32(rng.NormFloat64()))
+		b[0], b[1] = byte(h), byte(h>>8)
+	}
+	for _, typ := range lowbitTypes {
+		f, _ := Lookup(typ)
+		const n = 1024
+		wb, _ := typ.RowBytes(n)
+		ab, _ := f.VecDot.RowBytes(n)
+		w, a := make([]byte, wb), make([]byte, ab)
+		for iter := 0; iter < 200; iter++ {
+			for i := range w {
+				w[i] = byte(rng.Uint32())
+			}
+			for i := range a {
+				a[i] = byte(rng.Uint32())
+			}
+			bb := typ.BlockBytes()
+			for i := 0; i < len(w); i += bb {
+				switch typ {
+				case gguf.TypeQ1_0, gguf.TypeQ2_0:
+					fp16(w[i:])
+				case gguf.TypeTQ1_0:
+					fp16(w[i+52:])
+				case gguf.TypeTQ2_0:
+					fp16(w[i+64:])
+				}
+			}
+			if f.VecDot == gguf.TypeQ8_0 {
+				for i := 0; i < len(a); i += q8_0BlockBytes {
+					fp16(a[i:])
+				}
+			} else {
+				for i := 0; i < len(a); i += q8KBlockBytes {
+					binary.LittleEndian.PutUint32(a[i:], math.Float32bits(float32(rng.NormFloat64())))
+				}
+			}
+			got, want := f.Dot(n, w, a), refDotLowbit(typ, n, w, a)
+			if math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("%v: dot = %g, literal ggml port %g", typ, got, want)
+			}
+		}
+	}
+}
