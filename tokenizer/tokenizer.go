@@ -92,8 +92,11 @@ type Tokenizer struct {
 	userDefTrie  trie // the USER_DEFINED ones (matched even with parse_special off)
 	uni          *unicodeTable
 	spmByteToken [256]int32 // SPM byte fallback: <0xXX>, else the 1-byte text
-	bpe          *bpeModel
-	preTok       preTokenizer
+	// spmSplitAtSpace: SPM merges may run on the text cut before each ▁
+	// that follows another character (see spmSplitsAtSpace).
+	spmSplitAtSpace bool
+	bpe             *bpeModel
+	preTok          preTokenizer
 
 	scratch sync.Pool // *encoder
 }
@@ -151,6 +154,7 @@ func New(f *gguf.File) (*Tokenizer, error) {
 		t.bpe.ignoreMerges = t.preTok.ignoreMerges
 	}
 	t.initSPMBytes()
+	t.spmSplitAtSpace = t.model == ModelSPM && spmSplitsAtSpace(t.texts)
 	t.scratch.New = func() any { return new(encoder) }
 	t.special.nl = t.newlineID()
 	t.loadSpecialIDs(f)
