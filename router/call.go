@@ -74,7 +74,7 @@ type slotRun struct{ first, n int32 }
 func (c *call) reset(ctx context.Context, layer int, b *experts.Batch, out []float32) {
 	r := c.r
 	c.ctx, c.layer, c.b, c.out = ctx, layer, b, out
-	c.at = wireType(b)
+	c.at = r.wireType(layer, b)
 	c.rb = kernels.ActivationBytes(c.at, b.Embd)
 	c.term = grow(c.term, b.N*b.K)
 	c.failed = grow(c.failed, len(r.nodes))
@@ -84,7 +84,7 @@ func (c *call) reset(ctx context.Context, layer int, b *experts.Batch, out []flo
 	c.nChunk, c.sent = 0, 0
 	c.local, c.localDone = c.local[:0], 0
 	c.redo = c.redo[:0]
-	if b.Q == nil {
+	if c.at == gguf.TypeF32 {
 		c.f32 = grow(c.f32, b.N*c.rb)
 		rpc.PutFloats(c.f32, b.X[:b.N*b.Embd])
 	}
@@ -185,7 +185,7 @@ func (c *call) add(i int, first, n int32, d int) {
 	ch.bytes += size
 	if ch.lastRow != i {
 		row := ch.row()
-		if c.b.Q != nil {
+		if c.at != gguf.TypeF32 {
 			row.Activation = b.Q[i*c.rb : (i+1)*c.rb]
 		} else {
 			row.Activation = c.f32[i*c.rb : (i+1)*c.rb]

@@ -26,9 +26,10 @@ type ModelInfo struct {
 	ExpertsUsed int
 	// MoELayers lists the layers with routed experts, ascending.
 	MoELayers []int
-	// ActType[l] is the activation companion type of layer l's expert
-	// gate/up weights (F32 when they take f32 activations); meaningful
-	// for MoE layers only.
+	// ActType[l] is the encoding of layer l's activations on the wire: the
+	// companion type of its expert gate and up weights, or F32 when they
+	// take f32 activations or differ in companion type. Meaningful for
+	// MoE layers only.
 	ActType []gguf.Type
 }
 
@@ -75,6 +76,13 @@ func InfoFromFile(f *gguf.File) (ModelInfo, error) {
 		}
 		info.ActType[l] = fm.VecDot
 		if fm.Dot == nil {
+			info.ActType[l] = gguf.TypeF32
+		}
+		// A batch carries one quantized copy of its rows, the gate's; when
+		// up takes another type the backend quantizes f32 rows for it, so
+		// the wire carries f32.
+		up, _ := f.Tensor("blk." + strconv.Itoa(l) + "." + expertTensors[1])
+		if uf, err := kernels.Lookup(up.Type); err != nil || uf.VecDot != fm.VecDot || (uf.Dot == nil) != (fm.Dot == nil) {
 			info.ActType[l] = gguf.TypeF32
 		}
 		info.MoELayers = append(info.MoELayers, l)

@@ -271,8 +271,8 @@ func (r *Router) check(layer int, b *experts.Batch, out []float32) error {
 		len(b.Weights) < b.N*b.K || len(out) < b.N*b.Embd {
 		return fmt.Errorf("router: batch of %d rows x %d experts, width %d (model %d), or short slices", b.N, b.K, b.Embd, m.Embd)
 	}
-	if b.Q != nil && (b.QType != m.ActType[layer] || len(b.Q) != b.N*kernels.ActivationBytes(b.QType, b.Embd)) {
-		return fmt.Errorf("router: layer %d: %d bytes of %v activations for %d rows (want %v)", layer, len(b.Q), b.QType, b.N, m.ActType[layer])
+	if b.Q != nil && len(b.Q) != b.N*kernels.ActivationBytes(b.QType, b.Embd) {
+		return fmt.Errorf("router: layer %d: %d bytes of %v activations for %d rows", layer, len(b.Q), b.QType, b.N)
 	}
 	for _, e := range b.Experts[:b.N*b.K] {
 		if e < 0 || int(e) >= m.Experts {
@@ -311,9 +311,11 @@ func (r *Router) noHolder(layer int, e int32) error {
 		ErrNoHolder, layer, e, strings.Join(why, "; "))
 }
 
-// wireType returns the wire encoding of b's activations.
-func wireType(b *experts.Batch) gguf.Type {
-	if b.Q != nil {
+// wireType returns the wire encoding of b's activations for layer: the
+// quantized rows when they are of the type the nodes' kernels take, else
+// f32 (from which a node's kernels quantize exactly as the local ones).
+func (r *Router) wireType(layer int, b *experts.Batch) gguf.Type {
+	if b.Q != nil && b.QType == r.cfg.Model.ActType[layer] {
 		return b.QType
 	}
 	return gguf.TypeF32
