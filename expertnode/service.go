@@ -166,8 +166,10 @@ func (s *Service) Forward(ctx context.Context, req *ixv1.ForwardRequest) (*ixv1.
 		return nil, fmt.Errorf("expertnode: waiting for a compute slot: %w", ctx.Err())
 	}
 	defer func() { <-s.sem }()
-	resp := &ixv1.ForwardResponse{Sums: make([]byte, len(sc.groups)*s.cfg.Model.Embd*4)}
+	// The server's codec gives Sums back to the pool once it is sent.
+	resp := &ixv1.ForwardResponse{Sums: rpc.GetSums(len(sc.groups) * s.cfg.Model.Embd * 4)}
 	if err := s.compute(ctx, int(req.GetLayer()), at, req, sc, resp.Sums); err != nil {
+		rpc.PutSums(resp.Sums)
 		return nil, err
 	}
 	s.calls.Add(1)

@@ -95,8 +95,7 @@ func (c *call) release() {
 		for _, row := range ch.req.Rows {
 			row.Activation = nil // do not pin the caller's batch
 		}
-		ch.resp.Sums = nil
-		ch.err = nil
+		ch.err = nil // resp.Sums keeps its capacity for the next call
 	}
 	c.ctx, c.b, c.out = nil, nil, nil
 	c.r.calls.Put(c)
@@ -120,10 +119,49 @@ func (c *call) pick(e int32, now int64) int {
 	return -1
 }
 
+// pickPrefix returns the destination of a row's first expert and how many
+// of the row's leading experts it takes: among the live replicas of the
+// first expert, the one holding the longest run of leading experts (its
+// terms then travel as one sum), else the local backend with all of them.
+func (c *call) pickPrefix(row []int32, now int64) (int, int32) {
+	r := c.r
+	reps := r.table.Replicas(c.layer, int(row[0]))
+	best, bestLen := -1, int32(0)
+	for j := range reps {
+		n := int(reps[(int(row[0])+j)%len(reps)])
+		if c.failed[n] || !r.nodes[n].up(now) {
+			continue
+		}
+		p := int32(1)
+		for ; p < int32(len(row)) && holds(r.table.Replicas(c.layer, int(row[p])), n); p++ {
+		}
+		if p > bestLen {
+			best, bestLen = n, p
+		}
+	}
+	if best >= 0 {
+		return best, bestLen
+	}
+	if r.cfg.Local != nil {
+		return localDest, int32(len(row))
+	}
+	return -1, 0
+}
+
+func holds(reps []int32, n int) bool {
+	for _, m := range reps {
+		if int(m) == n {
+			return true
+		}
+	}
+	return false
+}
+
 // plan assigns expert terms to destinations and builds the chunks. With
-// redo nil it plans the whole batch: per row, the leading run of experts
-// going to one destination is one group, every later expert a group of
-// its own. Otherwise it plans the given slots as single terms.
+// redo nil it plans the whole batch: per row, the longest leading run of
+// experts one live node holds is one group (pickPrefix), every later
+// expert a group of its own on its replica. Otherwise it plans the given
+// slots as single terms.
 func (c *call) plan(redo []int32) error {
 	b := c.b
 	now := time.Now().UnixNano()
@@ -140,15 +178,9 @@ func (c *call) plan(redo []int32) error {
 	}
 	for i := range b.N {
 		s0 := int32(i * b.K)
-		d0 := c.pick(b.Experts[s0], now)
+		d0, p := c.pickPrefix(b.Experts[s0:s0+int32(b.K)], now)
 		if d0 == -1 {
 			return c.r.noHolder(c.layer, b.Experts[s0])
-		}
-		p := int32(1)
-		for ; p < int32(b.K); p++ {
-			if c.pick(b.Experts[s0+p], now) != d0 {
-				break
-			}
 		}
 		c.add(i, s0, p, d0)
 		for s := s0 + p; s < s0+int32(b.K); s++ {

@@ -32,6 +32,7 @@ type sizeBatch struct {
 	weights []float32
 	dst     []int32 // group index of each batch row
 	out     []float32
+	batch   experts.Batch // kept here: passed by pointer, it would escape
 }
 
 // Run computes groups over rows of embd values x (and their quantized
@@ -66,15 +67,17 @@ func (g *Grouper) Run(ctx context.Context, be experts.Backend, layer, embd int, 
 		if n == 0 {
 			continue
 		}
-		batch := experts.Batch{N: n, K: i + 1, Embd: embd, X: b.x, Experts: b.experts, Weights: b.weights}
+		b.batch = experts.Batch{N: n, K: i + 1, Embd: embd, X: b.x, Experts: b.experts, Weights: b.weights}
 		if q != nil {
-			batch.Q, batch.QType = b.q, qt
+			b.batch.Q, b.batch.QType = b.q, qt
 		}
 		if cap(b.out) < n*embd {
 			b.out = make([]float32, n*embd)
 		}
 		b.out = b.out[:n*embd]
-		if err := be.Forward(ctx, layer, &batch, b.out); err != nil {
+		err := be.Forward(ctx, layer, &b.batch, b.out)
+		b.batch = experts.Batch{} // do not pin the caller's rows
+		if err != nil {
 			return err
 		}
 		for m, j := range b.dst {

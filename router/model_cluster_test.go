@@ -211,7 +211,7 @@ func TestModelClusterNodeDies(t *testing.T) {
 // experts top 8, a shared expert, sigmoid routing with bias, a leading
 // dense layer) reduced to 3 layers of width 256, expert width 64 and a
 // 1024-token vocabulary, once per test binary and type.
-func kimiMini(t *testing.T, typ string) string {
+func kimiMini(t testing.TB, typ string) string {
 	t.Helper()
 	kimiOnce.Lock()
 	defer kimiOnce.Unlock()

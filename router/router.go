@@ -219,7 +219,8 @@ func (r *Router) worker(n *node) {
 
 // Forward implements experts.Backend.
 func (r *Router) Forward(ctx context.Context, layer int, b *experts.Batch, out []float32) error {
-	return r.Start(ctx, layer, b, out).Wait()
+	p := r.Start(ctx, layer, b, out)
+	return p.Wait()
 }
 
 // Pending is a Forward in progress (see Start).
@@ -233,9 +234,9 @@ type Pending struct {
 // work; Wait computes the local part, handles failover and writes out.
 // b and out must stay untouched until Wait returns; Wait must be called
 // exactly once.
-func (r *Router) Start(ctx context.Context, layer int, b *experts.Batch, out []float32) *Pending {
+func (r *Router) Start(ctx context.Context, layer int, b *experts.Batch, out []float32) Pending {
 	if err := r.check(layer, b, out); err != nil {
-		return &Pending{err: err}
+		return Pending{err: err}
 	}
 	c, _ := r.calls.Get().(*call)
 	if c == nil {
@@ -244,10 +245,10 @@ func (r *Router) Start(ctx context.Context, layer int, b *experts.Batch, out []f
 	c.reset(ctx, layer, b, out)
 	if err := c.plan(nil); err != nil {
 		c.release()
-		return &Pending{err: err}
+		return Pending{err: err}
 	}
 	c.send()
-	return &Pending{c: c}
+	return Pending{c: c}
 }
 
 // Wait finishes the Forward and returns its error.

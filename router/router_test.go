@@ -330,7 +330,17 @@ func TestAllocsPerForward(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	t.Logf("coordinator allocations per decode Forward (1 row, %d experts over 3 nodes): %.0f", tK, allocs)
+	t.Logf("allocations per decode Forward (1 row, %d experts over 3 nodes, counting the in-process nodes): %.0f", tK, allocs)
+
+	// The router's own planning, local compute and merging allocate nothing.
+	r = newRouter(t, info, nopBackend{}, nil, nil)
+	if allocs := testing.AllocsPerRun(200, func() {
+		if err := r.Forward(ctx, 1, b, out); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 0 {
+		t.Errorf("local-only Forward: %.0f allocations, want 0", allocs)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the router's concurrent logging.

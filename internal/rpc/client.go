@@ -50,9 +50,17 @@ func Dial(addr string, cfg ClientConfig) (*grpc.ClientConn, error) {
 	bo := backoff.DefaultConfig
 	bo.MaxDelay = cfg.MaxReconnectDelay
 	opts := []grpc.DialOption{
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxRecvBytes), grpc.MaxCallSendMsgSize(cfg.MaxSendBytes)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxRecvBytes), grpc.MaxCallSendMsgSize(cfg.MaxSendBytes),
+			grpc.ForceCodecV2(forwardCodec)),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: 5 * time.Second}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+		// Sums of a decode step are ~0.2 MB per node and of a prefill chunk
+		// tens of MB: a static window of a whole message avoids waiting for
+		// window updates (gRPC's default starts at 64 KiB).
+		grpc.WithInitialWindowSize(windowSize(cfg.MaxRecvBytes)),
+		grpc.WithInitialConnWindowSize(windowSize(cfg.MaxRecvBytes)),
+		grpc.WithReadBufferSize(bufferSize),
+		grpc.WithWriteBufferSize(bufferSize),
 	}
 	if creds != nil {
 		opts = append(opts, grpc.WithTransportCredentials(creds))
@@ -74,3 +82,10 @@ func Dial(addr string, cfg ClientConfig) (*grpc.ClientConn, error) {
 	}
 	return cc, nil
 }
+
+// bufferSize is the socket read and write buffer of connections.
+const bufferSize = 256 << 10
+
+// windowSize is a flow-control window that holds a whole message of n
+// bytes (at least gRPC's 64 KiB minimum, at most 1 GiB).
+func windowSize(n int) int32 { return int32(min(max(n, 64<<10), 1<<30)) }

@@ -86,8 +86,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.MaxSendMsgSize(cfg.MaxSendBytes),
+		grpc.ForceServerCodecV2(forwardCodec),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.InitialWindowSize(windowSize(cfg.MaxRecvBytes)),
+		grpc.InitialConnWindowSize(windowSize(cfg.MaxRecvBytes)),
+		grpc.ReadBufferSize(bufferSize),
+		grpc.WriteBufferSize(bufferSize),
 		grpc.ChainUnaryInterceptor(
 			recoverInterceptor(log),
 			authInterceptor(cfg.Security.Token),

@@ -3,6 +3,7 @@ package rpc
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 
 	"github.com/inference-x/inference-x/gguf"
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
@@ -44,17 +45,26 @@ func GGMLType(t ixv1.ActivationType) (gguf.Type, bool) {
 	return 0, false
 }
 
-// AppendFloats appends x as little-endian float32 to dst.
-func AppendFloats(dst []byte, x []float32) []byte {
-	for _, v := range x {
-		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(v))
+// littleEndian is true on hosts whose float32 memory layout is the wire's,
+// where the functions below move bytes instead of converting each value.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// asFloats views b as float32 when the host is little-endian and b is
+// 4-byte aligned, else returns nil.
+func asFloats(b []byte) []float32 {
+	if !littleEndian || len(b) < 4 || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%4 != 0 {
+		return nil
 	}
-	return dst
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
 }
 
 // PutFloats writes x as little-endian float32 into dst (4*len(x) bytes).
 func PutFloats(dst []byte, x []float32) {
 	_ = dst[4*len(x)-1]
+	if littleEndian && len(x) > 0 {
+		copy(dst, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*len(x)))
+		return
+	}
 	for i, v := range x {
 		binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
 	}
@@ -63,14 +73,26 @@ func PutFloats(dst []byte, x []float32) {
 // Floats decodes len(dst) little-endian float32 from src.
 func Floats(dst []float32, src []byte) {
 	_ = src[4*len(dst)-1]
+	if littleEndian && len(dst) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)), src)
+		return
+	}
 	for i := range dst {
 		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 	}
 }
 
-// AddFloats adds len(dst) little-endian float32 from src into dst.
+// AddFloats adds len(dst) little-endian float32 from src into dst, each
+// sum rounded to float32.
 func AddFloats(dst []float32, src []byte) {
 	_ = src[4*len(dst)-1]
+	if x := asFloats(src[:4*len(dst)]); x != nil {
+		x = x[:len(dst)]
+		for i := range dst {
+			dst[i] += x[i]
+		}
+		return
+	}
 	for i := range dst {
 		dst[i] += math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 	}
