@@ -36,6 +36,7 @@ vet: ## go vet
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test ./gguf -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDequantize$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./expertnode -run '^$$' -fuzz '^FuzzForward$$' -fuzztime $(FUZZTIME)
 
 bench: ## kernel and model benchmarks (go test -bench)
 	$(GO) test ./kernels -run '^$$' -bench . -benchtime $(BENCHTIME)

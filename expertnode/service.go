@@ -122,7 +122,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	return s, nil
 }
 
-// Drain marks the service as shutting down in Status; calls still run.
+// Drain marks the service as shutting down: Status says so and new
+// Forward calls fail with UNAVAILABLE (callers go to another replica)
+// while calls already running finish.
 func (s *Service) Drain() { s.draining.Store(true) }
 
 // InFlight returns the number of Forward calls running.
@@ -146,6 +148,9 @@ type scratch struct {
 func (s *Service) Forward(ctx context.Context, req *ixv1.ForwardRequest) (*ixv1.ForwardResponse, error) {
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
+	if s.draining.Load() {
+		return nil, fmt.Errorf("%w: node %s is draining", ErrShuttingDown, s.cfg.NodeID)
+	}
 	sc, _ := s.scratch.Get().(*scratch)
 	if sc == nil {
 		sc = &scratch{}
