@@ -15,6 +15,8 @@ import (
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/internal/experttest"
+	"github.com/inference-x/inference-x/internal/rpc"
+	"github.com/inference-x/inference-x/internal/testpki"
 	"github.com/inference-x/inference-x/router"
 )
 
@@ -367,5 +369,39 @@ func TestOtherModelRefused(t *testing.T) {
 	cfg.Model = fakeInfo(gguf.TypeQ8_K) // another fingerprint
 	if _, err := router.New(context.Background(), cfg, c.specs); err == nil || !strings.Contains(err.Error(), "serves model") {
 		t.Fatalf("err = %v, want a model mismatch", err)
+	}
+}
+
+// TestMutualTLSAndToken runs the cluster with mutual TLS and a token, and
+// checks a coordinator without the token is refused.
+func TestMutualTLSAndToken(t *testing.T) {
+	ca, certs := testpki.Write(t, t.TempDir(), "node", "coordinator")
+	info := fakeInfo(gguf.TypeQ8_0)
+	var all router.Set
+	all.AddRange(0, tExperts-1)
+	cfg := expertnode.DefaultConfig()
+	cfg.Service.NodeID, cfg.Service.Model, cfg.Service.Executor = "tls", info, experttest.New(tLayers, tExperts, tEmbd)
+	cfg.Service.Holdings = router.Uniform(all, tMoE)
+	cfg.RPC.Security = rpc.Security{CertFile: certs["node"][0], KeyFile: certs["node"][1], CAFile: ca, Token: "t0k"}
+	node := experttest.StartNode(t, cfg)
+
+	rc := router.DefaultConfig()
+	rc.Model, rc.StatusTimeout = info, 2*time.Second
+	rc.Client.Security = rpc.Security{CertFile: certs["coordinator"][0], KeyFile: certs["coordinator"][1], CAFile: ca, Token: "t0k"}
+	r, err := router.New(context.Background(), rc, []router.NodeSpec{{Addr: node.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b := experttest.Batch(2, 2, tK, tEmbd, tExperts, gguf.TypeQ8_0)
+	out := make([]float32, 2*tEmbd)
+	if err := r.Forward(context.Background(), 1, b, out); err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "mTLS", out, want(t, 1, b))
+
+	rc.Client.Security.Token = "wrong"
+	if _, err := router.New(context.Background(), rc, []router.NodeSpec{{Addr: node.Addr}}); err == nil || !strings.Contains(err.Error(), "Unauthenticated") {
+		t.Fatalf("wrong token: %v", err)
 	}
 }

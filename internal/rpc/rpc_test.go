@@ -2,67 +2,18 @@ package rpc
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/inference-x/inference-x/internal/testpki"
 )
-
-// pki writes a CA and a certificate signed by it for each name (server
-// certificates name 127.0.0.1) into dir, returning the file paths.
-func pki(t *testing.T, dir string, names ...string) (ca string, certs map[string][2]string) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	ca = filepath.Join(dir, "ca.pem")
-	writePEM(t, ca, "CERTIFICATE", caDER)
-	certs = map[string][2]string{}
-	for i, name := range names {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kb, _ := x509.MarshalECPrivateKey(key)
-		c, k := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-		writePEM(t, c, "CERTIFICATE", der)
-		writePEM(t, k, "EC PRIVATE KEY", kb)
-		certs[name] = [2]string{c, k}
-	}
-	return ca, certs
-}
-
-func writePEM(t *testing.T, path, kind string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // serve starts a server with sec on loopback and returns its address.
 func serve(t *testing.T, sec Security) string {
@@ -102,7 +53,7 @@ func check(addr string, sec Security) error {
 }
 
 func TestMutualTLS(t *testing.T) {
-	ca, certs := pki(t, t.TempDir(), "server", "client")
+	ca, certs := testpki.Write(t, t.TempDir(), "server", "client")
 	addr := serve(t, Security{CertFile: certs["server"][0], KeyFile: certs["server"][1], CAFile: ca, Token: "tok"})
 	good := Security{CertFile: certs["client"][0], KeyFile: certs["client"][1], CAFile: ca, Token: "tok"}
 	if err := check(addr, good); err != nil {
@@ -117,7 +68,7 @@ func TestMutualTLS(t *testing.T) {
 }
 
 func TestServerTLSOnly(t *testing.T) {
-	ca, certs := pki(t, t.TempDir(), "server")
+	ca, certs := testpki.Write(t, t.TempDir(), "server")
 	addr := serve(t, Security{CertFile: certs["server"][0], KeyFile: certs["server"][1]})
 	if err := check(addr, Security{CAFile: ca}); err != nil {
 		t.Fatalf("TLS: %v", err)
