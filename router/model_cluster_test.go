@@ -239,6 +239,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(nodeEnv); spec != "" {
+		serveBenchNode(spec) // this process is a node of BenchmarkLayerRPC
+		return
+	}
 	var code int
 	func() {
 		dir, err := os.MkdirTemp("", "ix-router-test-")
