@@ -278,7 +278,6 @@ type activationRows struct {
 	row  int
 	typ  gguf.Type
 	own  []byte // backing store when quantized here
-	fmtQ bool   // true when the matrix's dot takes quantized rows
 }
 
 // needsQuant reports whether m's dot runs on quantized activations and

@@ -36,9 +36,9 @@ type routing struct {
 	scale         float32 // multiply the weights (0 or 1: none)
 }
 
-// loadMoE reads layer i's router, expert tensors and shared experts.
-// The expert tensors are checked here, so a bad file fails at load with
-// the tensor's name; the backend views them again on its side.
+// loadMoE reads layer i's router and checks its expert tensors, so a bad
+// file fails at load with the tensor's name (the backend views the
+// expert tensors on its side); architectures add shared experts.
 func loadMoE(l *loader, c *Config, i int, route routing) *moeFFN {
 	f := &moeFFN{
 		gateInp: l.matrix(blk(i, "ffn_gate_inp.weight"), c.Embd, c.Experts),

@@ -48,8 +48,24 @@ func englishProse(tb testing.TB) string {
 }
 
 // BenchmarkEncode encodes 1 MiB of English prose with each golden
-// vocabulary (MB/s from SetBytes; tokens/s reported too).
+// vocabulary, each time with fresh scratch state (no word cached, no
+// buffer kept): the cost of one long call. MB/s from SetBytes.
 func BenchmarkEncode(b *testing.B) {
+	benchEncode(b, func(tok *Tokenizer, dst []int32, text string) []int32 {
+		return tok.encode(new(encoder), dst, text, false, false)
+	})
+}
+
+// BenchmarkEncodeWarm is BenchmarkEncode through the public API, whose
+// pooled scratch state (buffers, cache of merged words) stays warm from
+// one call to the next, as in a server encoding many prompts.
+func BenchmarkEncodeWarm(b *testing.B) {
+	benchEncode(b, func(tok *Tokenizer, dst []int32, text string) []int32 {
+		return tok.AppendEncode(dst, text, false, false)
+	})
+}
+
+func benchEncode(b *testing.B, encode func(tok *Tokenizer, dst []int32, text string) []int32) {
 	text := englishProse(b)
 	dir := testenv.Shared(b, "testdata/tokenizer")
 	for _, vocab := range goldenVocabs {
@@ -58,7 +74,7 @@ func BenchmarkEncode(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			var ids []int32
 			for b.Loop() {
-				ids = tok.AppendEncode(ids[:0], text, false, false)
+				ids = encode(tok, ids[:0], text)
 			}
 			b.ReportMetric(float64(len(ids))*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 		})

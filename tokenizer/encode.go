@@ -46,8 +46,8 @@ func (e *encoder) trim() {
 // text, addSpecial, parseSpecial): addSpecial adds BOS (and EOS) where the
 // vocabulary asks for it; parseSpecial recognises control tokens such as
 // <|im_start|> in the text (user-defined tokens are recognised always).
-// Any byte sequence is accepted; malformed UTF-8 is tokenized as U+FFFD
-// by BPE vocabularies and as byte tokens by SentencePiece ones.
+// Any byte sequence up to 2 GiB is accepted; malformed UTF-8 is tokenized
+// as U+FFFD by BPE vocabularies and as byte tokens by SentencePiece ones.
 func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) []int32 {
 	return t.AppendEncode(make([]int32, 0, len(text)/4+2), text, addSpecial, parseSpecial)
 }

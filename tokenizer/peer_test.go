@@ -16,8 +16,77 @@ import (
 	"github.com/inference-x/inference-x/internal/testenv"
 )
 
-var updatePeer = flag.Bool("update-peer", false,
-	"regenerate testdata/peer-*.jsonl with llama.cpp's llamaref (../shared/peer; needs $IX_PEER_HOME or ~/.cache/ix-peer)")
+var (
+	updatePeer = flag.Bool("update-peer", false,
+		"regenerate testdata/peer-*.jsonl with llama.cpp's llamaref (../shared/peer; needs $IX_PEER_HOME or ~/.cache/ix-peer)")
+	peerLong = flag.Bool("peer-long", false, "compare the 1 MiB benchmark text with llama.cpp's llamaref on every golden vocabulary")
+)
+
+// llamarefPath returns the peer harness's llamaref, or "" if not installed.
+func llamarefPath() string {
+	home := os.Getenv("IX_PEER_HOME")
+	if home == "" {
+		h, _ := os.UserHomeDir()
+		home = filepath.Join(h, ".cache", "ix-peer")
+	}
+	p := filepath.Join(home, "bin", "llamaref")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// llamarefTokenize runs llamaref tokenize on text.
+func llamarefTokenize(t testing.TB, llamaref, model, text string, addSpecial, parseSpecial bool) []int32 {
+	t.Helper()
+	tmp := filepath.Join(t.TempDir(), "prompt.txt")
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"tokenize", model, "", "--prompt-file", tmp}
+	if !addSpecial {
+		args = append(args, "--no-bos")
+	}
+	if parseSpecial {
+		args = append(args, "--parse-special")
+	}
+	res, err := exec.Command(llamaref, args...).Output()
+	if err != nil {
+		t.Fatalf("llamaref %v: %v", args, err)
+	}
+	var r struct {
+		OK     bool    `json:"ok"`
+		Tokens []int32 `json:"tokens"`
+	}
+	if err := json.Unmarshal(res, &r); err != nil || !r.OK {
+		t.Fatalf("llamaref %v: %.300s", args, res)
+	}
+	return r.Tokens
+}
+
+// TestPeerLongText (with -peer-long) checks the 1 MiB benchmark text,
+// tokenized in one call, against llama.cpp on every golden vocabulary.
+func TestPeerLongText(t *testing.T) {
+	if !*peerLong {
+		t.Skip("run with -peer-long")
+	}
+	llamaref := llamarefPath()
+	if llamaref == "" {
+		t.Skip("needs the peer harness's llamaref (../shared/peer/setup.sh)")
+	}
+	text := englishProse(t)
+	dir := testenv.Shared(t, "testdata/tokenizer")
+	for _, vocab := range goldenVocabs {
+		path := filepath.Join(dir, vocab+".gguf")
+		want := llamarefTokenize(t, llamaref, path, text, true, true)
+		got := openTokenizer(t, path).Encode(text, true, true)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %d tokens differ from llama.cpp's %d", vocab, len(got), len(want))
+			continue
+		}
+		t.Logf("%s: %d tokens equal llama.cpp's", vocab, len(got))
+	}
+}
 
 // peerConfigs are pre-tokenizers without goldens in ../shared, checked on
 // a golden vocabulary whose tokenizer.ggml.pre is rewritten. Their
@@ -103,14 +172,9 @@ func TestPeerPreTokenizers(t *testing.T) {
 // writePeerGolden tokenizes the texts of the hand-made cases and of every
 // tenth War and Peace chunk with llamaref and writes them to ref.
 func writePeerGolden(t *testing.T, gguf, ref string, cases []goldenCase) {
-	home := os.Getenv("IX_PEER_HOME")
-	if home == "" {
-		h, _ := os.UserHomeDir()
-		home = filepath.Join(h, ".cache", "ix-peer")
-	}
-	llamaref := filepath.Join(home, "bin", "llamaref")
-	if _, err := os.Stat(llamaref); err != nil {
-		t.Fatalf("-update-peer needs llamaref: %v", err)
+	llamaref := llamarefPath()
+	if llamaref == "" {
+		t.Fatal("-update-peer needs llamaref (../shared/peer/setup.sh)")
 	}
 	out, err := os.Create(ref)
 	if err != nil {
@@ -119,7 +183,6 @@ func writePeerGolden(t *testing.T, gguf, ref string, cases []goldenCase) {
 	defer out.Close()
 	w := bufio.NewWriter(out)
 	defer w.Flush()
-	tmp := filepath.Join(t.TempDir(), "prompt.txt")
 	tenth := map[string]bool{} // the chunks the goldens also run with add_special
 	for _, c := range cases {
 		if c.AddSpecial {
@@ -134,28 +197,8 @@ func writePeerGolden(t *testing.T, gguf, ref string, cases []goldenCase) {
 			continue
 		}
 		seen[key] = true
-		if err := os.WriteFile(tmp, []byte(c.Text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args := []string{"tokenize", gguf, "", "--prompt-file", tmp}
-		if !c.AddSpecial {
-			args = append(args, "--no-bos")
-		}
-		if c.ParseSpecial {
-			args = append(args, "--parse-special")
-		}
-		res, err := exec.Command(llamaref, args...).Output()
-		if err != nil {
-			t.Fatalf("llamaref %v: %v", args, err)
-		}
-		var r struct {
-			OK     bool    `json:"ok"`
-			Tokens []int32 `json:"tokens"`
-		}
-		if err := json.Unmarshal(res, &r); err != nil || !r.OK {
-			t.Fatalf("llamaref %v: %s", args, res)
-		}
-		line, _ := json.Marshal(peerCase{c.Case, c.Text, c.AddSpecial, c.ParseSpecial, r.Tokens})
+		ids := llamarefTokenize(t, llamaref, gguf, c.Text, c.AddSpecial, c.ParseSpecial)
+		line, _ := json.Marshal(peerCase{c.Case, c.Text, c.AddSpecial, c.ParseSpecial, ids})
 		w.Write(append(line, '\n'))
 	}
 }

@@ -79,7 +79,6 @@ type Tokenizer struct {
 	eog     []int32 // sorted end-of-generation ids
 	addBOS  bool
 	addEOS  bool
-	addSep  bool
 	// addSpacePrefix: SPM prepends a space to text fragments; detokenize
 	// drops one leading space of the first token.
 	addSpacePrefix bool
@@ -318,9 +317,6 @@ func (t *Tokenizer) loadSpecialIDs(f *gguf.File) {
 	}
 	if b, err := f.Bool(keyAddEOS); err == nil {
 		t.addEOS = b
-	}
-	if b, err := f.Bool("tokenizer.ggml.add_sep_token"); err == nil {
-		t.addSep = b
 	}
 }
 
