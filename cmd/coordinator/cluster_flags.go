@@ -84,10 +84,11 @@ func (o *ClusterOptions) RunnerOptions(ctx context.Context, f *gguf.File, opt mo
 // Backend returns the expert backend for the model in f: nil in
 // single-node mode, otherwise a router over the nodes, with the
 // coordinator's own experts as fallback unless --local-experts=false. The
-// returned closer releases it.
+// returned closer (never nil without an error) releases it after the
+// runners using it are closed.
 func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int, log *slog.Logger) (experts.Backend, io.Closer, error) {
 	if !o.Enabled() {
-		return nil, nil, nil
+		return nil, closers{}, nil
 	}
 	info, err := router.InfoFromFile(f)
 	if err != nil {
@@ -142,14 +143,18 @@ func (o *ClusterOptions) nodeSpecs(info *router.ModelInfo) ([]router.NodeSpec, e
 	return specs, nil
 }
 
-// closers closes a router, then the local backend it used.
+// closers closes a router, then the local backend it used (either may be
+// nil).
 type closers struct {
 	r     *router.Router
 	local *experts.Local
 }
 
 func (c closers) Close() error {
-	err := c.r.Close()
+	var err error
+	if c.r != nil {
+		err = c.r.Close()
+	}
 	if c.local != nil {
 		c.local.Close()
 	}
