@@ -6,7 +6,8 @@ BENCHTIME ?= 1s
 PKGS      := ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo clean
+.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo clean \
+	proto verify-proto buf-lint buf-breaking cluster-test bench-cluster
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,7 +21,7 @@ test: lint test-go fuzz ## the whole suite: lint, tests, short fuzz runs (what C
 test-go: ## go test over every package
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 
-lint: verify-fmt vet ## gofmt and go vet
+lint: verify-fmt vet verify-proto ## gofmt, go vet, buf lint and fresh generated code
 
 verify-fmt: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^_asm/')); \
@@ -35,6 +36,7 @@ vet: ## go vet
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test ./gguf -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDequantize$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./expertnode -run '^$$' -fuzz '^FuzzForward$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chat -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
 
@@ -49,6 +51,25 @@ demo: build ## generate a small Kimi-K2-shaped MoE model (no download) and run i
 		--type Q4_K_M --seed 1 --out $(DEMO_MODEL)
 	$(BIN)/coordinator inspect $(DEMO_MODEL) | head -8
 	$(BIN)/coordinator run -m $(DEMO_MODEL) -p "The mixture of experts" -n 48 --temp 0.7 --seed 1 --expert-stats
+
+proto: ## regenerate the gRPC code in proto/ with buf and the plugins pinned in go.mod
+	$(GO) tool buf generate
+
+buf-lint: ## buf lint (STANDARD) over proto/
+	$(GO) tool buf lint
+
+verify-proto: buf-lint proto ## fail if the committed generated code in proto/ is stale
+	@git diff --exit-code -- proto/ || { echo "generated code in proto/ is stale: run make proto and commit"; exit 1; }
+	@out=$$(git status --porcelain -- proto/); if [ -n "$$out" ]; then echo "untracked generated files:"; echo "$$out"; exit 1; fi
+
+buf-breaking: ## breaking-change check of proto/ against main
+	$(GO) tool buf breaking --against '.git#branch=main'
+
+cluster-test: build ## a coordinator and 3 expert nodes as processes; one node is killed mid-generation
+	$(GO) test -count=1 -v -run '^TestClusterProcesses$$' ./cmd/expertnode -args -bin $(abspath $(BIN))
+
+bench-cluster: ## per-layer RPC overhead and tokens/s of the cluster vs local mode on loopback
+	$(GO) test ./router -run '^$$' -bench . -benchtime $(BENCHTIME)
 
 clean: ## remove build output
 	rm -rf $(BIN) out

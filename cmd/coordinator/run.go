@@ -40,6 +40,7 @@ type RunOptions struct {
 	Sampler      model.SamplerConfig
 	Seed         int64
 	ExpertStats  bool
+	Cluster      ClusterOptions
 	Verbose      bool
 	NoEcho       bool
 	CPUProfile   string
@@ -95,6 +96,7 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.Int64Var(&o.Seed, "seed", -1, "sampling seed (-1: random)")
 	f.BoolVar(&o.ExpertStats, "expert-stats", false, "print per-layer expert activation counts at the end")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print model details to stderr")
+	o.Cluster.AddFlags(f)
 	f.BoolVar(&o.NoEcho, "no-display-prompt", false, "do not print the prompt before the generated text")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the run to FILE")
 	f.MarkHidden("cpuprofile")
@@ -103,6 +105,9 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 
 // Validate checks flag combinations.
 func (o *RunOptions) Validate() error {
+	if err := o.Cluster.Validate(); err != nil {
+		return err
+	}
 	n := 0
 	for _, s := range []string{o.Prompt, o.PromptFile, o.PromptTokens} {
 		if s != "" {
@@ -180,7 +185,12 @@ func (o *RunOptions) Run(ctx context.Context, s cli.Streams) error {
 			return fmt.Errorf("prompt of %d tokens is longer than the context of %d (raise --ctx)", len(prompt), nctx)
 		}
 	}
-	runner := m.NewRunner(model.Options{Threads: o.Threads, MaxBatch: min(o.Batch, len(prompt))})
+	ropt, done, err := o.Cluster.RunnerOptions(ctx, lm.file, model.Options{Threads: o.Threads, MaxBatch: min(o.Batch, len(prompt))}, s.Err)
+	if err != nil {
+		return err
+	}
+	defer done()
+	runner := m.NewRunner(ropt)
 	defer runner.Close()
 	seq, err := m.NewSequence(nctx, o.kv)
 	if err != nil {
