@@ -278,7 +278,9 @@ func (p *planner) markHot() {
 
 func (p *planner) bytes(item int) int64 { return p.cfg.ExpertBytes[item/p.cfg.Experts] }
 
-func (p *planner) split(item int) (layer, expert int) { return item / p.cfg.Experts, item % p.cfg.Experts }
+func (p *planner) split(item int) (layer, expert int) {
+	return item / p.cfg.Experts, item % p.cfg.Experts
+}
 
 // rank is a deterministic pseudo-random order of (item, node) pairs, so
 // ties spread experts evenly rather than by node name.
