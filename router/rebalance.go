@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +61,7 @@ type Manager struct {
 	drained  map[string]bool // drained by an operator
 	epoch    uint64
 	lastPlan *Plan
+	routed   string // routeKey of the Router in force
 }
 
 // NewManager starts with no nodes: calls go to the local backend, if any.
@@ -247,9 +249,14 @@ func (m *Manager) rebalance(ctx context.Context, target map[string]Holdings) err
 			}
 		}
 	}
+	key := m.routeKey(route)
+	if key == m.routed && mv.ExpertsMoved == 0 && mv.ExpertsReleased == 0 {
+		return errors.Join(errs...) // nothing changed
+	}
 	if err := m.swap(ctx, route); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	m.routed = key
 	// 3. Old holders release what routing no longer uses.
 	for id, h := range m.held {
 		drop := minus(h, route[id])
@@ -288,6 +295,19 @@ func (m *Manager) uncovered(route map[string]Holdings) func(func(int, int) bool)
 			}
 		}
 	}
+}
+
+// routeKey identifies a routing: nodes, addresses and holdings.
+func (m *Manager) routeKey(route map[string]Holdings) string {
+	var b strings.Builder
+	for _, id := range slices.Sorted(mapKeys(route)) {
+		fmt.Fprintf(&b, "%s@%s:", id, m.members[id].Addr)
+		for _, l := range slices.Sorted(mapKeys(route[id])) {
+			fmt.Fprintf(&b, "%d=%s;", l, route[id][l])
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // swap installs a Router over route.
