@@ -65,8 +65,8 @@ verify-proto: buf-lint proto ## fail if the committed generated code in proto/ i
 buf-breaking: ## breaking-change check of proto/ against main
 	$(GO) tool buf breaking --against '.git#branch=main'
 
-cluster-test: build ## a coordinator and 3 expert nodes as processes; one node is killed mid-generation
-	$(GO) test -count=1 -v -run '^TestClusterProcesses$$' ./cmd/expertnode -args -bin $(abspath $(BIN))
+cluster-test: build ## processes on loopback: a static 3-node cluster losing a node mid-generation; a gossip cluster of 4 nodes generating while one is drained, one joins and one is killed
+	$(GO) test -count=1 -v -run '^(TestClusterProcesses|TestGossipClusterProcesses)$$' ./cmd/expertnode -args -bin $(abspath $(BIN))
 
 bench-cluster: ## per-layer RPC overhead and tokens/s of the cluster vs local mode on loopback
 	$(GO) test ./router -run '^$$' -bench . -benchtime $(BENCHTIME)

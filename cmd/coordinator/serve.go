@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inference-x/inference-x/chat"
+	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server"
@@ -41,6 +42,7 @@ type ServeOptions struct {
 	Sampler         model.SamplerConfig
 	ShutdownTimeout time.Duration
 	LogLevel        string
+	Cluster         ServeClusterOptions // serve_cluster.go
 
 	kv model.KVType
 	// ready, when set, is called with the bound address (tests).
@@ -106,6 +108,7 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.IntVar(&o.Sampler.PenaltyLastN, "repeat-last-n", 64, "tokens the penalties look back over")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running requests may finish on shutdown")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.Cluster.AddFlags(f)
 	return cmd
 }
 
@@ -137,6 +140,9 @@ func (o *ServeOptions) Validate() error {
 	if o.MaxTokens < 0 {
 		return fmt.Errorf("-n %d must be >= 0", o.MaxTokens)
 	}
+	if err := o.Cluster.Validate(); err != nil {
+		return err
+	}
 	return o.Sampler.Validate()
 }
 
@@ -159,6 +165,7 @@ type serveApp struct {
 	registry *prometheus.Registry
 	metrics  *server.Metrics
 	sched    *scheduler.Scheduler
+	experts  experts.Backend // nil: in-process
 	api      *server.Server
 	http     *http.Server
 }
@@ -179,6 +186,12 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err := o.setupMetrics(app); err != nil {
 		return err
 	}
+	be, stopCluster, err := o.Cluster.StartCluster(ctx, app.lm.file, o.Threads, log)
+	if err != nil {
+		return err
+	}
+	defer stopCluster(o.ShutdownTimeout)
+	app.experts = be
 	if err := o.setupScheduler(app); err != nil {
 		return err
 	}
@@ -225,7 +238,11 @@ func (o *ServeOptions) setupScheduler(app *serveApp) error {
 	if train := app.lm.model.Config.CtxTrain; train > 0 && cfg.Ctx > train {
 		cfg.Ctx = train
 	}
-	sched, err := scheduler.New(app.lm.model, cfg, scheduler.WithLogger(app.log), scheduler.WithObserver(app.metrics))
+	opts := []scheduler.Option{scheduler.WithLogger(app.log), scheduler.WithObserver(app.metrics)}
+	if app.experts != nil {
+		opts = append(opts, scheduler.WithExperts(app.experts))
+	}
+	sched, err := scheduler.New(app.lm.model, cfg, opts...)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ type ServeOptions struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	Security        rpc.SecurityFlags
+	Cluster         ClusterFlags // gossip.go
 }
 
 func newServeCmd(s cli.Streams) *cobra.Command {
@@ -83,12 +84,16 @@ SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight calls")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	o.Security.AddFlags(f, true)
+	o.Cluster.AddFlags(f)
 	return cmd
 }
 
 // Complete fills defaults and reads the token.
 func (o *ServeOptions) Complete() error {
-	if o.Experts == "" && o.Placement == "" {
+	if err := o.Cluster.Complete(); err != nil {
+		return err
+	}
+	if o.Experts == "" && o.Placement == "" && !o.Cluster.Gossip.Enabled() {
 		o.Experts = "all"
 	}
 	if o.Node == "" {
@@ -110,13 +115,16 @@ func (o *ServeOptions) Validate() error {
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", o.Listen, err)
 	}
-	return nil
+	return o.Cluster.Validate()
 }
 
 // Run opens the model, serves until ctx ends and shuts down.
 func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	log, err := cli.Logger(s.Err, o.LogLevel)
 	if err != nil {
+		return err
+	}
+	if err := o.Cluster.BindNUMA(log); err != nil {
 		return err
 	}
 	f, err := gguf.Open(o.Model)
@@ -169,11 +177,14 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	log.Info("holding experts", "model", o.Model, "arch", info.Arch, "moe_layers", len(info.MoELayers),
 		"experts_per_layer", info.Experts, "held", n, "tls", cfg.RPC.Security.CertFile != "",
 		"mtls", cfg.RPC.Security.CAFile != "", "token", cfg.RPC.Security.Token != "")
-	return srv.Serve(ctx, lis)
+	return o.Cluster.Serve(ctx, srv, lis, o.ID, log)
 }
 
 // holdings resolves --experts or this node's placement entry.
 func (o *ServeOptions) holdings(info *router.ModelInfo) (router.Holdings, error) {
+	if o.Cluster.StartsEmpty(o.Experts, o.Placement) {
+		return router.Holdings{}, nil
+	}
 	if o.Placement == "" {
 		set, err := router.ParseSet(o.Experts, info.Experts)
 		if err != nil {
