@@ -134,6 +134,10 @@ type Config struct {
 	Cache string
 	// Threads requantize (0: one per CPU).
 	Threads int
+	// Forced makes every decision Force's plan, whatever the score (the
+	// score is still computed and logged): for measuring one tier.
+	Forced bool
+	Force  Tier
 }
 
 // DefaultConfig returns the seed's table: simple below 0.3 (Q2_K, Q4_K,
@@ -162,6 +166,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("adaptive: band ends %v, %v: want 0 <= early <= middle <= 1", c.EarlyEnd, c.MiddleEnd)
 	case c.RefTokens < 0 || c.Threads < 0:
 		return errors.New("adaptive: RefTokens and Threads must be >= 0")
+	case c.Forced && (c.Force < 0 || c.Force >= numTiers):
+		return fmt.Errorf("adaptive: forced tier %d does not exist", c.Force)
 	}
 	for t, p := range c.Plans {
 		for b, ch := range p {

@@ -183,7 +183,7 @@ func (d *Decision) Fallbacks() []string {
 			if t.Note == "" {
 				continue
 			}
-			s := fmt.Sprintf("%v: %s", lp.Want, t.Note)
+			s := t.Note
 			if !contains(out, s) {
 				out = append(out, s)
 			}
@@ -201,10 +201,13 @@ func contains(s []string, x string) bool {
 	return false
 }
 
-// Decide scores prompt and returns its tier's plan, building the tier's
-// copies on first use.
+// Decide scores prompt and returns its tier's plan (Config.Force's when
+// Config.Forced), building the tier's copies on first use.
 func (p *Planner) Decide(ctx context.Context, prompt []int32) (*Decision, error) {
 	sc := ComputeScore(prompt, p.m.Config.Vocab, p.cfg.RefTokens, p.cfg.Ignore)
+	if p.cfg.Forced {
+		return p.decide(ctx, sc, p.cfg.Force, true)
+	}
 	return p.decide(ctx, sc, p.cfg.TierOf(sc.Value), false)
 }
 
