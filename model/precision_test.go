@@ -109,7 +109,7 @@ func evalAlone(t testing.TB, m *Model, p *Precision, toks []int32) [][]float32 {
 	return out
 }
 
-var precisionModels = []string{"models/stories260K/stories260K.gguf", "testdata/models/llama-moe.Q8_0.gguf"}
+var precisionModels = []string{"models/stories260K/stories260K.gguf", "testdata/models/llama-moe.Q8_0.gguf", "testdata/models/deepseek2-384.Q8_0.gguf"}
 
 // TestVariantSameBytes checks that a variant holding the base's own bytes
 // gives the base's logits bit for bit (dense and MoE: the MoE variant's
@@ -141,7 +141,7 @@ func TestMixedBatch(t *testing.T) {
 		t.Run(filepath.Base(rel), func(t *testing.T) {
 			m := openModel(t, testenv.Shared(t, rel))
 			lowType := gguf.TypeF16 // below F32
-			if q, _ := m.File.Tensor("blk.0.attn_q.weight"); q.Type != gguf.TypeF32 {
+			if o, _ := m.File.Tensor("blk.0.attn_output.weight"); o.Type != gguf.TypeF32 {
 				lowType = gguf.TypeQ4_0 // below Q8_0
 			}
 			low := precisionOver(t, m, []int{0}, lowType)

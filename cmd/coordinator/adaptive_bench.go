@@ -31,6 +31,8 @@ type AdaptiveBenchOptions struct {
 	Chunks    int
 	Decode    int
 	Reps      int
+	Rounds    int
+	Reference []string
 	Threads   int
 	InProcess bool
 	Output    cli.Output
@@ -40,6 +42,7 @@ type AdaptiveBenchOptions struct {
 	// itself per row so each row's memory figures are its own).
 	child      string
 	baseLogits string
+	noQuality  bool // speed and memory only (rounds after the first)
 }
 
 // benchRows are the report's rows: the base weights, each tier forced,
@@ -70,8 +73,14 @@ once). The text output is a markdown table.`,
 			if o.Model == "" || o.File == "" {
 				return errors.New("give a model with -m and a text with -f")
 			}
-			if o.Ctx < 4 || o.Chunks < 0 || o.Decode < 0 || o.Reps < 1 {
-				return fmt.Errorf("--ctx %d, --chunks %d, -n %d, -r %d: need ctx >= 4, chunks and n >= 0, r >= 1", o.Ctx, o.Chunks, o.Decode, o.Reps)
+			if o.Ctx < 4 || o.Chunks < 0 || o.Decode < 0 || o.Reps < 1 || o.Rounds < 1 {
+				return fmt.Errorf("--ctx %d, --chunks %d, -n %d, -r %d, --rounds %d: need ctx >= 4, chunks and n >= 0, r and rounds >= 1",
+					o.Ctx, o.Chunks, o.Decode, o.Reps, o.Rounds)
+			}
+			for _, t := range o.Reference {
+				if _, err := adaptive.ParseChoice(t); err != nil {
+					return fmt.Errorf("--reference: %w", err)
+				}
 			}
 			o.Adaptive.Enabled = true
 			if err := o.Adaptive.Validate(o.Model); err != nil {
@@ -93,11 +102,15 @@ once). The text output is a markdown table.`,
 	f.IntVar(&o.Ctx, "ctx", 128, "chunk length in tokens")
 	f.IntVar(&o.Chunks, "chunks", 0, "evaluate at most this many chunks (0: all)")
 	f.IntVarP(&o.Decode, "n-decode", "n", 64, "greedy decode tokens per speed run (0: skip)")
-	f.IntVarP(&o.Reps, "repetitions", "r", 3, "decode speed runs (median)")
+	f.IntVarP(&o.Reps, "repetitions", "r", 3, "timed prefill+decode runs per row (median)")
+	f.IntVar(&o.Rounds, "rounds", 1, "run every row this many times, interleaved, and report the median speeds")
+	f.StringSliceVar(&o.Reference, "reference", []string{"Q4_K"}, "also run every layer requantized to these types (uniform rows, for scale)")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads (0: one per CPU)")
 	f.BoolVar(&o.InProcess, "in-process", false, "run every row in this process (memory figures then accumulate)")
 	f.StringVar(&o.child, "child", "", "run one row and print it as JSON")
 	f.StringVar(&o.baseLogits, "base-logits", "", "the base row's logits (IXLG) for the KL columns")
+	f.BoolVar(&o.noQuality, "no-quality", false, "skip the quality pass")
+	f.MarkHidden("no-quality")
 	f.MarkHidden("child")
 	f.MarkHidden("base-logits")
 	cli.AddOutputFlag(cmd, &o.Output)
@@ -110,23 +123,22 @@ once). The text output is a markdown table.`,
 
 // BenchRow is one row of the report.
 type BenchRow struct {
-	Row         string             `json:"row"`
-	Plan        string             `json:"plan"`
-	Chunks      map[string]int     `json:"chunks_per_tier,omitempty"`
-	WeightBytes int64              `json:"weight_bytes"`
-	BaseBytes   int64              `json:"base_weight_bytes"`
-	PPL         float64            `json:"ppl"`
-	PPLErr      float64            `json:"ppl_stderr"`
-	KL          *KLReport          `json:"kl,omitempty"`
-	PromptTokS  float64            `json:"prompt_tok_s"`
-	DecodeTokS  float64            `json:"decode_tok_s"`
-	DecodeTier  string             `json:"decode_tier"`
-	RSS         int64              `json:"rss_bytes"`
-	PeakRSS     int64              `json:"peak_rss_bytes"`
-	Released    int64              `json:"released_bytes"`
-	CopySeconds float64            `json:"copy_seconds"`
-	Fallbacks   []string           `json:"fallbacks,omitempty"`
-	Types       map[string]float64 `json:"-"`
+	Row         string         `json:"row"`
+	Plan        string         `json:"plan"`
+	Chunks      map[string]int `json:"chunks_per_tier,omitempty"`
+	WeightBytes int64          `json:"weight_bytes"`
+	BaseBytes   int64          `json:"base_weight_bytes"`
+	PPL         float64        `json:"ppl"`
+	PPLErr      float64        `json:"ppl_stderr"`
+	KL          *KLReport      `json:"kl,omitempty"`
+	PromptTokS  float64        `json:"prompt_tok_s"`
+	DecodeTokS  float64        `json:"decode_tok_s"`
+	DecodeTier  string         `json:"decode_tier"`
+	RSS         int64          `json:"rss_bytes"`
+	PeakRSS     int64          `json:"peak_rss_bytes"`
+	Released    int64          `json:"released_bytes"`
+	CopySeconds float64        `json:"copy_seconds"`
+	Fallbacks   []string       `json:"fallbacks,omitempty"`
 }
 
 // AdaptiveBenchReport is the JSON output.
@@ -154,18 +166,33 @@ func (o *AdaptiveBenchOptions) Run(ctx context.Context, s cli.Streams) error {
 	o.baseLogits = filepath.Join(dir, "base.ixlg")
 	rep := AdaptiveBenchReport{Model: o.Model, Text: o.File, Ctx: o.Ctx, Decode: o.Decode,
 		Plans: o.Adaptive.cfg.PlansString(), Thresh: o.Adaptive.Thresholds}
-	for _, row := range benchRows {
-		fmt.Fprintf(s.Err, "adaptive-bench: %s...\n", row)
-		var r *BenchRow
-		if o.InProcess {
-			r, err = o.runRow(ctx, row)
-		} else {
-			r, err = o.childRow(ctx, s.Err, row)
+	rows := append([]string(nil), benchRows...)
+	for _, t := range o.Reference {
+		rows = append(rows, "uniform-"+strings.ToUpper(t))
+	}
+	var pp, tg [][]float64
+	for round := 0; round < o.Rounds; round++ {
+		for i, row := range rows {
+			fmt.Fprintf(s.Err, "adaptive-bench: round %d/%d: %s...\n", round+1, o.Rounds, row)
+			var r *BenchRow
+			o.noQuality = round > 0
+			if o.InProcess {
+				r, err = o.runRow(ctx, row)
+			} else {
+				r, err = o.childRow(ctx, s.Err, row)
+			}
+			if err != nil {
+				return fmt.Errorf("row %s: %w", row, err)
+			}
+			if round == 0 {
+				rep.Rows = append(rep.Rows, *r)
+				pp, tg = append(pp, nil), append(tg, nil)
+			}
+			pp[i], tg[i] = append(pp[i], r.PromptTokS), append(tg[i], r.DecodeTokS)
 		}
-		if err != nil {
-			return fmt.Errorf("row %s: %w", row, err)
-		}
-		rep.Rows = append(rep.Rows, *r)
+	}
+	for i := range rep.Rows {
+		rep.Rows[i].PromptTokS, rep.Rows[i].DecodeTokS = median(pp[i]), median(tg[i])
 	}
 	lm, err := loadModel(o.Model, false)
 	if err != nil {
@@ -184,8 +211,7 @@ func (o *AdaptiveBenchOptions) Run(ctx context.Context, s cli.Streams) error {
 	if rep.Threads == 0 {
 		rep.Threads = runtime.NumCPU()
 	}
-	rep.Chunks = len(rep.Rows[0].Chunks)
-	for _, v := range rep.Rows[len(rep.Rows)-1].Chunks {
+	for _, v := range rep.Rows[len(benchRows)-1].Chunks { // the scored row
 		rep.Chunks += v
 	}
 	if o.Output == cli.OutputJSON {
@@ -206,6 +232,9 @@ func (o *AdaptiveBenchOptions) childRow(ctx context.Context, stderr io.Writer, r
 		"-r", fmt.Sprint(o.Reps), "-t", fmt.Sprint(o.Threads), "--base-logits", o.baseLogits,
 		"--adaptive-plan", o.Adaptive.Plans, "--adaptive-thresholds", o.Adaptive.Thresholds,
 		"--adaptive-cache", o.Adaptive.Cache}
+	if o.noQuality {
+		args = append(args, "--no-quality")
+	}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, stderr
@@ -245,7 +274,15 @@ func (o *AdaptiveBenchOptions) runRow(ctx context.Context, row string) (*BenchRo
 	flags := o.Adaptive
 	if row != "base" {
 		flags.cfg.Forced = row != "scored"
-		if flags.cfg.Forced {
+		if t, ok := strings.CutPrefix(row, "uniform-"); ok {
+			// A reference row: every band in t, forced.
+			ch, err := adaptive.ParseChoice(t)
+			if err != nil {
+				return nil, err
+			}
+			flags.cfg.Plans[adaptive.Simple] = adaptive.Plan{ch, ch, ch}
+			flags.cfg.Force = adaptive.Simple
+		} else if flags.cfg.Forced {
 			if flags.cfg.Force, err = adaptive.ParseTier(row); err != nil {
 				return nil, err
 			}
@@ -283,49 +320,56 @@ func (o *AdaptiveBenchOptions) runRow(ctx context.Context, row string) (*BenchRo
 		res.WeightBytes /= int64(len(toks) / o.Ctx)
 		res.Plan = strings.Join(plans, " | ")
 	}
-	// Speed: greedy decoding after the text's first 16 tokens.
-	if o.Decode > 0 {
-		prompt := toks[:16]
-		seq, err := m.NewSequence(len(prompt)+o.Decode+1, model.KVF16)
+	// Speed: prefill the text's first --ctx tokens as one batch, then
+	// decode -n greedy tokens; -r timed runs after a warm-up, medians.
+	prompt := toks[:o.Ctx]
+	seq, err := m.NewSequence(len(prompt)+o.Decode+1, model.KVF16)
+	if err != nil {
+		return nil, err
+	}
+	res.DecodeTier = "base"
+	if planner != nil {
+		d, err := planner.Decide(ctx, prompt)
 		if err != nil {
 			return nil, err
 		}
-		res.DecodeTier = "base"
-		if planner != nil {
-			d, err := planner.Decide(ctx, prompt)
-			if err != nil {
-				return nil, err
-			}
-			seq.SetPrecision(d.ModelPrecision())
-			defer seq.SetPrecision(nil)
-			res.DecodeTier = d.Tier.String()
+		seq.SetPrecision(d.ModelPrecision())
+		defer seq.SetPrecision(nil)
+		res.DecodeTier = d.Tier.String()
+	}
+	var pp, tg []float64
+	for rep := 0; rep <= o.Reps; rep++ { // run 0 warms up
+		seq.Len = 0
+		var next int32
+		start := time.Now()
+		if err := r.Eval(ctx, seq, prompt, false, func(_ int, l []float32) error {
+			next = int32(argmax(l))
+			return nil
+		}); err != nil {
+			return nil, err
 		}
-		var speeds []float64
-		for rep := 0; rep <= o.Reps; rep++ { // the first run warms up
-			seq.Len = 0
-			var next int32
-			if err := r.Eval(ctx, seq, prompt, false, func(_ int, l []float32) error {
+		ppTime := time.Since(start)
+		one := [1]int32{}
+		start = time.Now()
+		for i := 0; i < o.Decode; i++ {
+			one[0] = next
+			if err := r.Eval(ctx, seq, one[:], false, func(_ int, l []float32) error {
 				next = int32(argmax(l))
 				return nil
 			}); err != nil {
 				return nil, err
 			}
-			one := [1]int32{}
-			start := time.Now()
-			for i := 0; i < o.Decode; i++ {
-				one[0] = next
-				if err := r.Eval(ctx, seq, one[:], false, func(_ int, l []float32) error {
-					next = int32(argmax(l))
-					return nil
-				}); err != nil {
-					return nil, err
-				}
-			}
-			if rep > 0 {
-				speeds = append(speeds, float64(o.Decode)/time.Since(start).Seconds())
+		}
+		if rep > 0 {
+			pp = append(pp, float64(len(prompt))/ppTime.Seconds())
+			if o.Decode > 0 {
+				tg = append(tg, float64(o.Decode)/time.Since(start).Seconds())
 			}
 		}
-		res.DecodeTokS = median(speeds)
+	}
+	res.PromptTokS = median(pp)
+	if len(tg) > 0 {
+		res.DecodeTokS = median(tg)
 	}
 	if planner != nil {
 		res.Released = planner.ReleasedBytes()
@@ -335,6 +379,9 @@ func (o *AdaptiveBenchOptions) runRow(ctx context.Context, row string) (*BenchRo
 	debug.FreeOSMemory()
 	res.RSS, res.PeakRSS = procMemory()
 
+	if o.noQuality {
+		return res, nil
+	}
 	nChunks := len(toks) / o.Ctx
 
 	// Quality: the base row saves its logits, the others compare.
@@ -379,12 +426,10 @@ func (o *AdaptiveBenchOptions) runRow(ctx context.Context, row string) (*BenchRo
 		pos++
 		return nil
 	}
-	start := time.Now()
 	pres, err := r.Perplexity(ctx, toks, popt)
 	if err != nil {
 		return nil, err
 	}
-	res.PromptTokS = float64(nChunks*o.Ctx) / time.Since(start).Seconds()
 	res.PPL, res.PPLErr = pres.PPL, pres.StdErr
 	if saved != nil {
 		if err := saved.Close(); err != nil {
@@ -418,6 +463,9 @@ func (rep *AdaptiveBenchReport) markdown(w io.Writer) {
 	baseSpeed, baseDecode := rep.Rows[0].PromptTokS, rep.Rows[0].DecodeTokS
 	for _, r := range rep.Rows {
 		name := r.Row
+		if t, ok := strings.CutPrefix(r.Row, "uniform-"); ok {
+			name = "every layer " + t + " (reference)"
+		}
 		if r.Row == "scored" {
 			var parts []string
 			for _, t := range adaptive.Tiers() {

@@ -82,7 +82,7 @@ func TestAdaptiveBenchInProcess(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Rows) != len(benchRows) || rep.Chunks != 2 || rep.Layers != 5 {
+	if len(rep.Rows) != len(benchRows)+1 || rep.Chunks != 2 || rep.Layers != 5 {
 		t.Fatalf("report %+v", rep)
 	}
 	for _, r := range rep.Rows {
