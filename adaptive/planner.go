@@ -287,6 +287,10 @@ func (p *Planner) tier(ctx context.Context, t Tier) (*tierState, error) {
 						ts.use.lower = append(ts.use.lower, tc.Name)
 					}
 				}
+				for _, n := range c.Verbatim {
+					replaced[n] = true
+					ts.use.lower = append(ts.use.lower, n)
+				}
 				p.log.Debug("adaptive copy", "layer", l, "type", ch.Type.String(), "bytes", c.Bytes,
 					"base_bytes", c.BaseBytes, "sidecar", c.Sidecar, "reused", c.Reused, "took", c.Took)
 			}

@@ -48,6 +48,12 @@ type Copy struct {
 	Layer   int
 	Want    gguf.Type
 	Tensors []TensorCopy // the layer's quantizable tensors
+	// Verbatim are the layer's other tensors (norms, router, biases),
+	// copied byte for byte into the copy's file so that a layer served by
+	// the copy reads nothing from the base's pages: those small vectors
+	// share pages (and the kernel's fault-around window) with the big
+	// tensors being released, and reading them maps those back.
+	Verbatim []string
 	// Variant is the layer over the copy; nil when no tensor got smaller
 	// (the base serves the layer).
 	Variant *model.Variant
@@ -228,6 +234,16 @@ func (s *Store) make(ctx context.Context, l int, want gguf.Type) (*Copy, error) 
 		c.Took = time.Since(start)
 		return c, nil
 	}
+	for i, ch := range plan.Choices {
+		if !ch.Quantizable {
+			t := base[i]
+			specs = append(specs, gguf.TensorSpec{Name: t.Name, Type: t.Type, Dims: t.Dims})
+			src = append(src, t)
+			c.Verbatim = append(c.Verbatim, t.Name)
+			c.Bytes += t.Size
+			c.BaseBytes += t.Size
+		}
+	}
 	if s.dir != "" {
 		err = s.sidecar(ctx, c, specs, src)
 	} else {
@@ -275,6 +291,12 @@ func (s *Store) write(ctx context.Context, w interface{ Write([]byte) (int, erro
 	var buf []byte
 	for i, spec := range specs {
 		t := src[i]
+		if spec.Type == t.Type { // a verbatim tensor
+			if err := gw.WriteTensor(t.Data); err != nil {
+				return err
+			}
+			continue
+		}
 		size, _ := quantize.TensorBytes(spec.Type, spec.Dims)
 		if int64(cap(buf)) < size {
 			buf = make([]byte, size)

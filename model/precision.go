@@ -227,7 +227,12 @@ func (r *Runner) forwardPlanned(l int, b *Batch) error {
 	n := len(b.Tokens)
 	ly := &r.m.layers[l]
 	r.prec.group(l, b, r.opt.MaxBatch)
-	// Norm weights are never requantized: every variant shares the base's.
+	// Norm weights are never requantized, so every variant's equal the
+	// base's; when one variant serves all rows its own are read, which
+	// may come from its file, leaving the base's pages alone.
+	if len(r.prec.kinds) == 1 && r.prec.kinds[0] != nil {
+		ly = &r.prec.kinds[0].ly
+	}
 	r.normRows(ly.attnNorm, n)
 	if err := r.prec.each(r, l, b, false); err != nil {
 		return err
