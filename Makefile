@@ -67,7 +67,7 @@ adaptive-report: build ## measure adaptive precision per tier (issue 12) on stor
 	  $(BIN)/coordinator adaptive-bench -m $(SHARED)/testdata/models/llama-moe.Q8_0.gguf -f $(ADAPTIVE_TEXT) \
 		--ctx 128 --chunks 16 -n 64 -r 3 --rounds 3; echo; \
 	  echo "## $$(basename $(ADAPTIVE_MOE)) (random weights, Kimi-K2-shaped MoE: MLA, 64 experts top-8, shared expert)"; echo; \
-	  $(BIN)/coordinator adaptive-bench -m $(ADAPTIVE_MOE) -f $(ADAPTIVE_TEXT) --ctx 128 --chunks 4 -n 32 -r 3 --rounds 2; \
+	  $(BIN)/coordinator adaptive-bench -m $(ADAPTIVE_MOE) -f $(ADAPTIVE_TEXT) --ctx 128 --chunks 4 -n 32 -r 3 --rounds 4; \
 	} > $(ADAPTIVE_REPORT)
 	@cat $(ADAPTIVE_REPORT)
 

@@ -36,6 +36,23 @@ func TestComputeScore(t *testing.T) {
 	if s := ComputeScore(nil, 100, 0, nil); s.Value != 0 || s.Tokens != 0 {
 		t.Errorf("empty: %+v", s)
 	}
+	// The type/token ratio is a 64-token moving average: a long text of
+	// 100 distinct ids cycling keeps a ratio of 1 (every window holds 64
+	// distinct ids), a short cycle of 8 ids has 8/64.
+	long := make([]int32, 1000)
+	short := make([]int32, 1000)
+	for i := range long {
+		long[i], short[i] = int32(i%100), int32(i%8)
+	}
+	if s := ComputeScore(long, 32000, 1024, nil); !near(s.TTR, 1) || s.Types != 100 {
+		t.Errorf("100 ids cycling: %+v, want TTR 1", s)
+	}
+	if s := ComputeScore(short, 32000, 1024, nil); !near(s.TTR, 8.0/64) || !near(s.Value, 0.3*(1+0.125)/2) {
+		t.Errorf("8 ids cycling: %+v, want TTR 0.125, score 0.16875", s)
+	}
+	if got := movingTTR([]int32{1, 1, 2, 2}, 2); !near(got, (1.0+2+1)/3/2) {
+		t.Errorf("movingTTR window 2: %v", got)
+	}
 }
 
 func TestTiersAndBands(t *testing.T) {
