@@ -207,7 +207,14 @@ func (o *AdaptiveBenchOptions) Run(ctx context.Context, s cli.Streams) error {
 	var bands []string
 	for b := adaptive.Early; b <= adaptive.Late; b++ {
 		lo, hi := c.BandLayers(b, n)
-		bands = append(bands, fmt.Sprintf("%s %d-%d", b, lo, hi-1))
+		switch {
+		case lo >= hi:
+			bands = append(bands, fmt.Sprintf("%s none", b))
+		case hi-lo == 1:
+			bands = append(bands, fmt.Sprintf("%s %d", b, lo))
+		default:
+			bands = append(bands, fmt.Sprintf("%s %d-%d", b, lo, hi-1))
+		}
 	}
 	rep.Layers, rep.Bands = n, strings.Join(bands, ", ")
 	lm.Close()
@@ -322,7 +329,7 @@ func (o *AdaptiveBenchOptions) runRow(ctx context.Context, row string) (*BenchRo
 			}
 		}
 		res.WeightBytes /= int64(len(toks) / o.Ctx)
-		res.Plan = strings.Join(plans, " | ")
+		res.Plan = strings.Join(plans, " or ") // no "|": the plan goes in a markdown cell
 	}
 	// Speed: prefill the text's first --ctx tokens as one batch, then
 	// decode -n greedy tokens; -r timed runs after a warm-up.
