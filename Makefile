@@ -6,8 +6,12 @@ BENCHTIME ?= 1s
 PKGS      := ./...
 
 .DEFAULT_GOAL := help
+<<<<<<< HEAD
 .PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo clean \
 	proto verify-proto buf-lint buf-breaking cluster-test bench-cluster
+=======
+.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo adaptive-report clean
+>>>>>>> wt-adaptive
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +56,7 @@ demo: build ## generate a small Kimi-K2-shaped MoE model (no download) and run i
 	$(BIN)/coordinator inspect $(DEMO_MODEL) | head -8
 	$(BIN)/coordinator run -m $(DEMO_MODEL) -p "The mixture of experts" -n 48 --temp 0.7 --seed 1 --expert-stats
 
+<<<<<<< HEAD
 proto: ## regenerate the gRPC code in proto/ with buf and the plugins pinned in go.mod
 	$(GO) tool buf generate
 
@@ -70,6 +75,28 @@ cluster-test: build ## processes on loopback: a static 3-node cluster losing a n
 
 bench-cluster: ## per-layer RPC overhead and tokens/s of the cluster vs local mode on loopback
 	$(GO) test ./router -run '^$$' -bench . -benchtime $(BENCHTIME)
+=======
+SHARED         ?= ../shared
+ADAPTIVE_MOE   ?= out/kimi-k2-mini-L6-d256.Q8_0.gguf
+ADAPTIVE_TEXT  ?= $(SHARED)/models/war-and-peace-40k.txt
+ADAPTIVE_REPORT ?= out/adaptive-report.md
+
+adaptive-report: build ## measure adaptive precision per tier (issue 12) on stories260K and MoE models into out/adaptive-report.md
+	@mkdir -p out
+	@test -f $(ADAPTIVE_MOE) || $(BIN)/ixctl synth --preset kimi-k2-mini --layers 6 --dim 256 --experts 64 --vocab 4096 \
+		--type Q8_0 --seed 1 --no-progress --out $(ADAPTIVE_MOE)
+	@{ echo "# adaptive precision report ($$(date -u +%F), $$(nproc) CPUs, $$(go version | cut -d' ' -f3))"; echo; \
+	  echo "## stories260K (trained, F32)"; echo; \
+	  $(BIN)/coordinator adaptive-bench -m $(SHARED)/models/stories260K/stories260K.gguf -f $(ADAPTIVE_TEXT) \
+		--ctx 128 -n 128 -r 5 --rounds 3; echo; \
+	  echo "## llama-moe.Q8_0 (random weights, Mixtral-style MoE, 2 layers)"; echo; \
+	  $(BIN)/coordinator adaptive-bench -m $(SHARED)/testdata/models/llama-moe.Q8_0.gguf -f $(ADAPTIVE_TEXT) \
+		--ctx 128 --chunks 16 -n 64 -r 3 --rounds 3; echo; \
+	  echo "## $$(basename $(ADAPTIVE_MOE)) (random weights, Kimi-K2-shaped MoE: MLA, 64 experts top-8, shared expert)"; echo; \
+	  $(BIN)/coordinator adaptive-bench -m $(ADAPTIVE_MOE) -f $(ADAPTIVE_TEXT) --ctx 128 --chunks 4 -n 32 -r 3 --rounds 4; \
+	} > $(ADAPTIVE_REPORT)
+	@cat $(ADAPTIVE_REPORT)
+>>>>>>> wt-adaptive
 
 clean: ## remove build output
 	rm -rf $(BIN) out

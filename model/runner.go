@@ -46,6 +46,7 @@ type Sequence struct {
 	ctx    int
 	kv     KVType
 	caches []layerCache
+	prec   *Precision // per-layer weights (precision.go); nil: the model's
 	// Len is the number of positions filled (the next token's position).
 	Len int
 }
@@ -145,6 +146,8 @@ type Runner struct {
 	compacted    bool  // r.x holds only the output rows, in b.Logits order
 	expertIDs    []int32
 	expertCounts [][]uint64 // [layer][expert] selections; nil for dense layers
+
+	prec runnerPrecision // batches with per-sequence precision (precision.go)
 }
 
 // NewRunner allocates a Runner for m.
@@ -250,6 +253,10 @@ func (r *Runner) Forward(ctx context.Context, b *Batch) ([]float32, error) {
 			return nil, err
 		}
 	}
+	planned, err := r.planned(b)
+	if err != nil {
+		return nil, err
+	}
 	r.ctx = ctx
 	defer func() { r.ctx = nil }()
 	r.compacted = false
@@ -257,6 +264,12 @@ func (r *Runner) Forward(ctx context.Context, b *Batch) ([]float32, error) {
 	for l := range r.m.layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if planned { // some sequence runs some layer on other weights
+			if err := r.forwardPlanned(l, b); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		ly := &r.m.layers[l]
 		r.normRows(ly.attnNorm, n)

@@ -44,6 +44,7 @@ type RunOptions struct {
 	Verbose      bool
 	NoEcho       bool
 	CPUProfile   string
+	Adaptive     AdaptiveFlags
 
 	tokens []int32
 	kv     model.KVType
@@ -100,6 +101,7 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.BoolVar(&o.NoEcho, "no-display-prompt", false, "do not print the prompt before the generated text")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the run to FILE")
 	f.MarkHidden("cpuprofile")
+	o.Adaptive.AddFlags(f, false)
 	return cmd
 }
 
@@ -131,6 +133,9 @@ func (o *RunOptions) Validate() error {
 		return err
 	}
 	o.kv = kv
+	if err := o.Adaptive.Validate(o.Model); err != nil {
+		return err
+	}
 	if o.PromptTokens != "" {
 		for _, f := range strings.Split(o.PromptTokens, ",") {
 			v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32)
@@ -200,6 +205,11 @@ func (o *RunOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
+	adaptiveDone, err := o.Adaptive.startRun(ctx, s.Err, lm, o.Threads, seq, prompt)
+	if err != nil {
+		return err
+	}
+	defer adaptiveDone()
 	var lw *ixlg.Writer
 	if o.LogitsOut != "" {
 		out, err := os.Create(o.LogitsOut)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/inference-x/inference-x/adaptive"
 	"github.com/inference-x/inference-x/chat"
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/internal/cli"
@@ -43,6 +44,7 @@ type ServeOptions struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	Cluster         ServeClusterOptions // serve_cluster.go
+	Adaptive        AdaptiveFlags
 
 	kv model.KVType
 	// ready, when set, is called with the bound address (tests).
@@ -109,6 +111,7 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running requests may finish on shutdown")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	o.Cluster.AddFlags(f)
+	o.Adaptive.AddFlags(f, true)
 	return cmd
 }
 
@@ -134,6 +137,9 @@ func (o *ServeOptions) Validate() error {
 		return err
 	}
 	o.kv = kv
+	if err := o.Adaptive.Validate(o.Model); err != nil {
+		return err
+	}
 	if o.ShutdownTimeout < 0 {
 		return fmt.Errorf("--shutdown-timeout %v must be >= 0", o.ShutdownTimeout)
 	}
@@ -165,7 +171,8 @@ type serveApp struct {
 	registry *prometheus.Registry
 	metrics  *server.Metrics
 	sched    *scheduler.Scheduler
-	experts  experts.Backend // nil: in-process
+	experts  experts.Backend   // nil: in-process
+	adaptive *adaptive.Planner // --adaptive, or nil
 	api      *server.Server
 	http     *http.Server
 }
@@ -192,8 +199,11 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	}
 	defer stopCluster(o.ShutdownTimeout)
 	app.experts = be
-	if err := o.setupScheduler(app); err != nil {
+	if err := o.setupScheduler(ctx, app); err != nil {
 		return err
+	}
+	if app.adaptive != nil {
+		defer app.adaptive.Close() // after the scheduler has stopped
 	}
 	if err := o.setupAPI(app); err != nil {
 		return err
@@ -233,7 +243,7 @@ func (o *ServeOptions) setupMetrics(app *serveApp) error {
 	return nil
 }
 
-func (o *ServeOptions) setupScheduler(app *serveApp) error {
+func (o *ServeOptions) setupScheduler(ctx context.Context, app *serveApp) error {
 	cfg := scheduler.Config{Slots: o.Slots, Ctx: o.Ctx, KV: o.kv, MaxBatch: o.Batch, Queue: o.Queue, Threads: o.Threads}
 	if train := app.lm.model.Config.CtxTrain; train > 0 && cfg.Ctx > train {
 		cfg.Ctx = train
@@ -242,8 +252,19 @@ func (o *ServeOptions) setupScheduler(app *serveApp) error {
 	if app.experts != nil {
 		opts = append(opts, scheduler.WithExperts(app.experts))
 	}
+	planner, err := o.Adaptive.servePlanner(ctx, app.lm, o.Threads, app.log)
+	if err != nil {
+		return err
+	}
+	if planner != nil {
+		app.adaptive = planner
+		opts = append(opts, scheduler.WithPlanner(planner))
+	}
 	sched, err := scheduler.New(app.lm.model, cfg, opts...)
 	if err != nil {
+		if planner != nil {
+			planner.Close()
+		}
 		return err
 	}
 	app.sched = sched
