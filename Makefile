@@ -6,12 +6,8 @@ BENCHTIME ?= 1s
 PKGS      := ./...
 
 .DEFAULT_GOAL := help
-<<<<<<< HEAD
-.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo clean \
+.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo adaptive-report clean \
 	proto verify-proto buf-lint buf-breaking cluster-test bench-cluster
-=======
-.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo adaptive-report clean
->>>>>>> wt-adaptive
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,7 +52,6 @@ demo: build ## generate a small Kimi-K2-shaped MoE model (no download) and run i
 	$(BIN)/coordinator inspect $(DEMO_MODEL) | head -8
 	$(BIN)/coordinator run -m $(DEMO_MODEL) -p "The mixture of experts" -n 48 --temp 0.7 --seed 1 --expert-stats
 
-<<<<<<< HEAD
 proto: ## regenerate the gRPC code in proto/ with buf and the plugins pinned in go.mod
 	$(GO) tool buf generate
 
@@ -75,7 +70,7 @@ cluster-test: build ## processes on loopback: a static 3-node cluster losing a n
 
 bench-cluster: ## per-layer RPC overhead and tokens/s of the cluster vs local mode on loopback
 	$(GO) test ./router -run '^$$' -bench . -benchtime $(BENCHTIME)
-=======
+
 SHARED         ?= ../shared
 ADAPTIVE_MOE   ?= out/kimi-k2-mini-L6-d256.Q8_0.gguf
 ADAPTIVE_TEXT  ?= $(SHARED)/models/war-and-peace-40k.txt
@@ -96,7 +91,6 @@ adaptive-report: build ## measure adaptive precision per tier (issue 12) on stor
 	  $(BIN)/coordinator adaptive-bench -m $(ADAPTIVE_MOE) -f $(ADAPTIVE_TEXT) --ctx 128 --chunks 4 -n 32 -r 3 --rounds 4; \
 	} > $(ADAPTIVE_REPORT)
 	@cat $(ADAPTIVE_REPORT)
->>>>>>> wt-adaptive
 
 clean: ## remove build output
 	rm -rf $(BIN) out
