@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inference-x/inference-x/chat"
+	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/internal/ixlg"
 	"github.com/inference-x/inference-x/model"
@@ -40,10 +41,12 @@ type RunOptions struct {
 	Sampler      model.SamplerConfig
 	Seed         int64
 	ExpertStats  bool
+	Cluster      ClusterOptions
 	Verbose      bool
 	NoEcho       bool
 	CPUProfile   string
 	Pager        PagerOptions
+	Adaptive     AdaptiveFlags
 
 	tokens []int32
 	kv     model.KVType
@@ -96,15 +99,20 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.Int64Var(&o.Seed, "seed", -1, "sampling seed (-1: random)")
 	f.BoolVar(&o.ExpertStats, "expert-stats", false, "print per-layer expert activation counts at the end")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print model details to stderr")
+	o.Cluster.AddFlags(f)
 	f.BoolVar(&o.NoEcho, "no-display-prompt", false, "do not print the prompt before the generated text")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the run to FILE")
 	o.Pager.AddFlags(f)
 	f.MarkHidden("cpuprofile")
+	o.Adaptive.AddFlags(f, false)
 	return cmd
 }
 
 // Validate checks flag combinations.
 func (o *RunOptions) Validate() error {
+	if err := o.Cluster.Validate(); err != nil {
+		return err
+	}
 	n := 0
 	for _, s := range []string{o.Prompt, o.PromptFile, o.PromptTokens} {
 		if s != "" {
@@ -126,11 +134,17 @@ func (o *RunOptions) Validate() error {
 	if err := o.Pager.Validate(); err != nil {
 		return err
 	}
+	if o.Cluster.Enabled() && o.Pager.budget != 0 {
+		return fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only, not with --nodes", o.Pager.Mem)
+	}
 	kv, err := model.ParseKVType(o.KVType)
 	if err != nil {
 		return err
 	}
 	o.kv = kv
+	if err := o.Adaptive.Validate(o.Model); err != nil {
+		return err
+	}
 	if o.PromptTokens != "" {
 		for _, f := range strings.Split(o.PromptTokens, ",") {
 			v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32)
@@ -189,15 +203,24 @@ func (o *RunOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
-	store, storeCloser, err := o.Pager.openStore(lm.file, o.Threads, seq.CacheBytes(), s.Err)
+	ropt, done, err := o.Cluster.RunnerOptions(ctx, lm.file, model.Options{Threads: o.Threads, MaxBatch: min(o.Batch, len(prompt))}, s.Err)
 	if err != nil {
 		return err
 	}
-	ropt := model.Options{Threads: o.Threads, MaxBatch: min(o.Batch, len(prompt))}
-	if store != nil {
-		defer storeCloser.Close()
-		defer store.Close()
-		ropt.Experts = store
+	defer done()
+	var store *experts.Store
+	if ropt.Experts == nil {
+		// Single-node mode: the experts come from the pager's store.
+		var storeCloser io.Closer
+		store, storeCloser, err = o.Pager.openStore(lm.file, o.Threads, seq.CacheBytes(), s.Err)
+		if err != nil {
+			return err
+		}
+		if store != nil {
+			defer storeCloser.Close()
+			defer store.Close()
+			ropt.Experts = store
+		}
 	}
 	runner := m.NewRunner(ropt)
 	defer runner.Close()
@@ -205,6 +228,11 @@ func (o *RunOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
+	adaptiveDone, err := o.Adaptive.startRun(ctx, s.Err, lm, o.Threads, seq, prompt)
+	if err != nil {
+		return err
+	}
+	defer adaptiveDone()
 	var lw *ixlg.Writer
 	if o.LogitsOut != "" {
 		out, err := os.Create(o.LogitsOut)
