@@ -108,10 +108,10 @@ func greedy(t *testing.T, path string, n int, backend func(*gguf.File) *experts.
 // bytes decodes to completion with the same greedy tokens, and the same
 // logits bit for bit, as an unconstrained run. After every decode step
 // the pager's books hold at most the budget plus two layers' top-k in
-// flight; when the page cache can be dropped (not on tmpfs), the expert
-// pages the kernel holds stay under a quarter of the expert bytes (the
-// budget, what is in flight, and the pages that expert slices share with
-// their neighbours, which mincore counts for both).
+// flight. When the page cache can be dropped (not on tmpfs), the kernel
+// agrees (mincore over the pages inside expert slices): it holds no more
+// than that plus the expert pages already resident when the store
+// opened (read around the dense tensors), which the pager never used.
 func TestKimiShapedUnderBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("synthesises a 55 MB model")
@@ -172,7 +172,8 @@ func TestKimiShapedUnderBudget(t *testing.T) {
 		t.Logf("the model is on tmpfs (or statfs failed: %v): its pages cannot leave memory, kernel residency not checked", err)
 		return
 	}
-	if maxKernel > expertBytes/4 {
-		t.Errorf("the kernel held %d B of expert pages after a decode step, over a quarter of the %d B of experts", maxKernel, expertBytes)
+	if maxKernel > budget+inFlight+coldStart {
+		t.Errorf("the kernel held %d B of expert pages after a decode step, over the budget %d B + %d B in flight + %d B resident at open",
+			maxKernel, budget, inFlight, coldStart)
 	}
 }
