@@ -122,6 +122,12 @@ func (o *PagerOptions) openStore(f *gguf.File, threads int, reserve int64, errw 
 			o.info = fmt.Sprintf("budget %s = available %s (%s) - dense %s - KV %s - heap %s - in flight %s",
 				bytesize.Format(b), bytesize.Format(m.Available), limit, bytesize.Format(dense), bytesize.Format(reserve),
 				bytesize.Format(experts.BaseReserve), bytesize.Format(experts.InFlightBytes(f)))
+			if b >= expertBytes {
+				// Everything fits: the pager's advice and books would only
+				// cost time (about 0.65 ms per token).
+				o.info = fmt.Sprintf("auto %s holds all %s of experts: plain mmap, no pager", o.info, bytesize.Format(expertBytes))
+				break
+			}
 		} else {
 			o.info = "budget " + bytesize.Format(pc.Budget)
 			if b, m, err := experts.DefaultBudget(f, reserve); err == nil && pc.Budget > b && pc.Budget < expertBytes {
