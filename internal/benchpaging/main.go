@@ -67,11 +67,11 @@ func main() {
 	fs.StringVar(&o.coordinator, "coordinator", "bin/coordinator", "coordinator binary")
 	fs.StringVar(&o.llamaref, "llamaref", defaultLlamaref(), "llama.cpp peer (empty or missing: skipped)")
 	fs.StringVar(&o.limit, "limit", "", "memory limit (default: the model file size / 2)")
-	fs.IntVar(&o.n, "n", 96, "tokens to generate")
+	fs.IntVar(&o.n, "n", 64, "tokens to generate")
 	fs.StringVar(&o.prompt, "prompt", "The history of the mixture of experts", "prompt")
 	fs.IntVar(&o.threads, "threads", 2, "threads")
 	fs.IntVar(&o.ctx, "ctx", 512, "context size (both engines)")
-	fs.IntVar(&o.reps, "reps", 3, "repetitions of each configuration (alternated; medians reported)")
+	fs.IntVar(&o.reps, "reps", 2, "repetitions of each configuration (alternated; medians reported)")
 	fs.StringVar(&o.configs, "configs", "plain,pager,pager:--expert-predict=false,llama.cpp",
 		"configurations to run under the limit: plain, pager, llama.cpp, or pager:FLAGS (the pager with more coordinator flags)")
 	fs.StringVar(&o.jsonOut, "json", "out/bench-paging.json", "write every run's measurements here")
@@ -169,7 +169,9 @@ func bench(ctx context.Context, w io.Writer, o *options) error {
 			if err != nil {
 				return err
 			}
-			if r.Error == "" && c != "llama.cpp" && !o.noRef {
+			// llama.cpp is compared too: the engine's numerics are
+			// bit-exact with it, so its greedy text should match.
+			if r.Error == "" && !o.noRef {
 				same := r.Text == ref.Text
 				r.SameOutput = &same
 			}
@@ -186,7 +188,7 @@ func bench(ctx context.Context, w io.Writer, o *options) error {
 	fmt.Fprintln(w)
 	table(w, runs, append([]string{"unconstrained"}, configs...))
 	for _, r := range runs {
-		if r.SameOutput != nil && !*r.SameOutput {
+		if r.SameOutput != nil && !*r.SameOutput && r.Config != "llama.cpp" {
 			return fmt.Errorf("%s rep %d: the greedy output differs from the unconstrained run", r.Config, r.Rep)
 		}
 		if r.Error != "" && r.Config != "llama.cpp" {
@@ -354,9 +356,10 @@ func report(w io.Writer, r *run) {
 	}
 }
 
-// table prints the medians per configuration as a markdown table.
+// table prints a markdown table per configuration: every rep's tokens/s,
+// the (upper) medians of the rest.
 func table(w io.Writer, runs []*run, configs []string) {
-	fmt.Fprintln(w, "| configuration | limit | tokens/s | read per token | peak RSS | cgroup peak | greedy output |")
+	fmt.Fprintln(w, "| configuration | limit | tokens/s (each rep) | read per token | peak RSS | cgroup peak | greedy output |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, c := range configs {
 		var rs []*run
@@ -391,9 +394,7 @@ func table(w io.Writer, runs []*run, configs []string) {
 			return v[len(v)/2]
 		}
 		out := "reference"
-		if c == "llama.cpp" {
-			out = "(llama.cpp's own)"
-		} else if c != "unconstrained" {
+		if c != "unconstrained" {
 			out = "equal"
 			for _, r := range ok {
 				switch {
@@ -408,8 +409,12 @@ func table(w io.Writer, runs []*run, configs []string) {
 		if rs[0].Limit > 0 {
 			cgPeak = bytesize.Format(int64(med(func(r *run) float64 { return float64(r.CgroupPeak) })))
 		}
-		fmt.Fprintf(w, "| %s | %s | %.2f | %s | %s | %s | %s |\n", c, limit,
-			med(func(r *run) float64 { return r.TokensPerSec }),
+		var tps []string
+		for _, r := range ok {
+			tps = append(tps, fmt.Sprintf("%.2f", r.TokensPerSec))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", c, limit,
+			strings.Join(tps, ", "),
 			bytesize.Format(int64(med(func(r *run) float64 { return float64(r.ReadPerToken) }))),
 			bytesize.Format(int64(med(func(r *run) float64 { return float64(r.PeakRSS) }))),
 			cgPeak, out)
