@@ -29,6 +29,7 @@ const (
 
 var policyNames = map[Policy]string{PolicyLRFU: "lrfu", PolicyLRU: "lru", PolicyLFU: "lfu"}
 
+// String returns the policy's flag name.
 func (p Policy) String() string {
 	if s, ok := policyNames[p]; ok {
 		return s
@@ -67,6 +68,7 @@ const (
 
 var evictNames = map[Evict]string{EvictDrop: "drop", EvictPageOut: "pageout", EvictDontNeed: "dontneed", EvictNone: "none"}
 
+// String returns the eviction method's flag name.
 func (e Evict) String() string {
 	if s, ok := evictNames[e]; ok {
 		return s
