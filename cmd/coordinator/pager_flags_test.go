@@ -56,3 +56,10 @@ func TestPagerFlagsInvalid(t *testing.T) {
 		}
 	}
 }
+
+func TestPagerNotWithNodes(t *testing.T) {
+	code, _, errs := run(t, "run", "-m", "x.gguf", "-p", "hi", "--nodes", "127.0.0.1:7070", "--expert-mem", "1GiB")
+	if code == 0 || !strings.Contains(errs, "single-node") {
+		t.Errorf("--expert-mem with --nodes: exit %d, stderr %q", code, errs)
+	}
+}

@@ -134,7 +134,7 @@ func (o *RunOptions) Validate() error {
 	if err := o.Pager.Validate(); err != nil {
 		return err
 	}
-	if o.Cluster.Enabled() && o.Pager.budget != 0 {
+	if o.Cluster.Enabled() && o.Pager.budget > 0 {
 		return fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only, not with --nodes", o.Pager.Mem)
 	}
 	kv, err := model.ParseKVType(o.KVType)
