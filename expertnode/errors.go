@@ -21,6 +21,8 @@ var (
 	// ErrNotAvailable: the node cannot hold the expert at all (it is not
 	// in the shard file the node serves).
 	ErrNotAvailable = errors.New("expertnode: expert not in this node's file")
+	// ErrNoRoom: loading the experts would exceed the node's capacity.
+	ErrNoRoom = errors.New("expertnode: over capacity")
 	// ErrBadRequest: a malformed call (activation type or length, counts).
 	ErrBadRequest = errors.New("expertnode: bad request")
 	// ErrModelMismatch: the caller runs a different model.
@@ -37,6 +39,7 @@ var errorTable = []rpc.ErrorCode{
 	{Err: router.ErrSpec, Code: codes.InvalidArgument},
 	{Err: ErrNotHeld, Code: codes.FailedPrecondition},
 	{Err: ErrNotAvailable, Code: codes.FailedPrecondition},
+	{Err: ErrNoRoom, Code: codes.ResourceExhausted},
 	{Err: ErrModelMismatch, Code: codes.FailedPrecondition},
 	{Err: ErrShuttingDown, Code: codes.Unavailable},
 }

@@ -47,6 +47,11 @@ type ServiceConfig struct {
 	// shard file's); Load refuses others and Status reports it, so
 	// placement assigns the node none of them. Nil: any expert.
 	Available router.Holdings
+	// Capacity, when positive, bounds the bytes of the experts held, with
+	// ExpertBytes[l] the size of one expert of layer l
+	// (router.PlanConfigFromFile): a Load past it fails with ErrNoRoom.
+	Capacity    int64
+	ExpertBytes []int64
 	// MaxConcurrent bounds the Forward calls computing at once; more wait
 	// (within their deadline). The executor parallelises one call over
 	// the cores, so the default is 1.
@@ -86,6 +91,33 @@ func (c *ServiceConfig) Validate() error {
 		if err := c.checkAvailable(l, s); err != nil {
 			return err
 		}
+	}
+	if c.Capacity > 0 && len(c.ExpertBytes) == 0 {
+		return errors.New("expertnode: a capacity without expert sizes")
+	}
+	return c.checkRoom(c.Holdings)
+}
+
+// bytes returns the bytes of the experts in h.
+func (c *ServiceConfig) bytes(h router.Holdings) int64 {
+	var n int64
+	for l, s := range h {
+		if l >= 0 && l < len(c.ExpertBytes) && s != nil {
+			n += int64(s.Len()) * c.ExpertBytes[l]
+		}
+	}
+	return n
+}
+
+// checkRoom returns an error wrapping ErrNoRoom when holding h exceeds
+// the capacity.
+func (c *ServiceConfig) checkRoom(h router.Holdings) error {
+	if c.Capacity <= 0 {
+		return nil
+	}
+	if b := c.bytes(h); b > c.Capacity {
+		return fmt.Errorf("%w: the experts would take %s of the node's %s capacity (%s short)", ErrNoRoom,
+			router.FormatBytes(b), router.FormatBytes(c.Capacity), router.FormatBytes(b-c.Capacity))
 	}
 	return nil
 }
@@ -334,6 +366,22 @@ func (s *Service) Load(ctx context.Context, req *ixv1.LoadRequest) (*ixv1.LoadRe
 	}
 	for l, set := range add {
 		if err := s.cfg.checkAvailable(l, set); err != nil {
+			return nil, err
+		}
+	}
+	if s.cfg.Capacity > 0 {
+		after := router.Holdings{}
+		for l, set := range s.Holdings() {
+			c := set.Clone()
+			after[l] = &c
+		}
+		for l, set := range add {
+			if after[l] == nil {
+				after[l] = &router.Set{}
+			}
+			after[l].Union(set)
+		}
+		if err := s.cfg.checkRoom(after); err != nil {
 			return nil, err
 		}
 	}

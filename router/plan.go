@@ -58,6 +58,8 @@ type Plan struct {
 	// those with none.
 	UnderReplicated int `json:"under_replicated"`
 	Unplaced        int `json:"unplaced"`
+	// MissingBytes are the bytes of the missing replicas.
+	MissingBytes int64 `json:"missing_bytes"`
 }
 
 // PlanShard is one node's part of a plan.
@@ -532,6 +534,7 @@ func (p *planner) result() *Plan {
 		}
 		if len(hs) < p.want[it] {
 			out.UnderReplicated++
+			out.MissingBytes += int64(p.want[it]-len(hs)) * p.bytes(it)
 		}
 		if len(hs) == 0 {
 			out.Unplaced++

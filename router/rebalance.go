@@ -198,6 +198,10 @@ func (m *Manager) rebalance(ctx context.Context, target map[string]Holdings) err
 		if err != nil {
 			return err
 		}
+		if err := p.Shortfall(); err != nil {
+			// Carried out all the same: every expert that fits is served.
+			m.log.Warn("placement incomplete", "err", err)
+		}
 		m.lastPlan = p
 		target = p.Holdings()
 	}
@@ -410,6 +414,13 @@ func (m *Manager) Move(ctx context.Context, l, e int, to string) error {
 	if target[to][l] == nil {
 		target[to][l] = &Set{}
 	}
+	_, held := count(target[to], m.cfg.Plan.ExpertBytes)
+	if err := checkRoom(to, m.members[to].Capacity, held, m.cfg.Plan.ExpertBytes[l]); err != nil {
+		return err
+	}
+	if a := m.avail[to]; a != nil && !a.Has(l, e) {
+		return fmt.Errorf("%w: node %s cannot hold layer %d expert %d (not in its shard file)", ErrCapacity, to, l, e)
+	}
 	target[to][l].Add(e)
 	if from != "" {
 		target[from][l].Remove(e)
@@ -454,7 +465,7 @@ func (m *Manager) DryRun(ids []string, r int) (*Plan, Movement, error) {
 		nodes = nil
 		for _, id := range ids {
 			mb := m.members[id]
-			nodes = append(nodes, PlanNode{ID: id, Host: mb.Host, Capacity: mb.Capacity})
+			nodes = append(nodes, PlanNode{ID: id, Host: mb.Host, Capacity: mb.Capacity, Available: m.avail[id]})
 		}
 	}
 	p, err := NewPlan(c, nodes, m.held)

@@ -157,6 +157,8 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	}
 	cfg.Service.NodeID, cfg.Service.Model, cfg.Service.Executor, cfg.Service.Holdings = o.ID, info, node.Executor, held
 	cfg.Service.Available = node.Available
+	cfg.Service.Capacity = o.Cluster.capacity
+	cfg.Service.ExpertBytes = router.PlanConfigFromFile(node.File, info).ExpertBytes
 	cfg.Service.MaxConcurrent, cfg.Service.MaxCallTime, cfg.Service.Logger = o.MaxConcurrent, o.MaxCallTime, log
 	cfg.RPC.Security = o.Security.Security
 	cfg.RPC.MaxRecvBytes, cfg.RPC.MaxSendBytes = o.MaxMessageBytes, o.MaxMessageBytes
