@@ -71,8 +71,11 @@ verify-proto: buf-lint proto ## fail if the committed generated code in proto/ i
 buf-breaking: ## breaking-change check of proto/ against main
 	$(GO) tool buf breaking --against '.git#branch=main'
 
-cluster-test: build ## processes on loopback: a static 3-node cluster losing a node mid-generation; a gossip cluster of 4 nodes generating while one is drained, one joins and one is killed
-	$(GO) test -count=1 -v -run '^(TestClusterProcesses|TestGossipClusterProcesses)$$' ./cmd/expertnode -args -bin $(abspath $(BIN))
+CLUSTER_NETNS ?= auto
+
+cluster-test: build ## processes: a static 3-node cluster losing a node mid-generation; a gossip cluster of 4 nodes (own network namespaces as root; CLUSTER_NETNS=on|off|auto) generating while one is drained, one joins and one is killed; a cluster on ixctl split shards
+	$(GO) test -count=1 -v -run '^(TestClusterProcesses|TestGossipClusterProcesses|TestShardProcesses)$$' ./cmd/expertnode \
+		-args -bin $(abspath $(BIN)) -netns $(CLUSTER_NETNS)
 
 bench-cluster: ## per-layer RPC overhead and tokens/s of the cluster vs local mode on loopback
 	$(GO) test ./router -run '^$$' -bench . -benchtime $(BENCHTIME)

@@ -299,7 +299,7 @@ func (p *Planner) tier(ctx context.Context, t Tier) (*tierState, error) {
 	}
 	for i := range p.m.File.Tensors {
 		name := p.m.File.Tensors[i].Name
-		if _, ok := layerOf(name); ok && !replaced[name] {
+		if _, ok := gguf.BlockOf(name); ok && !replaced[name] {
 			ts.use.base = append(ts.use.base, name)
 		}
 	}

@@ -124,7 +124,7 @@ func (p *pages) attach(u *use, delta int) {
 				p.releasedBytes -= t.Size
 			}
 			if strings.Contains(n, "_exps.") && p.res != nil {
-				l, _ := layerOf(n)
+				l, _ := gguf.BlockOf(n)
 				experts[action{l, release}] = true
 				continue
 			}

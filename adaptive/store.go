@@ -182,7 +182,7 @@ func (s *Store) make(ctx context.Context, l int, want gguf.Type) (*Copy, error) 
 	var infos []quantize.TensorInfo
 	for i := range s.m.File.Tensors {
 		t := &s.m.File.Tensors[i]
-		if n, ok := layerOf(t.Name); ok && n == l {
+		if n, ok := gguf.BlockOf(t.Name); ok && n == l {
 			base = append(base, t)
 			infos = append(infos, quantize.TensorInfo{Name: t.Name, Type: t.Type, Dims: t.Dims})
 		}
@@ -370,18 +370,4 @@ func (s *Store) matches(f *gguf.File, specs []gguf.TensorSpec) bool {
 		}
 	}
 	return true
-}
-
-// layerOf parses N from "blk.N.".
-func layerOf(name string) (int, bool) {
-	rest, ok := strings.CutPrefix(name, "blk.")
-	if !ok {
-		return 0, false
-	}
-	dot := strings.IndexByte(rest, '.')
-	if dot <= 0 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(rest[:dot])
-	return n, err == nil && n >= 0
 }

@@ -23,6 +23,7 @@ import (
 var errorTable = []rpc.ErrorCode{
 	{Err: router.ErrUnknownNode, Code: codes.NotFound},
 	{Err: router.ErrPlan, Code: codes.InvalidArgument},
+	{Err: router.ErrCapacity, Code: codes.ResourceExhausted},
 }
 
 // Status maps an error of the service to its gRPC status.
@@ -96,6 +97,9 @@ func (s *Service) PlanPlacement(_ context.Context, req *ixv1.PlanPlacementReques
 	out := &ixv1.PlanPlacementResponse{Replicas: uint32(p.Replicas), UnderReplicated: uint32(p.UnderReplicated),
 		ExpertsMoved: uint32(mv.ExpertsMoved), BytesMoved: uint64(mv.BytesMoved),
 		ExpertsReleased: uint32(mv.ExpertsReleased), BytesReleased: uint64(mv.BytesReleased)}
+	if err := p.Shortfall(); err != nil {
+		out.Shortfall = err.Error()
+	}
 	moves := map[string]router.NodeMove{}
 	for _, nm := range mv.Nodes {
 		moves[nm.ID] = nm

@@ -18,6 +18,11 @@ var (
 	ErrUnknownLayer = errors.New("expertnode: not a MoE layer")
 	// ErrNotHeld: the node does not hold the expert (now).
 	ErrNotHeld = errors.New("expertnode: expert not held")
+	// ErrNotAvailable: the node cannot hold the expert at all (it is not
+	// in the shard file the node serves).
+	ErrNotAvailable = errors.New("expertnode: expert not in this node's file")
+	// ErrNoRoom: loading the experts would exceed the node's capacity.
+	ErrNoRoom = errors.New("expertnode: over capacity")
 	// ErrBadRequest: a malformed call (activation type or length, counts).
 	ErrBadRequest = errors.New("expertnode: bad request")
 	// ErrModelMismatch: the caller runs a different model.
@@ -33,6 +38,8 @@ var errorTable = []rpc.ErrorCode{
 	{Err: ErrBadRequest, Code: codes.InvalidArgument},
 	{Err: router.ErrSpec, Code: codes.InvalidArgument},
 	{Err: ErrNotHeld, Code: codes.FailedPrecondition},
+	{Err: ErrNotAvailable, Code: codes.FailedPrecondition},
+	{Err: ErrNoRoom, Code: codes.ResourceExhausted},
 	{Err: ErrModelMismatch, Code: codes.FailedPrecondition},
 	{Err: ErrShuttingDown, Code: codes.Unavailable},
 }

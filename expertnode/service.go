@@ -43,6 +43,15 @@ type ServiceConfig struct {
 	Executor Executor
 	// Holdings are the experts held at start.
 	Holdings router.Holdings
+	// Available, when not nil, is every expert the executor can hold (a
+	// shard file's); Load refuses others and Status reports it, so
+	// placement assigns the node none of them. Nil: any expert.
+	Available router.Holdings
+	// Capacity, when positive, bounds the bytes of the experts held, with
+	// ExpertBytes[l] the size of one expert of layer l
+	// (router.PlanConfigFromFile): a Load past it fails with ErrNoRoom.
+	Capacity    int64
+	ExpertBytes []int64
 	// MaxConcurrent bounds the Forward calls computing at once; more wait
 	// (within their deadline). The executor parallelises one call over
 	// the cores, so the default is 1.
@@ -78,6 +87,56 @@ func (c *ServiceConfig) Validate() error {
 		}
 		if s.Max() >= c.Model.Experts {
 			return fmt.Errorf("%w: layer %d holds expert %d of %d", experts.ErrUnknownExpert, l, s.Max(), c.Model.Experts)
+		}
+		if err := c.checkAvailable(l, s); err != nil {
+			return err
+		}
+	}
+	if c.Capacity > 0 && len(c.ExpertBytes) == 0 {
+		return errors.New("expertnode: a capacity without expert sizes")
+	}
+	return c.checkRoom(c.Holdings)
+}
+
+// bytes returns the bytes of the experts in h.
+func (c *ServiceConfig) bytes(h router.Holdings) int64 {
+	var n int64
+	for l, s := range h {
+		if l >= 0 && l < len(c.ExpertBytes) && s != nil {
+			n += int64(s.Len()) * c.ExpertBytes[l]
+		}
+	}
+	return n
+}
+
+// checkRoom returns an error wrapping ErrNoRoom when holding h exceeds
+// the capacity.
+func (c *ServiceConfig) checkRoom(h router.Holdings) error {
+	if c.Capacity <= 0 {
+		return nil
+	}
+	if b := c.bytes(h); b > c.Capacity {
+		return fmt.Errorf("%w: the experts would take %s of the node's %s capacity (%s short)", ErrNoRoom,
+			router.FormatBytes(b), router.FormatBytes(c.Capacity), router.FormatBytes(b-c.Capacity))
+	}
+	return nil
+}
+
+// checkAvailable returns an error wrapping ErrNotAvailable naming the
+// first expert of set that layer l cannot hold.
+func (c *ServiceConfig) checkAvailable(l int, set *router.Set) error {
+	if c.Available == nil || set == nil {
+		return nil
+	}
+	for _, r := range set.Ranges() {
+		for e := r[0]; e <= r[1]; e++ {
+			if !c.Available.Has(l, e) {
+				avail := "none"
+				if a := c.Available[l]; a != nil && a.Len() > 0 {
+					avail = a.String()
+				}
+				return fmt.Errorf("%w: layer %d expert %d (this node's file has %s of layer %d)", ErrNotAvailable, l, e, avail, l)
+			}
 		}
 	}
 	return nil
@@ -225,6 +284,9 @@ func (s *Service) validate(req *ixv1.ForwardRequest, sc *scratch) (gguf.Type, er
 				return 0, fmt.Errorf("%w: layer %d expert %d (the model has %d)", experts.ErrUnknownExpert, layer, e, m.Experts)
 			}
 			if hl == nil || !hl.Has(int(e)) {
+				if err := s.cfg.checkAvailable(layer, oneExpert(int(e))); err != nil {
+					return 0, err
+				}
 				return 0, fmt.Errorf("%w: layer %d expert %d", ErrNotHeld, layer, e)
 			}
 		}
@@ -302,6 +364,27 @@ func (s *Service) Load(ctx context.Context, req *ixv1.LoadRequest) (*ixv1.LoadRe
 	if err != nil {
 		return nil, err
 	}
+	for l, set := range add {
+		if err := s.cfg.checkAvailable(l, set); err != nil {
+			return nil, err
+		}
+	}
+	if s.cfg.Capacity > 0 {
+		after := router.Holdings{}
+		for l, set := range s.Holdings() {
+			c := set.Clone()
+			after[l] = &c
+		}
+		for l, set := range add {
+			if after[l] == nil {
+				after[l] = &router.Set{}
+			}
+			after[l].Union(set)
+		}
+		if err := s.cfg.checkRoom(after); err != nil {
+			return nil, err
+		}
+	}
 	if r, ok := s.cfg.Executor.(Resident); ok {
 		for l, set := range add {
 			if err := r.Load(ctx, l, ids(set)); err != nil {
@@ -369,6 +452,12 @@ func (s *Service) checkRange(layer, _, last int) error {
 	return nil
 }
 
+func oneExpert(e int) *router.Set {
+	var s router.Set
+	s.Add(e)
+	return &s
+}
+
 func ids(s *router.Set) []int {
 	var out []int
 	for _, r := range s.Ranges() {
@@ -381,7 +470,12 @@ func ids(s *router.Set) []int {
 
 // Status reports the model, holdings and counters.
 func (s *Service) Status(context.Context, *ixv1.StatusRequest) (*ixv1.StatusResponse, error) {
+	var avail *ixv1.Availability
+	if s.cfg.Available != nil {
+		avail = &ixv1.Availability{Experts: s.cfg.Available.ToProto()}
+	}
 	return &ixv1.StatusResponse{
+		Available:       avail,
 		NodeId:          s.cfg.NodeID,
 		Model:           s.cfg.Model.Proto(),
 		Held:            s.held.Load().ToProto(),

@@ -3,6 +3,7 @@ package expertnode_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,5 +259,44 @@ func TestStatusOfErrors(t *testing.T) {
 	}
 	if c := expertnode.Status(experts.ErrUnknownExpert).Code(); c != codes.InvalidArgument {
 		t.Errorf("unknown expert: %v", c)
+	}
+}
+
+// TestLoadCapacity: a node with room for 18 experts (it holds 16) loads
+// two more, then refuses a third with RESOURCE_EXHAUSTED naming the
+// shortfall; a node whose file lacks an expert refuses it as unavailable.
+func TestLoadCapacity(t *testing.T) {
+	cfg := expertnode.DefaultServiceConfig()
+	cfg.NodeID, cfg.Model, cfg.Executor = "n1", info(), experttest.New(layers, nExp, embd)
+	var s router.Set
+	s.AddRange(0, 7)
+	cfg.Holdings = router.Uniform(s, []int{1, 2})
+	cfg.Capacity, cfg.ExpertBytes = 18*1000, []int64{0, 1000, 1000}
+	var avail router.Set
+	avail.AddRange(0, 11)
+	cfg.Available = router.Uniform(avail, []int{1, 2})
+	svc, err := expertnode.NewService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(l, first, last int) error {
+		_, err := svc.Load(context.Background(), &ixv1.LoadRequest{Experts: []*ixv1.LayerExperts{
+			{Layer: uint32(l), Ranges: []*ixv1.ExpertRange{{First: uint32(first), Last: uint32(last)}}}}})
+		return err
+	}
+	if err := load(1, 8, 9); err != nil {
+		t.Fatal(err)
+	}
+	err = load(2, 8, 8)
+	if !errors.Is(err, expertnode.ErrNoRoom) || expertnode.Status(err).Code() != codes.ResourceExhausted ||
+		!strings.Contains(err.Error(), "1000 B short") {
+		t.Fatalf("load past capacity: %v", err)
+	}
+	if err := load(1, 12, 12); !errors.Is(err, expertnode.ErrNotAvailable) {
+		t.Fatalf("load of an expert the file lacks: %v", err)
+	}
+	cfg.Capacity = 1000
+	if _, err := expertnode.NewService(cfg); !errors.Is(err, expertnode.ErrNoRoom) {
+		t.Fatalf("holdings over capacity at start: %v", err)
 	}
 }

@@ -447,6 +447,9 @@ func (h *header) checkTensors(fileSize int64) error {
 			return fmt.Errorf("%w: tensor %q data [%d, +%d) is beyond the data section of %d bytes (file truncated?)",
 				ErrFormat, t.Name, t.Offset, t.Size, dataSize)
 		}
+		if t.Size == 0 {
+			continue // a tensor of no elements (a shard's empty expert tensor) overlaps nothing
+		}
 		if t.Offset < end {
 			return fmt.Errorf("%w: tensor %q overlaps tensor %q", ErrFormat, t.Name, prev)
 		}

@@ -44,9 +44,17 @@ func loadMoE(l *loader, c *Config, i int, route routing) *moeFFN {
 		gateInp: l.matrix(blk(i, "ffn_gate_inp.weight"), c.Embd, c.Experts),
 		route:   route,
 	}
-	gate := l.tensor(blk(i, "ffn_gate_exps.weight"), false, c.Embd, c.ExpertFF, c.Experts)
-	up := l.tensor(blk(i, "ffn_up_exps.weight"), false, c.Embd, c.ExpertFF, c.Experts)
-	l.tensor(blk(i, "ffn_down_exps.weight"), false, c.ExpertFF, c.Embd, c.Experts)
+	// A shard file (ixctl split) holds some experts of the layer, or none
+	// (the coordinator's): the third dimension counts those it holds.
+	sh, err := l.f.Shard(c.Experts)
+	if err != nil {
+		l.fail(err)
+		return f
+	}
+	n := sh.ExpertsIn(i, c.Experts)
+	gate := l.tensor(blk(i, "ffn_gate_exps.weight"), false, c.Embd, c.ExpertFF, n)
+	up := l.tensor(blk(i, "ffn_up_exps.weight"), false, c.Embd, c.ExpertFF, n)
+	l.tensor(blk(i, "ffn_down_exps.weight"), false, c.ExpertFF, c.Embd, n)
 	if gate != nil && up != nil {
 		gf, err := kernels.Lookup(gate.Type)
 		if err != nil {

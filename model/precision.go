@@ -3,7 +3,6 @@ package model
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/inference-x/inference-x/experts"
@@ -49,7 +48,7 @@ func (m *Model) Variants(over *gguf.File) ([]*Variant, error) {
 	byLayer := map[int][]string{}
 	for i := range over.Tensors {
 		name := over.Tensors[i].Name
-		l, ok := layerOf(name)
+		l, ok := gguf.BlockOf(name)
 		if !ok || l >= len(m.layers) {
 			return nil, fmt.Errorf("%w: %s is not a tensor of a layer of this model", ErrTensor, name)
 		}
@@ -103,20 +102,6 @@ func (m *Model) Variants(over *gguf.File) ([]*Variant, error) {
 		out = append(out, v)
 	}
 	return out, nil
-}
-
-// layerOf parses N from "blk.N.".
-func layerOf(name string) (int, bool) {
-	rest, ok := strings.CutPrefix(name, "blk.")
-	if !ok {
-		return 0, false
-	}
-	dot := strings.IndexByte(rest, '.')
-	if dot <= 0 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(rest[:dot])
-	return n, err == nil && n >= 0
 }
 
 func sameDims(a, b []int64) bool {

@@ -21,7 +21,7 @@ func overFile(t testing.TB, m *Model, layers []int, typ gguf.Type) *gguf.File {
 	var data [][]byte
 	for i := range m.File.Tensors {
 		bt := &m.File.Tensors[i]
-		l, ok := layerOf(bt.Name)
+		l, ok := gguf.BlockOf(bt.Name)
 		if !ok || len(bt.Dims) < 2 || strings.Contains(bt.Name, "gate_inp") {
 			continue
 		}

@@ -226,16 +226,11 @@ func TestSynthParity(t *testing.T) {
 // writeGolden runs llama.cpp's llamaref on the model and keeps the fields
 // the tests read.
 func writeGolden(t *testing.T, model, golden string, tokens []int32) {
-	home := os.Getenv("IX_PEER_HOME")
-	if home == "" {
-		h, _ := os.UserHomeDir()
-		home = filepath.Join(h, ".cache", "ix-peer")
-	}
 	ids := make([]string, len(tokens))
 	for i, tok := range tokens {
 		ids[i] = strconv.Itoa(int(tok))
 	}
-	out, err := exec.Command(filepath.Join(home, "bin", "llamaref"), "logits", model,
+	out, err := exec.Command(testenv.Llamaref(t), "logits", model,
 		"--tokens", strings.Join(ids, ","), "--no-repack", "--kv", "f32").Output()
 	if err != nil {
 		t.Fatalf("llamaref (install with ../shared/peer/setup.sh): %v", err)

@@ -62,12 +62,16 @@ func InfoFromFile(f *gguf.File) (ModelInfo, error) {
 	field("experts", c.Experts)
 	field("experts_used", c.ExpertsUsed)
 	field("expert_ff", c.ExpertFF)
+	sh, err := f.Shard(c.Experts)
+	if err != nil {
+		return ModelInfo{}, err
+	}
 	for l := range c.Layers {
 		gate, ok := f.Tensor("blk." + strconv.Itoa(l) + "." + expertTensors[0])
 		if !ok {
 			continue
 		}
-		if err := expertShape(f, l, &c, h); err != nil {
+		if err := expertShape(f, l, &c, sh.ExpertsIn(l, c.Experts), h); err != nil {
 			return ModelInfo{}, err
 		}
 		fm, err := kernels.Lookup(gate.Type)
@@ -91,16 +95,22 @@ func InfoFromFile(f *gguf.File) (ModelInfo, error) {
 		return ModelInfo{}, fmt.Errorf("router: the %s model has no ffn_gate_exps tensors", c.Arch)
 	}
 	info.Fingerprint = hex.EncodeToString(h.Sum(nil)[:12])
+	if sh != nil && sh.Fingerprint != info.Fingerprint {
+		return ModelInfo{}, fmt.Errorf("router: %w: the %s shard says it is of model %s but its tensors are of model %s",
+			gguf.ErrShard, sh.Role, sh.Fingerprint, info.Fingerprint)
+	}
 	return info, nil
 }
 
-// expertShape checks layer l's three expert tensors and adds their types
-// and shapes to the fingerprint.
-func expertShape(f *gguf.File, l int, c *model.Config, h hash.Hash) error {
+// expertShape checks layer l's three expert tensors, which hold n of the
+// model's experts (all but in a shard file), and adds their types and
+// whole-model shapes to the fingerprint, so every shard of a model has
+// the model's fingerprint.
+func expertShape(f *gguf.File, l int, c *model.Config, n int, h hash.Hash) error {
 	want := [3][3]int64{
-		{int64(c.Embd), int64(c.ExpertFF), int64(c.Experts)},
-		{int64(c.Embd), int64(c.ExpertFF), int64(c.Experts)},
-		{int64(c.ExpertFF), int64(c.Embd), int64(c.Experts)},
+		{int64(c.Embd), int64(c.ExpertFF), int64(n)},
+		{int64(c.Embd), int64(c.ExpertFF), int64(n)},
+		{int64(c.ExpertFF), int64(c.Embd), int64(n)},
 	}
 	for i, name := range expertTensors {
 		full := "blk." + strconv.Itoa(l) + "." + name
@@ -111,7 +121,7 @@ func expertShape(f *gguf.File, l int, c *model.Config, h hash.Hash) error {
 		if len(t.Dims) != 3 || t.Dims[0] != want[i][0] || t.Dims[1] != want[i][1] || t.Dims[2] != want[i][2] {
 			return fmt.Errorf("router: tensor %s has shape %s, want %v", full, t.Shape(), want[i])
 		}
-		fmt.Fprintf(h, "%s %v %v\n", full, t.Type, t.Dims)
+		fmt.Fprintf(h, "%s %v %v\n", full, t.Type, []int64{want[i][0], want[i][1], int64(c.Experts)})
 	}
 	return nil
 }

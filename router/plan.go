@@ -58,6 +58,8 @@ type Plan struct {
 	// those with none.
 	UnderReplicated int `json:"under_replicated"`
 	Unplaced        int `json:"unplaced"`
+	// MissingBytes are the bytes of the missing replicas.
+	MissingBytes int64 `json:"missing_bytes"`
 }
 
 // PlanShard is one node's part of a plan.
@@ -126,18 +128,23 @@ func (c *PlanConfig) MoELayers() []int {
 }
 
 // PlanConfigFromFile returns a config for f's routed experts (R = 1):
-// each layer's expert size is its gate, up and down tensors over the
-// number of experts.
+// each layer's expert size is one expert's slice of its gate, up and down
+// tensors (f may be a shard file holding some experts or none).
 func PlanConfigFromFile(f *gguf.File, info ModelInfo) PlanConfig {
 	c := PlanConfig{Experts: info.Experts, ExpertBytes: make([]int64, info.Layers), Replicas: 1}
 	for _, l := range info.MoELayers {
+		// One expert's bytes from type and shape, not the tensor's size: a
+		// shard file holds only some experts, or none.
 		var n int64
 		for _, name := range expertTensors {
-			if t, ok := f.Tensor("blk." + strconv.Itoa(l) + "." + name); ok {
-				n += t.Size
+			if t, ok := f.Tensor("blk." + strconv.Itoa(l) + "." + name); ok && len(t.Dims) == 3 {
+				rb, err := t.Type.RowBytes(int(t.Dims[0]))
+				if err == nil {
+					n += int64(rb) * t.Dims[1]
+				}
 			}
 		}
-		c.ExpertBytes[l] = n / int64(info.Experts)
+		c.ExpertBytes[l] = n
 	}
 	return c
 }
@@ -527,6 +534,7 @@ func (p *planner) result() *Plan {
 		}
 		if len(hs) < p.want[it] {
 			out.UnderReplicated++
+			out.MissingBytes += int64(p.want[it]-len(hs)) * p.bytes(it)
 		}
 		if len(hs) == 0 {
 			out.Unplaced++

@@ -1,9 +1,11 @@
 package router
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -156,6 +158,46 @@ func TestPlanCapacity(t *testing.T) {
 	}
 	if p.UnderReplicated == 0 || p.Unplaced != 0 {
 		t.Errorf("under-replicated %d, unplaced %d: want some under-replicated, none unplaced", p.UnderReplicated, p.Unplaced)
+	}
+	// The shortfall names the missing bytes: R copies of the model less
+	// what was placed.
+	var placed int64
+	for _, sh := range p.Nodes {
+		placed += sh.Bytes
+	}
+	if p.MissingBytes != 2*total-placed {
+		t.Errorf("missing %d bytes, want %d", p.MissingBytes, 2*total-placed)
+	}
+	err = p.Shortfall()
+	if !errors.Is(err, ErrCapacity) || !strings.Contains(err.Error(), FormatBytes(p.MissingBytes)+" short") ||
+		!strings.Contains(err.Error(), "a "+FormatBytes(p.Shard("a").Bytes)+" of "+FormatBytes(total/2)) {
+		t.Errorf("shortfall: %v", err)
+	}
+	t.Logf("%v", err)
+
+	// Current holdings over a node's capacity (it shrank) are trimmed:
+	// no node is ever planned over its capacity.
+	cfg.Replicas = 1
+	all := Holdings{}
+	for l, b := range cfg.ExpertBytes {
+		if b > 0 {
+			s := &Set{}
+			s.AddRange(0, cfg.Experts-1)
+			all[l] = s
+		}
+	}
+	shrunk := []PlanNode{{ID: "a", Capacity: total / 4}, {ID: "b", Capacity: total / 4}, {ID: "c", Capacity: total / 4}}
+	p, err = NewPlan(cfg, shrunk, map[string]Holdings{"a": all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range p.Nodes {
+		if sh.Bytes > sh.Capacity {
+			t.Errorf("node %s planned %d bytes over its capacity %d", sh.ID, sh.Bytes, sh.Capacity)
+		}
+	}
+	if p.Shortfall() == nil {
+		t.Error("no shortfall reported for a model larger than the cluster")
 	}
 }
 

@@ -57,6 +57,7 @@ type Manager struct {
 	mu       sync.Mutex // serialises changes; guards the fields below
 	members  map[string]Member
 	held     map[string]Holdings // what each live node holds, as far as we know
+	avail    map[string]Holdings // what a node can hold at all (shard nodes only)
 	conns    map[string]*grpc.ClientConn
 	drained  map[string]bool // drained by an operator
 	epoch    uint64
@@ -81,7 +82,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, log: log, dyn: NewDynamic(r), members: map[string]Member{}, held: map[string]Holdings{},
+	return &Manager{cfg: cfg, log: log, dyn: NewDynamic(r), members: map[string]Member{}, held: map[string]Holdings{}, avail: map[string]Holdings{},
 		conns: map[string]*grpc.ClientConn{}, drained: map[string]bool{}}, nil
 }
 
@@ -115,6 +116,7 @@ func (m *Manager) Update(ctx context.Context, members []Member) error {
 		if _, ok := live[id]; !ok {
 			m.log.Info("expert node gone", "node", id)
 			delete(m.held, id)
+			delete(m.avail, id)
 			if c := m.conns[id]; c != nil {
 				c.Close()
 				delete(m.conns, id)
@@ -130,24 +132,30 @@ func (m *Manager) Update(ctx context.Context, members []Member) error {
 		if c := m.conns[id]; c != nil {
 			c.Close()
 		}
-		h, conn, err := m.status(ctx, mb)
+		h, avail, conn, err := m.status(ctx, mb)
 		if err != nil {
 			errs = append(errs, err)
 			delete(live, id)
 			continue
 		}
 		m.conns[id], m.held[id] = conn, h
-		m.log.Info("expert node joined", "node", id, "addr", mb.Addr, "experts", countExperts(h))
+		if avail != nil {
+			m.avail[id] = avail
+		} else {
+			delete(m.avail, id)
+		}
+		m.log.Info("expert node joined", "node", id, "addr", mb.Addr, "experts", countExperts(h), "shard", avail != nil)
 	}
 	m.members = live
 	return errors.Join(append(errs, m.rebalance(ctx, nil))...)
 }
 
-// status asks a node for its holdings and checks its model.
-func (m *Manager) status(ctx context.Context, mb Member) (Holdings, *grpc.ClientConn, error) {
+// status asks a node for its holdings and what it can hold (nil: any
+// expert) and checks its model.
+func (m *Manager) status(ctx context.Context, mb Member) (held, avail Holdings, _ *grpc.ClientConn, _ error) {
 	conn, err := rpc.Dial(mb.Addr, m.cfg.Router.Client)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Router.StatusTimeout)
 	defer cancel()
@@ -155,15 +163,19 @@ func (m *Manager) status(ctx context.Context, mb Member) (Holdings, *grpc.Client
 	if err == nil && st.GetModel().GetFingerprint() != m.cfg.Router.Model.Fingerprint {
 		err = fmt.Errorf("serves model %s, the coordinator runs %s", st.GetModel().GetFingerprint(), m.cfg.Router.Model.Fingerprint)
 	}
-	var h Holdings
 	if err == nil {
-		h, err = HoldingsFromProto(st.GetHeld(), nil)
+		held, err = HoldingsFromProto(st.GetHeld(), nil)
+	}
+	if a := st.GetAvailable(); err == nil && a != nil {
+		if avail, err = HoldingsFromProto(a.GetExperts(), nil); err == nil && avail == nil {
+			avail = Holdings{}
+		}
 	}
 	if err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("router: expert node %s (%s): %w", mb.ID, mb.Addr, err)
+		return nil, nil, nil, fmt.Errorf("router: expert node %s (%s): %w", mb.ID, mb.Addr, err)
 	}
-	return h, conn, nil
+	return held, avail, conn, nil
 }
 
 // planNodes returns the nodes placement may use.
@@ -173,7 +185,7 @@ func (m *Manager) planNodes() []PlanNode {
 		if mb.Draining || m.drained[id] {
 			continue
 		}
-		out = append(out, PlanNode{ID: id, Host: mb.Host, Capacity: mb.Capacity})
+		out = append(out, PlanNode{ID: id, Host: mb.Host, Capacity: mb.Capacity, Available: m.avail[id]})
 	}
 	return out
 }
@@ -185,6 +197,10 @@ func (m *Manager) rebalance(ctx context.Context, target map[string]Holdings) err
 		p, err := NewPlan(m.cfg.Plan, m.planNodes(), m.held)
 		if err != nil {
 			return err
+		}
+		if err := p.Shortfall(); err != nil {
+			// Carried out all the same: every expert that fits is served.
+			m.log.Warn("placement incomplete", "err", err)
 		}
 		m.lastPlan = p
 		target = p.Holdings()
@@ -398,6 +414,13 @@ func (m *Manager) Move(ctx context.Context, l, e int, to string) error {
 	if target[to][l] == nil {
 		target[to][l] = &Set{}
 	}
+	_, held := count(target[to], m.cfg.Plan.ExpertBytes)
+	if err := checkRoom(to, m.members[to].Capacity, held, m.cfg.Plan.ExpertBytes[l]); err != nil {
+		return err
+	}
+	if a := m.avail[to]; a != nil && !a.Has(l, e) {
+		return fmt.Errorf("%w: node %s cannot hold layer %d expert %d (not in its shard file)", ErrCapacity, to, l, e)
+	}
 	target[to][l].Add(e)
 	if from != "" {
 		target[from][l].Remove(e)
@@ -442,7 +465,7 @@ func (m *Manager) DryRun(ids []string, r int) (*Plan, Movement, error) {
 		nodes = nil
 		for _, id := range ids {
 			mb := m.members[id]
-			nodes = append(nodes, PlanNode{ID: id, Host: mb.Host, Capacity: mb.Capacity})
+			nodes = append(nodes, PlanNode{ID: id, Host: mb.Host, Capacity: mb.Capacity, Available: m.avail[id]})
 		}
 	}
 	p, err := NewPlan(c, nodes, m.held)

@@ -2,8 +2,10 @@ package router_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -218,6 +220,54 @@ func TestManagerMoveAndDryRun(t *testing.T) {
 	if err := m.Move(ctx, 2, 5, "nope"); err == nil {
 		t.Fatal("moved to an unknown node")
 	}
+}
+
+// TestManagerCapacity: nodes advertise capacities too small for R = 2;
+// the Manager never loads a node past its capacity, reports the
+// shortfall, and refuses a Move that would overfill a node, naming it.
+func TestManagerCapacity(t *testing.T) {
+	info := fakeInfo(gguf.TypeF32)
+	rc := router.DefaultConfig()
+	rc.Model = info
+	pc := testPlanConfig(2)
+	m, err := router.NewManager(router.ManagerConfig{Router: rc, Plan: pc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	a, b := startEmptyNode(t, info, "a"), startEmptyNode(t, info, "b")
+	model := int64(len(tMoE)*tExperts) * 1000 // testPlanConfig: 1000 bytes an expert
+	capA, capB := model*3/4, model
+	if err := m.Update(ctx, []router.Member{{ID: "a", Addr: a.proxy.Addr, Capacity: capA}, {ID: "b", Addr: b.proxy.Addr, Capacity: capB}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range m.Status().Nodes {
+		if n.Bytes > n.Capacity {
+			t.Fatalf("node %s holds %d bytes over its capacity %d", n.ID, n.Bytes, n.Capacity)
+		}
+	}
+	p, _, err := m.DryRun(nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Shortfall(); !errors.Is(err, router.ErrCapacity) || p.MissingBytes != 2*model-capA-capB {
+		t.Fatalf("shortfall %v, %d bytes missing; want %d", err, p.MissingBytes, 2*model-capA-capB)
+	}
+	// a is full: moving one more expert there fails.
+	var l, e int
+	for _, ml := range tMoE {
+		for x := range tExperts {
+			if !hasExpert(t, a, ml, x) {
+				l, e = ml, x
+			}
+		}
+	}
+	err = m.Move(ctx, l, e, "a")
+	if !errors.Is(err, router.ErrCapacity) || !strings.Contains(err.Error(), "node a") {
+		t.Fatalf("move %d:%d to the full node a: %v", l, e, err)
+	}
+	t.Logf("refused: %v", err)
 }
 
 func hasExpert(t *testing.T, n *liveNode, l, e int) bool {

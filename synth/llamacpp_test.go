@@ -17,24 +17,7 @@ import (
 	"github.com/inference-x/inference-x/kernels"
 )
 
-// llamaref returns the llama.cpp peer driver (../shared/peer), skipping
-// the test when it is not installed.
-func llamaref(t testing.TB) string {
-	t.Helper()
-	p := os.Getenv("LLAMAREF")
-	if p == "" {
-		home := os.Getenv("IX_PEER_HOME")
-		if home == "" {
-			h, _ := os.UserHomeDir()
-			home = filepath.Join(h, ".cache", "ix-peer")
-		}
-		p = filepath.Join(home, "bin", "llamaref")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("llama.cpp peer not installed at %s (bash ../shared/peer/setup.sh installs it; LLAMAREF overrides the path): skipping the comparison with llama.cpp", p)
-	}
-	return p
-}
+func llamaref(t testing.TB) string { return testenv.Llamaref(t) }
 
 type peerResult struct {
 	OK     bool        `json:"ok"`

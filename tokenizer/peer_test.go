@@ -22,20 +22,6 @@ var (
 	peerLong = flag.Bool("peer-long", false, "compare the 1 MiB benchmark text with llama.cpp's llamaref on every golden vocabulary")
 )
 
-// llamarefPath returns the peer harness's llamaref, or "" if not installed.
-func llamarefPath() string {
-	home := os.Getenv("IX_PEER_HOME")
-	if home == "" {
-		h, _ := os.UserHomeDir()
-		home = filepath.Join(h, ".cache", "ix-peer")
-	}
-	p := filepath.Join(home, "bin", "llamaref")
-	if _, err := os.Stat(p); err != nil {
-		return ""
-	}
-	return p
-}
-
 // llamarefTokenize runs llamaref tokenize on text.
 func llamarefTokenize(t testing.TB, llamaref, model, text string, addSpecial, parseSpecial bool) []int32 {
 	t.Helper()
@@ -70,7 +56,7 @@ func TestPeerLongText(t *testing.T) {
 	if !*peerLong {
 		t.Skip("run with -peer-long")
 	}
-	llamaref := llamarefPath()
+	llamaref := testenv.LlamarefPath()
 	if llamaref == "" {
 		t.Skip("needs the peer harness's llamaref (../shared/peer/setup.sh)")
 	}
@@ -172,7 +158,7 @@ func TestPeerPreTokenizers(t *testing.T) {
 // writePeerGolden tokenizes the texts of the hand-made cases and of every
 // tenth War and Peace chunk with llamaref and writes them to ref.
 func writePeerGolden(t *testing.T, gguf, ref string, cases []goldenCase) {
-	llamaref := llamarefPath()
+	llamaref := testenv.LlamarefPath()
 	if llamaref == "" {
 		t.Fatal("-update-peer needs llamaref (../shared/peer/setup.sh)")
 	}

@@ -3,34 +3,20 @@ package tokenizer
 import (
 	"bufio"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode"
-)
 
-// peerSource returns the llama.cpp source the peer harness installs, or
-// skips the test.
-func peerSource(t *testing.T, rel string) string {
-	home := os.Getenv("IX_PEER_HOME")
-	if home == "" {
-		h, _ := os.UserHomeDir()
-		home = filepath.Join(h, ".cache", "ix-peer")
-	}
-	p := filepath.Join(home, "llama.cpp-src", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("needs llama.cpp's source from the peer harness (../shared/peer/setup.sh): %v", err)
-	}
-	return p
-}
+	"github.com/inference-x/inference-x/internal/testenv"
+)
 
 // TestUnicodeTableMatchesLlamaCpp compares the flags of every code point
 // with llama.cpp's generated table (unicode-data.cpp). It fails when Go's
 // Unicode version moves past the one llama.cpp was generated from; then
 // unicode151 needs revisiting.
 func TestUnicodeTableMatchesLlamaCpp(t *testing.T) {
-	f, err := os.Open(peerSource(t, "src/unicode-data.cpp"))
+	f, err := os.Open(testenv.PeerSource(t, "src/unicode-data.cpp"))
 	if err != nil {
 		t.Fatal(err)
 	}

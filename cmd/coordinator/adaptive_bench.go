@@ -198,7 +198,7 @@ func (o *AdaptiveBenchOptions) Run(ctx context.Context, s cli.Streams) error {
 	for i := range rep.Rows {
 		rep.Rows[i].PromptTokS, rep.Rows[i].DecodeTokS = slices.Max(pp[i]), slices.Max(tg[i])
 	}
-	lm, err := loadModel(o.Model, false)
+	lm, err := loadLocalModel(o.Model, false)
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (o *AdaptiveBenchOptions) childRow(ctx context.Context, stderr io.Writer, r
 
 // runRow measures one row in this process.
 func (o *AdaptiveBenchOptions) runRow(ctx context.Context, row string) (*BenchRow, error) {
-	lm, err := loadModel(o.Model, true)
+	lm, err := loadLocalModel(o.Model, true)
 	if err != nil {
 		return nil, err
 	}

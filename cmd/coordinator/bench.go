@@ -76,7 +76,7 @@ func (o *BenchOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
-	lm, err := loadModel(o.Model, false)
+	lm, err := loadLocalModel(o.Model, false)
 	if err != nil {
 		return err
 	}

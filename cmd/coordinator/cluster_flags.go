@@ -17,6 +17,7 @@ import (
 	"github.com/inference-x/inference-x/internal/rpc"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/router"
+	"github.com/inference-x/inference-x/shard"
 )
 
 // ClusterOptions connect the coordinator to expert nodes: static wiring
@@ -67,7 +68,8 @@ func (o *ClusterOptions) Validate() error {
 func (o *ClusterOptions) RunnerOptions(ctx context.Context, f *gguf.File, opt model.Options, stderr io.Writer) (_ model.Options, done func(), err error) {
 	done = func() {}
 	if !o.Enabled() {
-		return opt, done, nil
+		_, err := shard.CheckCoordinator(f, false)
+		return opt, done, err
 	}
 	log, err := cli.Logger(stderr, o.LogLevel)
 	if err != nil {
@@ -97,11 +99,11 @@ func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int,
 	cfg := router.DefaultConfig()
 	cfg.Model, cfg.Logger, cfg.CallTimeout = info, log, o.NodeTimeout
 	cfg.Client.Security = o.Security.Security
-	var local *experts.Local
-	if o.LocalExperts {
-		if local, err = experts.NewLocal(f, experts.LocalConfig{Threads: threads}); err != nil {
-			return nil, nil, err
-		}
+	local, err := localExperts(f, o.LocalExperts, threads, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if local != nil {
 		cfg.Local = local
 	}
 	specs, err := o.nodeSpecs(&info)
@@ -116,6 +118,20 @@ func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int,
 		local.Close()
 	}
 	return nil, nil, err
+}
+
+// localExperts returns the coordinator's own experts for the router's
+// fallback: nil when want is false or f has no expert weights (a
+// coordinator shard written by ixctl split), which is logged.
+func localExperts(f *gguf.File, want bool, threads int, log *slog.Logger) (*experts.Local, error) {
+	if !want {
+		return nil, nil
+	}
+	if has, _ := shard.CheckCoordinator(f, true); !has {
+		log.Info("the model file is a shard without expert weights: no local expert fallback (as --local-experts=false)")
+		return nil, nil
+	}
+	return experts.NewLocal(f, experts.LocalConfig{Threads: threads})
 }
 
 // nodeSpecs lists the nodes of --nodes or of the placement file.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/model"
+	"github.com/inference-x/inference-x/shard"
 	"github.com/inference-x/inference-x/tokenizer"
 )
 
@@ -43,4 +44,19 @@ func loadModel(path string, needTokenizer bool) (*loaded, error) {
 	}
 	l.took = time.Since(start)
 	return l, nil
+}
+
+// loadLocalModel is loadModel for commands that compute every expert in
+// process (bench, perplexity, adaptive-bench): a coordinator shard written
+// by ixctl split, which has no experts, is refused with a clear error.
+func loadLocalModel(path string, needTokenizer bool) (*loaded, error) {
+	lm, err := loadModel(path, needTokenizer)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := shard.CheckCoordinator(lm.file, false); err != nil {
+		lm.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return lm, nil
 }

@@ -104,7 +104,7 @@ func (o *PerplexityOptions) Run(cmd *cobra.Command, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
-	lm, err := loadModel(o.Model, true)
+	lm, err := loadLocalModel(o.Model, true)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/inference-x/inference-x/membership"
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
 	"github.com/inference-x/inference-x/router"
+	"github.com/inference-x/inference-x/shard"
 )
 
 // ServeClusterOptions are `coordinator serve`'s cluster flags: static
@@ -100,6 +101,9 @@ type serveCluster struct {
 // gossip Leave, admin GracefulStop (bounded by grace), then the router.
 func (o *ServeClusterOptions) StartCluster(ctx context.Context, f *gguf.File, threads int, log *slog.Logger) (experts.Backend, func(grace time.Duration), error) {
 	if !o.Enabled() {
+		if _, err := shard.CheckCoordinator(f, false); err != nil {
+			return nil, nil, err
+		}
 		return nil, func(time.Duration) {}, nil
 	}
 	if o.Static.Enabled() {
@@ -124,11 +128,11 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 	rc := router.DefaultConfig()
 	rc.Model, rc.CallTimeout = info, o.Static.NodeTimeout
 	rc.Client.Security = o.Static.Security.Security
-	var local *experts.Local
-	if o.Static.LocalExperts {
-		if local, err = experts.NewLocal(f, experts.LocalConfig{Threads: threads}); err != nil {
-			return nil, err
-		}
+	local, err := localExperts(f, o.Static.LocalExperts, threads, log)
+	if err != nil {
+		return nil, err
+	}
+	if local != nil {
 		rc.Local = local
 	}
 	pc := router.PlanConfigFromFile(f, info)

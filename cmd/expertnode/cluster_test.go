@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,21 +19,46 @@ import (
 	"github.com/inference-x/inference-x/internal/testenv"
 )
 
-var binDir = flag.String("bin", "", "directory holding built coordinator and expertnode binaries (default: build them)")
+var binDir = flag.String("bin", "", "directory holding built coordinator, expertnode and ixctl binaries (default: build them)")
 
-// binaries returns the directory of the coordinator and expertnode
-// binaries, building them when -bin is not given.
+var (
+	buildOnce sync.Mutex
+	builtDir  string
+)
+
+// binaries returns the directory of the coordinator, expertnode and ixctl
+// binaries, building them once per test binary when -bin is not given.
 func binaries(t *testing.T) string {
 	t.Helper()
 	if *binDir != "" {
 		return *binDir
 	}
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "github.com/inference-x/inference-x/cmd/coordinator", "github.com/inference-x/inference-x/cmd/expertnode")
+	buildOnce.Lock()
+	defer buildOnce.Unlock()
+	if builtDir != "" {
+		return builtDir
+	}
+	dir, err := os.MkdirTemp("", "ix-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "github.com/inference-x/inference-x/cmd/coordinator",
+		"github.com/inference-x/inference-x/cmd/expertnode", "github.com/inference-x/inference-x/cmd/ixctl")
 	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	builtDir = dir
 	return dir
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
 }
 
 // syncBuffer collects a process's stderr.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/inference-x/inference-x/internal/rpc"
 	"github.com/inference-x/inference-x/internal/testenv"
+	"github.com/inference-x/inference-x/internal/testpki"
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
 )
 
@@ -42,7 +44,13 @@ func waitLog(t *testing.T, logs *syncBuffer, re *regexp.Regexp, what string) []s
 
 func startProc(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	return startCmd(t, exec.Command(bin, args...))
+}
+
+// startCmd starts cmd, collecting its stderr, and kills it when the test
+// ends.
+func startCmd(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
 	logs := newSyncBuffer()
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
@@ -56,8 +64,10 @@ func startProc(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuffer
 }
 
 // TestGossipClusterProcesses runs `coordinator serve` with gossip and an
-// admin API and four expert nodes that join it by gossip, all processes
-// on loopback ports, and keeps generating over HTTP while one node is
+// admin API and four expert nodes that join it by gossip, all processes,
+// each in its own network namespace when run as root (else on loopback
+// ports; -netns decides), with mutual TLS on every gRPC connection (the
+// admin API's too), and keeps generating over HTTP while one node is
 // drained and stopped, one joins and one is killed. After each step the
 // placement has every expert on R = 2 live nodes and a greedy completion
 // is the same text as at the start; no request fails. `make cluster-test`
@@ -68,25 +78,40 @@ func TestGossipClusterProcesses(t *testing.T) {
 	}
 	model := testenv.Shared(t, "testdata/models/deepseek2-384.F16.gguf")
 	bin := binaries(t)
-	coord, clogs := startProc(t, filepath.Join(bin, "coordinator"), "serve", "-m", model, "--http", "127.0.0.1:0",
-		"--admin", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--replicas", "2", "--local-experts=false",
-		"-t", "1", "--slots", "2", "--ctx", "256", "--rebalance-interval", "1s", "--cluster-id", "coord", "--alias", "m")
-	_ = coord
+	tnet := newTestNet(t)
+	var ips []net.IP
+	for i := 1; i <= 16; i++ {
+		ips = append(ips, net.ParseIP(fmt.Sprintf("%s.%d", netSubnet, i)))
+	}
+	ca, certs := testpki.WriteIPs(t, t.TempDir(), ips, "ix")
+	tls := []string{"--tls-ca", ca, "--tls-cert", certs["ix"][0], "--tls-key", certs["ix"][1]}
+
+	// The coordinator's HTTP and admin APIs are on loopback in its own
+	// network; gossip and expert calls cross to the nodes'.
+	cm := tnet.member(t, "coord")
+	_, clogs := startCmd(t, cm.command(filepath.Join(bin, "coordinator"), append([]string{"serve", "-m", model, "--http", "127.0.0.1:0",
+		"--admin", "127.0.0.1:0", "--gossip", net.JoinHostPort(cm.IP, "0"), "--replicas", "2", "--local-experts=false",
+		"-t", "1", "--slots", "2", "--ctx", "256", "--rebalance-interval", "1s", "--cluster-id", "coord", "--alias", "m"}, tls...)...))
 	m := waitLog(t, clogs, gossipAddr, "coordinator gossip")
-	seed, adminAddr := m[1], m[2]
-	base := "http://" + waitLog(t, clogs, httpAddr, "coordinator HTTP")[1]
+	seed, adminAddr := m[1], cm.forward(t, m[2])
+	base := "http://" + cm.forward(t, waitLog(t, clogs, httpAddr, "coordinator HTTP")[1])
 
 	nodes := map[string]*exec.Cmd{}
 	start := func(id string) {
-		cmd, logs := startProc(t, filepath.Join(bin, "expertnode"), "-m", model, "--listen", "127.0.0.1:0", "--id", id,
-			"--gossip", "127.0.0.1:0", "--join", seed, "--threads", "1")
-		waitLog(t, logs, servingAddr, id+" serving")
+		nm := tnet.member(t, id)
+		cmd, logs := startCmd(t, nm.command(filepath.Join(bin, "expertnode"), append([]string{"-m", model,
+			"--listen", net.JoinHostPort(nm.IP, "0"), "--id", id,
+			"--gossip", net.JoinHostPort(nm.IP, "0"), "--join", seed, "--threads", "1"}, tls...)...))
+		addr := waitLog(t, logs, servingAddr, id+" serving")[1]
+		t.Logf("%s serving on %s (%s)", id, addr, tnet.Mode)
 		nodes[id] = cmd
 	}
 	for _, id := range []string{"n1", "n2", "n3", "n4"} {
 		start(id)
 	}
-	conn, err := rpc.Dial(adminAddr, rpc.DefaultClientConfig())
+	acfg := rpc.DefaultClientConfig()
+	acfg.Security = rpc.Security{CAFile: ca, CertFile: certs["ix"][0], KeyFile: certs["ix"][1]}
+	conn, err := rpc.Dial(adminAddr, acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,5 +222,5 @@ func TestGossipClusterProcesses(t *testing.T) {
 	if n := failures.Load(); n > 0 {
 		t.Fatalf("%d of %d background completions failed; first: %v\n%s", n, calls.Load(), firstErr.Load(), clogs.String())
 	}
-	t.Logf("%d background completions, none failed", calls.Load())
+	t.Logf("%d background completions, none failed (network: %s)", calls.Load(), tnet.Mode)
 }

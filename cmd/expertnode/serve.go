@@ -11,11 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inference-x/inference-x/expertnode"
-	"github.com/inference-x/inference-x/experts"
-	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/internal/rpc"
 	"github.com/inference-x/inference-x/router"
+	"github.com/inference-x/inference-x/shard"
 )
 
 // ServeOptions are the inputs of expertnode.
@@ -45,7 +44,10 @@ func newServeCmd(s cli.Streams) *cobra.Command {
 serves them over gRPC (ix.v1.ExpertService) to one or more coordinators.
 
 --experts SPEC is "all" or comma-separated expert ids and ranges such as
-0-127,256-383, held in every MoE layer. A placement file (JSON, see
+0-127,256-383, held in every MoE layer. -m may be the node's shard file
+(ixctl split): the node then holds (by default) and can hold only the
+experts in it, and tells the coordinator so its placement assigns no
+others. A placement file (JSON, see
 router.PlacementFile) may instead give per-layer sets; --node picks this
 node's entry (default: the --listen address).
 
@@ -71,7 +73,7 @@ SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.Model, "model", "m", "", "GGUF model file (or expert shard)")
+	f.StringVarP(&o.Model, "model", "m", "", "GGUF model file, or this node's shard (NODE.gguf from ixctl split)")
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:7070", "gRPC listen address host:port (port 0: any free port)")
 	f.StringVar(&o.Experts, "experts", "", `experts held in every MoE layer: "all" or ranges such as 0-127,256-383 (default all)`)
 	f.StringVar(&o.Placement, "placement", "", "placement file (JSON) giving the experts of each node, per layer")
@@ -127,24 +129,16 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err := o.Cluster.BindNUMA(log); err != nil {
 		return err
 	}
-	f, err := gguf.Open(o.Model)
+	node, err := shard.OpenNode(o.Model, shard.NodeConfig{Threads: o.Threads})
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	info, err := router.InfoFromFile(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", o.Model, err)
-	}
-	held, err := o.holdings(&info)
+	defer node.Close()
+	info := node.Info
+	held, err := o.holdings(node)
 	if err != nil {
 		return err
 	}
-	local, err := experts.NewLocal(f, experts.LocalConfig{Threads: o.Threads})
-	if err != nil {
-		return fmt.Errorf("%s: %w", o.Model, err)
-	}
-	defer local.Close()
 
 	cfg := expertnode.DefaultConfig()
 	addr, err := rpc.ListenAddress(o.Listen, &o.Security.Security, log)
@@ -161,7 +155,10 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 		_, port, _ := net.SplitHostPort(lis.Addr().String())
 		o.ID = host + ":" + port
 	}
-	cfg.Service.NodeID, cfg.Service.Model, cfg.Service.Executor, cfg.Service.Holdings = o.ID, info, local, held
+	cfg.Service.NodeID, cfg.Service.Model, cfg.Service.Executor, cfg.Service.Holdings = o.ID, info, node.Executor, held
+	cfg.Service.Available = node.Available
+	cfg.Service.Capacity = o.Cluster.capacity
+	cfg.Service.ExpertBytes = router.PlanConfigFromFile(node.File, info).ExpertBytes
 	cfg.Service.MaxConcurrent, cfg.Service.MaxCallTime, cfg.Service.Logger = o.MaxConcurrent, o.MaxCallTime, log
 	cfg.RPC.Security = o.Security.Security
 	cfg.RPC.MaxRecvBytes, cfg.RPC.MaxSendBytes = o.MaxMessageBytes, o.MaxMessageBytes
@@ -175,22 +172,33 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 		n += set.Len()
 	}
 	log.Info("holding experts", "model", o.Model, "arch", info.Arch, "moe_layers", len(info.MoELayers),
-		"experts_per_layer", info.Experts, "held", n, "tls", cfg.RPC.Security.CertFile != "",
+		"experts_per_layer", info.Experts, "held", n, "shard", shardName(node), "tls", cfg.RPC.Security.CertFile != "",
 		"mtls", cfg.RPC.Security.CAFile != "", "token", cfg.RPC.Security.Token != "")
 	return o.Cluster.Serve(ctx, srv, lis, o.ID, log)
 }
 
-// holdings resolves --experts or this node's placement entry.
-func (o *ServeOptions) holdings(info *router.ModelInfo) (router.Holdings, error) {
-	if o.Cluster.StartsEmpty(o.Experts, o.Placement) {
+// shardName describes the node's file for the log.
+func shardName(n *shard.Node) string {
+	if n.Shard == nil {
+		return "no (whole model)"
+	}
+	return n.Shard.Node
+}
+
+// holdings resolves --experts or this node's placement entry. A node on
+// a shard file holds the shard's experts unless told otherwise (also in
+// a gossip cluster, where placement then keeps them where they are).
+func (o *ServeOptions) holdings(node *shard.Node) (router.Holdings, error) {
+	info := &node.Info
+	if node.Shard == nil && o.Cluster.StartsEmpty(o.Experts, o.Placement) {
 		return router.Holdings{}, nil
 	}
 	if o.Placement == "" {
-		set, err := router.ParseSet(o.Experts, info.Experts)
+		h, err := node.Holdings(o.Experts)
 		if err != nil {
 			return nil, fmt.Errorf("--experts: %w", err)
 		}
-		return router.Uniform(set, info.MoELayers), nil
+		return h, nil
 	}
 	p, err := router.ReadPlacementFile(o.Placement)
 	if err != nil {
@@ -200,5 +208,9 @@ func (o *ServeOptions) holdings(info *router.ModelInfo) (router.Holdings, error)
 	if err != nil {
 		return nil, err
 	}
-	return n.Holdings(info.MoELayers, info.Experts)
+	h, err := n.Holdings(info.MoELayers, info.Experts)
+	if err != nil {
+		return nil, err
+	}
+	return h, node.CheckHoldings(h)
 }

@@ -78,6 +78,8 @@ type PlanJSON struct {
 	BytesMoved      uint64         `json:"bytes_moved"`
 	ExpertsReleased uint32         `json:"experts_released"`
 	BytesReleased   uint64         `json:"bytes_released"`
+	// Shortfall says what does not fit (empty when everything does).
+	Shortfall string `json:"shortfall,omitempty"`
 }
 
 // PlanNodeJSON is one node of PlanJSON.
@@ -108,7 +110,8 @@ func (o *PlanOptions) Run(ctx context.Context, s cli.Streams) error {
 			}
 		}
 		out := PlanJSON{Nodes: []PlanNodeJSON{}, Replicas: p.GetReplicas(), UnderReplicated: p.GetUnderReplicated(),
-			ExpertsMoved: p.GetExpertsMoved(), BytesMoved: p.GetBytesMoved(), ExpertsReleased: p.GetExpertsReleased(), BytesReleased: p.GetBytesReleased()}
+			ExpertsMoved: p.GetExpertsMoved(), BytesMoved: p.GetBytesMoved(), ExpertsReleased: p.GetExpertsReleased(), BytesReleased: p.GetBytesReleased(),
+			Shortfall: p.GetShortfall()}
 		for _, n := range p.GetNodes() {
 			out.Nodes = append(out.Nodes, PlanNodeJSON{ID: n.GetId(), Experts: n.GetExperts(), Bytes: n.GetBytes(),
 				LoadExperts: n.GetLoadExperts(), LoadBytes: n.GetLoadBytes(), ReleaseExperts: n.GetReleaseExperts(), ReleaseBytes: n.GetReleaseBytes()})
@@ -127,6 +130,9 @@ func (o *PlanOptions) Run(ctx context.Context, s cli.Streams) error {
 		}
 		fmt.Fprintf(s.Out, "replicas %d, under-replicated %d: moves %d experts (%s), releases %d (%s)\n", out.Replicas, out.UnderReplicated,
 			out.ExpertsMoved, humanBytes(int64(out.BytesMoved)), out.ExpertsReleased, humanBytes(int64(out.BytesReleased)))
+		if out.Shortfall != "" {
+			fmt.Fprintf(s.Out, "shortfall: %s\n", out.Shortfall)
+		}
 		if o.Write != "" {
 			fmt.Fprintf(s.Out, "wrote %s\n", o.Write)
 		}

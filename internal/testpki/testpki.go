@@ -21,6 +21,13 @@ import (
 // certificates name 127.0.0.1) into dir, returning the file paths.
 func Write(t *testing.T, dir string, names ...string) (ca string, certs map[string][2]string) {
 	t.Helper()
+	return WriteIPs(t, dir, nil, names...)
+}
+
+// WriteIPs is Write with certificates that also name ips (servers on
+// other addresses than loopback, such as test network namespaces).
+func WriteIPs(t *testing.T, dir string, ips []net.IP, names ...string) (ca string, certs map[string][2]string) {
+	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
@@ -37,7 +44,7 @@ func Write(t *testing.T, dir string, names ...string) (ca string, certs map[stri
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: name},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+			IPAddresses: append([]net.IP{net.ParseIP("127.0.0.1")}, ips...),
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 		if err != nil {

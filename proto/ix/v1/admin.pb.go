@@ -460,8 +460,12 @@ type PlanPlacementResponse struct {
 	BytesMoved      uint64                 `protobuf:"varint,5,opt,name=bytes_moved,json=bytesMoved,proto3" json:"bytes_moved,omitempty"`
 	ExpertsReleased uint32                 `protobuf:"varint,6,opt,name=experts_released,json=expertsReleased,proto3" json:"experts_released,omitempty"`
 	BytesReleased   uint64                 `protobuf:"varint,7,opt,name=bytes_released,json=bytesReleased,proto3" json:"bytes_released,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Empty when every expert gets its replicas; otherwise what is missing
+	// and each node's planned bytes against its capacity (the plan never
+	// exceeds a node's capacity).
+	Shortfall     string `protobuf:"bytes,8,opt,name=shortfall,proto3" json:"shortfall,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlanPlacementResponse) Reset() {
@@ -541,6 +545,13 @@ func (x *PlanPlacementResponse) GetBytesReleased() uint64 {
 		return x.BytesReleased
 	}
 	return 0
+}
+
+func (x *PlanPlacementResponse) GetShortfall() string {
+	if x != nil {
+		return x.Shortfall
+	}
+	return ""
 }
 
 // ApplyPlacementRequest sets the replication factor (0: keep it).
@@ -861,7 +872,7 @@ const file_ix_v1_admin_proto_rawDesc = "" +
 	"\x05bytes\x18\b \x01(\x04R\x05bytes\"H\n" +
 	"\x14PlanPlacementRequest\x12\x14\n" +
 	"\x05nodes\x18\x01 \x03(\tR\x05nodes\x12\x1a\n" +
-	"\breplicas\x18\x02 \x01(\rR\breplicas\"\xa1\x02\n" +
+	"\breplicas\x18\x02 \x01(\rR\breplicas\"\xbf\x02\n" +
 	"\x15PlanPlacementResponse\x12)\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x13.ix.v1.NodeMovementR\x05nodes\x12\x1a\n" +
 	"\breplicas\x18\x02 \x01(\rR\breplicas\x12)\n" +
@@ -870,7 +881,8 @@ const file_ix_v1_admin_proto_rawDesc = "" +
 	"\vbytes_moved\x18\x05 \x01(\x04R\n" +
 	"bytesMoved\x12)\n" +
 	"\x10experts_released\x18\x06 \x01(\rR\x0fexpertsReleased\x12%\n" +
-	"\x0ebytes_released\x18\a \x01(\x04R\rbytesReleased\"3\n" +
+	"\x0ebytes_released\x18\a \x01(\x04R\rbytesReleased\x12\x1c\n" +
+	"\tshortfall\x18\b \x01(\tR\tshortfall\"3\n" +
 	"\x15ApplyPlacementRequest\x12\x1a\n" +
 	"\breplicas\x18\x01 \x01(\rR\breplicas\"N\n" +
 	"\x16ApplyPlacementResponse\x124\n" +

@@ -724,9 +724,13 @@ type StatusResponse struct {
 	// False once the node has begun shutting down.
 	Serving bool `protobuf:"varint,5,opt,name=serving,proto3" json:"serving,omitempty"`
 	// Forward calls and rows served, calls running now.
-	ForwardCalls  uint64 `protobuf:"varint,6,opt,name=forward_calls,json=forwardCalls,proto3" json:"forward_calls,omitempty"`
-	ForwardRows   uint64 `protobuf:"varint,7,opt,name=forward_rows,json=forwardRows,proto3" json:"forward_rows,omitempty"`
-	InFlight      uint32 `protobuf:"varint,8,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	ForwardCalls uint64 `protobuf:"varint,6,opt,name=forward_calls,json=forwardCalls,proto3" json:"forward_calls,omitempty"`
+	ForwardRows  uint64 `protobuf:"varint,7,opt,name=forward_rows,json=forwardRows,proto3" json:"forward_rows,omitempty"`
+	InFlight     uint32 `protobuf:"varint,8,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// What the node can hold at all; absent when it can load any expert of
+	// the model. A node started from a shard file (ixctl split) holds only
+	// the experts in it, and placement assigns it no others.
+	Available     *Availability `protobuf:"bytes,9,opt,name=available,proto3" json:"available,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -817,6 +821,58 @@ func (x *StatusResponse) GetInFlight() uint32 {
 	return 0
 }
 
+func (x *StatusResponse) GetAvailable() *Availability {
+	if x != nil {
+		return x.Available
+	}
+	return nil
+}
+
+// Availability lists the experts a node can hold, per MoE layer.
+type Availability struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Experts       []*LayerExperts        `protobuf:"bytes,1,rep,name=experts,proto3" json:"experts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Availability) Reset() {
+	*x = Availability{}
+	mi := &file_ix_v1_expert_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Availability) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Availability) ProtoMessage() {}
+
+func (x *Availability) ProtoReflect() protoreflect.Message {
+	mi := &file_ix_v1_expert_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Availability.ProtoReflect.Descriptor instead.
+func (*Availability) Descriptor() ([]byte, []int) {
+	return file_ix_v1_expert_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Availability) GetExperts() []*LayerExperts {
+	if x != nil {
+		return x.Experts
+	}
+	return nil
+}
+
 var File_ix_v1_expert_proto protoreflect.FileDescriptor
 
 const file_ix_v1_expert_proto_rawDesc = "" +
@@ -862,7 +918,7 @@ const file_ix_v1_expert_proto_rawDesc = "" +
 	"\fexpert_count\x18\x05 \x01(\rR\vexpertCount\x12*\n" +
 	"\x11expert_used_count\x18\x06 \x01(\rR\x0fexpertUsedCount\x12\x1d\n" +
 	"\n" +
-	"moe_layers\x18\a \x03(\rR\tmoeLayers\"\xa4\x02\n" +
+	"moe_layers\x18\a \x03(\rR\tmoeLayers\"\xd7\x02\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12&\n" +
 	"\x05model\x18\x02 \x01(\v2\x10.ix.v1.ModelInfoR\x05model\x12'\n" +
@@ -871,7 +927,10 @@ const file_ix_v1_expert_proto_rawDesc = "" +
 	"\aserving\x18\x05 \x01(\bR\aserving\x12#\n" +
 	"\rforward_calls\x18\x06 \x01(\x04R\fforwardCalls\x12!\n" +
 	"\fforward_rows\x18\a \x01(\x04R\vforwardRows\x12\x1b\n" +
-	"\tin_flight\x18\b \x01(\rR\binFlight*\xcb\x01\n" +
+	"\tin_flight\x18\b \x01(\rR\binFlight\x121\n" +
+	"\tavailable\x18\t \x01(\v2\x13.ix.v1.AvailabilityR\tavailable\"=\n" +
+	"\fAvailability\x12-\n" +
+	"\aexperts\x18\x01 \x03(\v2\x13.ix.v1.LayerExpertsR\aexperts*\xcb\x01\n" +
 	"\x0eActivationType\x12\x1f\n" +
 	"\x1bACTIVATION_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ACTIVATION_TYPE_F32\x10\x01\x12\x18\n" +
@@ -899,7 +958,7 @@ func file_ix_v1_expert_proto_rawDescGZIP() []byte {
 }
 
 var file_ix_v1_expert_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ix_v1_expert_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_ix_v1_expert_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_ix_v1_expert_proto_goTypes = []any{
 	(ActivationType)(0),     // 0: ix.v1.ActivationType
 	(*ForwardRequest)(nil),  // 1: ix.v1.ForwardRequest
@@ -914,6 +973,7 @@ var file_ix_v1_expert_proto_goTypes = []any{
 	(*StatusRequest)(nil),   // 10: ix.v1.StatusRequest
 	(*ModelInfo)(nil),       // 11: ix.v1.ModelInfo
 	(*StatusResponse)(nil),  // 12: ix.v1.StatusResponse
+	(*Availability)(nil),    // 13: ix.v1.Availability
 }
 var file_ix_v1_expert_proto_depIdxs = []int32{
 	0,  // 0: ix.v1.ForwardRequest.activation_type:type_name -> ix.v1.ActivationType
@@ -923,19 +983,21 @@ var file_ix_v1_expert_proto_depIdxs = []int32{
 	5,  // 4: ix.v1.ReleaseRequest.experts:type_name -> ix.v1.LayerExperts
 	11, // 5: ix.v1.StatusResponse.model:type_name -> ix.v1.ModelInfo
 	5,  // 6: ix.v1.StatusResponse.held:type_name -> ix.v1.LayerExperts
-	1,  // 7: ix.v1.ExpertService.Forward:input_type -> ix.v1.ForwardRequest
-	6,  // 8: ix.v1.ExpertService.Load:input_type -> ix.v1.LoadRequest
-	8,  // 9: ix.v1.ExpertService.Release:input_type -> ix.v1.ReleaseRequest
-	10, // 10: ix.v1.ExpertService.Status:input_type -> ix.v1.StatusRequest
-	3,  // 11: ix.v1.ExpertService.Forward:output_type -> ix.v1.ForwardResponse
-	7,  // 12: ix.v1.ExpertService.Load:output_type -> ix.v1.LoadResponse
-	9,  // 13: ix.v1.ExpertService.Release:output_type -> ix.v1.ReleaseResponse
-	12, // 14: ix.v1.ExpertService.Status:output_type -> ix.v1.StatusResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	13, // 7: ix.v1.StatusResponse.available:type_name -> ix.v1.Availability
+	5,  // 8: ix.v1.Availability.experts:type_name -> ix.v1.LayerExperts
+	1,  // 9: ix.v1.ExpertService.Forward:input_type -> ix.v1.ForwardRequest
+	6,  // 10: ix.v1.ExpertService.Load:input_type -> ix.v1.LoadRequest
+	8,  // 11: ix.v1.ExpertService.Release:input_type -> ix.v1.ReleaseRequest
+	10, // 12: ix.v1.ExpertService.Status:input_type -> ix.v1.StatusRequest
+	3,  // 13: ix.v1.ExpertService.Forward:output_type -> ix.v1.ForwardResponse
+	7,  // 14: ix.v1.ExpertService.Load:output_type -> ix.v1.LoadResponse
+	9,  // 15: ix.v1.ExpertService.Release:output_type -> ix.v1.ReleaseResponse
+	12, // 16: ix.v1.ExpertService.Status:output_type -> ix.v1.StatusResponse
+	13, // [13:17] is the sub-list for method output_type
+	9,  // [9:13] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_ix_v1_expert_proto_init() }
@@ -949,7 +1011,7 @@ func file_ix_v1_expert_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ix_v1_expert_proto_rawDesc), len(file_ix_v1_expert_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
