@@ -38,7 +38,8 @@ func (o *PagerOptions) AddFlags(f *pflag.FlagSet) {
 	d := experts.DefaultPagerConfig(1)
 	f.StringVar(&o.Mem, "expert-mem", "auto",
 		"memory for routed experts, e.g. 12GiB, 800MiB (K/M/G/T are binary units, KB/MB/GB/TB decimal); "+
-			"auto: available memory minus the dense weights, the KV cache, 128 MiB and room for two layers' top-k experts; "+
+			"auto: available memory minus the dense weights, the KV cache, 128 MiB and room for two layers' top-k experts "+
+			"(plain mmap when that holds every expert); "+
 			"plain: no pager, the kernel pages the mapped file on its own")
 	f.StringVar(&o.Policy, "expert-policy", d.Policy.String(), "pager eviction policy: lrfu, lru or lfu")
 	f.Float64Var(&o.Lambda, "expert-lambda", d.Lambda, "lrfu decay per token: a use weighs half after 1/LAMBDA tokens (0: lfu, large: lru)")

@@ -97,7 +97,7 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.Float32Var(&o.Sampler.Frequency, "frequency-penalty", 0, "frequency penalty")
 	f.IntVar(&o.Sampler.PenaltyLastN, "repeat-last-n", 64, "tokens the penalties look back over")
 	f.Int64Var(&o.Seed, "seed", -1, "sampling seed (-1: random)")
-	f.BoolVar(&o.ExpertStats, "expert-stats", false, "print per-layer expert activation counts at the end")
+	f.BoolVar(&o.ExpertStats, "expert-stats", false, "print per-layer expert activation counts and the expert store's stats (residency, hits, prediction, disk reads, time per token) at the end")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print model details to stderr")
 	o.Cluster.AddFlags(f)
 	f.BoolVar(&o.NoEcho, "no-display-prompt", false, "do not print the prompt before the generated text")
