@@ -35,6 +35,9 @@ type Node struct {
 type NodeConfig struct {
 	// Threads for expert compute (0: one per CPU).
 	Threads int
+	// Pager, when set, keeps the node's resident expert bytes under a
+	// budget (experts.PagerConfig); nil maps the experts plainly.
+	Pager *experts.PagerConfig
 }
 
 // OpenNode opens path for an expert node. A coordinator shard is refused
@@ -64,7 +67,7 @@ func newNode(f *gguf.File, cfg NodeConfig) (*Node, error) {
 	if sh != nil && sh.Role == gguf.ShardCoordinator {
 		return nil, fmt.Errorf("%w: it is the coordinator's shard; give an expert node its own shard (NODE.gguf) or the whole model", ErrNoExperts)
 	}
-	local, err := experts.NewLocal(f, experts.LocalConfig{Threads: cfg.Threads})
+	local, err := experts.NewLocal(f, experts.LocalConfig{Threads: cfg.Threads, Pager: cfg.Pager})
 	if err != nil {
 		return nil, err
 	}

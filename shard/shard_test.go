@@ -253,3 +253,46 @@ func TestSplitCluster(t *testing.T) {
 		t.Logf("placement over shard nodes: %s", fmt.Sprint(st.Nodes))
 	})
 }
+
+// TestNodePager: an expert node whose pager budget holds a few experts
+// computes the same logits, bit for bit, as the model's own experts, and
+// really evicts.
+func TestNodePager(t *testing.T) {
+	path := kimiMini(t, t.TempDir())
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := model.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := router.InfoFromFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var perExpert int64 // the largest expert of any layer
+	for _, b := range router.PlanConfigFromFile(f, info).ExpertBytes {
+		perExpert = max(perExpert, b)
+	}
+	cfg := experts.DefaultPagerConfig(4 * perExpert)
+	cfg.Predict = false
+	n, err := shard.OpenNode(path, shard.NodeConfig{Threads: 1, Pager: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	prompt := []int32{5, 42, 79, 116, 153, 190, 227, 264}
+	want := logits(t, m, nil, prompt, 6)
+	got := logits(t, m, n.Executor, prompt, 6)
+	sameBits(t, got, want)
+	st, ok := n.Executor.(interface{ Stats() experts.Stats })
+	if !ok {
+		t.Fatalf("node executor %T has no Stats", n.Executor)
+	}
+	s := st.Stats()
+	if s.Budget != 4*perExpert || s.Evictions == 0 || s.Misses == 0 {
+		t.Fatalf("pager stats: budget %d (want %d), %d evictions, %d misses", s.Budget, 4*perExpert, s.Evictions, s.Misses)
+	}
+}

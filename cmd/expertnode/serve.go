@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inference-x/inference-x/expertnode"
+	"github.com/inference-x/inference-x/experts"
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/internal/rpc"
 	"github.com/inference-x/inference-x/router"
@@ -26,6 +28,7 @@ type ServeOptions struct {
 	Node            string
 	ID              string
 	Threads         int
+	ExpertMem       string
 	MaxConcurrent   int
 	MaxMessageBytes int
 	MaxCallTime     time.Duration
@@ -80,6 +83,7 @@ SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 	f.StringVar(&o.Node, "node", "", "this node's name in the placement file (default: --listen)")
 	f.StringVar(&o.ID, "id", "", "node id reported in Status (default: hostname:port)")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads for expert compute (0: one per CPU)")
+	f.StringVar(&o.ExpertMem, "expert-mem", "", "budget for resident expert bytes (e.g. 48GiB): the pager advises MADV_RANDOM at open,\nMADV_WILLNEED on use and evicts (LRFU) past it; empty: plain mmap, the kernel pages on its own")
 	f.IntVar(&o.MaxConcurrent, "max-concurrent", 1, "Forward calls computing at once (each uses all threads)")
 	f.IntVar(&o.MaxMessageBytes, "max-message-bytes", rpc.DefaultMaxMessageBytes, "largest gRPC message accepted or sent")
 	f.DurationVar(&o.MaxCallTime, "max-call-time", time.Minute, "cap on a Forward call that carries no deadline")
@@ -114,6 +118,9 @@ func (o *ServeOptions) Validate() error {
 	case o.MaxConcurrent <= 0 || o.MaxMessageBytes <= 0 || o.MaxCallTime <= 0 || o.ShutdownTimeout <= 0:
 		return errors.New("--max-concurrent, --max-message-bytes, --max-call-time and --shutdown-timeout must be positive")
 	}
+	if _, err := o.pager(); err != nil {
+		return err
+	}
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", o.Listen, err)
 	}
@@ -129,7 +136,11 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err := o.Cluster.BindNUMA(log); err != nil {
 		return err
 	}
-	node, err := shard.OpenNode(o.Model, shard.NodeConfig{Threads: o.Threads})
+	pager, err := o.pager()
+	if err != nil {
+		return err
+	}
+	node, err := shard.OpenNode(o.Model, shard.NodeConfig{Threads: o.Threads, Pager: pager})
 	if err != nil {
 		return err
 	}
@@ -213,4 +224,21 @@ func (o *ServeOptions) holdings(node *shard.Node) (router.Holdings, error) {
 		return nil, err
 	}
 	return h, node.CheckHoldings(h)
+}
+
+// pager returns the pager configuration --expert-mem asks for, or nil.
+// Nodes do not predict the next layer's experts: a coordinator sends a
+// node only the rows routed to it, and the next layer's experts may be on
+// other nodes.
+func (o *ServeOptions) pager() (*experts.PagerConfig, error) {
+	if o.ExpertMem == "" {
+		return nil, nil
+	}
+	n, err := bytesize.Parse(o.ExpertMem)
+	if err != nil || n <= 0 {
+		return nil, fmt.Errorf("--expert-mem %q: want a positive size such as 48GiB", o.ExpertMem)
+	}
+	cfg := experts.DefaultPagerConfig(n)
+	cfg.Predict = false
+	return &cfg, nil
 }
