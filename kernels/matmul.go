@@ -122,24 +122,29 @@ type matmulTask struct {
 	n    int
 }
 
-// tokenTile is how many token rows share one pass over a weight row block.
-const tokenTile = 16
+// rowBlockBytes is how many weight bytes one pass of every token tile
+// covers before moving on: small enough to stay in L2 between tiles, so
+// that prefill reads each weight from memory once.
+const rowBlockBytes = 256 << 10
 
 func (m *matmulTask) Do(lo, hi, _ int) {
-	w, f, cols := m.w, m.w.format, m.w.Cols
-	for t0 := 0; t0 < m.n; t0 += tokenTile {
-		t1 := min(t0+tokenTile, m.n)
-		for r := lo; r < hi; r++ {
-			row := w.Data[r*w.RowBytes : (r+1)*w.RowBytes]
-			if m.q == nil {
+	w, cols := m.w, m.w.Cols
+	if m.q == nil {
+		f := w.format
+		for t0 := 0; t0 < m.n; t0 += TileTokens {
+			t1 := min(t0+TileTokens, m.n)
+			for r := lo; r < hi; r++ {
+				row := w.Data[r*w.RowBytes : (r+1)*w.RowBytes]
 				for t := t0; t < t1; t++ {
 					m.out[t*w.Rows+r] = f.DotF32(row, m.x[t*cols:(t+1)*cols])
 				}
-				continue
-			}
-			for t := t0; t < t1; t++ {
-				m.out[t*w.Rows+r] = f.Dot(cols, row, m.q[t*m.qRow:(t+1)*m.qRow])
 			}
 		}
+		return
+	}
+	step := max(1, rowBlockBytes/w.RowBytes)
+	for r0 := lo; r0 < hi; r0 += step {
+		r1 := min(r0+step, hi)
+		w.dotRows(m.out[r0:], w.Rows, r0, r1, m.q, m.qRow, m.n)
 	}
 }

@@ -1,0 +1,98 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// Q8_0 activation block (34 bytes): fp16 d, 32 int8.
+const q8_0Bytes = 34
+
+// The 32-element formats with one scale per block dotted with Q8_0:
+// ggml's AVX2 loops give lane l (of 8) the elements 4l..4l+3 of a block and
+// do acc = fma(dx*dy, float(lanes), acc) per block. The integer lanes are
+// computed exactly (also for -128 activations, where ggml's sign trick is
+// off): with y' = y+128 as unsigned bytes,
+//
+//	Σ x*y = Σ x*y' - 128*Σ x
+//
+// where Σ x (per lane) is computed once per weight block and reused for
+// every token.
+
+// legacy32 describes how one 32-element format decodes a block.
+type legacy32 struct {
+	name   string
+	doc    []string
+	wBlock int
+	// decode leaves the block's 32 signed weights in Y0 and the weight
+	// scale (f32) broadcast in Y1; constants from setup may be used.
+	decode func()
+	setup  func()
+}
+
+// legacy32AVX512 builds the rows kernel of a 32-element format (AVX512-VL
+// and VNNI on 256-bit registers).
+func legacy32AVX512(f legacy32) *rowsKernel {
+	return &rowsKernel{
+		name: f.name, doc: f.doc,
+		wBlock: f.wBlock, aBlock: q8_0Bytes, accBytes: 32,
+		prefetch: prefetchLines(f.wBlock),
+		setup: func() {
+			Comment("Constants: 0x80 bytes (y -> y+128), 0x01 bytes (lane sums of x).")
+			VPBROADCASTB(table("bytes80", splat(0x80, 32)), Y31)
+			VPBROADCASTB(table("bytes01", splat(0x01, 32)), Y30)
+			f.setup()
+		},
+		decode: func() {
+			f.decode()
+			Comment("Y2 = -128 * (lane sums of x)")
+			VPXORD(Y2, Y2, Y2)
+			VPDPBUSD(Y0, Y30, Y2)
+			VPSLLD(U8(7), Y2, Y2)
+			VPXORD(Y3, Y3, Y3)
+			VPSUBD(Y2, Y3, Y2)
+		},
+		token: func() {
+			Comment("lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y")
+			VPXORD(Mem{Base: RBX, Disp: 2}, Y31, Y4)
+			VMOVDQA64(Y2, Y5)
+			VPDPBUSD(Y0, Y4, Y5)
+			VCVTDQ2PS(Y5, Y5)
+			Comment("acc = fma(dx*dy, float(lanes), acc)")
+			VPBROADCASTW(Mem{Base: RBX}, X6)
+			VCVTPH2PS(X6, Y6)
+			VMULPS(Y6, Y1, Y6)
+			accFMA(0, Y6, Y5, Y7)
+		},
+		finish: finishHsum8,
+	}
+}
+
+// fp16Scale broadcasts the fp16 at SI+off as f32 into Y1.
+func fp16Scale(off int) {
+	VPBROADCASTW(Mem{Base: RSI, Disp: off}, X1)
+	VCVTPH2PS(X1, Y1)
+}
+
+func q8_0AVX512() *rowsKernel {
+	return legacy32AVX512(legacy32{
+		name: "dotQ8_0AVX512",
+		doc: []string{
+			"dotQ8_0AVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:",
+			"",
+			"\tout[t*ldo+r] = dotQ8_0(nb*32, w[r*nb*34:], a[t*lda:])",
+			"",
+			"in ggml's AVX2 arithmetic (ggml_vec_dot_q8_0_q8_0): per block, lane l",
+			"of eight holds the exact Σ x*y of elements 4l..4l+3 and",
+			"acc[l] = fma(dx*dy, float(lane), acc[l]); the result is hsum8(acc).",
+		},
+		wBlock: 34,
+		setup:  func() {},
+		decode: func() {
+			Comment("Y0 = the 32 int8 weights, Y1 = dx")
+			VMOVDQU(Mem{Base: RSI, Disp: 2}, Y0)
+			fp16Scale(0)
+		},
+	})
+}

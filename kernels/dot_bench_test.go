@@ -1,0 +1,84 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/inference-x/inference-x/gguf"
+)
+
+// benchMatrixBytes is the weight size of the mat-vec benchmarks: far
+// larger than any cache (IX_BENCH_MB overrides, in MiB).
+func benchMatrixBytes() int {
+	if s := os.Getenv("IX_BENCH_MB"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			return n << 20
+		}
+	}
+	return 1 << 30
+}
+
+// benchMatrix returns a matrix of t with 4096 columns and about size
+// bytes of random (but finite) blocks, and a quantized activation row.
+func benchMatrix(b *testing.B, t gguf.Type, size int) (*Matrix, []byte) {
+	const cols = 4096
+	f, _ := Lookup(t)
+	rb, _ := t.RowBytes(cols)
+	rows := max(1, size/rb)
+	data := make([]byte, rows*rb)
+	rng := rand.New(rand.NewPCG(1, 1))
+	x := make([]float32, cols)
+	tmpl := make([]byte, 16*rb)
+	for r := 0; r < 16; r++ {
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		f.Quantize(tmpl[r*rb:(r+1)*rb], x, nil)
+	}
+	for r := 0; r < rows; r++ {
+		copy(data[r*rb:], tmpl[(r%16)*rb:(r%16+1)*rb])
+	}
+	m, err := NewMatrix(t, rows, cols, data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ab, _ := f.VecDot.RowBytes(cols)
+	a := make([]byte, ab*TileTokens)
+	for tk := 0; tk < TileTokens; tk++ {
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		if err := QuantizeActivation(f.VecDot, a[tk*ab:(tk+1)*ab], x); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return &m, a
+}
+
+// BenchmarkMatVec reports the weight GB/s of one mat-vec over a matrix far
+// larger than cache, on 1 and 2 threads.
+func BenchmarkMatVec(b *testing.B) {
+	for _, t := range []gguf.Type{gguf.TypeQ4_K} {
+		m, a := benchMatrix(b, t, benchMatrixBytes())
+		ab, _ := m.format.VecDot.RowBytes(m.Cols)
+		for _, threads := range []int{1, 2} {
+			b.Run(t.String()+"/"+Accelerated(t)+"/t"+strconv.Itoa(threads), func(b *testing.B) {
+				p := NewPool(threads)
+				defer p.Close()
+				var acts Activations
+				_ = ab
+				out := make([]float32, m.Rows)
+				x := make([]float32, m.Cols)
+				acts.Reset(x, 1, m.Cols)
+				q := acts.Quantized(m.format.VecDot)
+				copy(q, a[:ab])
+				b.SetBytes(int64(len(m.Data)))
+				for b.Loop() {
+					p.MatMul(out, m, &acts)
+				}
+			})
+		}
+	}
+}
