@@ -15,33 +15,35 @@ type Task interface {
 }
 
 // Pool runs Tasks on a fixed set of worker goroutines that live as long as
-// the pool. Dispatch is a generation counter the workers spin on and a
-// countdown the caller spins on: no channel operation, allocation or
-// goroutine start per Run while the workers are busy. A worker that finds
-// no work for spinLimit polls parks on its own channel, so an idle pool
-// costs no CPU; the next Run wakes it. The calling goroutine takes a share
-// of every Run.
+// the pool; the calling goroutine takes part in every Run.
+//
+// A Run publishes a ticket (generation, next index) that the workers spin
+// on; everyone, the caller included, claims chunks of the range with a
+// compare-and-swap on the ticket until none is left, and the caller then
+// waits only for chunks still running. No channel operation, allocation or
+// goroutine start happens per Run while the workers are awake, and a worker
+// that is late (descheduled by another process) costs the caller nothing:
+// the caller takes its chunks. A worker that sees no Run for a while parks
+// on its own channel (an idle pool costs no CPU) and the next Run wakes it;
+// how long it spins first adapts: a worker that keeps arriving after the
+// work is gone spins less.
 //
 // Run is not safe for concurrent use: one goroutine drives a pool (one
 // pool per sequence batch driver). Close stops the workers.
 type Pool struct {
 	threads int
 	workers []*poolWorker
+	task    Task // the current Run's task; read only after a claim succeeds
 
-	// The current Run, written by the caller before gen is bumped.
-	task  Task
-	n     int
-	chunk int
-
-	_       [64]byte // keep the hot counters off the fields above
-	gen     atomic.Uint32
-	_       [60]byte
-	next    atomic.Int64 // start of the next unclaimed chunk
+	_       [64]byte
+	ticket  atomic.Uint64 // generation<<32 | next unclaimed index
 	_       [56]byte
-	pending atomic.Int32 // workers still inside the current Run
+	shape   atomic.Uint64 // n<<32 | chunk of the current generation
+	_       [56]byte
+	running atomic.Int32 // claimed chunks not yet finished
 	_       [60]byte
 
-	// The caller parks on done when the workers take long.
+	// The caller parks on done when chunks run long.
 	callerParked atomic.Int32
 	done         chan struct{}
 	closed       atomic.Bool
@@ -50,18 +52,26 @@ type Pool struct {
 	mm matmulTask
 }
 
-// poolWorker is one worker's parking place, on its own cache line.
+// poolWorker is one worker's parking place and spin budget.
 type poolWorker struct {
 	parked atomic.Int32
 	wake   chan struct{}
-	_      [52]byte
+	spin   int
+	_      [40]byte
 }
 
-// spinLimit is how many polls (each a PAUSE, some tens of ns) a waiting
-// goroutine makes before it parks: about 50-100 µs, longer than the gap
-// between the operations of a forward pass, much shorter than a human
-// notices as load.
-const spinLimit = 2000
+const (
+	// spinLimit is how many polls (each a PAUSE, some tens of ns) a
+	// waiting goroutine makes at most before it parks: about 50-100 µs,
+	// longer than the gaps between the operations of a forward pass.
+	spinLimit = 2000
+	// spinFloor is the least a worker spins once it has been late often.
+	spinFloor = 16
+	// chunksPerThread is how many pieces each thread's share of a Run is
+	// cut into, so that a thread slowed by another process leaves its last
+	// pieces to the others.
+	chunksPerThread = 4
+)
 
 // NewPool starts a pool of threads workers (the caller counts as one);
 // threads <= 0 means one per available CPU.
@@ -71,7 +81,7 @@ func NewPool(threads int) *Pool {
 	}
 	p := &Pool{threads: threads, done: make(chan struct{}, 1)}
 	for i := 1; i < threads; i++ {
-		w := &poolWorker{wake: make(chan struct{}, 1)}
+		w := &poolWorker{wake: make(chan struct{}, 1), spin: spinLimit}
 		p.workers = append(p.workers, w)
 		go p.worker(i, w)
 	}
@@ -82,55 +92,77 @@ func NewPool(threads int) *Pool {
 func (p *Pool) Threads() int { return p.threads }
 
 func (p *Pool) worker(id int, w *poolWorker) {
-	var seen uint32 // the generation at NewPool: a Run may come before this goroutine starts
+	var seen uint32 // generation 0 is NewPool's: a Run may come before this goroutine starts
 	for {
 		seen = p.awaitGen(w, seen)
 		if p.closed.Load() {
 			return
 		}
-		p.work(id)
-		if p.pending.Add(-1) == 0 && p.callerParked.Load() == 1 && p.callerParked.CompareAndSwap(1, 0) {
-			p.done <- struct{}{}
+		if p.work(id, seen) {
+			w.spin = spinLimit
+		} else {
+			w.spin = max(w.spin/2, spinFloor)
 		}
 	}
 }
 
-// awaitGen returns once the generation differs from seen: spinning first,
-// then parked on w.wake.
+// gen returns the generation of a ticket.
+func gen(ticket uint64) uint32 { return uint32(ticket >> 32) }
+
+// awaitGen returns the generation once it differs from seen: spinning
+// first, then parked on w.wake.
 func (p *Pool) awaitGen(w *poolWorker, seen uint32) uint32 {
-	for i := 0; i < spinLimit; i++ {
-		if g := p.gen.Load(); g != seen {
+	for i := 0; i < w.spin; i++ {
+		if g := gen(p.ticket.Load()); g != seen {
 			return g
 		}
 		cpuRelax()
 	}
 	w.parked.Store(1)
-	if g := p.gen.Load(); g != seen {
+	if g := gen(p.ticket.Load()); g != seen {
 		if w.parked.CompareAndSwap(1, 0) {
 			return g
 		}
 		// Run saw us parked and is sending a wake-up: take it.
 	}
 	<-w.wake
-	return p.gen.Load()
+	return gen(p.ticket.Load())
 }
 
-// work runs chunks of the current task until none is left.
-func (p *Pool) work(id int) {
-	n, chunk, t := int64(p.n), int64(p.chunk), p.task
+// work claims and runs chunks of generation g until none is left, and
+// reports whether it ran any.
+func (p *Pool) work(id int, g uint32) bool {
+	ran := false
 	for {
-		lo := p.next.Add(chunk) - chunk
-		if lo >= n {
-			return
+		v := p.ticket.Load()
+		sh := p.shape.Load()
+		n, chunk := sh>>32, sh&0xffffffff
+		lo := v & 0xffffffff
+		if gen(v) != g || lo >= n {
+			return ran
 		}
-		t.Do(int(lo), int(min(lo+chunk, n)), id)
+		// Count the chunk as running before claiming it, so that the
+		// caller cannot see the range exhausted and nothing running while
+		// a claim is under way.
+		p.running.Add(1)
+		if !p.ticket.CompareAndSwap(v, v+chunk) {
+			p.finished()
+			continue
+		}
+		// The claim succeeded while generation g had work left, so its
+		// Run is still waiting and task and shape belong to it.
+		p.task.Do(int(lo), int(min(lo+chunk, n)), id)
+		p.finished()
+		ran = true
 	}
 }
 
-// chunksPerThread is how many pieces each thread's share of a Run is cut
-// into, so that a thread slowed by another process leaves its last pieces
-// to the others.
-const chunksPerThread = 4
+// finished marks a chunk done and wakes a parked caller after the last.
+func (p *Pool) finished() {
+	if p.running.Add(-1) == 0 && p.callerParked.Load() == 1 && p.callerParked.CompareAndSwap(1, 0) {
+		p.done <- struct{}{}
+	}
+}
 
 // Run calls t.Do over [0, n) split across the pool in chunks that are
 // multiples of grain, and returns when all are done.
@@ -145,35 +177,36 @@ func (p *Pool) Run(n, grain int, t Task) {
 		t.Do(0, n, 0)
 		return
 	}
+	if n >= 1<<32 {
+		panic("kernels: Pool.Run over more than 2^32 indices")
+	}
 	chunk := (n + p.threads*chunksPerThread - 1) / (p.threads * chunksPerThread)
 	chunk = (chunk + grain - 1) / grain * grain
-	p.task, p.n, p.chunk = t, n, chunk
-	p.next.Store(0)
-	p.pending.Store(int32(len(p.workers)))
-	p.gen.Add(1)
+	p.task = t
+	p.shape.Store(uint64(n)<<32 | uint64(chunk))
+	g := gen(p.ticket.Load()) + 1
+	p.ticket.Store(uint64(g) << 32)
 	for _, w := range p.workers {
 		if w.parked.Load() == 1 && w.parked.CompareAndSwap(1, 0) {
 			w.wake <- struct{}{}
 		}
 	}
-	p.work(0)
-	p.awaitWorkers()
+	p.work(0, g)
+	p.awaitChunks()
 	p.task = nil
 }
 
-// awaitWorkers returns when every worker has left the current Run.
-func (p *Pool) awaitWorkers() {
+// awaitChunks returns when no claimed chunk is running.
+func (p *Pool) awaitChunks() {
 	for i := 0; i < spinLimit; i++ {
-		if p.pending.Load() == 0 {
+		if p.running.Load() == 0 {
 			return
 		}
 		cpuRelax()
 	}
 	p.callerParked.Store(1)
-	if p.pending.Load() == 0 {
-		if p.callerParked.CompareAndSwap(1, 0) {
-			return
-		}
+	if p.running.Load() == 0 && p.callerParked.CompareAndSwap(1, 0) {
+		return
 	}
 	<-p.done
 }
@@ -182,7 +215,7 @@ func (p *Pool) awaitWorkers() {
 func (p *Pool) Close() {
 	p.stop.Do(func() {
 		p.closed.Store(true)
-		p.gen.Add(1)
+		p.ticket.Add(1 << 32)
 		for _, w := range p.workers {
 			if w.parked.CompareAndSwap(1, 0) {
 				w.wake <- struct{}{}
