@@ -36,7 +36,7 @@ type legacy32 struct {
 func legacy32AVX512(f legacy32) *rowsKernel {
 	return &rowsKernel{
 		name: f.name, doc: f.doc,
-		wBlock: f.wBlock, aBlock: q8_0Bytes, accBytes: 32,
+		wBlock: f.wBlock, aBlock: q8_0Bytes, accs: 1,
 		prefetch: prefetchLines(f.wBlock),
 		setup: func() {
 			Comment("Constants: 0x80 bytes (y -> y+128), 0x01 bytes (lane sums of x).")
@@ -53,7 +53,7 @@ func legacy32AVX512(f legacy32) *rowsKernel {
 			VPXORD(Y3, Y3, Y3)
 			VPSUBD(Y2, Y3, Y2)
 		},
-		token: func() {
+		token: func(acc []Op) {
 			Comment("lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y")
 			VPXORD(Mem{Base: RBX, Disp: 2}, Y31, Y4)
 			VMOVDQA64(Y2, Y5)
@@ -63,7 +63,7 @@ func legacy32AVX512(f legacy32) *rowsKernel {
 			VPBROADCASTW(Mem{Base: RBX}, X6)
 			VCVTPH2PS(X6, Y6)
 			VMULPS(Y6, Y1, Y6)
-			accFMA(0, Y6, Y5, Y7)
+			accFMA(Y6, Y5, acc[0], Y7)
 		},
 		finish: finishHsum8,
 	}

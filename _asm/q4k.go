@@ -43,34 +43,60 @@ func q4kScaleTables() (sc []byte, mins []byte) {
 	return sc, mins
 }
 
+// nibbleMatrices is the VGF2P8AFFINEQB operand that takes the low nibble
+// of each byte in the lower 256 bits and the high nibble in the upper 256.
+func nibbleMatrices() Mem {
+	var b []byte
+	for q := 0; q < 8; q++ {
+		v := uint64(0x0102040800000000) // out bit i = in bit i, i < 4
+		if q >= 4 {
+			v = 0x1020408000000000 // out bit i = in bit i+4, i < 4
+		}
+		for k := 0; k < 8; k++ {
+			b = append(b, byte(v>>(8*k)))
+		}
+	}
+	return table("nibbleMatrices", b)
+}
+
+// qwordMasks sets K1 = 0x55 and K2 = 0xAA (even and odd qwords).
+func qwordMasks() {
+	MOVL(U32(0x55), EAX)
+	KMOVB(EAX, K1)
+	MOVL(U32(0xAA), EAX)
+	KMOVB(EAX, K2)
+}
+
 // kmasks are the 64-bit masks of the scale unpacking.
 func kmasks() (k3f, k03, k0f Mem) {
 	return table("k3f", u64of(0x3f)), table("k03", u64of(0x03)), table("k0f", u64of(0x0f))
 }
 
-// q4kUnpackScales leaves in X8 the 16 bytes [sc0..3, m0..3, sc4..7, m4..7]
-// of the Q4_K/Q5_K scales at SI+4 (ggml's utmp shuffle, on 64-bit
-// registers). It clobbers AX, t1 and t2.
+// q4kUnpackScales leaves in every 128-bit lane of dst the 16 bytes
+// [sc0..3, m0..3, sc4..7, m4..7] of the Q4_K/Q5_K scales at SI+4 (ggml's
+// utmp shuffle, on 64-bit registers; B = ((U >> 6) & 0x03..) << 4 are the
+// top bits of sc4..7 and m4..7). K1 and K2 must hold 0x55 and 0xAA. It
+// clobbers AX, t1 and t2.
 func q4kUnpackScales(dst VecPhysical, t1, t2 GPPhysical) {
 	k3f, k03, k0f := kmasks()
 	Comment("Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.")
 	MOVQ(Mem{Base: RSI, Disp: 4}, RAX)
 	MOVL(Mem{Base: RSI, Disp: 12}, t1.As32())
-	Comment("B = ((U >> 6) & 0x03..) << 4: the top bits of sc0..3 (low half) and m0..3 (high half)")
-	MOVQ(RAX, t2)
+	Comment("A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)")
+	ANDQ(k3f, RAX)
+	Comment("Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)")
+	MOVQ(t1, t2)
+	SHLQ(U8(28), t2)
+	ORQ(t2, t1)
+	ANDQ(k0f, t1)
+	MOVQ(Mem{Base: RSI, Disp: 4}, t2)
 	SHRQ(U8(6), t2)
 	ANDQ(k03, t2)
 	SHLQ(U8(4), t2)
-	Comment("A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)")
-	ANDQ(k3f, RAX)
-	VMOVQ(RAX, dst)
-	Comment("Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)")
-	MOVQ(t1, RAX)
-	SHLQ(U8(28), RAX)
-	ORQ(RAX, t1)
-	ANDQ(k0f, t1)
 	ORQ(t2, t1)
-	VPINSRQ(U8(1), t1, dst, dst)
+	Comment("Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).")
+	VPBROADCASTQ(RAX, K1, dst)
+	VPBROADCASTQ(t1, K2, dst)
 }
 
 // q4kAVX512 is the Q4_K x Q8_K kernel on 512-bit registers.
@@ -92,14 +118,14 @@ func q4kAVX512() *rowsKernel {
 			"a 512-bit register holds a 32-byte chunk's low nibbles (lower half) and",
 			"high nibbles (upper half), which meet 64 contiguous q8 bytes.",
 		},
-		wBlock: q4kBytes, aBlock: q8kBytes, accBytes: 64,
+		wBlock: q4kBytes, aBlock: q8kBytes, accs: 2,
 		prefetch: prefetchLines(q4kBytes),
 		setup: func() {
 			sc, mins := q4kScaleTables()
 			scCtl, minCtl = table("q4kScaleCtl", sc), table("q4kMinCtl", mins)
 			Comment("Constants: nibble mask, per-half shift counts, scale shuffles.")
-			VMOVDQU64(table("nibbleMask", splat(0x0f, 64)), Z31)
-			VMOVDQU64(table("shiftHi4", words(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4)), Z30)
+			VMOVDQU64(nibbleMatrices(), Z31)
+			qwordMasks()
 			VMOVDQU64(scCtl, Z26)
 			VMOVDQU64(scCtl.Offset(64), Z27)
 			VMOVDQU64(scCtl.Offset(128), Z28)
@@ -112,9 +138,8 @@ func q4kAVX512() *rowsKernel {
 			VCVTPH2PS(X11, X11)
 			VBROADCASTSS(X11, Y12)
 			VSHUFPS(U8(0x55), X11, X11, X13)
-			q4kUnpackScales(X8, RBX, RDX)
+			q4kUnpackScales(Z8, RDX, R14)
 			Comment("Scale words of the four chunks (Z4..Z7) and the mins (X10).")
-			VSHUFI32X4(U8(0), Z8, Z8, Z8)
 			VPSHUFB(Z26, Z8, Z4)
 			VPSHUFB(Z27, Z8, Z5)
 			VPSHUFB(Z28, Z8, Z6)
@@ -123,11 +148,10 @@ func q4kAVX512() *rowsKernel {
 			Comment("Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).")
 			for c, z := range []VecPhysical{Z0, Z1, Z2, Z3} {
 				VBROADCASTI64X4(Mem{Base: RSI, Disp: 16 + 32*c}, z)
-				VPSRLVW(Z30, z, z)
-				VPANDD(Z31, z, z)
+				VGF2P8AFFINEQB(U8(0), Z31, z, z)
 			}
 		},
-		token: func() {
+		token: func(acc []Op) {
 			Comment("Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.")
 			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs}, Z0, Z15)
 			VPMADDWD(Z4, Z15, Z16)
@@ -143,21 +167,19 @@ func q4kAVX512() *rowsKernel {
 			VCVTDQ2PS(Y16, Y16)
 			VBROADCASTSS(Mem{Base: RBX}, Y14)
 			VMULPS(Y12, Y14, Y17)
-			accFMA(0, Y17, Y16, Y18)
+			accFMA(Y17, Y16, acc[0], Y18)
 			Comment("Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).")
 			VMOVDQU(Mem{Base: RBX, Disp: q8kBsums}, X15)
 			VPHADDW(Mem{Base: RBX, Disp: q8kBsums + 16}, X15, X15)
 			VPMADDWD(X10, X15, X15)
 			VCVTDQ2PS(X15, X15)
 			VMULPS(X13, X14, X17)
-			VMOVUPS(Mem{Base: R14, Disp: 32}, X18)
-			VFNMADD231PS(X17, X15, X18)
-			VMOVUPS(X18, Mem{Base: R14, Disp: 32})
+			accumulate(VFNMADD231PS, X17, X15, acc[1], Y18, true)
 		},
-		finish: func() {
+		finish: func(acc []Op) {
 			Comment("hsum8(acc) + hsum4(accm)")
-			finishHsum8()
-			VMOVUPS(Mem{Base: R14, Disp: 32}, X3)
+			finishHsum8(acc)
+			loadAcc(acc[1], Y3, true)
 			hsum4(X3, X2)
 			VADDSS(X3, X1, X1)
 		},

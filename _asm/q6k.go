@@ -35,7 +35,7 @@ func q6kAVX512() *rowsKernel {
 			"0-1 resp. 2-3) and one elements 64..127 (high nibbles with qh bits 4-5",
 			"resp. 6-7), so the matching q8 bytes are one contiguous 64-byte load.",
 		},
-		wBlock: q6kBytes, aBlock: q8kBytes, accBytes: 32,
+		wBlock: q6kBytes, aBlock: q8kBytes, accs: 1,
 		prefetch: prefetchLines(q6kBytes),
 		setup: func() {
 			// VPERMW indices: 128-bit lane L of register k gets scale 4k+L.
@@ -84,7 +84,7 @@ func q6kAVX512() *rowsKernel {
 				VPTERNLOGD(U8(0xf8), Z31, Z9, hi)
 			}
 		},
-		token: func() {
+		token: func(acc []Op) {
 			Comment("Integer lanes: maddubs(levels, q8), times the scales into dwords.")
 			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs}, Z0, Z15)
 			VPMADDWD(Z4, Z15, Z16)
@@ -104,7 +104,7 @@ func q6kAVX512() *rowsKernel {
 			VCVTDQ2PS(Y16, Y16)
 			VBROADCASTSS(Mem{Base: RBX}, Y14)
 			VMULPS(Y12, Y14, Y17)
-			accFMA(0, Y17, Y16, Y18)
+			accFMA(Y17, Y16, acc[0], Y18)
 		},
 		finish: finishHsum8,
 	}

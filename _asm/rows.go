@@ -16,22 +16,22 @@ import (
 //	R10 activation block of token 0    R11 lda
 //	R12 nt                             R13 nb
 //	CX  blocks left                    DX  tokens left
-//	BX  activation block of token t    R14 accumulator of token t
-//	AX  free in decode and token code
+//	BX  activation block of token t    R14 accumulators of token t
+//	AX  free in decode and token code  Z20-Z23: single-token accumulators
 //
-// The accumulators live in the local frame, accBytes per token (nt <= 8).
+// With one token (decode) the accumulators live in Z20-Z23; with several,
+// in the local frame, 32 bytes each per token (nt <= 8).
 type rowsKernel struct {
 	name     string
 	doc      []string
 	wBlock   int   // weight bytes per block
 	aBlock   int   // activation bytes per block
-	accBytes int   // accumulator bytes per token (32 or 64)
+	accs     int   // accumulator vectors (8 floats) per token
 	prefetch []int // offsets from SI prefetched per block
 	setup    func()
-	decode   func() // weight block at SI into registers
-	token    func() // activation block at BX, accumulator at R14
-	finish   func() // accumulator at R14 -> low float of X1 (X0-X2 free)
-	vex      bool   // AVX2 kernel: Y0-Y15 only, no ZMM zeroing needed
+	decode   func()         // weight block at SI into registers
+	token    func(acc []Op) // activation block at BX into the accumulators
+	finish   func(acc []Op) // accumulators -> low float of X1 (X0-X3 free)
 }
 
 // prefetchAhead is how far ahead of the block being read the weight stream
@@ -53,7 +53,8 @@ func (k *rowsKernel) gen() {
 	Implement(fn)
 	Attributes(NOSPLIT)
 	Comment(k.doc...)
-	acc := AllocLocal(8 * k.accBytes)
+	accBytes := 32 * k.accs
+	frame := AllocLocal(8 * accBytes)
 
 	Load(Param("out"), RDI)
 	Load(Param("ldo"), R8)
@@ -67,17 +68,46 @@ func (k *rowsKernel) gen() {
 
 	TESTQ(R9, R9)
 	JLE(LabelRef(lbl(fn, "done")))
+	CMPQ(R12, U8(1))
+	JNE(LabelRef(lbl(fn, "row")))
 
+	Comment("One token: accumulators in registers.")
+	regs := []Op{Y20, Y21, Y22, Y23}[:k.accs]
+	Label(lbl(fn, "row1"))
+	for _, r := range regs {
+		VPXORD(r, r, r)
+	}
+	Load(Param("a"), RBX)
+	MOVQ(R13, RCX)
+	Label(lbl(fn, "block1"))
+	k.prefetchBlock()
+	k.decode()
+	k.token(regs)
+	ADDQ(U32(k.wBlock), RSI)
+	ADDQ(U32(k.aBlock), RBX)
+	DECQ(RCX)
+	JNZ(LabelRef(lbl(fn, "block1")))
+	k.finish(regs)
+	VMOVSS(X1, Mem{Base: RDI})
+	ADDQ(U8(4), RDI)
+	DECQ(R9)
+	JNZ(LabelRef(lbl(fn, "row1")))
+	JMP(LabelRef(lbl(fn, "done")))
+
+	Comment("Several tokens: accumulators in the frame.")
+	var mems []Op
+	for i := 0; i < k.accs; i++ {
+		mems = append(mems, Mem{Base: R14, Disp: 32 * i})
+	}
 	Label(lbl(fn, "row"))
-	Comment("Zero the nt accumulators.")
 	VXORPS(Y0, Y0, Y0)
-	LEAQ(acc, R14)
+	LEAQ(frame, R14)
 	MOVQ(R12, RDX)
 	Label(lbl(fn, "zero"))
-	for off := 0; off < k.accBytes; off += 32 {
-		VMOVUPS(Y0, Mem{Base: R14, Disp: off})
+	for _, m := range mems {
+		VMOVUPS(Y0, m)
 	}
-	ADDQ(U8(k.accBytes), R14)
+	ADDQ(U8(accBytes), R14)
 	DECQ(RDX)
 	JNZ(LabelRef(lbl(fn, "zero")))
 
@@ -85,19 +115,16 @@ func (k *rowsKernel) gen() {
 	MOVQ(R13, RCX)
 
 	Label(lbl(fn, "block"))
-	Commentf("Prefetch the weight stream %d bytes ahead.", prefetchAhead)
-	for _, off := range k.prefetch {
-		PREFETCHT0(Mem{Base: RSI, Disp: off})
-	}
+	k.prefetchBlock()
 	k.decode()
 
 	MOVQ(R10, RBX)
-	LEAQ(acc, R14)
+	LEAQ(frame, R14)
 	MOVQ(R12, RDX)
 	Label(lbl(fn, "tok"))
-	k.token()
+	k.token(mems)
 	ADDQ(R11, RBX)
-	ADDQ(U8(k.accBytes), R14)
+	ADDQ(U8(accBytes), R14)
 	DECQ(RDX)
 	JNZ(LabelRef(lbl(fn, "tok")))
 
@@ -106,15 +133,15 @@ func (k *rowsKernel) gen() {
 	DECQ(RCX)
 	JNZ(LabelRef(lbl(fn, "block")))
 
-	Comment("Reduce each token's accumulator into out[t*ldo+r].")
-	LEAQ(acc, R14)
+	Comment("Reduce each token's accumulators into out[t*ldo+r].")
+	LEAQ(frame, R14)
 	MOVQ(RDI, RAX)
 	MOVQ(R12, RDX)
 	Label(lbl(fn, "fin"))
-	k.finish()
+	k.finish(mems)
 	VMOVSS(X1, Mem{Base: RAX})
 	ADDQ(R8, RAX)
-	ADDQ(U8(k.accBytes), R14)
+	ADDQ(U8(accBytes), R14)
 	DECQ(RDX)
 	JNZ(LabelRef(lbl(fn, "fin")))
 
@@ -127,18 +154,66 @@ func (k *rowsKernel) gen() {
 	RET()
 }
 
-// accFMA does acc[R14+off] = fma(scale, lanes, acc) on 8 (Y) or 4 (X)
-// lanes, ggml's _mm256_fmadd_ps(d, q, acc); tmp is clobbered.
-func accFMA(off int, scale, lanes, tmp VecPhysical) {
-	m := Mem{Base: R14, Disp: off}
-	VMOVUPS(m, tmp)
-	VFMADD231PS(scale, lanes, tmp)
-	VMOVUPS(tmp, m)
+func (k *rowsKernel) prefetchBlock() {
+	Commentf("Prefetch the weight stream %d bytes ahead.", prefetchAhead)
+	for _, off := range k.prefetch {
+		PREFETCHT0(Mem{Base: RSI, Disp: off})
+	}
 }
 
-// finishHsum8 leaves hsum8 of the 8 floats at R14 in X1 (X0 clobbered).
-func finishHsum8() {
-	VMOVUPS(Mem{Base: R14}, Y0)
+// isReg reports whether an accumulator lives in a register.
+func isReg(acc Op) bool {
+	_, ok := acc.(Register)
+	return ok
+}
+
+// accumulate applies op(a, b, acc) (an FMA-family instruction with avo's
+// operand order: multiplicands first, accumulator last) to an accumulator
+// in a register or in memory; tmp is used for the memory case. x selects
+// the 128-bit (4-lane) form.
+func accumulate(op func(...Op), a, b, acc Op, tmp VecPhysical, x bool) {
+	if isReg(acc) {
+		r := Op(acc)
+		if x {
+			r = acc.(VecPhysical).AsX()
+		}
+		op(a, b, r)
+		return
+	}
+	t := Op(tmp.AsY())
+	if x {
+		t = tmp.AsX()
+	}
+	VMOVUPS(acc, t)
+	op(a, b, t)
+	VMOVUPS(t, acc)
+}
+
+// accFMA does acc = fma(scale, lanes, acc) on 8 lanes, ggml's
+// _mm256_fmadd_ps(d, q, acc); tmp is clobbered.
+func accFMA(scale, lanes, acc Op, tmp VecPhysical) {
+	accumulate(VFMADD231PS, scale, lanes, acc, tmp, false)
+}
+
+// loadAcc loads an accumulator (8 lanes, or 4 with x) into dst.
+func loadAcc(acc Op, dst VecPhysical, x bool) {
+	if x {
+		dst = dst.AsX().(VecPhysical)
+	}
+	if isReg(acc) {
+		r := Op(acc)
+		if x {
+			r = acc.(VecPhysical).AsX()
+		}
+		VMOVAPS(r, dst)
+		return
+	}
+	VMOVUPS(acc, dst)
+}
+
+// finishHsum8 leaves hsum8 of the first accumulator in X1.
+func finishHsum8(acc []Op) {
+	loadAcc(acc[0], Y0, false)
 	hsum8vex(Y0, X1, X2)
 }
 

@@ -34,3 +34,16 @@ func VPDPBUSD(src2, src1, dst operand.Op) {
 		ISA:      []string{"AVX512VNNI"},
 	})
 }
+
+// VGF2P8AFFINEQB: every byte x of src becomes A·x + imm over GF(2), with A
+// the 8x8 bit matrix of the matching qword of mat (bit i of the result is
+// the parity of mat.byte[7-i] & x, xor imm bit i). mat may be memory.
+func VGF2P8AFFINEQB(imm, mat, src, dst operand.Op) {
+	build.Instruction(&ir.Instruction{
+		Opcode:   "VGF2P8AFFINEQB",
+		Operands: []operand.Op{imm, mat, src, dst},
+		Inputs:   []operand.Op{mat, src},
+		Outputs:  []operand.Op{dst},
+		ISA:      []string{"GFNI", "AVX512F"},
+	})
+}

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/inference-x/inference-x/gguf"
@@ -125,4 +126,14 @@ func (m *Matrix) dotRows(out []float32, ldo, lo, hi int, a []byte, lda, nt int) 
 			genericRows(m.format, out[t0*ldo:], ldo, w, hi-lo, a[t0*lda:], lda, n, m.Cols)
 		}
 	}
+}
+
+// readBytesGo is readBytes in Go: the memory-bandwidth reference of the
+// benchmarks where there is no assembly.
+func readBytesGo(p []byte) uint64 {
+	var x uint64
+	for i := 0; i+8 <= len(p); i += 8 {
+		x ^= binary.LittleEndian.Uint64(p[i:])
+	}
+	return x
 }

@@ -35,8 +35,9 @@ func dotQ8_0AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, n
 
 // cpu holds the instruction sets the kernels use, read once.
 var cpu = struct {
-	avx2, fma, f16c, bmi2    bool
-	avx512, vnni, avx512bf16 bool
+	avx2, fma, f16c, bmi2 bool
+	avx512, vnni, gfni    bool
+	avx512bf16            bool
 }{
 	avx2:       cpuid.CPU.Supports(cpuid.AVX2),
 	fma:        cpuid.CPU.Supports(cpuid.FMA3),
@@ -44,11 +45,15 @@ var cpu = struct {
 	bmi2:       cpuid.CPU.Supports(cpuid.BMI2),
 	avx512:     cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL, cpuid.AVX512DQ),
 	vnni:       cpuid.CPU.Supports(cpuid.AVX512VNNI),
+	gfni:       cpuid.CPU.Supports(cpuid.GFNI),
 	avx512bf16: cpuid.CPU.Supports(cpuid.AVX512BF16),
 }
 
 func init() {
-	if cpu.avx512 && cpu.vnni && cpu.f16c && cpu.fma {
+	// The AVX-512 kernels need VNNI (VPDPBUSD, VPDPWSSD) and GFNI (nibble
+	// unpacking): Ice Lake, Sapphire Rapids, Zen 4 and later. Cascade Lake
+	// (VNNI without GFNI) takes the AVX2 kernels.
+	if cpu.avx512 && cpu.vnni && cpu.gfni && cpu.f16c && cpu.fma {
 		addVariant(gguf.TypeQ4_K, "avx512", asmRows(dotQ4KAVX512, 256))
 		addVariant(gguf.TypeQ6_K, "avx512", asmRows(dotQ6KAVX512, 256))
 		addVariant(gguf.TypeQ8_0, "avx512", asmRows(dotQ8_0AVX512, 32))
@@ -77,3 +82,11 @@ func readBytesAVX512(p *byte, n int) uint64
 //
 //go:noescape
 func cpuRelax()
+
+// readBytes returns the XOR of p's 64-bit words (len(p) a multiple of 256).
+func readBytes(p []byte) uint64 {
+	if !cpu.avx512 || len(p) == 0 {
+		return readBytesGo(p)
+	}
+	return readBytesAVX512(unsafe.SliceData(p), len(p))
+}

@@ -53,7 +53,7 @@ readBytesAVX512_fold:
 	RET
 
 // func dotQ4KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, GFNI, MMX+
 TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64
 	// dotQ4KAVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:
 	// 
@@ -77,8 +77,11 @@ TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64
 	MOVQ nb+56(FP), R13
 
 	// Constants: nibble mask, per-half shift counts, scale shuffles.
-	VMOVDQU64 nibbleMask<>+0(SB), Z31
-	VMOVDQU64 shiftHi4<>+0(SB), Z30
+	VMOVDQU64 nibbleMatrices<>+0(SB), Z31
+	MOVL      $0x00000055, AX
+	KMOVB     AX, K1
+	MOVL      $0x000000aa, AX
+	KMOVB     AX, K2
 	VMOVDQU64 q4kScaleCtl<>+0(SB), Z26
 	VMOVDQU64 q4kScaleCtl<>+64(SB), Z27
 	VMOVDQU64 q4kScaleCtl<>+128(SB), Z28
@@ -86,9 +89,119 @@ TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64
 	VMOVDQU   q4kMinCtl<>+0(SB), X9
 	TESTQ     R9, R9
 	JLE       dotQ4KAVX512_done
+	CMPQ      R12, $0x01
+	JNE       dotQ4KAVX512_row
 
+	// One token: accumulators in registers.
+dotQ4KAVX512_row1:
+	VPXORD Y20, Y20, Y20
+	VPXORD Y21, Y21, Y21
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4KAVX512_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+	PREFETCHT0 6208(SI)
+	PREFETCHT0 6272(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VCVTDQ2PS     Y16, Y16
+	VBROADCASTSS  (BX), Y14
+	VMULPS        Y12, Y14, Y17
+	VFMADD231PS   Y17, Y16, Y20
+
+	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VPMADDWD     X10, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULPS       X13, X14, X17
+	VFNMADD231PS X17, X15, X21
+	ADDQ         $0x00000090, SI
+	ADDQ         $0x00000124, BX
+	DECQ         CX
+	JNZ          dotQ4KAVX512_block1
+
+	// hsum8(acc) + hsum4(accm)
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVAPS      X21, X3
+	VMOVHLPS     X3, X3, X2
+	VADDPS       X2, X3, X3
+	VMOVSHDUP    X3, X2
+	VADDSS       X2, X3, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4KAVX512_row1
+	JMP          dotQ4KAVX512_done
+
+	// Several tokens: accumulators in the frame.
 dotQ4KAVX512_row:
-	// Zero the nt accumulators.
 	VXORPS Y0, Y0, Y0
 	LEAQ   (SP), R14
 	MOVQ   R12, DX
@@ -116,47 +229,42 @@ dotQ4KAVX512_block:
 
 	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
 	MOVQ 4(SI), AX
-	MOVL 12(SI), BX
-
-	// B = ((U >> 6) & 0x03..) << 4: the top bits of sc0..3 (low half) and m0..3 (high half)
-	MOVQ AX, DX
-	SHRQ $0x06, DX
-	ANDQ k03<>+0(SB), DX
-	SHLQ $0x04, DX
+	MOVL 12(SI), DX
 
 	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
-	ANDQ  k3f<>+0(SB), AX
-	VMOVQ AX, X8
+	ANDQ k3f<>+0(SB), AX
 
 	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
-	MOVQ    BX, AX
-	SHLQ    $0x1c, AX
-	ORQ     AX, BX
-	ANDQ    k0f<>+0(SB), BX
-	ORQ     DX, BX
-	VPINSRQ $0x01, BX, X8, X8
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
 
 	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
-	VSHUFI32X4 $0x00, Z8, Z8, Z8
-	VPSHUFB    Z26, Z8, Z4
-	VPSHUFB    Z27, Z8, Z5
-	VPSHUFB    Z28, Z8, Z6
-	VPSHUFB    Z29, Z8, Z7
-	VPSHUFB    X9, X8, X10
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
 
 	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
 	VBROADCASTI64X4 16(SI), Z0
-	VPSRLVW         Z30, Z0, Z0
-	VPANDD          Z31, Z0, Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
 	VBROADCASTI64X4 48(SI), Z1
-	VPSRLVW         Z30, Z1, Z1
-	VPANDD          Z31, Z1, Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
 	VBROADCASTI64X4 80(SI), Z2
-	VPSRLVW         Z30, Z2, Z2
-	VPANDD          Z31, Z2, Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
 	VBROADCASTI64X4 112(SI), Z3
-	VPSRLVW         Z30, Z3, Z3
-	VPANDD          Z31, Z3, Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
 	MOVQ            R10, BX
 	LEAQ            (SP), R14
 	MOVQ            R12, DX
@@ -200,7 +308,7 @@ dotQ4KAVX512_tok:
 	DECQ         CX
 	JNZ          dotQ4KAVX512_block
 
-	// Reduce each token's accumulator into out[t*ldo+r].
+	// Reduce each token's accumulators into out[t*ldo+r].
 	LEAQ (SP), R14
 	MOVQ DI, AX
 	MOVQ R12, DX
@@ -509,137 +617,71 @@ DATA q4kMinCtl<>+14(SB)/1, $0x0f
 DATA q4kMinCtl<>+15(SB)/1, $0x80
 GLOBL q4kMinCtl<>(SB), RODATA|NOPTR, $16
 
-DATA nibbleMask<>+0(SB)/1, $0x0f
-DATA nibbleMask<>+1(SB)/1, $0x0f
-DATA nibbleMask<>+2(SB)/1, $0x0f
-DATA nibbleMask<>+3(SB)/1, $0x0f
-DATA nibbleMask<>+4(SB)/1, $0x0f
-DATA nibbleMask<>+5(SB)/1, $0x0f
-DATA nibbleMask<>+6(SB)/1, $0x0f
-DATA nibbleMask<>+7(SB)/1, $0x0f
-DATA nibbleMask<>+8(SB)/1, $0x0f
-DATA nibbleMask<>+9(SB)/1, $0x0f
-DATA nibbleMask<>+10(SB)/1, $0x0f
-DATA nibbleMask<>+11(SB)/1, $0x0f
-DATA nibbleMask<>+12(SB)/1, $0x0f
-DATA nibbleMask<>+13(SB)/1, $0x0f
-DATA nibbleMask<>+14(SB)/1, $0x0f
-DATA nibbleMask<>+15(SB)/1, $0x0f
-DATA nibbleMask<>+16(SB)/1, $0x0f
-DATA nibbleMask<>+17(SB)/1, $0x0f
-DATA nibbleMask<>+18(SB)/1, $0x0f
-DATA nibbleMask<>+19(SB)/1, $0x0f
-DATA nibbleMask<>+20(SB)/1, $0x0f
-DATA nibbleMask<>+21(SB)/1, $0x0f
-DATA nibbleMask<>+22(SB)/1, $0x0f
-DATA nibbleMask<>+23(SB)/1, $0x0f
-DATA nibbleMask<>+24(SB)/1, $0x0f
-DATA nibbleMask<>+25(SB)/1, $0x0f
-DATA nibbleMask<>+26(SB)/1, $0x0f
-DATA nibbleMask<>+27(SB)/1, $0x0f
-DATA nibbleMask<>+28(SB)/1, $0x0f
-DATA nibbleMask<>+29(SB)/1, $0x0f
-DATA nibbleMask<>+30(SB)/1, $0x0f
-DATA nibbleMask<>+31(SB)/1, $0x0f
-DATA nibbleMask<>+32(SB)/1, $0x0f
-DATA nibbleMask<>+33(SB)/1, $0x0f
-DATA nibbleMask<>+34(SB)/1, $0x0f
-DATA nibbleMask<>+35(SB)/1, $0x0f
-DATA nibbleMask<>+36(SB)/1, $0x0f
-DATA nibbleMask<>+37(SB)/1, $0x0f
-DATA nibbleMask<>+38(SB)/1, $0x0f
-DATA nibbleMask<>+39(SB)/1, $0x0f
-DATA nibbleMask<>+40(SB)/1, $0x0f
-DATA nibbleMask<>+41(SB)/1, $0x0f
-DATA nibbleMask<>+42(SB)/1, $0x0f
-DATA nibbleMask<>+43(SB)/1, $0x0f
-DATA nibbleMask<>+44(SB)/1, $0x0f
-DATA nibbleMask<>+45(SB)/1, $0x0f
-DATA nibbleMask<>+46(SB)/1, $0x0f
-DATA nibbleMask<>+47(SB)/1, $0x0f
-DATA nibbleMask<>+48(SB)/1, $0x0f
-DATA nibbleMask<>+49(SB)/1, $0x0f
-DATA nibbleMask<>+50(SB)/1, $0x0f
-DATA nibbleMask<>+51(SB)/1, $0x0f
-DATA nibbleMask<>+52(SB)/1, $0x0f
-DATA nibbleMask<>+53(SB)/1, $0x0f
-DATA nibbleMask<>+54(SB)/1, $0x0f
-DATA nibbleMask<>+55(SB)/1, $0x0f
-DATA nibbleMask<>+56(SB)/1, $0x0f
-DATA nibbleMask<>+57(SB)/1, $0x0f
-DATA nibbleMask<>+58(SB)/1, $0x0f
-DATA nibbleMask<>+59(SB)/1, $0x0f
-DATA nibbleMask<>+60(SB)/1, $0x0f
-DATA nibbleMask<>+61(SB)/1, $0x0f
-DATA nibbleMask<>+62(SB)/1, $0x0f
-DATA nibbleMask<>+63(SB)/1, $0x0f
-GLOBL nibbleMask<>(SB), RODATA|NOPTR, $64
-
-DATA shiftHi4<>+0(SB)/1, $0x00
-DATA shiftHi4<>+1(SB)/1, $0x00
-DATA shiftHi4<>+2(SB)/1, $0x00
-DATA shiftHi4<>+3(SB)/1, $0x00
-DATA shiftHi4<>+4(SB)/1, $0x00
-DATA shiftHi4<>+5(SB)/1, $0x00
-DATA shiftHi4<>+6(SB)/1, $0x00
-DATA shiftHi4<>+7(SB)/1, $0x00
-DATA shiftHi4<>+8(SB)/1, $0x00
-DATA shiftHi4<>+9(SB)/1, $0x00
-DATA shiftHi4<>+10(SB)/1, $0x00
-DATA shiftHi4<>+11(SB)/1, $0x00
-DATA shiftHi4<>+12(SB)/1, $0x00
-DATA shiftHi4<>+13(SB)/1, $0x00
-DATA shiftHi4<>+14(SB)/1, $0x00
-DATA shiftHi4<>+15(SB)/1, $0x00
-DATA shiftHi4<>+16(SB)/1, $0x00
-DATA shiftHi4<>+17(SB)/1, $0x00
-DATA shiftHi4<>+18(SB)/1, $0x00
-DATA shiftHi4<>+19(SB)/1, $0x00
-DATA shiftHi4<>+20(SB)/1, $0x00
-DATA shiftHi4<>+21(SB)/1, $0x00
-DATA shiftHi4<>+22(SB)/1, $0x00
-DATA shiftHi4<>+23(SB)/1, $0x00
-DATA shiftHi4<>+24(SB)/1, $0x00
-DATA shiftHi4<>+25(SB)/1, $0x00
-DATA shiftHi4<>+26(SB)/1, $0x00
-DATA shiftHi4<>+27(SB)/1, $0x00
-DATA shiftHi4<>+28(SB)/1, $0x00
-DATA shiftHi4<>+29(SB)/1, $0x00
-DATA shiftHi4<>+30(SB)/1, $0x00
-DATA shiftHi4<>+31(SB)/1, $0x00
-DATA shiftHi4<>+32(SB)/1, $0x04
-DATA shiftHi4<>+33(SB)/1, $0x00
-DATA shiftHi4<>+34(SB)/1, $0x04
-DATA shiftHi4<>+35(SB)/1, $0x00
-DATA shiftHi4<>+36(SB)/1, $0x04
-DATA shiftHi4<>+37(SB)/1, $0x00
-DATA shiftHi4<>+38(SB)/1, $0x04
-DATA shiftHi4<>+39(SB)/1, $0x00
-DATA shiftHi4<>+40(SB)/1, $0x04
-DATA shiftHi4<>+41(SB)/1, $0x00
-DATA shiftHi4<>+42(SB)/1, $0x04
-DATA shiftHi4<>+43(SB)/1, $0x00
-DATA shiftHi4<>+44(SB)/1, $0x04
-DATA shiftHi4<>+45(SB)/1, $0x00
-DATA shiftHi4<>+46(SB)/1, $0x04
-DATA shiftHi4<>+47(SB)/1, $0x00
-DATA shiftHi4<>+48(SB)/1, $0x04
-DATA shiftHi4<>+49(SB)/1, $0x00
-DATA shiftHi4<>+50(SB)/1, $0x04
-DATA shiftHi4<>+51(SB)/1, $0x00
-DATA shiftHi4<>+52(SB)/1, $0x04
-DATA shiftHi4<>+53(SB)/1, $0x00
-DATA shiftHi4<>+54(SB)/1, $0x04
-DATA shiftHi4<>+55(SB)/1, $0x00
-DATA shiftHi4<>+56(SB)/1, $0x04
-DATA shiftHi4<>+57(SB)/1, $0x00
-DATA shiftHi4<>+58(SB)/1, $0x04
-DATA shiftHi4<>+59(SB)/1, $0x00
-DATA shiftHi4<>+60(SB)/1, $0x04
-DATA shiftHi4<>+61(SB)/1, $0x00
-DATA shiftHi4<>+62(SB)/1, $0x04
-DATA shiftHi4<>+63(SB)/1, $0x00
-GLOBL shiftHi4<>(SB), RODATA|NOPTR, $64
+DATA nibbleMatrices<>+0(SB)/1, $0x00
+DATA nibbleMatrices<>+1(SB)/1, $0x00
+DATA nibbleMatrices<>+2(SB)/1, $0x00
+DATA nibbleMatrices<>+3(SB)/1, $0x00
+DATA nibbleMatrices<>+4(SB)/1, $0x08
+DATA nibbleMatrices<>+5(SB)/1, $0x04
+DATA nibbleMatrices<>+6(SB)/1, $0x02
+DATA nibbleMatrices<>+7(SB)/1, $0x01
+DATA nibbleMatrices<>+8(SB)/1, $0x00
+DATA nibbleMatrices<>+9(SB)/1, $0x00
+DATA nibbleMatrices<>+10(SB)/1, $0x00
+DATA nibbleMatrices<>+11(SB)/1, $0x00
+DATA nibbleMatrices<>+12(SB)/1, $0x08
+DATA nibbleMatrices<>+13(SB)/1, $0x04
+DATA nibbleMatrices<>+14(SB)/1, $0x02
+DATA nibbleMatrices<>+15(SB)/1, $0x01
+DATA nibbleMatrices<>+16(SB)/1, $0x00
+DATA nibbleMatrices<>+17(SB)/1, $0x00
+DATA nibbleMatrices<>+18(SB)/1, $0x00
+DATA nibbleMatrices<>+19(SB)/1, $0x00
+DATA nibbleMatrices<>+20(SB)/1, $0x08
+DATA nibbleMatrices<>+21(SB)/1, $0x04
+DATA nibbleMatrices<>+22(SB)/1, $0x02
+DATA nibbleMatrices<>+23(SB)/1, $0x01
+DATA nibbleMatrices<>+24(SB)/1, $0x00
+DATA nibbleMatrices<>+25(SB)/1, $0x00
+DATA nibbleMatrices<>+26(SB)/1, $0x00
+DATA nibbleMatrices<>+27(SB)/1, $0x00
+DATA nibbleMatrices<>+28(SB)/1, $0x08
+DATA nibbleMatrices<>+29(SB)/1, $0x04
+DATA nibbleMatrices<>+30(SB)/1, $0x02
+DATA nibbleMatrices<>+31(SB)/1, $0x01
+DATA nibbleMatrices<>+32(SB)/1, $0x00
+DATA nibbleMatrices<>+33(SB)/1, $0x00
+DATA nibbleMatrices<>+34(SB)/1, $0x00
+DATA nibbleMatrices<>+35(SB)/1, $0x00
+DATA nibbleMatrices<>+36(SB)/1, $0x80
+DATA nibbleMatrices<>+37(SB)/1, $0x40
+DATA nibbleMatrices<>+38(SB)/1, $0x20
+DATA nibbleMatrices<>+39(SB)/1, $0x10
+DATA nibbleMatrices<>+40(SB)/1, $0x00
+DATA nibbleMatrices<>+41(SB)/1, $0x00
+DATA nibbleMatrices<>+42(SB)/1, $0x00
+DATA nibbleMatrices<>+43(SB)/1, $0x00
+DATA nibbleMatrices<>+44(SB)/1, $0x80
+DATA nibbleMatrices<>+45(SB)/1, $0x40
+DATA nibbleMatrices<>+46(SB)/1, $0x20
+DATA nibbleMatrices<>+47(SB)/1, $0x10
+DATA nibbleMatrices<>+48(SB)/1, $0x00
+DATA nibbleMatrices<>+49(SB)/1, $0x00
+DATA nibbleMatrices<>+50(SB)/1, $0x00
+DATA nibbleMatrices<>+51(SB)/1, $0x00
+DATA nibbleMatrices<>+52(SB)/1, $0x80
+DATA nibbleMatrices<>+53(SB)/1, $0x40
+DATA nibbleMatrices<>+54(SB)/1, $0x20
+DATA nibbleMatrices<>+55(SB)/1, $0x10
+DATA nibbleMatrices<>+56(SB)/1, $0x00
+DATA nibbleMatrices<>+57(SB)/1, $0x00
+DATA nibbleMatrices<>+58(SB)/1, $0x00
+DATA nibbleMatrices<>+59(SB)/1, $0x00
+DATA nibbleMatrices<>+60(SB)/1, $0x80
+DATA nibbleMatrices<>+61(SB)/1, $0x40
+DATA nibbleMatrices<>+62(SB)/1, $0x20
+DATA nibbleMatrices<>+63(SB)/1, $0x10
+GLOBL nibbleMatrices<>(SB), RODATA|NOPTR, $64
 
 DATA k3f<>+0(SB)/1, $0x3f
 DATA k3f<>+1(SB)/1, $0x3f
@@ -672,7 +714,7 @@ DATA k0f<>+7(SB)/1, $0x0f
 GLOBL k0f<>(SB), RODATA|NOPTR, $8
 
 // func dotQ6KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·dotQ6KAVX512(SB), NOSPLIT, $256-64
 	// dotQ6KAVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:
 	// 
@@ -708,9 +750,102 @@ TEXT ·dotQ6KAVX512(SB), NOSPLIT, $256-64
 	VMOVDQU64 q6kScaleIdx<>+192(SB), Z27
 	TESTQ     R9, R9
 	JLE       dotQ6KAVX512_done
+	CMPQ      R12, $0x01
+	JNE       dotQ6KAVX512_row
 
+	// One token: accumulators in registers.
+dotQ6KAVX512_row1:
+	VPXORD Y20, Y20, Y20
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ6KAVX512_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+	PREFETCHT0 6208(SI)
+	PREFETCHT0 6272(SI)
+	PREFETCHT0 6336(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// acc = fma(d*y.d, float(lanes), acc)
+	VCVTDQ2PS    Y16, Y16
+	VBROADCASTSS (BX), Y14
+	VMULPS       Y12, Y14, Y17
+	VFMADD231PS  Y17, Y16, Y20
+	ADDQ         $0x000000d2, SI
+	ADDQ         $0x00000124, BX
+	DECQ         CX
+	JNZ          dotQ6KAVX512_block1
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ6KAVX512_row1
+	JMP          dotQ6KAVX512_done
+
+	// Several tokens: accumulators in the frame.
 dotQ6KAVX512_row:
-	// Zero the nt accumulators.
 	VXORPS Y0, Y0, Y0
 	LEAQ   (SP), R14
 	MOVQ   R12, DX
@@ -806,7 +941,7 @@ dotQ6KAVX512_tok:
 	DECQ         CX
 	JNZ          dotQ6KAVX512_block
 
-	// Reduce each token's accumulator into out[t*ldo+r].
+	// Reduce each token's accumulators into out[t*ldo+r].
 	LEAQ (SP), R14
 	MOVQ DI, AX
 	MOVQ R12, DX
@@ -1090,6 +1225,72 @@ DATA q6kScaleIdx<>+254(SB)/1, $0x0f
 DATA q6kScaleIdx<>+255(SB)/1, $0x00
 GLOBL q6kScaleIdx<>(SB), RODATA|NOPTR, $256
 
+DATA nibbleMask<>+0(SB)/1, $0x0f
+DATA nibbleMask<>+1(SB)/1, $0x0f
+DATA nibbleMask<>+2(SB)/1, $0x0f
+DATA nibbleMask<>+3(SB)/1, $0x0f
+DATA nibbleMask<>+4(SB)/1, $0x0f
+DATA nibbleMask<>+5(SB)/1, $0x0f
+DATA nibbleMask<>+6(SB)/1, $0x0f
+DATA nibbleMask<>+7(SB)/1, $0x0f
+DATA nibbleMask<>+8(SB)/1, $0x0f
+DATA nibbleMask<>+9(SB)/1, $0x0f
+DATA nibbleMask<>+10(SB)/1, $0x0f
+DATA nibbleMask<>+11(SB)/1, $0x0f
+DATA nibbleMask<>+12(SB)/1, $0x0f
+DATA nibbleMask<>+13(SB)/1, $0x0f
+DATA nibbleMask<>+14(SB)/1, $0x0f
+DATA nibbleMask<>+15(SB)/1, $0x0f
+DATA nibbleMask<>+16(SB)/1, $0x0f
+DATA nibbleMask<>+17(SB)/1, $0x0f
+DATA nibbleMask<>+18(SB)/1, $0x0f
+DATA nibbleMask<>+19(SB)/1, $0x0f
+DATA nibbleMask<>+20(SB)/1, $0x0f
+DATA nibbleMask<>+21(SB)/1, $0x0f
+DATA nibbleMask<>+22(SB)/1, $0x0f
+DATA nibbleMask<>+23(SB)/1, $0x0f
+DATA nibbleMask<>+24(SB)/1, $0x0f
+DATA nibbleMask<>+25(SB)/1, $0x0f
+DATA nibbleMask<>+26(SB)/1, $0x0f
+DATA nibbleMask<>+27(SB)/1, $0x0f
+DATA nibbleMask<>+28(SB)/1, $0x0f
+DATA nibbleMask<>+29(SB)/1, $0x0f
+DATA nibbleMask<>+30(SB)/1, $0x0f
+DATA nibbleMask<>+31(SB)/1, $0x0f
+DATA nibbleMask<>+32(SB)/1, $0x0f
+DATA nibbleMask<>+33(SB)/1, $0x0f
+DATA nibbleMask<>+34(SB)/1, $0x0f
+DATA nibbleMask<>+35(SB)/1, $0x0f
+DATA nibbleMask<>+36(SB)/1, $0x0f
+DATA nibbleMask<>+37(SB)/1, $0x0f
+DATA nibbleMask<>+38(SB)/1, $0x0f
+DATA nibbleMask<>+39(SB)/1, $0x0f
+DATA nibbleMask<>+40(SB)/1, $0x0f
+DATA nibbleMask<>+41(SB)/1, $0x0f
+DATA nibbleMask<>+42(SB)/1, $0x0f
+DATA nibbleMask<>+43(SB)/1, $0x0f
+DATA nibbleMask<>+44(SB)/1, $0x0f
+DATA nibbleMask<>+45(SB)/1, $0x0f
+DATA nibbleMask<>+46(SB)/1, $0x0f
+DATA nibbleMask<>+47(SB)/1, $0x0f
+DATA nibbleMask<>+48(SB)/1, $0x0f
+DATA nibbleMask<>+49(SB)/1, $0x0f
+DATA nibbleMask<>+50(SB)/1, $0x0f
+DATA nibbleMask<>+51(SB)/1, $0x0f
+DATA nibbleMask<>+52(SB)/1, $0x0f
+DATA nibbleMask<>+53(SB)/1, $0x0f
+DATA nibbleMask<>+54(SB)/1, $0x0f
+DATA nibbleMask<>+55(SB)/1, $0x0f
+DATA nibbleMask<>+56(SB)/1, $0x0f
+DATA nibbleMask<>+57(SB)/1, $0x0f
+DATA nibbleMask<>+58(SB)/1, $0x0f
+DATA nibbleMask<>+59(SB)/1, $0x0f
+DATA nibbleMask<>+60(SB)/1, $0x0f
+DATA nibbleMask<>+61(SB)/1, $0x0f
+DATA nibbleMask<>+62(SB)/1, $0x0f
+DATA nibbleMask<>+63(SB)/1, $0x0f
+GLOBL nibbleMask<>(SB), RODATA|NOPTR, $64
+
 DATA mask30<>+0(SB)/1, $0x30
 DATA mask30<>+1(SB)/1, $0x30
 DATA mask30<>+2(SB)/1, $0x30
@@ -1312,9 +1513,61 @@ TEXT ·dotQ8_0AVX512(SB), NOSPLIT, $256-64
 	VPBROADCASTB bytes01<>+0(SB), Y30
 	TESTQ        R9, R9
 	JLE          dotQ8_0AVX512_done
+	CMPQ         R12, $0x01
+	JNE          dotQ8_0AVX512_row
 
+	// One token: accumulators in registers.
+dotQ8_0AVX512_row1:
+	VPXORD Y20, Y20, Y20
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ8_0AVX512_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 int8 weights, Y1 = dx
+	VMOVDQU      2(SI), Y0
+	VPBROADCASTW (SI), X1
+	VCVTPH2PS    X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y20
+	ADDQ         $0x00000022, SI
+	ADDQ         $0x00000022, BX
+	DECQ         CX
+	JNZ          dotQ8_0AVX512_block1
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ8_0AVX512_row1
+	JMP          dotQ8_0AVX512_done
+
+	// Several tokens: accumulators in the frame.
 dotQ8_0AVX512_row:
-	// Zero the nt accumulators.
 	VXORPS Y0, Y0, Y0
 	LEAQ   (SP), R14
 	MOVQ   R12, DX
@@ -1369,7 +1622,7 @@ dotQ8_0AVX512_tok:
 	DECQ         CX
 	JNZ          dotQ8_0AVX512_block
 
-	// Reduce each token's accumulator into out[t*ldo+r].
+	// Reduce each token's accumulators into out[t*ldo+r].
 	LEAQ (SP), R14
 	MOVQ DI, AX
 	MOVQ R12, DX

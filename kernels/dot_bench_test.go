@@ -82,3 +82,33 @@ func BenchmarkMatVec(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReadBandwidth streams the same size of memory with plain 512-bit
+// loads and the kernels' prefetch: the ceiling of a memory-bound mat-vec.
+func BenchmarkReadBandwidth(b *testing.B) {
+	buf := make([]byte, benchMatrixBytes())
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	for _, threads := range []int{1, 2} {
+		b.Run("t"+strconv.Itoa(threads), func(b *testing.B) {
+			p := NewPool(threads)
+			defer p.Close()
+			r := &readTask{buf: buf}
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				p.Run(len(buf)/readChunk, 1, r)
+			}
+		})
+	}
+}
+
+const readChunk = 1 << 20
+
+type readTask struct{ buf []byte }
+
+func (r *readTask) Do(lo, hi, _ int) {
+	sinkU64 ^= readBytes(r.buf[lo*readChunk : hi*readChunk])
+}
+
+var sinkU64 uint64

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -22,6 +24,7 @@ type BenchOptions struct {
 	Threads int
 	Batch   int
 	KVType  string
+	Profile string
 	Output  cli.Output
 }
 
@@ -53,6 +56,7 @@ repetitions in tokens per second.`,
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads (0: one per CPU)")
 	f.IntVarP(&o.Batch, "batch", "b", 512, "tokens per forward pass in pp")
 	f.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16 or f32")
+	f.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the measured runs to this file")
 	cli.AddOutputFlag(cmd, &o.Output)
 	return cmd
 }
@@ -113,6 +117,17 @@ func (o *BenchOptions) Run(ctx context.Context, s cli.Streams) error {
 			}
 		}
 		return float64(o.TG) / time.Since(start).Seconds(), nil
+	}
+	if o.Profile != "" {
+		pf, err := os.Create(o.Profile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for _, t := range []struct {
 		n   int
