@@ -16,6 +16,8 @@ func main() {
 	ConstraintExpr("amd64,!purego")
 	genPause()
 	genReadBW()
+	genQuantQ8K()
+	genQuantQ8_0()
 	q4kAVX512().gen()
 	q6kAVX512().gen()
 	q8_0AVX512().gen()

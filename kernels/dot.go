@@ -68,7 +68,54 @@ func setVariantEnabled(isa string, on bool) {
 			}
 		}
 		selectVariant(gguf.Type(t))
+		for _, v := range quantVariants[t] {
+			if isa == "" || v.isa == isa {
+				v.enable = on
+			}
+		}
+		selectQuantizer(gguf.Type(t))
 	}
+}
+
+// A quantizer is a run-time activation quantizer (Format.QuantizeCPU, or
+// Quantize without an importance matrix) producing the same bytes.
+type quantizer func(dst []byte, src []float32)
+
+type quantVariant struct {
+	typ    gguf.Type
+	isa    string
+	fn     quantizer
+	enable bool
+}
+
+var (
+	quantVariants [gguf.TypeCount][]*quantVariant
+	activeQuant   [gguf.TypeCount]*quantVariant
+)
+
+func addQuantizer(t gguf.Type, isa string, fn quantizer) {
+	quantVariants[t] = append(quantVariants[t], &quantVariant{typ: t, isa: isa, fn: fn, enable: true})
+	selectQuantizer(t)
+}
+
+func selectQuantizer(t gguf.Type) {
+	activeQuant[t] = nil
+	for _, v := range quantVariants[t] {
+		if v.enable {
+			activeQuant[t] = v
+			return
+		}
+	}
+}
+
+// quantizeActivation quantizes one activation row to t with the fastest
+// quantizer (the bytes of Format.QuantizeCPU).
+func quantizeActivation(f *Format, dst []byte, src []float32) {
+	if v := activeQuant[f.Type]; v != nil {
+		v.fn(dst, src)
+		return
+	}
+	quantizeCPU(f, dst, src)
 }
 
 // Accelerated returns the instruction set the dot products of t run on

@@ -33,11 +33,23 @@ func dotQ6KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt
 //go:noescape
 func dotQ8_0AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 
+// quantizeQ8KAVX512 is quantizeQ8_K (ggml's quantize_row_q8_K) on nb
+// blocks of 256 values: the same bytes.
+//
+//go:noescape
+func quantizeQ8KAVX512(dst *byte, src *float32, nb int)
+
+// quantizeQ8_0AVX512 is quantizeQ8_0AVX (ggml-cpu's x86 quantize_row_q8_0)
+// on nb blocks of 32 values: the same bytes.
+//
+//go:noescape
+func quantizeQ8_0AVX512(dst *byte, src *float32, nb int)
+
 // cpu holds the instruction sets the kernels use, read once.
 var cpu = struct {
-	avx2, fma, f16c, bmi2 bool
-	avx512, vnni, gfni    bool
-	avx512bf16            bool
+	avx2, fma, f16c, bmi1, bmi2 bool
+	avx512, vnni, gfni          bool
+	avx512bf16                  bool
 }{
 	avx2:       cpuid.CPU.Supports(cpuid.AVX2),
 	fma:        cpuid.CPU.Supports(cpuid.FMA3),
@@ -46,6 +58,7 @@ var cpu = struct {
 	avx512:     cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL, cpuid.AVX512DQ),
 	vnni:       cpuid.CPU.Supports(cpuid.AVX512VNNI),
 	gfni:       cpuid.CPU.Supports(cpuid.GFNI),
+	bmi1:       cpuid.CPU.Supports(cpuid.BMI1),
 	avx512bf16: cpuid.CPU.Supports(cpuid.AVX512BF16),
 }
 
@@ -57,6 +70,20 @@ func init() {
 		addVariant(gguf.TypeQ4_K, "avx512", asmRows(dotQ4KAVX512, 256))
 		addVariant(gguf.TypeQ6_K, "avx512", asmRows(dotQ6KAVX512, 256))
 		addVariant(gguf.TypeQ8_0, "avx512", asmRows(dotQ8_0AVX512, 32))
+	}
+	if cpu.avx512 && cpu.f16c && cpu.bmi1 {
+		addQuantizer(gguf.TypeQ8_K, "avx512", asmQuant(quantizeQ8KAVX512, 256))
+		addQuantizer(gguf.TypeQ8_0, "avx512", asmQuant(quantizeQ8_0AVX512, 32))
+	}
+}
+
+// asmQuant adapts an assembly activation quantizer over blocks of
+// blockElems values.
+func asmQuant(q func(dst *byte, src *float32, nb int), blockElems int) quantizer {
+	return func(dst []byte, src []float32) {
+		if len(src) >= blockElems {
+			q(unsafe.SliceData(dst), unsafe.SliceData(src), len(src)/blockElems)
+		}
 	}
 }
 

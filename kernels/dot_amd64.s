@@ -52,6 +52,342 @@ readBytesAVX512_fold:
 	VZEROUPPER
 	RET
 
+// func quantizeQ8KAVX512(dst *byte, src *float32, nb int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI
+TEXT ·quantizeQ8KAVX512(SB), NOSPLIT, $0-24
+	// quantizeQ8KAVX512 is quantize_row_q8_K for nb blocks: per block, max is the
+	// first element of largest magnitude (NaNs never win), iscale = -127/max,
+	// q = min(127, round-half-even(iscale*x)) stored as its low byte (so NaN
+	// and Inf products give 0, as ggml's nearest_int does), d = 1/iscale, and
+	// bsums[j] = the sum of q[16j:16j+16]. A block with max 0 is all zeros.
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         nb+16(FP), CX
+	VPBROADCASTD absMask<>+0(SB), Z31
+	VPBROADCASTD i32_127<>+0(SB), Z30
+	VPBROADCASTB bytes80<>+0(SB), Z29
+	VPXORD       Z28, Z28, Z28
+	TESTQ        CX, CX
+	JZ           quantizeQ8KAVX512_done
+
+quantizeQ8KAVX512_block:
+	// amax = max |x| over the block, NaNs ignored: acc = new > acc ? new : acc.
+	VXORPS        Z0, Z0, Z0
+	VANDPS        (SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        64(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        128(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        192(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        256(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        320(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        384(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        448(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        512(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        576(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        640(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        704(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        768(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        832(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        896(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VANDPS        960(SI), Z31, Z1
+	VMAXPS        Z0, Z1, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMAXPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VMAXPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VMAXPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VMAXSS        X1, X0, X0
+	VXORPS        X1, X1, X1
+	VUCOMISS      X1, X0
+	JNE           quantizeQ8KAVX512_nonzero
+
+	// All zero (or NaN): d = 0, codes 0, bsums 0.
+	VMOVDQU64 Z28, 4(DI)
+	VMOVDQU64 Z28, 68(DI)
+	VMOVDQU64 Z28, 132(DI)
+	VMOVDQU64 Z28, 196(DI)
+	VMOVDQU64 Y28, 260(DI)
+	MOVL      $0x00000000, (DI)
+	JMP       quantizeQ8KAVX512_next
+
+quantizeQ8KAVX512_nonzero:
+	// The first element whose magnitude equals amax gives the signed max.
+	VBROADCASTSS X0, Z0
+	XORQ         AX, AX
+
+quantizeQ8KAVX512_find:
+	VANDPS (SI)(AX*4), Z31, Z1
+	VCMPPS $0x00, Z0, Z1, K1
+	KMOVW  K1, DX
+	TESTL  DX, DX
+	JNZ    quantizeQ8KAVX512_found
+	ADDQ   $0x10, AX
+	JMP    quantizeQ8KAVX512_find
+
+quantizeQ8KAVX512_found:
+	TZCNTL DX, DX
+	ADDQ   DX, AX
+	VMOVSS (SI)(AX*4), X1
+
+	// iscale = -127/max, d = 1/iscale
+	VMOVSS       f32m127<>+0(SB), X2
+	VDIVSS       X1, X2, X2
+	VMOVSS       f32one<>+0(SB), X3
+	VDIVSS       X2, X3, X3
+	VMOVSS       X3, (DI)
+	VBROADCASTSS X2, Z2
+
+	// q = min(127, round(iscale*x)), low byte
+	VMULPS    (SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 4(DI)
+	VMULPS    64(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 20(DI)
+	VMULPS    128(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 36(DI)
+	VMULPS    192(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 52(DI)
+	VMULPS    256(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 68(DI)
+	VMULPS    320(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 84(DI)
+	VMULPS    384(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 100(DI)
+	VMULPS    448(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 116(DI)
+	VMULPS    512(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 132(DI)
+	VMULPS    576(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 148(DI)
+	VMULPS    640(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 164(DI)
+	VMULPS    704(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 180(DI)
+	VMULPS    768(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 196(DI)
+	VMULPS    832(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 212(DI)
+	VMULPS    896(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 228(DI)
+	VMULPS    960(SI), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VPMINSD   Z30, Z3, Z3
+	VPMOVDB   Z3, 244(DI)
+
+	// bsums: VPSADBW sums (q+128) over each 8 bytes; pairs of those are the
+	// 16-byte groups (plus 2048).
+	VPXORD       4(DI), Z29, Z4
+	VPSADBW      Z28, Z4, Z4
+	VPMOVQW      Z4, X4
+	VPXORD       68(DI), Z29, Z5
+	VPSADBW      Z28, Z5, Z5
+	VPMOVQW      Z5, X5
+	VPXORD       132(DI), Z29, Z6
+	VPSADBW      Z28, Z6, Z6
+	VPMOVQW      Z6, X6
+	VPXORD       196(DI), Z29, Z7
+	VPSADBW      Z28, Z7, Z7
+	VPMOVQW      Z7, X7
+	VINSERTI128  $0x01, X5, Y4, Y4
+	VINSERTI128  $0x01, X7, Y6, Y6
+	VPBROADCASTW w1<>+0(SB), Y9
+	VPMADDWD     Y9, Y4, Y4
+	VPMADDWD     Y9, Y6, Y6
+	VPACKSSDW    Y6, Y4, Y4
+	VPERMQ       $0xd8, Y4, Y4
+	VPBROADCASTW w2048<>+0(SB), Y9
+	VPSUBW       Y9, Y4, Y4
+	VMOVDQU      Y4, 260(DI)
+
+quantizeQ8KAVX512_next:
+	ADDQ $0x00000400, SI
+	ADDQ $0x00000124, DI
+	DECQ CX
+	JNZ  quantizeQ8KAVX512_block
+
+quantizeQ8KAVX512_done:
+	VZEROUPPER
+	RET
+
+DATA absMask<>+0(SB)/1, $0xff
+DATA absMask<>+1(SB)/1, $0xff
+DATA absMask<>+2(SB)/1, $0xff
+DATA absMask<>+3(SB)/1, $0x7f
+GLOBL absMask<>(SB), RODATA|NOPTR, $4
+
+DATA i32_127<>+0(SB)/1, $0x7f
+DATA i32_127<>+1(SB)/1, $0x00
+DATA i32_127<>+2(SB)/1, $0x00
+DATA i32_127<>+3(SB)/1, $0x00
+GLOBL i32_127<>(SB), RODATA|NOPTR, $4
+
+DATA bytes80<>+0(SB)/1, $0x80
+DATA bytes80<>+1(SB)/1, $0x80
+DATA bytes80<>+2(SB)/1, $0x80
+DATA bytes80<>+3(SB)/1, $0x80
+DATA bytes80<>+4(SB)/1, $0x80
+DATA bytes80<>+5(SB)/1, $0x80
+DATA bytes80<>+6(SB)/1, $0x80
+DATA bytes80<>+7(SB)/1, $0x80
+DATA bytes80<>+8(SB)/1, $0x80
+DATA bytes80<>+9(SB)/1, $0x80
+DATA bytes80<>+10(SB)/1, $0x80
+DATA bytes80<>+11(SB)/1, $0x80
+DATA bytes80<>+12(SB)/1, $0x80
+DATA bytes80<>+13(SB)/1, $0x80
+DATA bytes80<>+14(SB)/1, $0x80
+DATA bytes80<>+15(SB)/1, $0x80
+DATA bytes80<>+16(SB)/1, $0x80
+DATA bytes80<>+17(SB)/1, $0x80
+DATA bytes80<>+18(SB)/1, $0x80
+DATA bytes80<>+19(SB)/1, $0x80
+DATA bytes80<>+20(SB)/1, $0x80
+DATA bytes80<>+21(SB)/1, $0x80
+DATA bytes80<>+22(SB)/1, $0x80
+DATA bytes80<>+23(SB)/1, $0x80
+DATA bytes80<>+24(SB)/1, $0x80
+DATA bytes80<>+25(SB)/1, $0x80
+DATA bytes80<>+26(SB)/1, $0x80
+DATA bytes80<>+27(SB)/1, $0x80
+DATA bytes80<>+28(SB)/1, $0x80
+DATA bytes80<>+29(SB)/1, $0x80
+DATA bytes80<>+30(SB)/1, $0x80
+DATA bytes80<>+31(SB)/1, $0x80
+GLOBL bytes80<>(SB), RODATA|NOPTR, $32
+
+DATA f32m127<>+0(SB)/1, $0x00
+DATA f32m127<>+1(SB)/1, $0x00
+DATA f32m127<>+2(SB)/1, $0xfe
+DATA f32m127<>+3(SB)/1, $0xc2
+GLOBL f32m127<>(SB), RODATA|NOPTR, $4
+
+DATA f32one<>+0(SB)/1, $0x00
+DATA f32one<>+1(SB)/1, $0x00
+DATA f32one<>+2(SB)/1, $0x80
+DATA f32one<>+3(SB)/1, $0x3f
+GLOBL f32one<>(SB), RODATA|NOPTR, $4
+
+DATA w1<>+0(SB)/1, $0x01
+DATA w1<>+1(SB)/1, $0x00
+GLOBL w1<>(SB), RODATA|NOPTR, $2
+
+DATA w2048<>+0(SB)/1, $0x00
+DATA w2048<>+1(SB)/1, $0x08
+GLOBL w2048<>(SB), RODATA|NOPTR, $2
+
+// func quantizeQ8_0AVX512(dst *byte, src *float32, nb int)
+// Requires: AVX, AVX2, AVX512F, F16C
+TEXT ·quantizeQ8_0AVX512(SB), NOSPLIT, $0-24
+	// quantizeQ8_0AVX512 is ggml-cpu's AVX quantize_row_q8_0 for nb blocks of 32:
+	// amax by ggml's max tree (four 8-lane vectors max'ed in order, then
+	// 8 -> 4 -> 2 -> 1, MAXPS keeping its second operand on NaN), d = fp16(amax/127),
+	// id = 127/amax (0 when amax is 0), q = saturate8(round-half-even(x*id)).
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         nb+16(FP), CX
+	VPBROADCASTD absMask<>+0(SB), Y15
+	VMOVSS       f32p127<>+0(SB), X14
+	TESTQ        CX, CX
+	JZ           quantizeQ8_0AVX512_done
+
+quantizeQ8_0AVX512_block:
+	// m = max(max(max(|a0|, |a1|), |a2|), |a3|) lane-wise
+	VANDPS       (SI), Y15, Y0
+	VANDPS       32(SI), Y15, Y1
+	VMAXPS       Y1, Y0, Y0
+	VANDPS       64(SI), Y15, Y1
+	VMAXPS       Y1, Y0, Y0
+	VANDPS       96(SI), Y15, Y1
+	VMAXPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VMAXPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VMAXPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VMAXSS       X2, X1, X1
+
+	// d = fp16(amax/127); id = amax != 0 ? 127/amax : 0
+	VDIVSS    X14, X1, X2
+	VCVTPS2PH $0x00, X2, X2
+	VPEXTRW   $0x00, X2, (DI)
+	VXORPS    X3, X3, X3
+	VUCOMISS  X3, X1
+	JP        quantizeQ8_0AVX512_div
+	JE        quantizeQ8_0AVX512_zero
+
+quantizeQ8_0AVX512_div:
+	VDIVSS X1, X14, X3
+
+quantizeQ8_0AVX512_zero:
+	VBROADCASTSS X3, Z3
+
+	// q = saturate8(round(x*id))
+	VMULPS    (SI), Z3, Z4
+	VMULPS    64(SI), Z3, Z5
+	VCVTPS2DQ Z4, Z4
+	VCVTPS2DQ Z5, Z5
+	VPMOVSDB  Z4, 2(DI)
+	VPMOVSDB  Z5, 18(DI)
+	ADDQ      $0x00000080, SI
+	ADDQ      $0x00000022, DI
+	DECQ      CX
+	JNZ       quantizeQ8_0AVX512_block
+
+quantizeQ8_0AVX512_done:
+	VZEROUPPER
+	RET
+
+DATA f32p127<>+0(SB)/1, $0x00
+DATA f32p127<>+1(SB)/1, $0x00
+DATA f32p127<>+2(SB)/1, $0xfe
+DATA f32p127<>+3(SB)/1, $0x42
+GLOBL f32p127<>(SB), RODATA|NOPTR, $4
+
 // func dotQ4KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, GFNI, MMX+
 TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64
@@ -1647,40 +1983,6 @@ dotQ8_0AVX512_fin:
 dotQ8_0AVX512_done:
 	VZEROUPPER
 	RET
-
-DATA bytes80<>+0(SB)/1, $0x80
-DATA bytes80<>+1(SB)/1, $0x80
-DATA bytes80<>+2(SB)/1, $0x80
-DATA bytes80<>+3(SB)/1, $0x80
-DATA bytes80<>+4(SB)/1, $0x80
-DATA bytes80<>+5(SB)/1, $0x80
-DATA bytes80<>+6(SB)/1, $0x80
-DATA bytes80<>+7(SB)/1, $0x80
-DATA bytes80<>+8(SB)/1, $0x80
-DATA bytes80<>+9(SB)/1, $0x80
-DATA bytes80<>+10(SB)/1, $0x80
-DATA bytes80<>+11(SB)/1, $0x80
-DATA bytes80<>+12(SB)/1, $0x80
-DATA bytes80<>+13(SB)/1, $0x80
-DATA bytes80<>+14(SB)/1, $0x80
-DATA bytes80<>+15(SB)/1, $0x80
-DATA bytes80<>+16(SB)/1, $0x80
-DATA bytes80<>+17(SB)/1, $0x80
-DATA bytes80<>+18(SB)/1, $0x80
-DATA bytes80<>+19(SB)/1, $0x80
-DATA bytes80<>+20(SB)/1, $0x80
-DATA bytes80<>+21(SB)/1, $0x80
-DATA bytes80<>+22(SB)/1, $0x80
-DATA bytes80<>+23(SB)/1, $0x80
-DATA bytes80<>+24(SB)/1, $0x80
-DATA bytes80<>+25(SB)/1, $0x80
-DATA bytes80<>+26(SB)/1, $0x80
-DATA bytes80<>+27(SB)/1, $0x80
-DATA bytes80<>+28(SB)/1, $0x80
-DATA bytes80<>+29(SB)/1, $0x80
-DATA bytes80<>+30(SB)/1, $0x80
-DATA bytes80<>+31(SB)/1, $0x80
-GLOBL bytes80<>(SB), RODATA|NOPTR, $32
 
 DATA bytes01<>+0(SB)/1, $0x01
 DATA bytes01<>+1(SB)/1, $0x01

@@ -65,6 +65,11 @@ func (a *Activations) Reset(x []float32, n, cols int) {
 // Quantized returns the rows quantized to t (ggml-cpu's run-time rule),
 // computing them on first use.
 func (a *Activations) Quantized(t gguf.Type) []byte {
+	return a.quantized(nil, t)
+}
+
+// quantized is Quantized with the rows shared out over p (nil: inline).
+func (a *Activations) quantized(p *Pool, t gguf.Type) []byte {
 	rb, _ := t.RowBytes(a.Cols)
 	if a.valid[t] {
 		return a.quant[t][:rb*a.N]
@@ -73,12 +78,30 @@ func (a *Activations) Quantized(t gguf.Type) []byte {
 		a.quant[t] = make([]byte, rb*a.N)
 	}
 	q := a.quant[t][:rb*a.N]
-	f := formats[t]
-	for i := 0; i < a.N; i++ {
-		quantizeCPU(f, q[i*rb:(i+1)*rb], a.X[i*a.Cols:(i+1)*a.Cols])
+	task := quantTask{f: formats[t], q: q, x: a.X, rb: rb, cols: a.Cols}
+	if p == nil || a.N < 4 {
+		task.Do(0, a.N, 0)
+	} else {
+		p.qt = task
+		p.Run(a.N, 1, &p.qt)
+		p.qt = quantTask{}
 	}
 	a.valid[t] = true
 	return q
+}
+
+// quantTask quantizes activation rows [lo, hi).
+type quantTask struct {
+	f        *Format
+	q        []byte
+	x        []float32
+	rb, cols int
+}
+
+func (t *quantTask) Do(lo, hi, _ int) {
+	for i := lo; i < hi; i++ {
+		quantizeActivation(t.f, t.q[i*t.rb:(i+1)*t.rb], t.x[i*t.cols:(i+1)*t.cols])
+	}
 }
 
 func quantizeCPU(f *Format, dst []byte, src []float32) {
@@ -104,7 +127,7 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 	if f.VecDot == gguf.TypeF32 || f.Dot == nil {
 		mm.q, mm.qRow = nil, 0
 	} else {
-		mm.q = x.Quantized(f.VecDot)
+		mm.q = x.quantized(p, f.VecDot)
 		mm.qRow = len(mm.q) / x.N
 	}
 	p.Run(w.Rows, 4, mm)

@@ -50,6 +50,7 @@ type Pool struct {
 	stop         sync.Once
 
 	mm matmulTask
+	qt quantTask
 }
 
 // poolWorker is one worker's parking place and spin budget.
