@@ -6,7 +6,7 @@ BENCHTIME ?= 1s
 PKGS      := ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo clean
+.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench bench-kernels generate verify-asm fuzz demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -15,10 +15,19 @@ build: ## build coordinator, expertnode and ixctl into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: lint test-go fuzz ## the whole suite: lint, tests, short fuzz runs (what CI runs)
+test: lint verify-asm test-go test-purego fuzz ## the whole suite: lint, generated assembly, tests (also pure Go), short fuzz runs (what CI runs)
 
 test-go: ## go test over every package
 	$(GO) test -count=1 -timeout 30m $(PKGS)
+
+test-purego: ## the kernels and model tests without assembly (-tags purego)
+	$(GO) test -count=1 -timeout 30m -tags purego ./kernels ./model
+
+generate: ## regenerate the kernels' assembly (avo, in the _asm module)
+	cd _asm && $(GO) run . -out ../kernels/dot_amd64.s
+
+verify-asm: generate ## regenerate the assembly and fail if it differs from the committed file
+	@git diff --exit-code --stat -- kernels/dot_amd64.s || { echo "kernels/dot_amd64.s was stale: commit the regenerated file"; exit 1; }
 
 lint: verify-fmt vet ## gofmt and go vet
 
@@ -35,6 +44,7 @@ vet: ## go vet
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test ./gguf -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDequantize$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDotRows$$' -fuzztime $(FUZZTIME)
 
 bench: ## kernel and model benchmarks (go test -bench)
 	$(GO) test ./kernels -run '^$$' -bench . -benchtime $(BENCHTIME)

@@ -21,5 +21,8 @@ func main() {
 	q4kAVX512().gen()
 	q6kAVX512().gen()
 	q8_0AVX512().gen()
+	q4kAVX2().gen()
+	q6kAVX2().gen()
+	q8_0AVX2().gen()
 	Generate()
 }

@@ -18,6 +18,7 @@ import (
 //	CX  blocks left                    DX  tokens left
 //	BX  activation block of token t    R14 accumulators of token t
 //	AX  free in decode and token code  Z20-Z23: single-token accumulators
+//	                                   (Y12, Y13 in AVX2 kernels)
 //
 // With one token (decode) the accumulators live in Z20-Z23; with several,
 // in the local frame, 32 bytes each per token (nt <= 8).
@@ -32,6 +33,9 @@ type rowsKernel struct {
 	decode   func()         // weight block at SI into registers
 	token    func(acc []Op) // activation block at BX into the accumulators
 	finish   func(acc []Op) // accumulators -> low float of X1 (X0-X3 free)
+	// vex marks an AVX2 kernel: only Y0-Y15, no EVEX; its one-token
+	// accumulators are Y12 and Y13 instead of Z20-Z23.
+	vex bool
 }
 
 // prefetchAhead is how far ahead of the block being read the weight stream
@@ -73,9 +77,12 @@ func (k *rowsKernel) gen() {
 
 	Comment("One token: accumulators in registers.")
 	regs := []Op{Y20, Y21, Y22, Y23}[:k.accs]
+	if k.vex {
+		regs = []Op{Y12, Y13}[:k.accs]
+	}
 	Label(lbl(fn, "row1"))
 	for _, r := range regs {
-		VPXORD(r, r, r)
+		VXORPS(r, r, r)
 	}
 	Load(Param("a"), RBX)
 	MOVQ(R13, RCX)

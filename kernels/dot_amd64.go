@@ -33,6 +33,15 @@ func dotQ6KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt
 //go:noescape
 func dotQ8_0AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 
+//go:noescape
+func dotQ4KAVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
+//go:noescape
+func dotQ6KAVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
+//go:noescape
+func dotQ8_0AVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
 // quantizeQ8KAVX512 is quantizeQ8_K (ggml's quantize_row_q8_K) on nb
 // blocks of 256 values: the same bytes.
 //
@@ -70,6 +79,11 @@ func init() {
 		addVariant(gguf.TypeQ4_K, "avx512", asmRows(dotQ4KAVX512, 256))
 		addVariant(gguf.TypeQ6_K, "avx512", asmRows(dotQ6KAVX512, 256))
 		addVariant(gguf.TypeQ8_0, "avx512", asmRows(dotQ8_0AVX512, 32))
+	}
+	if cpu.avx2 && cpu.f16c && cpu.fma {
+		addVariant(gguf.TypeQ4_K, "avx2", asmRows(dotQ4KAVX2, 256))
+		addVariant(gguf.TypeQ6_K, "avx2", asmRows(dotQ6KAVX2, 256))
+		addVariant(gguf.TypeQ8_0, "avx2", asmRows(dotQ8_0AVX2, 32))
 	}
 	if cpu.avx512 && cpu.f16c && cpu.bmi1 {
 		addQuantizer(gguf.TypeQ8_K, "avx512", asmQuant(quantizeQ8KAVX512, 256))

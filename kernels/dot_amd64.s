@@ -389,7 +389,7 @@ DATA f32p127<>+3(SB)/1, $0x42
 GLOBL f32p127<>(SB), RODATA|NOPTR, $4
 
 // func dotQ4KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, GFNI, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VNNI, F16C, FMA3, GFNI, MMX+
 TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64
 	// dotQ4KAVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:
 	// 
@@ -430,8 +430,8 @@ TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64
 
 	// One token: accumulators in registers.
 dotQ4KAVX512_row1:
-	VPXORD Y20, Y20, Y20
-	VPXORD Y21, Y21, Y21
+	VXORPS Y20, Y20, Y20
+	VXORPS Y21, Y21, Y21
 	MOVQ   a+32(FP), BX
 	MOVQ   R13, CX
 
@@ -1050,7 +1050,7 @@ DATA k0f<>+7(SB)/1, $0x0f
 GLOBL k0f<>(SB), RODATA|NOPTR, $8
 
 // func dotQ6KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·dotQ6KAVX512(SB), NOSPLIT, $256-64
 	// dotQ6KAVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:
 	// 
@@ -1091,7 +1091,7 @@ TEXT ·dotQ6KAVX512(SB), NOSPLIT, $256-64
 
 	// One token: accumulators in registers.
 dotQ6KAVX512_row1:
-	VPXORD Y20, Y20, Y20
+	VXORPS Y20, Y20, Y20
 	MOVQ   a+32(FP), BX
 	MOVQ   R13, CX
 
@@ -1854,7 +1854,7 @@ TEXT ·dotQ8_0AVX512(SB), NOSPLIT, $256-64
 
 	// One token: accumulators in registers.
 dotQ8_0AVX512_row1:
-	VPXORD Y20, Y20, Y20
+	VXORPS Y20, Y20, Y20
 	MOVQ   a+32(FP), BX
 	MOVQ   R13, CX
 
@@ -2017,3 +2017,1177 @@ DATA bytes01<>+29(SB)/1, $0x01
 DATA bytes01<>+30(SB)/1, $0x01
 DATA bytes01<>+31(SB)/1, $0x01
 GLOBL bytes01<>(SB), RODATA|NOPTR, $32
+
+// func dotQ4KAVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ4KAVX2(SB), NOSPLIT, $512-64
+	// dotQ4KAVX2 is dotQ4KAVX512 on AVX2 (ggml_vec_dot_q4_K_q8_K's AVX2 loop):
+	// per 32-byte chunk, maddubs of the low and high nibbles with q8, madd with
+	// the sub-block scale words; the same lanes, FMAs and reductions.
+	MOVQ         out+0(FP), DI
+	MOVQ         ldo+8(FP), R8
+	SHLQ         $0x02, R8
+	MOVQ         w+16(FP), SI
+	MOVQ         rows+24(FP), R9
+	MOVQ         lda+40(FP), R11
+	MOVQ         nt+48(FP), R12
+	MOVQ         nb+56(FP), R13
+	VPBROADCASTB nibbleMaskB<>+0(SB), Y15
+	VMOVDQU      q4kMinCtl<>+0(SB), X14
+	TESTQ        R9, R9
+	JLE          dotQ4KAVX2_done
+	CMPQ         R12, $0x01
+	JNE          dotQ4KAVX2_row
+
+	// One token: accumulators in registers.
+dotQ4KAVX2_row1:
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4KAVX2_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+	PREFETCHT0 6208(SI)
+	PREFETCHT0 6272(SI)
+
+	// Y9 = d, X8 = dmin, Y11 = scales and mins, X10 = min words
+	VPBROADCASTW (SI), X9
+	VCVTPH2PS    X9, Y9
+	VPBROADCASTW 2(SI), X8
+	VCVTPH2PS    X8, X8
+	MOVQ         4(SI), AX
+	MOVL         12(SI), DX
+	ANDQ         k3f<>+0(SB), AX
+	MOVQ         DX, R14
+	SHLQ         $0x1c, R14
+	ORQ          R14, DX
+	ANDQ         k0f<>+0(SB), DX
+	MOVQ         4(SI), R14
+	SHRQ         $0x06, R14
+	ANDQ         k03<>+0(SB), R14
+	SHLQ         $0x04, R14
+	ORQ          R14, DX
+	VMOVQ        AX, X11
+	VPINSRQ      $0x01, DX, X11, X11
+	VINSERTI128  $0x01, X11, Y11, Y11
+	VPSHUFB      X14, X11, X10
+
+	// chunk 0: low nibbles x q8[0:], high nibbles x q8[32:], times scales
+	VMOVDQU    16(SI), Y0
+	VPAND      Y15, Y0, Y1
+	VPSRLW     $0x04, Y0, Y0
+	VPAND      Y15, Y0, Y0
+	VPMADDUBSW 4(BX), Y1, Y1
+	VPSHUFB    q4kScaleCtlAVX2<>+0(SB), Y11, Y2
+	VPMADDWD   Y2, Y1, Y1
+	VPMADDUBSW 36(BX), Y0, Y0
+	VPSHUFB    q4kScaleCtlAVX2<>+32(SB), Y11, Y2
+	VPMADDWD   Y2, Y0, Y0
+	VPADDD     Y1, Y0, Y3
+
+	// chunk 1: low nibbles x q8[64:], high nibbles x q8[96:], times scales
+	VMOVDQU    48(SI), Y0
+	VPAND      Y15, Y0, Y1
+	VPSRLW     $0x04, Y0, Y0
+	VPAND      Y15, Y0, Y0
+	VPMADDUBSW 68(BX), Y1, Y1
+	VPSHUFB    q4kScaleCtlAVX2<>+64(SB), Y11, Y2
+	VPMADDWD   Y2, Y1, Y1
+	VPMADDUBSW 100(BX), Y0, Y0
+	VPSHUFB    q4kScaleCtlAVX2<>+96(SB), Y11, Y2
+	VPMADDWD   Y2, Y0, Y0
+	VPADDD     Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+
+	// chunk 2: low nibbles x q8[128:], high nibbles x q8[160:], times scales
+	VMOVDQU    80(SI), Y0
+	VPAND      Y15, Y0, Y1
+	VPSRLW     $0x04, Y0, Y0
+	VPAND      Y15, Y0, Y0
+	VPMADDUBSW 132(BX), Y1, Y1
+	VPSHUFB    q4kScaleCtlAVX2<>+128(SB), Y11, Y2
+	VPMADDWD   Y2, Y1, Y1
+	VPMADDUBSW 164(BX), Y0, Y0
+	VPSHUFB    q4kScaleCtlAVX2<>+160(SB), Y11, Y2
+	VPMADDWD   Y2, Y0, Y0
+	VPADDD     Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+
+	// chunk 3: low nibbles x q8[192:], high nibbles x q8[224:], times scales
+	VMOVDQU      112(SI), Y0
+	VPAND        Y15, Y0, Y1
+	VPSRLW       $0x04, Y0, Y0
+	VPAND        Y15, Y0, Y0
+	VPMADDUBSW   196(BX), Y1, Y1
+	VPSHUFB      q4kScaleCtlAVX2<>+192(SB), Y11, Y2
+	VPMADDWD     Y2, Y1, Y1
+	VPMADDUBSW   228(BX), Y0, Y0
+	VPSHUFB      q4kScaleCtlAVX2<>+224(SB), Y11, Y2
+	VPMADDWD     Y2, Y0, Y0
+	VPADDD       Y1, Y0, Y0
+	VPADDD       Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (BX), Y4
+	VMULPS       Y9, Y4, Y5
+	VFMADD231PS  Y5, Y3, Y12
+
+	// Mins: accm -= (dmin*y.d) * float(madd(mins, pairwise bsums))
+	VMOVDQU      260(BX), X0
+	VPHADDW      276(BX), X0, X0
+	VPMADDWD     X10, X0, X0
+	VCVTDQ2PS    X0, X0
+	VMULPS       X8, X4, X5
+	VFNMADD231PS X5, X0, X13
+	ADDQ         $0x00000090, SI
+	ADDQ         $0x00000124, BX
+	DECQ         CX
+	JNZ          dotQ4KAVX2_block1
+	VMOVAPS      Y12, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVAPS      X13, X3
+	VMOVHLPS     X3, X3, X2
+	VADDPS       X2, X3, X3
+	VMOVSHDUP    X3, X2
+	VADDSS       X2, X3, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4KAVX2_row1
+	JMP          dotQ4KAVX2_done
+
+	// Several tokens: accumulators in the frame.
+dotQ4KAVX2_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ4KAVX2_zero:
+	VMOVUPS Y0, (R14)
+	VMOVUPS Y0, 32(R14)
+	ADDQ    $0x40, R14
+	DECQ    DX
+	JNZ     dotQ4KAVX2_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ4KAVX2_block:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+	PREFETCHT0 6208(SI)
+	PREFETCHT0 6272(SI)
+
+	// Y9 = d, X8 = dmin, Y11 = scales and mins, X10 = min words
+	VPBROADCASTW (SI), X9
+	VCVTPH2PS    X9, Y9
+	VPBROADCASTW 2(SI), X8
+	VCVTPH2PS    X8, X8
+	MOVQ         4(SI), AX
+	MOVL         12(SI), DX
+	ANDQ         k3f<>+0(SB), AX
+	MOVQ         DX, R14
+	SHLQ         $0x1c, R14
+	ORQ          R14, DX
+	ANDQ         k0f<>+0(SB), DX
+	MOVQ         4(SI), R14
+	SHRQ         $0x06, R14
+	ANDQ         k03<>+0(SB), R14
+	SHLQ         $0x04, R14
+	ORQ          R14, DX
+	VMOVQ        AX, X11
+	VPINSRQ      $0x01, DX, X11, X11
+	VINSERTI128  $0x01, X11, Y11, Y11
+	VPSHUFB      X14, X11, X10
+	MOVQ         R10, BX
+	LEAQ         (SP), R14
+	MOVQ         R12, DX
+
+dotQ4KAVX2_tok:
+	// chunk 0: low nibbles x q8[0:], high nibbles x q8[32:], times scales
+	VMOVDQU    16(SI), Y0
+	VPAND      Y15, Y0, Y1
+	VPSRLW     $0x04, Y0, Y0
+	VPAND      Y15, Y0, Y0
+	VPMADDUBSW 4(BX), Y1, Y1
+	VPSHUFB    q4kScaleCtlAVX2<>+0(SB), Y11, Y2
+	VPMADDWD   Y2, Y1, Y1
+	VPMADDUBSW 36(BX), Y0, Y0
+	VPSHUFB    q4kScaleCtlAVX2<>+32(SB), Y11, Y2
+	VPMADDWD   Y2, Y0, Y0
+	VPADDD     Y1, Y0, Y3
+
+	// chunk 1: low nibbles x q8[64:], high nibbles x q8[96:], times scales
+	VMOVDQU    48(SI), Y0
+	VPAND      Y15, Y0, Y1
+	VPSRLW     $0x04, Y0, Y0
+	VPAND      Y15, Y0, Y0
+	VPMADDUBSW 68(BX), Y1, Y1
+	VPSHUFB    q4kScaleCtlAVX2<>+64(SB), Y11, Y2
+	VPMADDWD   Y2, Y1, Y1
+	VPMADDUBSW 100(BX), Y0, Y0
+	VPSHUFB    q4kScaleCtlAVX2<>+96(SB), Y11, Y2
+	VPMADDWD   Y2, Y0, Y0
+	VPADDD     Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+
+	// chunk 2: low nibbles x q8[128:], high nibbles x q8[160:], times scales
+	VMOVDQU    80(SI), Y0
+	VPAND      Y15, Y0, Y1
+	VPSRLW     $0x04, Y0, Y0
+	VPAND      Y15, Y0, Y0
+	VPMADDUBSW 132(BX), Y1, Y1
+	VPSHUFB    q4kScaleCtlAVX2<>+128(SB), Y11, Y2
+	VPMADDWD   Y2, Y1, Y1
+	VPMADDUBSW 164(BX), Y0, Y0
+	VPSHUFB    q4kScaleCtlAVX2<>+160(SB), Y11, Y2
+	VPMADDWD   Y2, Y0, Y0
+	VPADDD     Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+
+	// chunk 3: low nibbles x q8[192:], high nibbles x q8[224:], times scales
+	VMOVDQU      112(SI), Y0
+	VPAND        Y15, Y0, Y1
+	VPSRLW       $0x04, Y0, Y0
+	VPAND        Y15, Y0, Y0
+	VPMADDUBSW   196(BX), Y1, Y1
+	VPSHUFB      q4kScaleCtlAVX2<>+192(SB), Y11, Y2
+	VPMADDWD     Y2, Y1, Y1
+	VPMADDUBSW   228(BX), Y0, Y0
+	VPSHUFB      q4kScaleCtlAVX2<>+224(SB), Y11, Y2
+	VPMADDWD     Y2, Y0, Y0
+	VPADDD       Y1, Y0, Y0
+	VPADDD       Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (BX), Y4
+	VMULPS       Y9, Y4, Y5
+	VMOVUPS      (R14), Y6
+	VFMADD231PS  Y5, Y3, Y6
+	VMOVUPS      Y6, (R14)
+
+	// Mins: accm -= (dmin*y.d) * float(madd(mins, pairwise bsums))
+	VMOVDQU      260(BX), X0
+	VPHADDW      276(BX), X0, X0
+	VPMADDWD     X10, X0, X0
+	VCVTDQ2PS    X0, X0
+	VMULPS       X8, X4, X5
+	VMOVUPS      32(R14), X6
+	VFNMADD231PS X5, X0, X6
+	VMOVUPS      X6, 32(R14)
+	ADDQ         R11, BX
+	ADDQ         $0x40, R14
+	DECQ         DX
+	JNZ          dotQ4KAVX2_tok
+	ADDQ         $0x00000090, SI
+	ADDQ         $0x00000124, R10
+	DECQ         CX
+	JNZ          dotQ4KAVX2_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ4KAVX2_fin:
+	VMOVUPS      (R14), Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVUPS      32(R14), X3
+	VMOVHLPS     X3, X3, X2
+	VADDPS       X2, X3, X3
+	VMOVSHDUP    X3, X2
+	VADDSS       X2, X3, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         R8, AX
+	ADDQ         $0x40, R14
+	DECQ         DX
+	JNZ          dotQ4KAVX2_fin
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4KAVX2_row
+
+dotQ4KAVX2_done:
+	VZEROUPPER
+	RET
+
+DATA q4kScaleCtlAVX2<>+0(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+1(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+2(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+3(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+4(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+5(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+6(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+7(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+8(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+9(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+10(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+11(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+12(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+13(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+14(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+15(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+16(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+17(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+18(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+19(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+20(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+21(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+22(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+23(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+24(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+25(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+26(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+27(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+28(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+29(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+30(SB)/1, $0x00
+DATA q4kScaleCtlAVX2<>+31(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+32(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+33(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+34(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+35(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+36(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+37(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+38(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+39(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+40(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+41(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+42(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+43(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+44(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+45(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+46(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+47(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+48(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+49(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+50(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+51(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+52(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+53(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+54(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+55(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+56(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+57(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+58(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+59(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+60(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+61(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+62(SB)/1, $0x01
+DATA q4kScaleCtlAVX2<>+63(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+64(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+65(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+66(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+67(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+68(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+69(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+70(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+71(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+72(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+73(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+74(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+75(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+76(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+77(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+78(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+79(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+80(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+81(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+82(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+83(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+84(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+85(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+86(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+87(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+88(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+89(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+90(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+91(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+92(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+93(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+94(SB)/1, $0x02
+DATA q4kScaleCtlAVX2<>+95(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+96(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+97(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+98(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+99(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+100(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+101(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+102(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+103(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+104(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+105(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+106(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+107(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+108(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+109(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+110(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+111(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+112(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+113(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+114(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+115(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+116(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+117(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+118(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+119(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+120(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+121(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+122(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+123(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+124(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+125(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+126(SB)/1, $0x03
+DATA q4kScaleCtlAVX2<>+127(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+128(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+129(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+130(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+131(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+132(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+133(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+134(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+135(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+136(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+137(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+138(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+139(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+140(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+141(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+142(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+143(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+144(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+145(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+146(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+147(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+148(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+149(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+150(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+151(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+152(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+153(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+154(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+155(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+156(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+157(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+158(SB)/1, $0x08
+DATA q4kScaleCtlAVX2<>+159(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+160(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+161(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+162(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+163(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+164(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+165(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+166(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+167(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+168(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+169(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+170(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+171(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+172(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+173(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+174(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+175(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+176(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+177(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+178(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+179(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+180(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+181(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+182(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+183(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+184(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+185(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+186(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+187(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+188(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+189(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+190(SB)/1, $0x09
+DATA q4kScaleCtlAVX2<>+191(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+192(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+193(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+194(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+195(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+196(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+197(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+198(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+199(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+200(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+201(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+202(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+203(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+204(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+205(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+206(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+207(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+208(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+209(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+210(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+211(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+212(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+213(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+214(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+215(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+216(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+217(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+218(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+219(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+220(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+221(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+222(SB)/1, $0x0a
+DATA q4kScaleCtlAVX2<>+223(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+224(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+225(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+226(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+227(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+228(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+229(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+230(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+231(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+232(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+233(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+234(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+235(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+236(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+237(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+238(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+239(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+240(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+241(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+242(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+243(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+244(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+245(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+246(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+247(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+248(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+249(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+250(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+251(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+252(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+253(SB)/1, $0x80
+DATA q4kScaleCtlAVX2<>+254(SB)/1, $0x0b
+DATA q4kScaleCtlAVX2<>+255(SB)/1, $0x80
+GLOBL q4kScaleCtlAVX2<>(SB), RODATA|NOPTR, $256
+
+DATA nibbleMaskB<>+0(SB)/1, $0x0f
+GLOBL nibbleMaskB<>(SB), RODATA|NOPTR, $1
+
+// func dotQ6KAVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ6KAVX2(SB), NOSPLIT, $256-64
+	// dotQ6KAVX2 is dotQ6KAVX512 on AVX2, ggml_vec_dot_q6_K_q8_K's AVX2 loop.
+	MOVQ         out+0(FP), DI
+	MOVQ         ldo+8(FP), R8
+	SHLQ         $0x02, R8
+	MOVQ         w+16(FP), SI
+	MOVQ         rows+24(FP), R9
+	MOVQ         lda+40(FP), R11
+	MOVQ         nt+48(FP), R12
+	MOVQ         nb+56(FP), R13
+	VPBROADCASTB nibbleMaskB<>+0(SB), Y15
+	VPBROADCASTB byte03<>+0(SB), Y14
+	TESTQ        R9, R9
+	JLE          dotQ6KAVX2_done
+	CMPQ         R12, $0x01
+	JNE          dotQ6KAVX2_row
+
+	// One token: accumulators in registers.
+dotQ6KAVX2_row1:
+	VXORPS Y12, Y12, Y12
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ6KAVX2_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+	PREFETCHT0 6208(SI)
+	PREFETCHT0 6272(SI)
+	PREFETCHT0 6336(SI)
+
+	// Y9 = d, X11 = the 16 int8 scales, Y10 = them as words
+	VPBROADCASTW 208(SI), X9
+	VCVTPH2PS    X9, Y9
+	VMOVDQU      192(SI), X11
+	VPMOVSXBW    X11, Y10
+
+	// Y3 = -32*(bsums x scales) lane by lane
+	VPMADDWD 260(BX), Y10, Y3
+	VPSLLD   $0x05, Y3, Y3
+	VPXOR    Y4, Y4, Y4
+	VPSUBD   Y3, Y4, Y3
+
+	// half 0: four groups of 32 six-bit levels
+	VMOVDQU    128(SI), Y2
+	VMOVDQU    (SI), Y0
+	VPAND      Y15, Y0, Y0
+	VPSRLW     $0x00, Y2, Y1
+	VPAND      Y14, Y1, Y1
+	VPSLLW     $0x04, Y1, Y1
+	VPOR       Y1, Y0, Y0
+	VPMADDUBSW 4(BX), Y0, Y0
+	VPSHUFB    q6kScaleShuffle<>+0(SB), X11, X1
+	VPMOVSXBW  X1, Y1
+	VPMADDWD   Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+	VMOVDQU    32(SI), Y0
+	VPAND      Y15, Y0, Y0
+	VPSRLW     $0x02, Y2, Y1
+	VPAND      Y14, Y1, Y1
+	VPSLLW     $0x04, Y1, Y1
+	VPOR       Y1, Y0, Y0
+	VPMADDUBSW 36(BX), Y0, Y0
+	VPSHUFB    q6kScaleShuffle<>+16(SB), X11, X1
+	VPMOVSXBW  X1, Y1
+	VPMADDWD   Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+	VMOVDQU    (SI), Y0
+	VPSRLW     $0x04, Y0, Y0
+	VPAND      Y15, Y0, Y0
+	VPSRLW     $0x04, Y2, Y1
+	VPAND      Y14, Y1, Y1
+	VPSLLW     $0x04, Y1, Y1
+	VPOR       Y1, Y0, Y0
+	VPMADDUBSW 68(BX), Y0, Y0
+	VPSHUFB    q6kScaleShuffle<>+32(SB), X11, X1
+	VPMOVSXBW  X1, Y1
+	VPMADDWD   Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+	VMOVDQU    32(SI), Y0
+	VPSRLW     $0x04, Y0, Y0
+	VPAND      Y15, Y0, Y0
+	VPSRLW     $0x06, Y2, Y1
+	VPAND      Y14, Y1, Y1
+	VPSLLW     $0x04, Y1, Y1
+	VPOR       Y1, Y0, Y0
+	VPMADDUBSW 100(BX), Y0, Y0
+	VPSHUFB    q6kScaleShuffle<>+48(SB), X11, X1
+	VPMOVSXBW  X1, Y1
+	VPMADDWD   Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+
+	// half 1: four groups of 32 six-bit levels
+	VMOVDQU      160(SI), Y2
+	VMOVDQU      64(SI), Y0
+	VPAND        Y15, Y0, Y0
+	VPSRLW       $0x00, Y2, Y1
+	VPAND        Y14, Y1, Y1
+	VPSLLW       $0x04, Y1, Y1
+	VPOR         Y1, Y0, Y0
+	VPMADDUBSW   132(BX), Y0, Y0
+	VPSHUFB      q6kScaleShuffle<>+64(SB), X11, X1
+	VPMOVSXBW    X1, Y1
+	VPMADDWD     Y1, Y0, Y0
+	VPADDD       Y0, Y3, Y3
+	VMOVDQU      96(SI), Y0
+	VPAND        Y15, Y0, Y0
+	VPSRLW       $0x02, Y2, Y1
+	VPAND        Y14, Y1, Y1
+	VPSLLW       $0x04, Y1, Y1
+	VPOR         Y1, Y0, Y0
+	VPMADDUBSW   164(BX), Y0, Y0
+	VPSHUFB      q6kScaleShuffle<>+80(SB), X11, X1
+	VPMOVSXBW    X1, Y1
+	VPMADDWD     Y1, Y0, Y0
+	VPADDD       Y0, Y3, Y3
+	VMOVDQU      64(SI), Y0
+	VPSRLW       $0x04, Y0, Y0
+	VPAND        Y15, Y0, Y0
+	VPSRLW       $0x04, Y2, Y1
+	VPAND        Y14, Y1, Y1
+	VPSLLW       $0x04, Y1, Y1
+	VPOR         Y1, Y0, Y0
+	VPMADDUBSW   196(BX), Y0, Y0
+	VPSHUFB      q6kScaleShuffle<>+96(SB), X11, X1
+	VPMOVSXBW    X1, Y1
+	VPMADDWD     Y1, Y0, Y0
+	VPADDD       Y0, Y3, Y3
+	VMOVDQU      96(SI), Y0
+	VPSRLW       $0x04, Y0, Y0
+	VPAND        Y15, Y0, Y0
+	VPSRLW       $0x06, Y2, Y1
+	VPAND        Y14, Y1, Y1
+	VPSLLW       $0x04, Y1, Y1
+	VPOR         Y1, Y0, Y0
+	VPMADDUBSW   228(BX), Y0, Y0
+	VPSHUFB      q6kScaleShuffle<>+112(SB), X11, X1
+	VPMOVSXBW    X1, Y1
+	VPMADDWD     Y1, Y0, Y0
+	VPADDD       Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (BX), Y4
+	VMULPS       Y9, Y4, Y5
+	VFMADD231PS  Y5, Y3, Y12
+	ADDQ         $0x000000d2, SI
+	ADDQ         $0x00000124, BX
+	DECQ         CX
+	JNZ          dotQ6KAVX2_block1
+	VMOVAPS      Y12, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ6KAVX2_row1
+	JMP          dotQ6KAVX2_done
+
+	// Several tokens: accumulators in the frame.
+dotQ6KAVX2_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ6KAVX2_zero:
+	VMOVUPS Y0, (R14)
+	ADDQ    $0x20, R14
+	DECQ    DX
+	JNZ     dotQ6KAVX2_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ6KAVX2_block:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+	PREFETCHT0 6208(SI)
+	PREFETCHT0 6272(SI)
+	PREFETCHT0 6336(SI)
+
+	// Y9 = d, X11 = the 16 int8 scales, Y10 = them as words
+	VPBROADCASTW 208(SI), X9
+	VCVTPH2PS    X9, Y9
+	VMOVDQU      192(SI), X11
+	VPMOVSXBW    X11, Y10
+	MOVQ         R10, BX
+	LEAQ         (SP), R14
+	MOVQ         R12, DX
+
+dotQ6KAVX2_tok:
+	// Y3 = -32*(bsums x scales) lane by lane
+	VPMADDWD 260(BX), Y10, Y3
+	VPSLLD   $0x05, Y3, Y3
+	VPXOR    Y4, Y4, Y4
+	VPSUBD   Y3, Y4, Y3
+
+	// half 0: four groups of 32 six-bit levels
+	VMOVDQU    128(SI), Y2
+	VMOVDQU    (SI), Y0
+	VPAND      Y15, Y0, Y0
+	VPSRLW     $0x00, Y2, Y1
+	VPAND      Y14, Y1, Y1
+	VPSLLW     $0x04, Y1, Y1
+	VPOR       Y1, Y0, Y0
+	VPMADDUBSW 4(BX), Y0, Y0
+	VPSHUFB    q6kScaleShuffle<>+0(SB), X11, X1
+	VPMOVSXBW  X1, Y1
+	VPMADDWD   Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+	VMOVDQU    32(SI), Y0
+	VPAND      Y15, Y0, Y0
+	VPSRLW     $0x02, Y2, Y1
+	VPAND      Y14, Y1, Y1
+	VPSLLW     $0x04, Y1, Y1
+	VPOR       Y1, Y0, Y0
+	VPMADDUBSW 36(BX), Y0, Y0
+	VPSHUFB    q6kScaleShuffle<>+16(SB), X11, X1
+	VPMOVSXBW  X1, Y1
+	VPMADDWD   Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+	VMOVDQU    (SI), Y0
+	VPSRLW     $0x04, Y0, Y0
+	VPAND      Y15, Y0, Y0
+	VPSRLW     $0x04, Y2, Y1
+	VPAND      Y14, Y1, Y1
+	VPSLLW     $0x04, Y1, Y1
+	VPOR       Y1, Y0, Y0
+	VPMADDUBSW 68(BX), Y0, Y0
+	VPSHUFB    q6kScaleShuffle<>+32(SB), X11, X1
+	VPMOVSXBW  X1, Y1
+	VPMADDWD   Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+	VMOVDQU    32(SI), Y0
+	VPSRLW     $0x04, Y0, Y0
+	VPAND      Y15, Y0, Y0
+	VPSRLW     $0x06, Y2, Y1
+	VPAND      Y14, Y1, Y1
+	VPSLLW     $0x04, Y1, Y1
+	VPOR       Y1, Y0, Y0
+	VPMADDUBSW 100(BX), Y0, Y0
+	VPSHUFB    q6kScaleShuffle<>+48(SB), X11, X1
+	VPMOVSXBW  X1, Y1
+	VPMADDWD   Y1, Y0, Y0
+	VPADDD     Y0, Y3, Y3
+
+	// half 1: four groups of 32 six-bit levels
+	VMOVDQU      160(SI), Y2
+	VMOVDQU      64(SI), Y0
+	VPAND        Y15, Y0, Y0
+	VPSRLW       $0x00, Y2, Y1
+	VPAND        Y14, Y1, Y1
+	VPSLLW       $0x04, Y1, Y1
+	VPOR         Y1, Y0, Y0
+	VPMADDUBSW   132(BX), Y0, Y0
+	VPSHUFB      q6kScaleShuffle<>+64(SB), X11, X1
+	VPMOVSXBW    X1, Y1
+	VPMADDWD     Y1, Y0, Y0
+	VPADDD       Y0, Y3, Y3
+	VMOVDQU      96(SI), Y0
+	VPAND        Y15, Y0, Y0
+	VPSRLW       $0x02, Y2, Y1
+	VPAND        Y14, Y1, Y1
+	VPSLLW       $0x04, Y1, Y1
+	VPOR         Y1, Y0, Y0
+	VPMADDUBSW   164(BX), Y0, Y0
+	VPSHUFB      q6kScaleShuffle<>+80(SB), X11, X1
+	VPMOVSXBW    X1, Y1
+	VPMADDWD     Y1, Y0, Y0
+	VPADDD       Y0, Y3, Y3
+	VMOVDQU      64(SI), Y0
+	VPSRLW       $0x04, Y0, Y0
+	VPAND        Y15, Y0, Y0
+	VPSRLW       $0x04, Y2, Y1
+	VPAND        Y14, Y1, Y1
+	VPSLLW       $0x04, Y1, Y1
+	VPOR         Y1, Y0, Y0
+	VPMADDUBSW   196(BX), Y0, Y0
+	VPSHUFB      q6kScaleShuffle<>+96(SB), X11, X1
+	VPMOVSXBW    X1, Y1
+	VPMADDWD     Y1, Y0, Y0
+	VPADDD       Y0, Y3, Y3
+	VMOVDQU      96(SI), Y0
+	VPSRLW       $0x04, Y0, Y0
+	VPAND        Y15, Y0, Y0
+	VPSRLW       $0x06, Y2, Y1
+	VPAND        Y14, Y1, Y1
+	VPSLLW       $0x04, Y1, Y1
+	VPOR         Y1, Y0, Y0
+	VPMADDUBSW   228(BX), Y0, Y0
+	VPSHUFB      q6kScaleShuffle<>+112(SB), X11, X1
+	VPMOVSXBW    X1, Y1
+	VPMADDWD     Y1, Y0, Y0
+	VPADDD       Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (BX), Y4
+	VMULPS       Y9, Y4, Y5
+	VMOVUPS      (R14), Y6
+	VFMADD231PS  Y5, Y3, Y6
+	VMOVUPS      Y6, (R14)
+	ADDQ         R11, BX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ6KAVX2_tok
+	ADDQ         $0x000000d2, SI
+	ADDQ         $0x00000124, R10
+	DECQ         CX
+	JNZ          dotQ6KAVX2_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ6KAVX2_fin:
+	VMOVUPS      (R14), Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         R8, AX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ6KAVX2_fin
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ6KAVX2_row
+
+dotQ6KAVX2_done:
+	VZEROUPPER
+	RET
+
+DATA q6kScaleShuffle<>+0(SB)/1, $0x00
+DATA q6kScaleShuffle<>+1(SB)/1, $0x00
+DATA q6kScaleShuffle<>+2(SB)/1, $0x00
+DATA q6kScaleShuffle<>+3(SB)/1, $0x00
+DATA q6kScaleShuffle<>+4(SB)/1, $0x00
+DATA q6kScaleShuffle<>+5(SB)/1, $0x00
+DATA q6kScaleShuffle<>+6(SB)/1, $0x00
+DATA q6kScaleShuffle<>+7(SB)/1, $0x00
+DATA q6kScaleShuffle<>+8(SB)/1, $0x01
+DATA q6kScaleShuffle<>+9(SB)/1, $0x01
+DATA q6kScaleShuffle<>+10(SB)/1, $0x01
+DATA q6kScaleShuffle<>+11(SB)/1, $0x01
+DATA q6kScaleShuffle<>+12(SB)/1, $0x01
+DATA q6kScaleShuffle<>+13(SB)/1, $0x01
+DATA q6kScaleShuffle<>+14(SB)/1, $0x01
+DATA q6kScaleShuffle<>+15(SB)/1, $0x01
+DATA q6kScaleShuffle<>+16(SB)/1, $0x02
+DATA q6kScaleShuffle<>+17(SB)/1, $0x02
+DATA q6kScaleShuffle<>+18(SB)/1, $0x02
+DATA q6kScaleShuffle<>+19(SB)/1, $0x02
+DATA q6kScaleShuffle<>+20(SB)/1, $0x02
+DATA q6kScaleShuffle<>+21(SB)/1, $0x02
+DATA q6kScaleShuffle<>+22(SB)/1, $0x02
+DATA q6kScaleShuffle<>+23(SB)/1, $0x02
+DATA q6kScaleShuffle<>+24(SB)/1, $0x03
+DATA q6kScaleShuffle<>+25(SB)/1, $0x03
+DATA q6kScaleShuffle<>+26(SB)/1, $0x03
+DATA q6kScaleShuffle<>+27(SB)/1, $0x03
+DATA q6kScaleShuffle<>+28(SB)/1, $0x03
+DATA q6kScaleShuffle<>+29(SB)/1, $0x03
+DATA q6kScaleShuffle<>+30(SB)/1, $0x03
+DATA q6kScaleShuffle<>+31(SB)/1, $0x03
+DATA q6kScaleShuffle<>+32(SB)/1, $0x04
+DATA q6kScaleShuffle<>+33(SB)/1, $0x04
+DATA q6kScaleShuffle<>+34(SB)/1, $0x04
+DATA q6kScaleShuffle<>+35(SB)/1, $0x04
+DATA q6kScaleShuffle<>+36(SB)/1, $0x04
+DATA q6kScaleShuffle<>+37(SB)/1, $0x04
+DATA q6kScaleShuffle<>+38(SB)/1, $0x04
+DATA q6kScaleShuffle<>+39(SB)/1, $0x04
+DATA q6kScaleShuffle<>+40(SB)/1, $0x05
+DATA q6kScaleShuffle<>+41(SB)/1, $0x05
+DATA q6kScaleShuffle<>+42(SB)/1, $0x05
+DATA q6kScaleShuffle<>+43(SB)/1, $0x05
+DATA q6kScaleShuffle<>+44(SB)/1, $0x05
+DATA q6kScaleShuffle<>+45(SB)/1, $0x05
+DATA q6kScaleShuffle<>+46(SB)/1, $0x05
+DATA q6kScaleShuffle<>+47(SB)/1, $0x05
+DATA q6kScaleShuffle<>+48(SB)/1, $0x06
+DATA q6kScaleShuffle<>+49(SB)/1, $0x06
+DATA q6kScaleShuffle<>+50(SB)/1, $0x06
+DATA q6kScaleShuffle<>+51(SB)/1, $0x06
+DATA q6kScaleShuffle<>+52(SB)/1, $0x06
+DATA q6kScaleShuffle<>+53(SB)/1, $0x06
+DATA q6kScaleShuffle<>+54(SB)/1, $0x06
+DATA q6kScaleShuffle<>+55(SB)/1, $0x06
+DATA q6kScaleShuffle<>+56(SB)/1, $0x07
+DATA q6kScaleShuffle<>+57(SB)/1, $0x07
+DATA q6kScaleShuffle<>+58(SB)/1, $0x07
+DATA q6kScaleShuffle<>+59(SB)/1, $0x07
+DATA q6kScaleShuffle<>+60(SB)/1, $0x07
+DATA q6kScaleShuffle<>+61(SB)/1, $0x07
+DATA q6kScaleShuffle<>+62(SB)/1, $0x07
+DATA q6kScaleShuffle<>+63(SB)/1, $0x07
+DATA q6kScaleShuffle<>+64(SB)/1, $0x08
+DATA q6kScaleShuffle<>+65(SB)/1, $0x08
+DATA q6kScaleShuffle<>+66(SB)/1, $0x08
+DATA q6kScaleShuffle<>+67(SB)/1, $0x08
+DATA q6kScaleShuffle<>+68(SB)/1, $0x08
+DATA q6kScaleShuffle<>+69(SB)/1, $0x08
+DATA q6kScaleShuffle<>+70(SB)/1, $0x08
+DATA q6kScaleShuffle<>+71(SB)/1, $0x08
+DATA q6kScaleShuffle<>+72(SB)/1, $0x09
+DATA q6kScaleShuffle<>+73(SB)/1, $0x09
+DATA q6kScaleShuffle<>+74(SB)/1, $0x09
+DATA q6kScaleShuffle<>+75(SB)/1, $0x09
+DATA q6kScaleShuffle<>+76(SB)/1, $0x09
+DATA q6kScaleShuffle<>+77(SB)/1, $0x09
+DATA q6kScaleShuffle<>+78(SB)/1, $0x09
+DATA q6kScaleShuffle<>+79(SB)/1, $0x09
+DATA q6kScaleShuffle<>+80(SB)/1, $0x0a
+DATA q6kScaleShuffle<>+81(SB)/1, $0x0a
+DATA q6kScaleShuffle<>+82(SB)/1, $0x0a
+DATA q6kScaleShuffle<>+83(SB)/1, $0x0a
+DATA q6kScaleShuffle<>+84(SB)/1, $0x0a
+DATA q6kScaleShuffle<>+85(SB)/1, $0x0a
+DATA q6kScaleShuffle<>+86(SB)/1, $0x0a
+DATA q6kScaleShuffle<>+87(SB)/1, $0x0a
+DATA q6kScaleShuffle<>+88(SB)/1, $0x0b
+DATA q6kScaleShuffle<>+89(SB)/1, $0x0b
+DATA q6kScaleShuffle<>+90(SB)/1, $0x0b
+DATA q6kScaleShuffle<>+91(SB)/1, $0x0b
+DATA q6kScaleShuffle<>+92(SB)/1, $0x0b
+DATA q6kScaleShuffle<>+93(SB)/1, $0x0b
+DATA q6kScaleShuffle<>+94(SB)/1, $0x0b
+DATA q6kScaleShuffle<>+95(SB)/1, $0x0b
+DATA q6kScaleShuffle<>+96(SB)/1, $0x0c
+DATA q6kScaleShuffle<>+97(SB)/1, $0x0c
+DATA q6kScaleShuffle<>+98(SB)/1, $0x0c
+DATA q6kScaleShuffle<>+99(SB)/1, $0x0c
+DATA q6kScaleShuffle<>+100(SB)/1, $0x0c
+DATA q6kScaleShuffle<>+101(SB)/1, $0x0c
+DATA q6kScaleShuffle<>+102(SB)/1, $0x0c
+DATA q6kScaleShuffle<>+103(SB)/1, $0x0c
+DATA q6kScaleShuffle<>+104(SB)/1, $0x0d
+DATA q6kScaleShuffle<>+105(SB)/1, $0x0d
+DATA q6kScaleShuffle<>+106(SB)/1, $0x0d
+DATA q6kScaleShuffle<>+107(SB)/1, $0x0d
+DATA q6kScaleShuffle<>+108(SB)/1, $0x0d
+DATA q6kScaleShuffle<>+109(SB)/1, $0x0d
+DATA q6kScaleShuffle<>+110(SB)/1, $0x0d
+DATA q6kScaleShuffle<>+111(SB)/1, $0x0d
+DATA q6kScaleShuffle<>+112(SB)/1, $0x0e
+DATA q6kScaleShuffle<>+113(SB)/1, $0x0e
+DATA q6kScaleShuffle<>+114(SB)/1, $0x0e
+DATA q6kScaleShuffle<>+115(SB)/1, $0x0e
+DATA q6kScaleShuffle<>+116(SB)/1, $0x0e
+DATA q6kScaleShuffle<>+117(SB)/1, $0x0e
+DATA q6kScaleShuffle<>+118(SB)/1, $0x0e
+DATA q6kScaleShuffle<>+119(SB)/1, $0x0e
+DATA q6kScaleShuffle<>+120(SB)/1, $0x0f
+DATA q6kScaleShuffle<>+121(SB)/1, $0x0f
+DATA q6kScaleShuffle<>+122(SB)/1, $0x0f
+DATA q6kScaleShuffle<>+123(SB)/1, $0x0f
+DATA q6kScaleShuffle<>+124(SB)/1, $0x0f
+DATA q6kScaleShuffle<>+125(SB)/1, $0x0f
+DATA q6kScaleShuffle<>+126(SB)/1, $0x0f
+DATA q6kScaleShuffle<>+127(SB)/1, $0x0f
+GLOBL q6kScaleShuffle<>(SB), RODATA|NOPTR, $128
+
+DATA byte03<>+0(SB)/1, $0x03
+GLOBL byte03<>(SB), RODATA|NOPTR, $1
+
+// func dotQ8_0AVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $256-64
+	// dotQ8_0AVX2 is dotQ8_0AVX512 on AVX2: the lanes are exact sums of
+	// sign-extended 16-bit products (vpmaddwd, then adjacent pairs).
+	MOVQ  out+0(FP), DI
+	MOVQ  ldo+8(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  w+16(FP), SI
+	MOVQ  rows+24(FP), R9
+	MOVQ  lda+40(FP), R11
+	MOVQ  nt+48(FP), R12
+	MOVQ  nb+56(FP), R13
+	TESTQ R9, R9
+	JLE   dotQ8_0AVX2_done
+	CMPQ  R12, $0x01
+	JNE   dotQ8_0AVX2_row
+
+	// One token: accumulators in registers.
+dotQ8_0AVX2_row1:
+	VXORPS Y12, Y12, Y12
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ8_0AVX2_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y9 = dx
+	VPBROADCASTW (SI), X9
+	VCVTPH2PS    X9, Y9
+
+	// pairs of elements 0..15 and 16..31, then lanes of four
+	VPMOVSXBW    2(SI), Y0
+	VPMOVSXBW    2(BX), Y1
+	VPMADDWD     Y1, Y0, Y0
+	VPMOVSXBW    18(SI), Y1
+	VPMOVSXBW    18(BX), Y2
+	VPMADDWD     Y2, Y1, Y1
+	VPHADDD      Y1, Y0, Y0
+	VPERMQ       $0xd8, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VPBROADCASTW (BX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y9, Y4
+	VFMADD231PS  Y4, Y0, Y12
+	ADDQ         $0x00000022, SI
+	ADDQ         $0x00000022, BX
+	DECQ         CX
+	JNZ          dotQ8_0AVX2_block1
+	VMOVAPS      Y12, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ8_0AVX2_row1
+	JMP          dotQ8_0AVX2_done
+
+	// Several tokens: accumulators in the frame.
+dotQ8_0AVX2_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ8_0AVX2_zero:
+	VMOVUPS Y0, (R14)
+	ADDQ    $0x20, R14
+	DECQ    DX
+	JNZ     dotQ8_0AVX2_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ8_0AVX2_block:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y9 = dx
+	VPBROADCASTW (SI), X9
+	VCVTPH2PS    X9, Y9
+	MOVQ         R10, BX
+	LEAQ         (SP), R14
+	MOVQ         R12, DX
+
+dotQ8_0AVX2_tok:
+	// pairs of elements 0..15 and 16..31, then lanes of four
+	VPMOVSXBW    2(SI), Y0
+	VPMOVSXBW    2(BX), Y1
+	VPMADDWD     Y1, Y0, Y0
+	VPMOVSXBW    18(SI), Y1
+	VPMOVSXBW    18(BX), Y2
+	VPMADDWD     Y2, Y1, Y1
+	VPHADDD      Y1, Y0, Y0
+	VPERMQ       $0xd8, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VPBROADCASTW (BX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y9, Y4
+	VMOVUPS      (R14), Y6
+	VFMADD231PS  Y4, Y0, Y6
+	VMOVUPS      Y6, (R14)
+	ADDQ         R11, BX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ8_0AVX2_tok
+	ADDQ         $0x00000022, SI
+	ADDQ         $0x00000022, R10
+	DECQ         CX
+	JNZ          dotQ8_0AVX2_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ8_0AVX2_fin:
+	VMOVUPS      (R14), Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         R8, AX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ8_0AVX2_fin
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ8_0AVX2_row
+
+dotQ8_0AVX2_done:
+	VZEROUPPER
+	RET

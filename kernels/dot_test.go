@@ -254,3 +254,76 @@ func TestDotRowsRandom(t *testing.T) {
 		})
 	}
 }
+
+// TestDispatchSwitch runs MatMul with each instruction set switched off in
+// turn: every assembly path gives the same bits, and the pure-Go path
+// (everything off) agrees within the dot tolerance.
+func TestDispatchSwitch(t *testing.T) {
+	allVariants(t)
+	defer setVariantEnabled("", true)
+	rng := rand.New(rand.NewPCG(11, 12))
+	p := NewPool(2)
+	defer p.Close()
+	for _, typ := range []gguf.Type{gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeQ8_0} {
+		f, _ := Lookup(typ)
+		const rows, cols, n = 37, 512, 11
+		w := make([]byte, rows*mustRowBytes(typ, cols))
+		x := make([]float32, n*cols)
+		src := make([]float32, cols)
+		rb := mustRowBytes(typ, cols)
+		for r := 0; r < rows; r++ {
+			for i := range src {
+				src[i] = float32(rng.NormFloat64())
+			}
+			f.Quantize(w[r*rb:(r+1)*rb], src, nil)
+		}
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		m, err := NewMatrix(typ, rows, cols, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func() []float32 {
+			var acts Activations
+			acts.Reset(x, n, cols)
+			out := make([]float32, n*rows)
+			p.MatMul(out, &m, &acts)
+			return out
+		}
+		setVariantEnabled("", true)
+		best := Accelerated(typ)
+		ref := run()
+		for _, isa := range []string{"avx512", "avx2"} {
+			setVariantEnabled("", true)
+			setVariantEnabled(isa, false)
+			got := run()
+			if Accelerated(typ) == "go" {
+				continue
+			}
+			for i := range got {
+				if !sameFloat(got[i], ref[i]) {
+					t.Fatalf("%v: %s off (%s) differs from %s at %d: %g vs %g", typ, isa, Accelerated(typ), best, i, got[i], ref[i])
+				}
+			}
+		}
+		setVariantEnabled("", false)
+		if Accelerated(typ) != "go" {
+			t.Fatalf("%v: still %s with every variant off", typ, Accelerated(typ))
+		}
+		got := run()
+		for i := range got {
+			if d := math.Abs(float64(got[i] - ref[i])); d > 1e-4*(1+math.Abs(float64(ref[i]))) {
+				t.Fatalf("%v: pure Go %g, assembly %g at %d", typ, got[i], ref[i], i)
+			}
+		}
+	}
+}
+
+func mustRowBytes(t gguf.Type, n int) int {
+	b, err := t.RowBytes(n)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
