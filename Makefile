@@ -45,12 +45,20 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test ./gguf -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDequantize$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDotRows$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./chat -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
 
 bench: ## kernel and model benchmarks (go test -bench)
 	$(GO) test ./kernels -run '^$$' -bench . -benchtime $(BENCHTIME)
 
-demo: build ## inspect a model end to end (grows into generate-and-run)
-	@echo "demo: not wired yet"
+DEMO_MODEL ?= out/demo-kimi-k2-mini.Q4_K_M.gguf
+
+demo: build ## generate a small Kimi-K2-shaped MoE model (no download) and run it end to end
+	@mkdir -p out
+	@test -f $(DEMO_MODEL) || $(BIN)/ixctl synth --preset kimi-k2-mini --layers 3 --dim 256 --experts 64 \
+		--type Q4_K_M --seed 1 --out $(DEMO_MODEL)
+	$(BIN)/coordinator inspect $(DEMO_MODEL) | head -8
+	$(BIN)/coordinator run -m $(DEMO_MODEL) -p "The mixture of experts" -n 48 --temp 0.7 --seed 1 --expert-stats
 
 clean: ## remove build output
 	rm -rf $(BIN) out

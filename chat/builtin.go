@@ -1,7 +1,10 @@
 // Package chat turns a conversation into the prompt text a model was
-// trained on. Built-in formats cover chatml, Llama 2 and Llama 3; a model's
-// own template (tokenizer.chat_template) picks among them here, and the
-// HTTP server brings a full template engine for the rest.
+// trained on. A model's own template (tokenizer.chat_template) runs
+// through a Jinja engine (Compile, Template.Render) with the globals HF
+// transformers gives templates; built-in formats (chatml, Llama 2,
+// Llama 3) serve models without one and callers that want no engine.
+// It does not tokenize: callers encode the result with special tokens
+// parsed.
 package chat
 
 import (
@@ -11,8 +14,15 @@ import (
 
 // Message is one turn of a conversation.
 type Message struct {
-	Role    string `json:"role"` // system, user, assistant
+	Role    string `json:"role"` // system, user, assistant, tool
 	Content string `json:"content"`
+
+	// Optional fields, for templates that use them; the built-in formats
+	// ignore them.
+	ReasoningContent string     `json:"reasoning_content,omitempty"`
+	Name             string     `json:"name,omitempty"`
+	ToolCallID       string     `json:"tool_call_id,omitempty"`
+	ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
 }
 
 // Format is a built-in chat format.

@@ -70,6 +70,16 @@ type Config struct {
 	RopeHeadDim int // qk_rope_head_dim
 	NopeHeadDim int // qk_nope_head_dim
 	VHeadDimMLA int
+	// HeadDimKMLA and HeadDimVMLA are attention.key_length_mla and
+	// value_length_mla: a head's K and V width before absorption
+	// (nope+rope and v_head_dim). Set only by files in the split
+	// attn_k_b/attn_v_b layout; zero for the older attn_kv_b layout, whose
+	// key_length/value_length are these widths.
+	HeadDimKMLA int
+	HeadDimVMLA int
+	// YarnLogMul is rope.scaling.yarn_log_multiplier as llama.cpp holds it
+	// (for deepseek2 the file's value divided by 0.1).
+	YarnLogMul float32
 }
 
 // GatingFunc is how router logits become expert probabilities.
@@ -196,6 +206,8 @@ func ReadConfig(f *gguf.File) (Config, error) {
 	c.GroupsUsed = m.int("expert_group_used_count", 0)
 	c.QLoraRank = m.int("attention.q_lora_rank", 0)
 	c.KVLoraRank = m.int("attention.kv_lora_rank", 0)
+	c.HeadDimKMLA = m.int("attention.key_length_mla", 0)
+	c.HeadDimVMLA = m.int("attention.value_length_mla", 0)
 
 	r := &c.Rope
 	r.Dims = m.int("rope.dimension_count", c.HeadDimK)
@@ -220,6 +232,7 @@ func ReadConfig(f *gguf.File) (Config, error) {
 		r.ExtFactor = m.float("rope.scaling.yarn_ext_factor", 1)
 		logMul := m.float("rope.scaling.yarn_log_multiplier", 0)
 		r.AttnFactor = yarnAttnFactor(arch, 1/r.FreqScale, logMul)
+		c.YarnLogMul = logMul
 	default:
 		m.fail(fmt.Errorf("%w: rope scaling type %q (supported: none, linear, yarn)", ErrUnsupported, st))
 	}

@@ -6,13 +6,17 @@ func init() { register("llama", buildLlama) }
 
 func buildLlama(l *loader, c *Config) ([]layer, error) {
 	c.Rope.Style = RopeNormal
-	return buildGQALayers(l, c, gqaOptions{})
+	return buildGQALayers(l, c, gqaOptions{moeNorm: true})
 }
 
 // gqaOptions are the differences between the GQA architectures.
 type gqaOptions struct {
 	biases bool // q/k/v biases (qwen2)
 	qkNorm bool // per-head q and k RMS norm (qwen3)
+
+	// MoE layers (when the file has experts).
+	moeNorm      bool // renormalise the top-k weights (Mixtral, qwen3moe)
+	sharedExpert bool // a sigmoid-gated shared expert (qwen2moe)
 }
 
 // buildGQALayers reads the layers shared by llama, qwen2 and qwen3.
@@ -43,11 +47,7 @@ func buildGQALayers(l *loader, c *Config, o gqaOptions) ([]layer, error) {
 			attn:     a,
 			ffnNorm:  l.vector(blk(i, "ffn_norm.weight"), c.Embd),
 		}
-		ffn, err := loadFFN(l, c, i)
-		if err != nil {
-			return nil, err
-		}
-		layers[i].ffn = ffn
+		layers[i].ffn = loadFFN(l, c, i, o)
 		if l.err != nil {
 			return nil, l.err
 		}
@@ -55,10 +55,19 @@ func buildGQALayers(l *loader, c *Config, o gqaOptions) ([]layer, error) {
 	return layers, nil
 }
 
-// loadFFN reads layer i's dense FFN (MoE layers come with the MoE issue).
-func loadFFN(l *loader, c *Config, i int) (feedForward, error) {
-	if c.Experts > 0 {
-		return nil, errMoE(c)
+// loadFFN reads layer i's FFN: dense, or a mixture of experts with
+// softmax gating over the top ExpertsUsed experts when the file has
+// experts.
+func loadFFN(l *loader, c *Config, i int, o gqaOptions) feedForward {
+	if c.Experts == 0 {
+		return loadDenseFFN(l, i, c.Embd, c.FF)
 	}
-	return loadDenseFFN(l, i, c.Embd, c.FF), nil
+	f := loadMoE(l, c, i, routing{
+		experts: c.Experts, used: c.ExpertsUsed, gating: GatingSoftmax, norm: o.moeNorm,
+	})
+	if o.sharedExpert {
+		f.shared = loadSharedExperts(l, i, c.Embd, c.SharedFF)
+		f.sharedGate = l.matrix(blk(i, "ffn_gate_inp_shexp.weight"), c.Embd, 1)
+	}
+	return f
 }

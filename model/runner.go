@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/kernels"
 )
 
@@ -107,6 +108,10 @@ type Options struct {
 	// MaxBatch is the most tokens one Forward takes (prompt chunks are
 	// split to it by Eval).
 	MaxBatch int
+	// Experts computes the routed experts of MoE layers. Nil: the Runner
+	// computes them in-process over the model's file on its own threads
+	// (an experts.Local sharing the Runner's pool).
+	Experts experts.Backend
 }
 
 // DefaultOptions returns the defaults: all CPUs, batches of 512.
@@ -125,9 +130,19 @@ type Runner struct {
 	logitsBuf   []float32
 	scratch     map[string][]float32
 	attnTask    attnTask
+	mlaTask     mlaTask
 	scratchRows [][]float32
 	cosBuf      []float32
 	sinBuf      []float32
+
+	// Mixture of experts.
+	ctx          context.Context // of the Forward in progress, for the expert backend
+	experts      experts.Backend
+	expertsErr   error          // why experts is nil
+	local        *experts.Local // the default backend, owned
+	expertBatch  experts.Batch
+	expertIDs    []int32
+	expertCounts [][]uint64 // [layer][expert] selections; nil for dense layers
 }
 
 // NewRunner allocates a Runner for m.
@@ -139,11 +154,57 @@ func (m *Model) NewRunner(opt Options) *Runner {
 	r := &Runner{m: m, opt: opt, pool: kernels.NewPool(opt.Threads), scratch: map[string][]float32{}}
 	n := opt.MaxBatch * c.Embd
 	r.x, r.xn, r.out = make([]float32, n), make([]float32, n), make([]float32, n)
+	if c.Experts > 0 {
+		r.expertCounts = make([][]uint64, len(m.layers))
+		for l := range m.layers {
+			if _, ok := m.layers[l].ffn.(*moeFFN); ok {
+				r.expertCounts[l] = make([]uint64, c.Experts)
+			}
+		}
+		r.experts = opt.Experts
+		if r.experts == nil {
+			// Load has checked the expert tensors, so this only fails on a
+			// file changed underneath; Forward reports it.
+			r.local, r.expertsErr = experts.NewLocal(m.File, experts.LocalConfig{Pool: r.pool})
+			if r.expertsErr == nil {
+				r.experts = r.local
+			}
+		}
+	}
 	return r
 }
 
 // Close stops the Runner's workers.
-func (r *Runner) Close() { r.pool.Close() }
+func (r *Runner) Close() {
+	if r.local != nil {
+		r.local.Close()
+	}
+	r.pool.Close()
+}
+
+// ExpertCounts returns how many times each expert of each layer was
+// selected (one count per token and chosen expert) since the Runner was
+// made or ResetExpertCounts: counts[layer][expert], nil for layers
+// without routed experts, and nil for a dense model. The result is a copy.
+func (r *Runner) ExpertCounts() [][]uint64 {
+	if r.expertCounts == nil {
+		return nil
+	}
+	out := make([][]uint64, len(r.expertCounts))
+	for l, c := range r.expertCounts {
+		if c != nil {
+			out[l] = append([]uint64(nil), c...)
+		}
+	}
+	return out
+}
+
+// ResetExpertCounts sets every expert count to zero.
+func (r *Runner) ResetExpertCounts() {
+	for _, c := range r.expertCounts {
+		clear(c)
+	}
+}
 
 // Model returns the model the Runner evaluates.
 func (r *Runner) Model() *Model { return r.m }
@@ -185,6 +246,8 @@ func (r *Runner) Forward(ctx context.Context, b *Batch) ([]float32, error) {
 			return nil, err
 		}
 	}
+	r.ctx = ctx
+	defer func() { r.ctx = nil }()
 	for l := range r.m.layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err

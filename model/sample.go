@@ -135,15 +135,10 @@ func (s *Sampler) Sample(logits []float32) int32 {
 		}
 		return cands[best].id
 	}
-	slices.SortFunc(cands, func(a, b candidate) int {
-		if r := cmp.Compare(b.logit, a.logit); r != 0 {
-			return r
-		}
-		return cmp.Compare(a.id, b.id)
-	})
 	if c.TopK > 0 && c.TopK < len(cands) {
-		cands = cands[:c.TopK]
+		cands = selectTopK(cands, c.TopK)
 	}
+	slices.SortFunc(cands, better)
 	softmaxCands(cands, 1)
 	if c.TopP > 0 && c.TopP < 1 {
 		var cum float32
@@ -188,5 +183,48 @@ func softmaxCands(cands []candidate, temp float32) {
 	inv := float32(1 / sum)
 	for i := range cands {
 		cands[i].p *= inv
+	}
+}
+
+// better orders candidates by descending logit, then ascending id.
+func better(a, b candidate) int {
+	if r := cmp.Compare(b.logit, a.logit); r != 0 {
+		return r
+	}
+	return cmp.Compare(a.id, b.id)
+}
+
+// selectTopK moves the k best candidates to the front (unordered) in
+// O(n log k) with a min-heap of size k, and returns them.
+func selectTopK(c []candidate, k int) []candidate {
+	h := c[:k]
+	for i := k/2 - 1; i >= 0; i-- {
+		siftDown(h, i)
+	}
+	for i := k; i < len(c); i++ {
+		if better(c[i], h[0]) < 0 {
+			h[0], c[i] = c[i], h[0]
+			siftDown(h, 0)
+		}
+	}
+	return h
+}
+
+// siftDown restores the heap property (worst candidate at the root).
+func siftDown(h []candidate, i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		w := l
+		if r := l + 1; r < len(h) && better(h[r], h[l]) > 0 {
+			w = r
+		}
+		if better(h[w], h[i]) <= 0 {
+			return
+		}
+		h[i], h[w] = h[w], h[i]
+		i = w
 	}
 }

@@ -148,12 +148,82 @@ func bpeLess(a, b *bigram) bool {
 	return a.rank < b.rank || a.rank == b.rank && a.left < b.left
 }
 
+// wordCache remembers the tokens of recent words: BPE of a word depends
+// on its bytes only, and running text repeats words all the time. Each
+// pooled encoder has its own, so it needs no lock. It keeps two
+// generations: when the current one is full it becomes the old one, so
+// frequent words survive.
+type wordCache struct {
+	cur, old cacheGen
+}
+
+type cacheGen struct {
+	words map[string]uint64 // word -> offset<<32 | count in ids
+	ids   []int32
+}
+
+const (
+	maxCachedWord  = 48      // bytes; longer words are rare and not cached
+	maxCachedWords = 1 << 14 // words per generation
+)
+
+func (g *cacheGen) get(word []byte) ([]int32, bool) {
+	v, ok := g.words[string(word)]
+	if !ok {
+		return nil, false
+	}
+	return g.ids[v>>32 : v>>32+v&0xFFFFFFFF], true
+}
+
+func (g *cacheGen) put(word []byte, ids []int32) {
+	g.words[string(word)] = uint64(len(g.ids))<<32 | uint64(len(ids))
+	g.ids = append(g.ids, ids...)
+}
+
+func (c *wordCache) get(word []byte) ([]int32, bool) {
+	if ids, ok := c.cur.get(word); ok {
+		return ids, true
+	}
+	ids, ok := c.old.get(word)
+	if ok {
+		c.put(word, ids)
+	}
+	return ids, ok
+}
+
+func (c *wordCache) put(word []byte, ids []int32) {
+	if c.cur.words == nil || len(c.cur.words) >= maxCachedWords {
+		recycled := c.old
+		c.old = c.cur
+		if recycled.words == nil {
+			recycled.words = make(map[string]uint64, maxCachedWords)
+		}
+		clear(recycled.words)
+		c.cur = cacheGen{words: recycled.words, ids: recycled.ids[:0]}
+	}
+	c.cur.put(word, ids)
+}
+
 // encodeWord appends the tokens of one pre-tokenized word (raw bytes,
 // before the byte-level mapping) to out.
 func (m *bpeModel) encodeWord(e *encoder, t *Tokenizer, word []byte, out []int32) []int32 {
 	if len(word) == 0 {
 		return out
 	}
+	if len(word) > maxCachedWord {
+		return m.mergeWord(e, t, word, out)
+	}
+	if ids, ok := e.cache.get(word); ok {
+		return append(out, ids...)
+	}
+	n := len(out)
+	out = m.mergeWord(e, t, word, out)
+	e.cache.put(word, out[n:])
+	return out
+}
+
+// mergeWord runs llama.cpp's BPE merge loop over one word.
+func (m *bpeModel) mergeWord(e *encoder, t *Tokenizer, word []byte, out []int32) []int32 {
 	if m.ignoreMerges || len(word) == 1 {
 		e.buf = appendByteLevel(e.buf[:0], word)
 		if id, ok := t.ids[string(e.buf)]; ok {

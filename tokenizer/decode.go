@@ -312,7 +312,7 @@ func (c *cleanPass2) feed(out []byte, in []byte, final bool) []byte {
 		c.prev = x
 		i++
 	}
-	c.pending = append(c.pending[:0], data[i:]...)
+	c.pending = data[:copy(data, data[i:])] // keeps data's array for the next call
 	if final && c.held {
 		c.held = false
 		out = append(out, ' ')
@@ -368,7 +368,7 @@ func (c *cleanPass3) feed(out []byte, in []byte, final bool) []byte {
 		c.prev = x
 		i++
 	}
-	c.pending = append(c.pending[:0], data[i:]...)
+	c.pending = data[:copy(data, data[i:])] // keeps data's array for the next call
 	if final && c.held {
 		c.held = false
 		out = append(out, ' ')

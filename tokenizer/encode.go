@@ -10,16 +10,18 @@ type encoder struct {
 	syms          []symbol
 	heap          bigramHeap
 	text, buf     []byte
+	cache         wordCache // BPE words already merged
 	// work counts merge-heap operations and pre-tokenizer steps; tests use
 	// it to check that encoding stays linear in the input.
 	work int
 }
 
-// maxPooledLen bounds the buffers an encoder keeps between calls.
-const maxPooledLen = 1 << 20
+// maxPooledLen bounds the buffers an encoder keeps between calls (in
+// elements: texts of a few MB keep their buffers).
+const maxPooledLen = 1 << 22
 
 func (e *encoder) trim() {
-	if cap(e.cp.cpts) > maxPooledLen {
+	if cap(e.cp.cpts) > maxPooledLen || cap(e.cp.norm) > 4*maxPooledLen {
 		e.cp = codepoints{}
 	}
 	if cap(e.words[0]) > maxPooledLen || cap(e.words[1]) > maxPooledLen {
@@ -44,8 +46,8 @@ func (e *encoder) trim() {
 // text, addSpecial, parseSpecial): addSpecial adds BOS (and EOS) where the
 // vocabulary asks for it; parseSpecial recognises control tokens such as
 // <|im_start|> in the text (user-defined tokens are recognised always).
-// Any byte sequence is accepted; malformed UTF-8 is tokenized as U+FFFD
-// by BPE vocabularies and as byte tokens by SentencePiece ones.
+// Any byte sequence up to 2 GiB is accepted; malformed UTF-8 is tokenized
+// as U+FFFD by BPE vocabularies and as byte tokens by SentencePiece ones.
 func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) []int32 {
 	return t.AppendEncode(make([]int32, 0, len(text)/4+2), text, addSpecial, parseSpecial)
 }

@@ -13,15 +13,23 @@ import (
 type codepoints struct {
 	cpts  []rune
 	flags []cptFlags
-	off   []int  // off[i] is the byte offset of cpts[i] in norm; off[len(cpts)] = len(norm)
-	norm  []byte // the re-encoded text
-	work  int    // splitter steps, for the linearity tests
+	off   []int32 // off[i] is the byte offset of cpts[i] in norm; off[len(cpts)] = len(norm)
+	norm  []byte  // the re-encoded text
+	work  int     // splitter steps, for the linearity tests
 }
 
 func (c *codepoints) reset(text string, tab *unicodeTable) {
+	if cap(c.cpts) < len(text) {
+		c.cpts = make([]rune, 0, len(text))
+		c.flags = make([]cptFlags, 0, len(text))
+		c.off = make([]int32, 0, len(text)+1)
+	}
+	if cap(c.norm) < len(text) {
+		c.norm = make([]byte, 0, len(text))
+	}
 	c.cpts, c.flags, c.off, c.norm = c.cpts[:0], c.flags[:0], c.off[:0], c.norm[:0]
 	for i := 0; i < len(text); {
-		c.off = append(c.off, len(c.norm))
+		c.off = append(c.off, int32(len(c.norm)))
 		if b := text[i]; b < 0x80 {
 			c.cpts = append(c.cpts, rune(b))
 			c.flags = append(c.flags, tab.flags(rune(b)))
@@ -35,7 +43,7 @@ func (c *codepoints) reset(text string, tab *unicodeTable) {
 		c.norm = appendCpt(c.norm, r)
 		i += n
 	}
-	c.off = append(c.off, len(c.norm))
+	c.off = append(c.off, int32(len(c.norm)))
 }
 
 // fl returns the flags of code point i, or 0 outside [start, end): the

@@ -79,7 +79,6 @@ type Tokenizer struct {
 	eog     []int32 // sorted end-of-generation ids
 	addBOS  bool
 	addEOS  bool
-	addSep  bool
 	// addSpacePrefix: SPM prepends a space to text fragments; detokenize
 	// drops one leading space of the first token.
 	addSpacePrefix bool
@@ -92,8 +91,11 @@ type Tokenizer struct {
 	userDefTrie  trie // the USER_DEFINED ones (matched even with parse_special off)
 	uni          *unicodeTable
 	spmByteToken [256]int32 // SPM byte fallback: <0xXX>, else the 1-byte text
-	bpe          *bpeModel
-	preTok       preTokenizer
+	// spmSplitAtSpace: SPM merges may run on the text cut before each ▁
+	// that follows another character (see spmSplitsAtSpace).
+	spmSplitAtSpace bool
+	bpe             *bpeModel
+	preTok          preTokenizer
 
 	scratch sync.Pool // *encoder
 }
@@ -151,6 +153,7 @@ func New(f *gguf.File) (*Tokenizer, error) {
 		t.bpe.ignoreMerges = t.preTok.ignoreMerges
 	}
 	t.initSPMBytes()
+	t.spmSplitAtSpace = t.model == ModelSPM && spmSplitsAtSpace(t.texts)
 	t.scratch.New = func() any { return new(encoder) }
 	t.special.nl = t.newlineID()
 	t.loadSpecialIDs(f)
@@ -314,9 +317,6 @@ func (t *Tokenizer) loadSpecialIDs(f *gguf.File) {
 	}
 	if b, err := f.Bool(keyAddEOS); err == nil {
 		t.addEOS = b
-	}
-	if b, err := f.Bool("tokenizer.ggml.add_sep_token"); err == nil {
-		t.addSep = b
 	}
 }
 

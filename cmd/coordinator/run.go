@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +42,7 @@ type RunOptions struct {
 	ExpertStats  bool
 	Verbose      bool
 	NoEcho       bool
+	CPUProfile   string
 
 	tokens []int32
 	kv     model.KVType
@@ -92,6 +96,8 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.BoolVar(&o.ExpertStats, "expert-stats", false, "print per-layer expert activation counts at the end")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print model details to stderr")
 	f.BoolVar(&o.NoEcho, "no-display-prompt", false, "do not print the prompt before the generated text")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the run to FILE")
+	f.MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -139,6 +145,17 @@ func (o *RunOptions) Validate() error {
 
 // Run loads the model and generates.
 func (o *RunOptions) Run(ctx context.Context, s cli.Streams) error {
+	if o.CPUProfile != "" {
+		pf, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	lm, err := loadModel(o.Model, o.PromptTokens == "")
 	if err == nil && lm.tok == nil {
 		lm.tok, _ = tokenizer.New(lm.file) // for text output and EOG; ids are printed without it
@@ -286,8 +303,16 @@ func (o *RunOptions) promptTokens(lm *loaded) ([]int32, error) {
 			msgs = append(msgs, chat.Message{Role: "system", Content: o.System})
 		}
 		msgs = append(msgs, chat.Message{Role: "user", Content: text})
-		var err error
-		if text, err = chat.Apply(chat.Detect(tmpl), msgs); err != nil {
+		t, err := chat.Compile(tmpl)
+		if err != nil {
+			return nil, fmt.Errorf("the model's chat template: %w", err)
+		}
+		tok := lm.tok
+		text, err = t.Render(msgs, chat.RenderOptions{
+			BOS: tok.TokenText(tok.BOS()), EOS: tok.TokenText(tok.EOS()),
+			AddGenerationPrompt: true, StripBOS: tok.AddBOS(),
+		})
+		if err != nil {
 			return nil, err
 		}
 		parseSpecial = true
@@ -352,6 +377,39 @@ func printTimings(w io.Writer, load time.Duration, np int, pt time.Duration, ng 
 	fmt.Fprintf(w, "ix:       total time = %10.2f ms / %5d tokens\n", ms(load+pt+gt), np+ng)
 }
 
+// printExpertStats prints how often each expert of each MoE layer was
+// selected during the run (prompt and generation), busiest first.
 func printExpertStats(w io.Writer, r *model.Runner) {
-	fmt.Fprintln(w, "expert stats: not available for this model")
+	counts := r.ExpertCounts()
+	any := false
+	for l, c := range counts {
+		if c == nil {
+			continue
+		}
+		any = true
+		var total uint64
+		used := 0
+		for _, n := range c {
+			total += n
+			if n > 0 {
+				used++
+			}
+		}
+		ids := make([]int, len(c))
+		for i := range ids {
+			ids[i] = i
+		}
+		slices.SortStableFunc(ids, func(a, b int) int { return cmp.Compare(c[b], c[a]) })
+		fmt.Fprintf(w, "layer %3d: %d selections, %d of %d experts used; busiest:", l, total, used, len(c))
+		for _, id := range ids[:min(8, len(ids))] {
+			if c[id] == 0 {
+				break
+			}
+			fmt.Fprintf(w, " %d(%d)", id, c[id])
+		}
+		fmt.Fprintln(w)
+	}
+	if !any {
+		fmt.Fprintln(w, "expert stats: the model has no MoE layers")
+	}
 }

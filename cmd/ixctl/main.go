@@ -22,6 +22,6 @@ func newRoot(s cli.Streams) *cobra.Command {
 Model tools work on GGUF files directly; cluster commands talk to a
 coordinator's admin API (--coordinator HOST:PORT or IX_COORDINATOR).`,
 	}
-	root.AddCommand(newInspectCmd(s))
+	root.AddCommand(newInspectCmd(s), newTokenizeCmd(s), newSynthCmd(s))
 	return root
 }

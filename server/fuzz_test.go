@@ -1,0 +1,53 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/inference-x/inference-x/chat"
+)
+
+// FuzzRequest feeds arbitrary bodies through request decoding, field
+// validation, message conversion and the chatml template: no panic, and
+// every failure is an API error with a status.
+func FuzzRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":["a","b"],"temperature":0.5}`,
+		`{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"x","function":{"name":"f","arguments":"{\"a\":1}"}}]}]}`,
+		`{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"}]}],"n":2}`,
+		`{"prompt":[1,2,3],"max_tokens":-1,"stream_options":{"include_usage":true}}`,
+		`{"stop":"x","top_p":2,"min_p":-1,"seed":-5}`,
+		`[]`, `{"messages":`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	cfg := DefaultConfig()
+	cfg.ModelID = "m"
+	s := &Server{cfg: cfg}
+	tmpl := chat.Builtin(chat.ChatML)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
+		var req chatRequest
+		err := decodeBody(r, &req)
+		if err == nil {
+			_, err = s.params(&req.samplingFields)
+		}
+		if err == nil {
+			var msgs []chat.Message
+			if msgs, err = chatMessages(req.Messages); err == nil {
+				_, err = tmpl.Render(msgs, chat.RenderOptions{})
+			}
+		}
+		if err != nil {
+			if ae := toAPIError(err); ae.Status < 400 || ae.Message == "" {
+				t.Fatalf("error %v maps to %+v", err, ae)
+			}
+		}
+		var c completionRequest
+		if json.Unmarshal(body, &c) == nil {
+			parseStop(c.Stop, cfg.MaxStop)
+		}
+	})
+}

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// responder writes one generation in the chat or completion shape: a JSON
+// object at the end, or server-sent events as text arrives, ending with
+// `data: [DONE]`.
+type responder struct {
+	s            *Server
+	w            http.ResponseWriter
+	isChat       bool
+	stream       bool
+	includeUsage bool
+	id           string
+	created      int64
+
+	text_ strings.Builder // the whole text (non-streaming)
+	buf   bytes.Buffer
+}
+
+type chatMessageOut struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type chatChoice struct {
+	Index        int             `json:"index"`
+	Message      *chatMessageOut `json:"message,omitempty"`
+	Delta        *chatDelta      `json:"delta,omitempty"`
+	Logprobs     *struct{}       `json:"logprobs"`
+	FinishReason *string         `json:"finish_reason"`
+}
+
+type chatDelta struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
+}
+
+type completionChoice struct {
+	Text         string    `json:"text"`
+	Index        int       `json:"index"`
+	Logprobs     *struct{} `json:"logprobs"`
+	FinishReason *string   `json:"finish_reason"`
+}
+
+// response is every body shape: choices hold chatChoice or
+// completionChoice values.
+type response struct {
+	ID                string `json:"id"`
+	Object            string `json:"object"`
+	Created           int64  `json:"created"`
+	Model             string `json:"model"`
+	SystemFingerprint string `json:"system_fingerprint"`
+	Choices           []any  `json:"choices"`
+	Usage             *usage `json:"usage,omitempty"`
+}
+
+const fingerprint = "inference-x"
+
+func (o *responder) object() string {
+	switch {
+	case o.isChat && o.stream:
+		return "chat.completion.chunk"
+	case o.isChat:
+		return "chat.completion"
+	}
+	return "text_completion"
+}
+
+func (o *responder) envelope(choices []any) response {
+	return response{ID: o.id, Object: o.object(), Created: o.created, Model: o.s.cfg.ModelID,
+		SystemFingerprint: fingerprint, Choices: choices}
+}
+
+// begin starts the event stream (chat streams open with the role).
+func (o *responder) begin() error {
+	h := o.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	o.w.WriteHeader(http.StatusOK)
+	if o.isChat {
+		empty := ""
+		return o.event(o.envelope([]any{chatChoice{Delta: &chatDelta{Role: "assistant", Content: &empty}}}))
+	}
+	return o.flush()
+}
+
+// text adds generated text.
+func (o *responder) text(t string) error {
+	if t == "" {
+		return nil
+	}
+	if !o.stream {
+		o.text_.WriteString(t)
+		return nil
+	}
+	if o.isChat {
+		return o.event(o.envelope([]any{chatChoice{Delta: &chatDelta{Content: &t}}}))
+	}
+	return o.event(o.envelope([]any{completionChoice{Text: t}}))
+}
+
+// finish ends the response with the finish reason and usage.
+func (o *responder) finish(reason string, u usage) error {
+	if !o.stream {
+		var c any
+		if o.isChat {
+			c = chatChoice{Message: &chatMessageOut{Role: "assistant", Content: o.text_.String()}, FinishReason: &reason}
+		} else {
+			c = completionChoice{Text: o.text_.String(), FinishReason: &reason}
+		}
+		resp := o.envelope([]any{c})
+		resp.Usage = &u
+		return writeJSON(o.w, resp)
+	}
+	var c any = completionChoice{FinishReason: &reason}
+	if o.isChat {
+		c = chatChoice{Delta: &chatDelta{}, FinishReason: &reason}
+	}
+	if err := o.event(o.envelope([]any{c})); err != nil {
+		return err
+	}
+	if o.includeUsage {
+		resp := o.envelope([]any{})
+		resp.Usage = &u
+		if err := o.event(resp); err != nil {
+			return err
+		}
+	}
+	return o.done()
+}
+
+// fail reports err: as the error response when nothing was sent yet,
+// else as an error event closing the stream.
+func (o *responder) fail(err error) error {
+	if !o.stream {
+		return err
+	}
+	ae := toAPIError(err)
+	if e := o.event(struct {
+		Error *apiError `json:"error"`
+	}{ae}); e != nil {
+		return e
+	}
+	return o.done()
+}
+
+func (o *responder) event(v any) error {
+	o.buf.Reset()
+	o.buf.WriteString("data: ")
+	enc := json.NewEncoder(&o.buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	o.buf.WriteString("\n")
+	if _, err := o.w.Write(o.buf.Bytes()); err != nil {
+		return err
+	}
+	return o.flush()
+}
+
+func (o *responder) done() error {
+	if _, err := o.w.Write([]byte("data: [DONE]\n\n")); err != nil {
+		return err
+	}
+	return o.flush()
+}
+
+func (o *responder) flush() error {
+	return http.NewResponseController(o.w).Flush()
+}
