@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/inference-x/inference-x/gguf"
 )
@@ -58,29 +59,64 @@ func benchMatrix(b *testing.B, t gguf.Type, size int) (*Matrix, []byte) {
 }
 
 // BenchmarkMatVec reports the weight GB/s of one mat-vec over a matrix far
-// larger than cache, on 1 and 2 threads.
+// larger than cache, for every type with assembly kernels, on 1 and 2
+// threads, and that rate as a percentage of the read bandwidth measured the
+// same way (readBandwidth) on the same number of threads.
 func BenchmarkMatVec(b *testing.B) {
-	for _, t := range []gguf.Type{gguf.TypeQ4_K} {
-		m, a := benchMatrix(b, t, benchMatrixBytes())
+	size := benchMatrixBytes()
+	for t := range variants {
+		typ := gguf.Type(t)
+		if len(variants[t]) == 0 {
+			continue
+		}
+		m, a := benchMatrix(b, typ, size)
 		ab, _ := m.format.VecDot.RowBytes(m.Cols)
 		for _, threads := range []int{1, 2} {
-			b.Run(t.String()+"/"+Accelerated(t)+"/t"+strconv.Itoa(threads), func(b *testing.B) {
+			b.Run(typ.String()+"/"+Accelerated(typ)+"/t"+strconv.Itoa(threads), func(b *testing.B) {
 				p := NewPool(threads)
 				defer p.Close()
 				var acts Activations
-				_ = ab
 				out := make([]float32, m.Rows)
-				x := make([]float32, m.Cols)
-				acts.Reset(x, 1, m.Cols)
-				q := acts.Quantized(m.format.VecDot)
-				copy(q, a[:ab])
+				acts.Reset(make([]float32, m.Cols), 1, m.Cols)
+				copy(acts.Quantized(m.format.VecDot), a[:ab])
 				b.SetBytes(int64(len(m.Data)))
+				start := time.Now()
 				for b.Loop() {
 					p.MatMul(out, m, &acts)
 				}
+				gbps := float64(len(m.Data)) * float64(b.N) / time.Since(start).Seconds() / 1e9
+				b.ReportMetric(100*gbps/readBandwidth(b, threads, size), "%read-bw")
 			})
 		}
+		m.Data = nil
 	}
+}
+
+// readBandwidths caches readBandwidth per thread count.
+var readBandwidths = map[int]float64{}
+
+// readBandwidth returns the best of five streaming reads of size bytes on
+// threads threads, in GB/s.
+func readBandwidth(b *testing.B, threads, size int) float64 {
+	if bw, ok := readBandwidths[threads]; ok {
+		return bw
+	}
+	buf := make([]byte, size)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	p := NewPool(threads)
+	defer p.Close()
+	r := &readTask{buf: buf}
+	best := 0.0
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		p.Run(len(buf)/readChunk, 1, r)
+		best = max(best, float64(len(buf))/time.Since(start).Seconds()/1e9)
+	}
+	readBandwidths[threads] = best
+	b.Logf("read bandwidth, %d threads: %.1f GB/s", threads, best)
+	return best
 }
 
 // BenchmarkReadBandwidth streams the same size of memory with plain 512-bit
