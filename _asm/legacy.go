@@ -96,3 +96,133 @@ func q8_0AVX512() *rowsKernel {
 		},
 	})
 }
+
+// nibbleSignedMatrices is the VGF2P8AFFINEQB operand (with imm 0xF8) that
+// turns the bytes of a 128-bit lane pair into their low nibble minus 8
+// (lower 128 bits) and high nibble minus 8 (upper 128 bits), as int8: the
+// nibble xor 8, sign-extended from bit 3.
+func nibbleSignedMatrices() Mem {
+	var b []byte
+	for q := 0; q < 4; q++ {
+		v := uint64(0x0102040808080808)
+		if q >= 2 {
+			v = 0x1020408080808080
+		}
+		for k := 0; k < 8; k++ {
+			b = append(b, byte(v>>(8*k)))
+		}
+	}
+	return table("nibbleSignedMatrices", b)
+}
+
+// nibbleMatrices256 takes low nibbles in the lower 128 bits and high
+// nibbles in the upper 128 (imm 0).
+func nibbleMatrices256() Mem {
+	var b []byte
+	for q := 0; q < 4; q++ {
+		v := uint64(0x0102040800000000)
+		if q >= 2 {
+			v = 0x1020408000000000
+		}
+		for k := 0; k < 8; k++ {
+			b = append(b, byte(v>>(8*k)))
+		}
+	}
+	return table("nibbleMatrices256", b)
+}
+
+func q4_0AVX512() *rowsKernel {
+	return legacy32AVX512(legacy32{
+		name: "dotQ4_0AVX512",
+		doc: []string{
+			"dotQ4_0AVX512 is dotQ8_0AVX512 for Q4_0 weights (ggml_vec_dot_q4_0_q8_0):",
+			"x = nibble - 8 (byte j: element j low nibble, element j+16 high).",
+		},
+		wBlock: 18,
+		setup: func() {
+			VMOVDQU64(nibbleSignedMatrices(), Y29)
+		},
+		decode: func() {
+			Comment("Y0 = the 32 weights nibble-8, Y1 = dx")
+			VBROADCASTI32X4(Mem{Base: RSI, Disp: 2}, Y0)
+			VGF2P8AFFINEQB(U8(0xf8), Y29, Y0, Y0)
+			fp16Scale(0)
+		},
+	})
+}
+
+func q5_0AVX512() *rowsKernel {
+	return legacy32AVX512(legacy32{
+		name: "dotQ5_0AVX512",
+		doc: []string{
+			"dotQ5_0AVX512 is dotQ8_0AVX512 for Q5_0 weights (ggml_vec_dot_q5_0_q8_0):",
+			"x = (nibble | fifth bit << 4) - 16, the fifth bits in the 32-bit qh.",
+		},
+		wBlock: 22,
+		setup: func() {
+			VMOVDQU64(nibbleMatrices256(), Y29)
+			VPBROADCASTB(table("bytesF0", []byte{0xf0}), Y28)
+		},
+		decode: func() {
+			Comment("Y0 = nibble | (fifth bit ? 0 : 0xF0), Y1 = dx")
+			VBROADCASTI32X4(Mem{Base: RSI, Disp: 6}, Y0)
+			VGF2P8AFFINEQB(U8(0), Y29, Y0, Y0)
+			MOVL(Mem{Base: RSI, Disp: 2}, EAX)
+			KMOVD(EAX, K3)
+			VPMOVM2B(K3, Y1)
+			VPTERNLOGD(U8(0xf2), Y28, Y1, Y0) // Y0 |= ~Y1 & 0xF0
+			fp16Scale(0)
+		},
+	})
+}
+
+// Q8_1 activation block (36 bytes): fp16 d, fp16 s = d*Σq, 32 int8.
+const q8_1Bytes = 36
+
+func q4_1AVX512() *rowsKernel {
+	return &rowsKernel{
+		name: "dotQ4_1AVX512",
+		doc: []string{
+			"dotQ4_1AVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:",
+			"",
+			"\tout[t*ldo+r] = dotQ4_1(nb*32, w[r*nb*20:], a[t*lda:])",
+			"",
+			"in ggml's AVX2 arithmetic (ggml_vec_dot_q4_1_q8_1): lane l of eight holds",
+			"Σ nibble*y of elements 4l..4l+3, acc[l] = fma(dx*dy, float(lane), acc[l]),",
+			"and the scalar summs = fma(m, s, summs) per block; the result is",
+			"hsum8(acc) + summs.",
+		},
+		wBlock: 20, aBlock: q8_1Bytes, accs: 2,
+		prefetch: prefetchLines(20),
+		setup: func() {
+			VMOVDQU64(nibbleMatrices256(), Y29)
+		},
+		decode: func() {
+			Comment("Y0 = the 32 nibbles, Y1 = dx, X9 = m")
+			VBROADCASTI32X4(Mem{Base: RSI, Disp: 4}, Y0)
+			VGF2P8AFFINEQB(U8(0), Y29, Y0, Y0)
+			fp16Scale(0)
+			VPBROADCASTW(Mem{Base: RSI, Disp: 2}, X9)
+			VCVTPH2PS(X9, X9)
+		},
+		token: func(acc []Op) {
+			Comment("lanes = Σ nibble*y (unsigned x signed, exact); acc = fma(dx*dy, lanes, acc)")
+			VPXORD(Y5, Y5, Y5)
+			VPDPBUSD(Mem{Base: RBX, Disp: 4}, Y0, Y5)
+			VCVTDQ2PS(Y5, Y5)
+			VPBROADCASTW(Mem{Base: RBX}, X6)
+			VCVTPH2PS(X6, Y6)
+			VMULPS(Y6, Y1, Y6)
+			accFMA(Y6, Y5, acc[0], Y7)
+			Comment("summs = fma(m, s, summs)")
+			VPBROADCASTW(Mem{Base: RBX, Disp: 2}, X7)
+			VCVTPH2PS(X7, X7)
+			accumulateSS(VFMADD231SS, X7, X9, acc[1], X8)
+		},
+		finish: func(acc []Op) {
+			finishHsum8(acc)
+			loadAcc(acc[1], Y3, true)
+			VADDSS(X3, X1, X1)
+		},
+	}
+}

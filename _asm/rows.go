@@ -239,3 +239,15 @@ func hsum4(x, tmp VecPhysical) {
 	VMOVSHDUP(x, tmp)
 	VADDSS(tmp, x, x)
 }
+
+// accumulateSS applies a scalar FMA-family op to the low float of an
+// accumulator in a register or in memory; tmp is used for memory.
+func accumulateSS(op func(...Op), a, b, acc Op, tmp VecPhysical) {
+	if isReg(acc) {
+		op(a, b, acc.(VecPhysical).AsX())
+		return
+	}
+	VMOVSS(acc, tmp.AsX())
+	op(a, b, tmp.AsX())
+	VMOVSS(tmp.AsX(), acc)
+}

@@ -34,6 +34,15 @@ func dotQ6KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt
 func dotQ8_0AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 
 //go:noescape
+func dotQ4_0AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
+//go:noescape
+func dotQ5_0AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
+//go:noescape
+func dotQ4_1AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
+//go:noescape
 func dotQ4KAVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 
 //go:noescape
@@ -79,6 +88,9 @@ func init() {
 		addVariant(gguf.TypeQ4_K, "avx512", asmRows(dotQ4KAVX512, 256))
 		addVariant(gguf.TypeQ6_K, "avx512", asmRows(dotQ6KAVX512, 256))
 		addVariant(gguf.TypeQ8_0, "avx512", asmRows(dotQ8_0AVX512, 32))
+		addVariant(gguf.TypeQ4_0, "avx512", asmRows(dotQ4_0AVX512, 32))
+		addVariant(gguf.TypeQ5_0, "avx512", asmRows(dotQ5_0AVX512, 32))
+		addVariant(gguf.TypeQ4_1, "avx512", asmRows(dotQ4_1AVX512, 32))
 	}
 	if cpu.avx2 && cpu.f16c && cpu.fma {
 		addVariant(gguf.TypeQ4_K, "avx2", asmRows(dotQ4KAVX2, 256))

@@ -2018,6 +2018,561 @@ DATA bytes01<>+30(SB)/1, $0x01
 DATA bytes01<>+31(SB)/1, $0x01
 GLOBL bytes01<>(SB), RODATA|NOPTR, $32
 
+// func dotQ4_0AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, GFNI, MMX+
+TEXT ·dotQ4_0AVX512(SB), NOSPLIT, $256-64
+	// dotQ4_0AVX512 is dotQ8_0AVX512 for Q4_0 weights (ggml_vec_dot_q4_0_q8_0):
+	// x = nibble - 8 (byte j: element j low nibble, element j+16 high).
+	MOVQ out+0(FP), DI
+	MOVQ ldo+8(FP), R8
+	SHLQ $0x02, R8
+	MOVQ w+16(FP), SI
+	MOVQ rows+24(FP), R9
+	MOVQ lda+40(FP), R11
+	MOVQ nt+48(FP), R12
+	MOVQ nb+56(FP), R13
+
+	// Constants: 0x80 bytes (y -> y+128), 0x01 bytes (lane sums of x).
+	VPBROADCASTB bytes80<>+0(SB), Y31
+	VPBROADCASTB bytes01<>+0(SB), Y30
+	VMOVDQU64    nibbleSignedMatrices<>+0(SB), Y29
+	TESTQ        R9, R9
+	JLE          dotQ4_0AVX512_done
+	CMPQ         R12, $0x01
+	JNE          dotQ4_0AVX512_row
+
+	// One token: accumulators in registers.
+dotQ4_0AVX512_row1:
+	VXORPS Y20, Y20, Y20
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4_0AVX512_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 weights nibble-8, Y1 = dx
+	VBROADCASTI32X4 2(SI), Y0
+	VGF2P8AFFINEQB  $0xf8, Y29, Y0, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y20
+	ADDQ         $0x00000012, SI
+	ADDQ         $0x00000022, BX
+	DECQ         CX
+	JNZ          dotQ4_0AVX512_block1
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4_0AVX512_row1
+	JMP          dotQ4_0AVX512_done
+
+	// Several tokens: accumulators in the frame.
+dotQ4_0AVX512_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ4_0AVX512_zero:
+	VMOVUPS Y0, (R14)
+	ADDQ    $0x20, R14
+	DECQ    DX
+	JNZ     dotQ4_0AVX512_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ4_0AVX512_block:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 weights nibble-8, Y1 = dx
+	VBROADCASTI32X4 2(SI), Y0
+	VGF2P8AFFINEQB  $0xf8, Y29, Y0, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+	MOVQ     R10, BX
+	LEAQ     (SP), R14
+	MOVQ     R12, DX
+
+dotQ4_0AVX512_tok:
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VMOVUPS      (R14), Y7
+	VFMADD231PS  Y6, Y5, Y7
+	VMOVUPS      Y7, (R14)
+	ADDQ         R11, BX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ4_0AVX512_tok
+	ADDQ         $0x00000012, SI
+	ADDQ         $0x00000022, R10
+	DECQ         CX
+	JNZ          dotQ4_0AVX512_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ4_0AVX512_fin:
+	VMOVUPS      (R14), Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         R8, AX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ4_0AVX512_fin
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4_0AVX512_row
+
+dotQ4_0AVX512_done:
+	VZEROUPPER
+	RET
+
+DATA nibbleSignedMatrices<>+0(SB)/1, $0x08
+DATA nibbleSignedMatrices<>+1(SB)/1, $0x08
+DATA nibbleSignedMatrices<>+2(SB)/1, $0x08
+DATA nibbleSignedMatrices<>+3(SB)/1, $0x08
+DATA nibbleSignedMatrices<>+4(SB)/1, $0x08
+DATA nibbleSignedMatrices<>+5(SB)/1, $0x04
+DATA nibbleSignedMatrices<>+6(SB)/1, $0x02
+DATA nibbleSignedMatrices<>+7(SB)/1, $0x01
+DATA nibbleSignedMatrices<>+8(SB)/1, $0x08
+DATA nibbleSignedMatrices<>+9(SB)/1, $0x08
+DATA nibbleSignedMatrices<>+10(SB)/1, $0x08
+DATA nibbleSignedMatrices<>+11(SB)/1, $0x08
+DATA nibbleSignedMatrices<>+12(SB)/1, $0x08
+DATA nibbleSignedMatrices<>+13(SB)/1, $0x04
+DATA nibbleSignedMatrices<>+14(SB)/1, $0x02
+DATA nibbleSignedMatrices<>+15(SB)/1, $0x01
+DATA nibbleSignedMatrices<>+16(SB)/1, $0x80
+DATA nibbleSignedMatrices<>+17(SB)/1, $0x80
+DATA nibbleSignedMatrices<>+18(SB)/1, $0x80
+DATA nibbleSignedMatrices<>+19(SB)/1, $0x80
+DATA nibbleSignedMatrices<>+20(SB)/1, $0x80
+DATA nibbleSignedMatrices<>+21(SB)/1, $0x40
+DATA nibbleSignedMatrices<>+22(SB)/1, $0x20
+DATA nibbleSignedMatrices<>+23(SB)/1, $0x10
+DATA nibbleSignedMatrices<>+24(SB)/1, $0x80
+DATA nibbleSignedMatrices<>+25(SB)/1, $0x80
+DATA nibbleSignedMatrices<>+26(SB)/1, $0x80
+DATA nibbleSignedMatrices<>+27(SB)/1, $0x80
+DATA nibbleSignedMatrices<>+28(SB)/1, $0x80
+DATA nibbleSignedMatrices<>+29(SB)/1, $0x40
+DATA nibbleSignedMatrices<>+30(SB)/1, $0x20
+DATA nibbleSignedMatrices<>+31(SB)/1, $0x10
+GLOBL nibbleSignedMatrices<>(SB), RODATA|NOPTR, $32
+
+// func dotQ5_0AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, GFNI, MMX+
+TEXT ·dotQ5_0AVX512(SB), NOSPLIT, $256-64
+	// dotQ5_0AVX512 is dotQ8_0AVX512 for Q5_0 weights (ggml_vec_dot_q5_0_q8_0):
+	// x = (nibble | fifth bit << 4) - 16, the fifth bits in the 32-bit qh.
+	MOVQ out+0(FP), DI
+	MOVQ ldo+8(FP), R8
+	SHLQ $0x02, R8
+	MOVQ w+16(FP), SI
+	MOVQ rows+24(FP), R9
+	MOVQ lda+40(FP), R11
+	MOVQ nt+48(FP), R12
+	MOVQ nb+56(FP), R13
+
+	// Constants: 0x80 bytes (y -> y+128), 0x01 bytes (lane sums of x).
+	VPBROADCASTB bytes80<>+0(SB), Y31
+	VPBROADCASTB bytes01<>+0(SB), Y30
+	VMOVDQU64    nibbleMatrices256<>+0(SB), Y29
+	VPBROADCASTB bytesF0<>+0(SB), Y28
+	TESTQ        R9, R9
+	JLE          dotQ5_0AVX512_done
+	CMPQ         R12, $0x01
+	JNE          dotQ5_0AVX512_row
+
+	// One token: accumulators in registers.
+dotQ5_0AVX512_row1:
+	VXORPS Y20, Y20, Y20
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ5_0AVX512_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = nibble | (fifth bit ? 0 : 0xF0), Y1 = dx
+	VBROADCASTI32X4 6(SI), Y0
+	VGF2P8AFFINEQB  $0x00, Y29, Y0, Y0
+	MOVL            2(SI), AX
+	KMOVD           AX, K3
+	VPMOVM2B        K3, Y1
+	VPTERNLOGD      $0xf2, Y28, Y1, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y20
+	ADDQ         $0x00000016, SI
+	ADDQ         $0x00000022, BX
+	DECQ         CX
+	JNZ          dotQ5_0AVX512_block1
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ5_0AVX512_row1
+	JMP          dotQ5_0AVX512_done
+
+	// Several tokens: accumulators in the frame.
+dotQ5_0AVX512_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ5_0AVX512_zero:
+	VMOVUPS Y0, (R14)
+	ADDQ    $0x20, R14
+	DECQ    DX
+	JNZ     dotQ5_0AVX512_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ5_0AVX512_block:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = nibble | (fifth bit ? 0 : 0xF0), Y1 = dx
+	VBROADCASTI32X4 6(SI), Y0
+	VGF2P8AFFINEQB  $0x00, Y29, Y0, Y0
+	MOVL            2(SI), AX
+	KMOVD           AX, K3
+	VPMOVM2B        K3, Y1
+	VPTERNLOGD      $0xf2, Y28, Y1, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+	MOVQ     R10, BX
+	LEAQ     (SP), R14
+	MOVQ     R12, DX
+
+dotQ5_0AVX512_tok:
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VMOVUPS      (R14), Y7
+	VFMADD231PS  Y6, Y5, Y7
+	VMOVUPS      Y7, (R14)
+	ADDQ         R11, BX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ5_0AVX512_tok
+	ADDQ         $0x00000016, SI
+	ADDQ         $0x00000022, R10
+	DECQ         CX
+	JNZ          dotQ5_0AVX512_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ5_0AVX512_fin:
+	VMOVUPS      (R14), Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         R8, AX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ5_0AVX512_fin
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ5_0AVX512_row
+
+dotQ5_0AVX512_done:
+	VZEROUPPER
+	RET
+
+DATA nibbleMatrices256<>+0(SB)/1, $0x00
+DATA nibbleMatrices256<>+1(SB)/1, $0x00
+DATA nibbleMatrices256<>+2(SB)/1, $0x00
+DATA nibbleMatrices256<>+3(SB)/1, $0x00
+DATA nibbleMatrices256<>+4(SB)/1, $0x08
+DATA nibbleMatrices256<>+5(SB)/1, $0x04
+DATA nibbleMatrices256<>+6(SB)/1, $0x02
+DATA nibbleMatrices256<>+7(SB)/1, $0x01
+DATA nibbleMatrices256<>+8(SB)/1, $0x00
+DATA nibbleMatrices256<>+9(SB)/1, $0x00
+DATA nibbleMatrices256<>+10(SB)/1, $0x00
+DATA nibbleMatrices256<>+11(SB)/1, $0x00
+DATA nibbleMatrices256<>+12(SB)/1, $0x08
+DATA nibbleMatrices256<>+13(SB)/1, $0x04
+DATA nibbleMatrices256<>+14(SB)/1, $0x02
+DATA nibbleMatrices256<>+15(SB)/1, $0x01
+DATA nibbleMatrices256<>+16(SB)/1, $0x00
+DATA nibbleMatrices256<>+17(SB)/1, $0x00
+DATA nibbleMatrices256<>+18(SB)/1, $0x00
+DATA nibbleMatrices256<>+19(SB)/1, $0x00
+DATA nibbleMatrices256<>+20(SB)/1, $0x80
+DATA nibbleMatrices256<>+21(SB)/1, $0x40
+DATA nibbleMatrices256<>+22(SB)/1, $0x20
+DATA nibbleMatrices256<>+23(SB)/1, $0x10
+DATA nibbleMatrices256<>+24(SB)/1, $0x00
+DATA nibbleMatrices256<>+25(SB)/1, $0x00
+DATA nibbleMatrices256<>+26(SB)/1, $0x00
+DATA nibbleMatrices256<>+27(SB)/1, $0x00
+DATA nibbleMatrices256<>+28(SB)/1, $0x80
+DATA nibbleMatrices256<>+29(SB)/1, $0x40
+DATA nibbleMatrices256<>+30(SB)/1, $0x20
+DATA nibbleMatrices256<>+31(SB)/1, $0x10
+GLOBL nibbleMatrices256<>(SB), RODATA|NOPTR, $32
+
+DATA bytesF0<>+0(SB)/1, $0xf0
+GLOBL bytesF0<>(SB), RODATA|NOPTR, $1
+
+// func dotQ4_1AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, GFNI, MMX+
+TEXT ·dotQ4_1AVX512(SB), NOSPLIT, $512-64
+	// dotQ4_1AVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:
+	// 
+	// 	out[t*ldo+r] = dotQ4_1(nb*32, w[r*nb*20:], a[t*lda:])
+	// 
+	// in ggml's AVX2 arithmetic (ggml_vec_dot_q4_1_q8_1): lane l of eight holds
+	// Σ nibble*y of elements 4l..4l+3, acc[l] = fma(dx*dy, float(lane), acc[l]),
+	// and the scalar summs = fma(m, s, summs) per block; the result is
+	// hsum8(acc) + summs.
+	MOVQ      out+0(FP), DI
+	MOVQ      ldo+8(FP), R8
+	SHLQ      $0x02, R8
+	MOVQ      w+16(FP), SI
+	MOVQ      rows+24(FP), R9
+	MOVQ      lda+40(FP), R11
+	MOVQ      nt+48(FP), R12
+	MOVQ      nb+56(FP), R13
+	VMOVDQU64 nibbleMatrices256<>+0(SB), Y29
+	TESTQ     R9, R9
+	JLE       dotQ4_1AVX512_done
+	CMPQ      R12, $0x01
+	JNE       dotQ4_1AVX512_row
+
+	// One token: accumulators in registers.
+dotQ4_1AVX512_row1:
+	VXORPS Y20, Y20, Y20
+	VXORPS Y21, Y21, Y21
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4_1AVX512_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 nibbles, Y1 = dx, X9 = m
+	VBROADCASTI32X4 4(SI), Y0
+	VGF2P8AFFINEQB  $0x00, Y29, Y0, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+	VPBROADCASTW    2(SI), X9
+	VCVTPH2PS       X9, X9
+
+	// lanes = Σ nibble*y (unsigned x signed, exact); acc = fma(dx*dy, lanes, acc)
+	VPXORD       Y5, Y5, Y5
+	VPDPBUSD     4(BX), Y0, Y5
+	VCVTDQ2PS    Y5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y20
+
+	// summs = fma(m, s, summs)
+	VPBROADCASTW 2(BX), X7
+	VCVTPH2PS    X7, X7
+	VFMADD231SS  X7, X9, X21
+	ADDQ         $0x00000014, SI
+	ADDQ         $0x00000024, BX
+	DECQ         CX
+	JNZ          dotQ4_1AVX512_block1
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVAPS      X21, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4_1AVX512_row1
+	JMP          dotQ4_1AVX512_done
+
+	// Several tokens: accumulators in the frame.
+dotQ4_1AVX512_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ4_1AVX512_zero:
+	VMOVUPS Y0, (R14)
+	VMOVUPS Y0, 32(R14)
+	ADDQ    $0x40, R14
+	DECQ    DX
+	JNZ     dotQ4_1AVX512_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ4_1AVX512_block:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 nibbles, Y1 = dx, X9 = m
+	VBROADCASTI32X4 4(SI), Y0
+	VGF2P8AFFINEQB  $0x00, Y29, Y0, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+	VPBROADCASTW    2(SI), X9
+	VCVTPH2PS       X9, X9
+	MOVQ            R10, BX
+	LEAQ            (SP), R14
+	MOVQ            R12, DX
+
+dotQ4_1AVX512_tok:
+	// lanes = Σ nibble*y (unsigned x signed, exact); acc = fma(dx*dy, lanes, acc)
+	VPXORD       Y5, Y5, Y5
+	VPDPBUSD     4(BX), Y0, Y5
+	VCVTDQ2PS    Y5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VMOVUPS      (R14), Y7
+	VFMADD231PS  Y6, Y5, Y7
+	VMOVUPS      Y7, (R14)
+
+	// summs = fma(m, s, summs)
+	VPBROADCASTW 2(BX), X7
+	VCVTPH2PS    X7, X7
+	VMOVSS       32(R14), X8
+	VFMADD231SS  X7, X9, X8
+	VMOVSS       X8, 32(R14)
+	ADDQ         R11, BX
+	ADDQ         $0x40, R14
+	DECQ         DX
+	JNZ          dotQ4_1AVX512_tok
+	ADDQ         $0x00000014, SI
+	ADDQ         $0x00000024, R10
+	DECQ         CX
+	JNZ          dotQ4_1AVX512_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ4_1AVX512_fin:
+	VMOVUPS      (R14), Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVUPS      32(R14), X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         R8, AX
+	ADDQ         $0x40, R14
+	DECQ         DX
+	JNZ          dotQ4_1AVX512_fin
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4_1AVX512_row
+
+dotQ4_1AVX512_done:
+	VZEROUPPER
+	RET
+
 // func dotQ4KAVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ4KAVX2(SB), NOSPLIT, $512-64

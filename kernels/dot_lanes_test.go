@@ -151,3 +151,51 @@ func laneDotQ8_0(n int, w, a []byte) float32 {
 		return x, kqHalf(blk, 0)
 	})
 }
+
+func laneDotQ4_0(n int, w, a []byte) float32 {
+	return lane32(n, a, func(b int) (x [32]int32, d float32) {
+		blk := w[b*18 : (b+1)*18]
+		for j := 0; j < 16; j++ {
+			x[j] = int32(blk[2+j]&0xF) - 8
+			x[j+16] = int32(blk[2+j]>>4) - 8
+		}
+		return x, kqHalf(blk, 0)
+	})
+}
+
+func laneDotQ5_0(n int, w, a []byte) float32 {
+	return lane32(n, a, func(b int) (x [32]int32, d float32) {
+		blk := w[b*22 : (b+1)*22]
+		qh := binary.LittleEndian.Uint32(blk[2:])
+		for j := 0; j < 16; j++ {
+			x[j] = int32(blk[6+j]&0xF|byte(qh>>j&1)<<4) - 16
+			x[j+16] = int32(blk[6+j]>>4|byte(qh>>(j+16)&1)<<4) - 16
+		}
+		return x, kqHalf(blk, 0)
+	})
+}
+
+// laneDotQ4_1 models ggml_vec_dot_q4_1_q8_1 (AVX2): lanes of nibble*y,
+// acc = fma(dx*dy, lanes, acc), summs = fma(m, s, summs) in scalar code.
+func laneDotQ4_1(n int, w, a []byte) float32 {
+	var acc [8]float32
+	var summs float32
+	for b := 0; b < n/32; b++ {
+		x := w[b*20 : (b+1)*20]
+		y := a[b*36 : (b+1)*36]
+		summs = fma32(kqHalf(x, 2), kqHalf(y, 2), summs)
+		d := kqHalf(x, 0) * kqHalf(y, 0)
+		for l := 0; l < 8; l++ {
+			var s int32
+			for e := 4 * l; e < 4*l+4; e++ {
+				q := x[4+e%16]
+				if e >= 16 {
+					q >>= 4
+				}
+				s += int32(q&0xF) * int32(int8(y[4+e]))
+			}
+			acc[l] = fma32(d, float32(s), acc[l])
+		}
+	}
+	return hsum8(&acc) + summs
+}

@@ -15,6 +15,9 @@ var laneModels = map[gguf.Type]func(n int, w, a []byte) float32{
 	gguf.TypeQ4_K: laneDotQ4K,
 	gguf.TypeQ6_K: laneDotQ6K,
 	gguf.TypeQ8_0: laneDotQ8_0,
+	gguf.TypeQ4_0: laneDotQ4_0,
+	gguf.TypeQ5_0: laneDotQ5_0,
+	gguf.TypeQ4_1: laneDotQ4_1,
 }
 
 // unitScaleOffsets are the byte offsets of each format's fp16 block scales.
@@ -22,6 +25,9 @@ var unitScaleOffsets = map[gguf.Type][]int{
 	gguf.TypeQ4_K: {0, 2},
 	gguf.TypeQ6_K: {208},
 	gguf.TypeQ8_0: {0},
+	gguf.TypeQ4_0: {0},
+	gguf.TypeQ5_0: {0},
+	gguf.TypeQ4_1: {0, 2},
 }
 
 // smallScales sets a block's sub-block scales to small values so that
@@ -128,9 +134,12 @@ func integerRows(rng *rand.Rand, t gguf.Type, rows, nt, nb int, extreme bool) (w
 			shrink(rng, x)
 		}
 	}
-	if f.VecDot == gguf.TypeQ8_0 {
+	if f.VecDot == gguf.TypeQ8_0 || f.VecDot == gguf.TypeQ8_1 {
 		for b := 0; b < nt*nb; b++ {
 			a[b*ab], a[b*ab+1] = 0x00, 0x3c // d = 1
+			if f.VecDot == gguf.TypeQ8_1 {
+				a[b*ab+2], a[b*ab+3] = 0x00, 0x3c // s = 1
+			}
 		}
 	}
 	if f.VecDot == gguf.TypeQ8_K {
