@@ -185,27 +185,24 @@ func q6kAVX2() *rowsKernel {
 	}
 }
 
-func q8_0AVX2() *rowsKernel {
+// legacy32AVX2 builds the AVX2 kernel of a 32-element format dotted with
+// Q8_0: decode leaves the 32 signed weights in Y8 and dx in Y9; the lanes
+// are exact sums of sign-extended 16-bit products (vpmaddwd, then adjacent
+// pairs), acc = fma(dx*dy, lanes, acc).
+func legacy32AVX2(name string, doc []string, wBlock int, setup, decode func()) *rowsKernel {
 	return &rowsKernel{
-		name: "dotQ8_0AVX2",
-		doc: []string{
-			"dotQ8_0AVX2 is dotQ8_0AVX512 on AVX2: the lanes are exact sums of",
-			"sign-extended 16-bit products (vpmaddwd, then adjacent pairs).",
-		},
-		wBlock: 34, aBlock: q8_0Bytes, accs: 1, vex: true,
-		prefetch: prefetchLines(34),
-		setup:    func() {},
-		decode: func() {
-			Comment("Y9 = dx")
-			VPBROADCASTW(Mem{Base: RSI}, X9)
-			VCVTPH2PS(X9, Y9)
-		},
+		name: name, doc: doc,
+		wBlock: wBlock, aBlock: q8_0Bytes, accs: 1, vex: true,
+		prefetch: prefetchLines(wBlock),
+		setup:    setup,
+		decode:   decode,
 		token: func(acc []Op) {
 			Comment("pairs of elements 0..15 and 16..31, then lanes of four")
-			VPMOVSXBW(Mem{Base: RSI, Disp: 2}, Y0)
-			VPMOVSXBW(Mem{Base: RBX, Disp: 2}, Y1)
-			VPMADDWD(Y1, Y0, Y0)
-			VPMOVSXBW(Mem{Base: RSI, Disp: 18}, Y1)
+			VPMOVSXBW(X8, Y0)
+			VEXTRACTI128(U8(1), Y8, X1)
+			VPMOVSXBW(X1, Y1)
+			VPMOVSXBW(Mem{Base: RBX, Disp: 2}, Y2)
+			VPMADDWD(Y2, Y0, Y0)
 			VPMOVSXBW(Mem{Base: RBX, Disp: 18}, Y2)
 			VPMADDWD(Y2, Y1, Y1)
 			VPHADDD(Y1, Y0, Y0)
@@ -217,5 +214,103 @@ func q8_0AVX2() *rowsKernel {
 			accFMA(Y4, Y0, acc[0], Y6)
 		},
 		finish: finishHsum8,
+	}
+}
+
+// fp16ScaleY9 broadcasts the fp16 at SI+off as f32 into Y9.
+func fp16ScaleY9(off int) {
+	VPBROADCASTW(Mem{Base: RSI, Disp: off}, X9)
+	VCVTPH2PS(X9, Y9)
+}
+
+// nibblesAVX2 leaves in y the 16 bytes at SI+off split into their low
+// nibbles (lower 128 bits) and high nibbles (upper), given mask 0x0F in m.
+func nibblesAVX2(off int, y, m VecPhysical) {
+	VMOVDQU(Mem{Base: RSI, Disp: off}, y.AsX())
+	VPSRLW(U8(4), y.AsX(), X1)
+	VINSERTI128(U8(1), X1, y, y)
+	VPAND(m, y, y)
+}
+
+func q8_0AVX2() *rowsKernel {
+	return legacy32AVX2("dotQ8_0AVX2", []string{
+		"dotQ8_0AVX2 is dotQ8_0AVX512 on AVX2: the lanes are exact sums of",
+		"sign-extended 16-bit products (vpmaddwd, then adjacent pairs).",
+	}, 34, func() {}, func() {
+		VMOVDQU(Mem{Base: RSI, Disp: 2}, Y8)
+		fp16ScaleY9(0)
+	})
+}
+
+func q4_0AVX2() *rowsKernel {
+	return legacy32AVX2("dotQ4_0AVX2", []string{"dotQ4_0AVX2 is dotQ4_0AVX512 on AVX2."}, 18, func() {
+		VPBROADCASTB(table("nibbleMaskB", []byte{0x0f}), Y15)
+		VPBROADCASTB(table("byte08", []byte{0x08}), Y14)
+	}, func() {
+		nibblesAVX2(2, Y8, Y15)
+		VPSUBB(Y14, Y8, Y8)
+		fp16ScaleY9(0)
+	})
+}
+
+func q5_0AVX2() *rowsKernel {
+	return legacy32AVX2("dotQ5_0AVX2", []string{
+		"dotQ5_0AVX2 is dotQ5_0AVX512 on AVX2 (ggml's bytes_from_bits_32 for the fifth bits).",
+	}, 22, func() {
+		VPBROADCASTB(table("nibbleMaskB", []byte{0x0f}), Y15)
+		VPBROADCASTB(table("bytesF0", []byte{0xf0}), Y14)
+		var ctl []byte
+		for i := 0; i < 32; i++ {
+			ctl = append(ctl, byte(i/8))
+		}
+		VMOVDQU(table("bitsToBytesCtl", ctl), Y13)
+		VPBROADCASTQ(table("bitsToBytesMask", []byte{0xfe, 0xfd, 0xfb, 0xf7, 0xef, 0xdf, 0xbf, 0x7f}), Y11)
+		VPCMPEQB(Y10, Y10, Y10)
+	}, func() {
+		nibblesAVX2(6, Y8, Y15)
+		Comment("fifth bits to bytes 0xFF/0x00; x = nibble | (bit ? 0 : 0xF0)")
+		VPBROADCASTD(Mem{Base: RSI, Disp: 2}, Y1)
+		VPSHUFB(Y13, Y1, Y1)
+		VPOR(Y11, Y1, Y1)
+		VPCMPEQB(Y10, Y1, Y1)
+		VPANDN(Y14, Y1, Y1)
+		VPOR(Y1, Y8, Y8)
+		fp16ScaleY9(0)
+	})
+}
+
+func q4_1AVX2() *rowsKernel {
+	return &rowsKernel{
+		name: "dotQ4_1AVX2",
+		doc:  []string{"dotQ4_1AVX2 is dotQ4_1AVX512 on AVX2 (maddubs of the nibbles, then pairs)."},
+		wBlock: 20, aBlock: q8_1Bytes, accs: 2, vex: true,
+		prefetch: prefetchLines(20),
+		setup: func() {
+			VPBROADCASTB(table("nibbleMaskB", []byte{0x0f}), Y15)
+			VPBROADCASTW(table("w1", []byte{1, 0}), Y14)
+		},
+		decode: func() {
+			nibblesAVX2(4, Y8, Y15)
+			fp16ScaleY9(0)
+			VPBROADCASTW(Mem{Base: RSI, Disp: 2}, X10)
+			VCVTPH2PS(X10, X10)
+		},
+		token: func(acc []Op) {
+			VPMADDUBSW(Mem{Base: RBX, Disp: 4}, Y8, Y0)
+			VPMADDWD(Y14, Y0, Y0)
+			VCVTDQ2PS(Y0, Y0)
+			VPBROADCASTW(Mem{Base: RBX}, X4)
+			VCVTPH2PS(X4, Y4)
+			VMULPS(Y4, Y9, Y4)
+			accFMA(Y4, Y0, acc[0], Y6)
+			VPBROADCASTW(Mem{Base: RBX, Disp: 2}, X7)
+			VCVTPH2PS(X7, X7)
+			accumulateSS(VFMADD231SS, X7, X10, acc[1], X6)
+		},
+		finish: func(acc []Op) {
+			finishHsum8(acc)
+			loadAcc(acc[1], Y3, true)
+			VADDSS(X3, X1, X1)
+		},
 	}
 }

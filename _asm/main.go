@@ -27,5 +27,8 @@ func main() {
 	q4kAVX2().gen()
 	q6kAVX2().gen()
 	q8_0AVX2().gen()
+	q4_0AVX2().gen()
+	q5_0AVX2().gen()
+	q4_1AVX2().gen()
 	Generate()
 }

@@ -51,6 +51,15 @@ func dotQ6KAVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt i
 //go:noescape
 func dotQ8_0AVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 
+//go:noescape
+func dotQ4_0AVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
+//go:noescape
+func dotQ5_0AVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
+//go:noescape
+func dotQ4_1AVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
 // quantizeQ8KAVX512 is quantizeQ8_K (ggml's quantize_row_q8_K) on nb
 // blocks of 256 values: the same bytes.
 //
@@ -96,6 +105,9 @@ func init() {
 		addVariant(gguf.TypeQ4_K, "avx2", asmRows(dotQ4KAVX2, 256))
 		addVariant(gguf.TypeQ6_K, "avx2", asmRows(dotQ6KAVX2, 256))
 		addVariant(gguf.TypeQ8_0, "avx2", asmRows(dotQ8_0AVX2, 32))
+		addVariant(gguf.TypeQ4_0, "avx2", asmRows(dotQ4_0AVX2, 32))
+		addVariant(gguf.TypeQ5_0, "avx2", asmRows(dotQ5_0AVX2, 32))
+		addVariant(gguf.TypeQ4_1, "avx2", asmRows(dotQ4_1AVX2, 32))
 	}
 	if cpu.avx512 && cpu.f16c && cpu.bmi1 {
 		addQuantizer(gguf.TypeQ8_K, "avx512", asmQuant(quantizeQ8KAVX512, 256))

@@ -3633,17 +3633,17 @@ dotQ8_0AVX2_row1:
 
 dotQ8_0AVX2_block1:
 	// Prefetch the weight stream 6144 bytes ahead.
-	PREFETCHT0 6144(SI)
-
-	// Y9 = dx
+	PREFETCHT0   6144(SI)
+	VMOVDQU      2(SI), Y8
 	VPBROADCASTW (SI), X9
 	VCVTPH2PS    X9, Y9
 
 	// pairs of elements 0..15 and 16..31, then lanes of four
-	VPMOVSXBW    2(SI), Y0
-	VPMOVSXBW    2(BX), Y1
-	VPMADDWD     Y1, Y0, Y0
-	VPMOVSXBW    18(SI), Y1
+	VPMOVSXBW    X8, Y0
+	VEXTRACTI128 $0x01, Y8, X1
+	VPMOVSXBW    X1, Y1
+	VPMOVSXBW    2(BX), Y2
+	VPMADDWD     Y2, Y0, Y0
 	VPMOVSXBW    18(BX), Y2
 	VPMADDWD     Y2, Y1, Y1
 	VPHADDD      Y1, Y0, Y0
@@ -3686,9 +3686,8 @@ dotQ8_0AVX2_zero:
 
 dotQ8_0AVX2_block:
 	// Prefetch the weight stream 6144 bytes ahead.
-	PREFETCHT0 6144(SI)
-
-	// Y9 = dx
+	PREFETCHT0   6144(SI)
+	VMOVDQU      2(SI), Y8
 	VPBROADCASTW (SI), X9
 	VCVTPH2PS    X9, Y9
 	MOVQ         R10, BX
@@ -3697,10 +3696,11 @@ dotQ8_0AVX2_block:
 
 dotQ8_0AVX2_tok:
 	// pairs of elements 0..15 and 16..31, then lanes of four
-	VPMOVSXBW    2(SI), Y0
-	VPMOVSXBW    2(BX), Y1
-	VPMADDWD     Y1, Y0, Y0
-	VPMOVSXBW    18(SI), Y1
+	VPMOVSXBW    X8, Y0
+	VEXTRACTI128 $0x01, Y8, X1
+	VPMOVSXBW    X1, Y1
+	VPMOVSXBW    2(BX), Y2
+	VPMADDWD     Y2, Y0, Y0
 	VPMOVSXBW    18(BX), Y2
 	VPMADDWD     Y2, Y1, Y1
 	VPHADDD      Y1, Y0, Y0
@@ -3744,5 +3744,515 @@ dotQ8_0AVX2_fin:
 	JNZ          dotQ8_0AVX2_row
 
 dotQ8_0AVX2_done:
+	VZEROUPPER
+	RET
+
+// func dotQ4_0AVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $256-64
+	// dotQ4_0AVX2 is dotQ4_0AVX512 on AVX2.
+	MOVQ         out+0(FP), DI
+	MOVQ         ldo+8(FP), R8
+	SHLQ         $0x02, R8
+	MOVQ         w+16(FP), SI
+	MOVQ         rows+24(FP), R9
+	MOVQ         lda+40(FP), R11
+	MOVQ         nt+48(FP), R12
+	MOVQ         nb+56(FP), R13
+	VPBROADCASTB nibbleMaskB<>+0(SB), Y15
+	VPBROADCASTB byte08<>+0(SB), Y14
+	TESTQ        R9, R9
+	JLE          dotQ4_0AVX2_done
+	CMPQ         R12, $0x01
+	JNE          dotQ4_0AVX2_row
+
+	// One token: accumulators in registers.
+dotQ4_0AVX2_row1:
+	VXORPS Y12, Y12, Y12
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4_0AVX2_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0   6144(SI)
+	VMOVDQU      2(SI), X8
+	VPSRLW       $0x04, X8, X1
+	VINSERTI128  $0x01, X1, Y8, Y8
+	VPAND        Y15, Y8, Y8
+	VPSUBB       Y14, Y8, Y8
+	VPBROADCASTW (SI), X9
+	VCVTPH2PS    X9, Y9
+
+	// pairs of elements 0..15 and 16..31, then lanes of four
+	VPMOVSXBW    X8, Y0
+	VEXTRACTI128 $0x01, Y8, X1
+	VPMOVSXBW    X1, Y1
+	VPMOVSXBW    2(BX), Y2
+	VPMADDWD     Y2, Y0, Y0
+	VPMOVSXBW    18(BX), Y2
+	VPMADDWD     Y2, Y1, Y1
+	VPHADDD      Y1, Y0, Y0
+	VPERMQ       $0xd8, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VPBROADCASTW (BX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y9, Y4
+	VFMADD231PS  Y4, Y0, Y12
+	ADDQ         $0x00000012, SI
+	ADDQ         $0x00000022, BX
+	DECQ         CX
+	JNZ          dotQ4_0AVX2_block1
+	VMOVAPS      Y12, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4_0AVX2_row1
+	JMP          dotQ4_0AVX2_done
+
+	// Several tokens: accumulators in the frame.
+dotQ4_0AVX2_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ4_0AVX2_zero:
+	VMOVUPS Y0, (R14)
+	ADDQ    $0x20, R14
+	DECQ    DX
+	JNZ     dotQ4_0AVX2_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ4_0AVX2_block:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0   6144(SI)
+	VMOVDQU      2(SI), X8
+	VPSRLW       $0x04, X8, X1
+	VINSERTI128  $0x01, X1, Y8, Y8
+	VPAND        Y15, Y8, Y8
+	VPSUBB       Y14, Y8, Y8
+	VPBROADCASTW (SI), X9
+	VCVTPH2PS    X9, Y9
+	MOVQ         R10, BX
+	LEAQ         (SP), R14
+	MOVQ         R12, DX
+
+dotQ4_0AVX2_tok:
+	// pairs of elements 0..15 and 16..31, then lanes of four
+	VPMOVSXBW    X8, Y0
+	VEXTRACTI128 $0x01, Y8, X1
+	VPMOVSXBW    X1, Y1
+	VPMOVSXBW    2(BX), Y2
+	VPMADDWD     Y2, Y0, Y0
+	VPMOVSXBW    18(BX), Y2
+	VPMADDWD     Y2, Y1, Y1
+	VPHADDD      Y1, Y0, Y0
+	VPERMQ       $0xd8, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VPBROADCASTW (BX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y9, Y4
+	VMOVUPS      (R14), Y6
+	VFMADD231PS  Y4, Y0, Y6
+	VMOVUPS      Y6, (R14)
+	ADDQ         R11, BX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ4_0AVX2_tok
+	ADDQ         $0x00000012, SI
+	ADDQ         $0x00000022, R10
+	DECQ         CX
+	JNZ          dotQ4_0AVX2_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ4_0AVX2_fin:
+	VMOVUPS      (R14), Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         R8, AX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ4_0AVX2_fin
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4_0AVX2_row
+
+dotQ4_0AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA byte08<>+0(SB)/1, $0x08
+GLOBL byte08<>(SB), RODATA|NOPTR, $1
+
+// func dotQ5_0AVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ5_0AVX2(SB), NOSPLIT, $256-64
+	// dotQ5_0AVX2 is dotQ5_0AVX512 on AVX2 (ggml's bytes_from_bits_32 for the fifth bits).
+	MOVQ         out+0(FP), DI
+	MOVQ         ldo+8(FP), R8
+	SHLQ         $0x02, R8
+	MOVQ         w+16(FP), SI
+	MOVQ         rows+24(FP), R9
+	MOVQ         lda+40(FP), R11
+	MOVQ         nt+48(FP), R12
+	MOVQ         nb+56(FP), R13
+	VPBROADCASTB nibbleMaskB<>+0(SB), Y15
+	VPBROADCASTB bytesF0<>+0(SB), Y14
+	VMOVDQU      bitsToBytesCtl<>+0(SB), Y13
+	VPBROADCASTQ bitsToBytesMask<>+0(SB), Y11
+	VPCMPEQB     Y10, Y10, Y10
+	TESTQ        R9, R9
+	JLE          dotQ5_0AVX2_done
+	CMPQ         R12, $0x01
+	JNE          dotQ5_0AVX2_row
+
+	// One token: accumulators in registers.
+dotQ5_0AVX2_row1:
+	VXORPS Y12, Y12, Y12
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ5_0AVX2_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0  6144(SI)
+	VMOVDQU     6(SI), X8
+	VPSRLW      $0x04, X8, X1
+	VINSERTI128 $0x01, X1, Y8, Y8
+	VPAND       Y15, Y8, Y8
+
+	// fifth bits to bytes 0xFF/0x00; x = nibble | (bit ? 0 : 0xF0)
+	VPBROADCASTD 2(SI), Y1
+	VPSHUFB      Y13, Y1, Y1
+	VPOR         Y11, Y1, Y1
+	VPCMPEQB     Y10, Y1, Y1
+	VPANDN       Y14, Y1, Y1
+	VPOR         Y1, Y8, Y8
+	VPBROADCASTW (SI), X9
+	VCVTPH2PS    X9, Y9
+
+	// pairs of elements 0..15 and 16..31, then lanes of four
+	VPMOVSXBW    X8, Y0
+	VEXTRACTI128 $0x01, Y8, X1
+	VPMOVSXBW    X1, Y1
+	VPMOVSXBW    2(BX), Y2
+	VPMADDWD     Y2, Y0, Y0
+	VPMOVSXBW    18(BX), Y2
+	VPMADDWD     Y2, Y1, Y1
+	VPHADDD      Y1, Y0, Y0
+	VPERMQ       $0xd8, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VPBROADCASTW (BX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y9, Y4
+	VFMADD231PS  Y4, Y0, Y12
+	ADDQ         $0x00000016, SI
+	ADDQ         $0x00000022, BX
+	DECQ         CX
+	JNZ          dotQ5_0AVX2_block1
+	VMOVAPS      Y12, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ5_0AVX2_row1
+	JMP          dotQ5_0AVX2_done
+
+	// Several tokens: accumulators in the frame.
+dotQ5_0AVX2_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ5_0AVX2_zero:
+	VMOVUPS Y0, (R14)
+	ADDQ    $0x20, R14
+	DECQ    DX
+	JNZ     dotQ5_0AVX2_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ5_0AVX2_block:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0  6144(SI)
+	VMOVDQU     6(SI), X8
+	VPSRLW      $0x04, X8, X1
+	VINSERTI128 $0x01, X1, Y8, Y8
+	VPAND       Y15, Y8, Y8
+
+	// fifth bits to bytes 0xFF/0x00; x = nibble | (bit ? 0 : 0xF0)
+	VPBROADCASTD 2(SI), Y1
+	VPSHUFB      Y13, Y1, Y1
+	VPOR         Y11, Y1, Y1
+	VPCMPEQB     Y10, Y1, Y1
+	VPANDN       Y14, Y1, Y1
+	VPOR         Y1, Y8, Y8
+	VPBROADCASTW (SI), X9
+	VCVTPH2PS    X9, Y9
+	MOVQ         R10, BX
+	LEAQ         (SP), R14
+	MOVQ         R12, DX
+
+dotQ5_0AVX2_tok:
+	// pairs of elements 0..15 and 16..31, then lanes of four
+	VPMOVSXBW    X8, Y0
+	VEXTRACTI128 $0x01, Y8, X1
+	VPMOVSXBW    X1, Y1
+	VPMOVSXBW    2(BX), Y2
+	VPMADDWD     Y2, Y0, Y0
+	VPMOVSXBW    18(BX), Y2
+	VPMADDWD     Y2, Y1, Y1
+	VPHADDD      Y1, Y0, Y0
+	VPERMQ       $0xd8, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VPBROADCASTW (BX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y9, Y4
+	VMOVUPS      (R14), Y6
+	VFMADD231PS  Y4, Y0, Y6
+	VMOVUPS      Y6, (R14)
+	ADDQ         R11, BX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ5_0AVX2_tok
+	ADDQ         $0x00000016, SI
+	ADDQ         $0x00000022, R10
+	DECQ         CX
+	JNZ          dotQ5_0AVX2_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ5_0AVX2_fin:
+	VMOVUPS      (R14), Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         R8, AX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ5_0AVX2_fin
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ5_0AVX2_row
+
+dotQ5_0AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA bitsToBytesCtl<>+0(SB)/1, $0x00
+DATA bitsToBytesCtl<>+1(SB)/1, $0x00
+DATA bitsToBytesCtl<>+2(SB)/1, $0x00
+DATA bitsToBytesCtl<>+3(SB)/1, $0x00
+DATA bitsToBytesCtl<>+4(SB)/1, $0x00
+DATA bitsToBytesCtl<>+5(SB)/1, $0x00
+DATA bitsToBytesCtl<>+6(SB)/1, $0x00
+DATA bitsToBytesCtl<>+7(SB)/1, $0x00
+DATA bitsToBytesCtl<>+8(SB)/1, $0x01
+DATA bitsToBytesCtl<>+9(SB)/1, $0x01
+DATA bitsToBytesCtl<>+10(SB)/1, $0x01
+DATA bitsToBytesCtl<>+11(SB)/1, $0x01
+DATA bitsToBytesCtl<>+12(SB)/1, $0x01
+DATA bitsToBytesCtl<>+13(SB)/1, $0x01
+DATA bitsToBytesCtl<>+14(SB)/1, $0x01
+DATA bitsToBytesCtl<>+15(SB)/1, $0x01
+DATA bitsToBytesCtl<>+16(SB)/1, $0x02
+DATA bitsToBytesCtl<>+17(SB)/1, $0x02
+DATA bitsToBytesCtl<>+18(SB)/1, $0x02
+DATA bitsToBytesCtl<>+19(SB)/1, $0x02
+DATA bitsToBytesCtl<>+20(SB)/1, $0x02
+DATA bitsToBytesCtl<>+21(SB)/1, $0x02
+DATA bitsToBytesCtl<>+22(SB)/1, $0x02
+DATA bitsToBytesCtl<>+23(SB)/1, $0x02
+DATA bitsToBytesCtl<>+24(SB)/1, $0x03
+DATA bitsToBytesCtl<>+25(SB)/1, $0x03
+DATA bitsToBytesCtl<>+26(SB)/1, $0x03
+DATA bitsToBytesCtl<>+27(SB)/1, $0x03
+DATA bitsToBytesCtl<>+28(SB)/1, $0x03
+DATA bitsToBytesCtl<>+29(SB)/1, $0x03
+DATA bitsToBytesCtl<>+30(SB)/1, $0x03
+DATA bitsToBytesCtl<>+31(SB)/1, $0x03
+GLOBL bitsToBytesCtl<>(SB), RODATA|NOPTR, $32
+
+DATA bitsToBytesMask<>+0(SB)/1, $0xfe
+DATA bitsToBytesMask<>+1(SB)/1, $0xfd
+DATA bitsToBytesMask<>+2(SB)/1, $0xfb
+DATA bitsToBytesMask<>+3(SB)/1, $0xf7
+DATA bitsToBytesMask<>+4(SB)/1, $0xef
+DATA bitsToBytesMask<>+5(SB)/1, $0xdf
+DATA bitsToBytesMask<>+6(SB)/1, $0xbf
+DATA bitsToBytesMask<>+7(SB)/1, $0x7f
+GLOBL bitsToBytesMask<>(SB), RODATA|NOPTR, $8
+
+// func dotQ4_1AVX2(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ4_1AVX2(SB), NOSPLIT, $512-64
+	// dotQ4_1AVX2 is dotQ4_1AVX512 on AVX2 (maddubs of the nibbles, then pairs).
+	MOVQ         out+0(FP), DI
+	MOVQ         ldo+8(FP), R8
+	SHLQ         $0x02, R8
+	MOVQ         w+16(FP), SI
+	MOVQ         rows+24(FP), R9
+	MOVQ         lda+40(FP), R11
+	MOVQ         nt+48(FP), R12
+	MOVQ         nb+56(FP), R13
+	VPBROADCASTB nibbleMaskB<>+0(SB), Y15
+	VPBROADCASTW w1<>+0(SB), Y14
+	TESTQ        R9, R9
+	JLE          dotQ4_1AVX2_done
+	CMPQ         R12, $0x01
+	JNE          dotQ4_1AVX2_row
+
+	// One token: accumulators in registers.
+dotQ4_1AVX2_row1:
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4_1AVX2_block1:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0   6144(SI)
+	VMOVDQU      4(SI), X8
+	VPSRLW       $0x04, X8, X1
+	VINSERTI128  $0x01, X1, Y8, Y8
+	VPAND        Y15, Y8, Y8
+	VPBROADCASTW (SI), X9
+	VCVTPH2PS    X9, Y9
+	VPBROADCASTW 2(SI), X10
+	VCVTPH2PS    X10, X10
+	VPMADDUBSW   4(BX), Y8, Y0
+	VPMADDWD     Y14, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VPBROADCASTW (BX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y9, Y4
+	VFMADD231PS  Y4, Y0, Y12
+	VPBROADCASTW 2(BX), X7
+	VCVTPH2PS    X7, X7
+	VFMADD231SS  X7, X10, X13
+	ADDQ         $0x00000014, SI
+	ADDQ         $0x00000024, BX
+	DECQ         CX
+	JNZ          dotQ4_1AVX2_block1
+	VMOVAPS      Y12, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVAPS      X13, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4_1AVX2_row1
+	JMP          dotQ4_1AVX2_done
+
+	// Several tokens: accumulators in the frame.
+dotQ4_1AVX2_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ4_1AVX2_zero:
+	VMOVUPS Y0, (R14)
+	VMOVUPS Y0, 32(R14)
+	ADDQ    $0x40, R14
+	DECQ    DX
+	JNZ     dotQ4_1AVX2_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ4_1AVX2_block:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0   6144(SI)
+	VMOVDQU      4(SI), X8
+	VPSRLW       $0x04, X8, X1
+	VINSERTI128  $0x01, X1, Y8, Y8
+	VPAND        Y15, Y8, Y8
+	VPBROADCASTW (SI), X9
+	VCVTPH2PS    X9, Y9
+	VPBROADCASTW 2(SI), X10
+	VCVTPH2PS    X10, X10
+	MOVQ         R10, BX
+	LEAQ         (SP), R14
+	MOVQ         R12, DX
+
+dotQ4_1AVX2_tok:
+	VPMADDUBSW   4(BX), Y8, Y0
+	VPMADDWD     Y14, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VPBROADCASTW (BX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y9, Y4
+	VMOVUPS      (R14), Y6
+	VFMADD231PS  Y4, Y0, Y6
+	VMOVUPS      Y6, (R14)
+	VPBROADCASTW 2(BX), X7
+	VCVTPH2PS    X7, X7
+	VMOVSS       32(R14), X6
+	VFMADD231SS  X7, X10, X6
+	VMOVSS       X6, 32(R14)
+	ADDQ         R11, BX
+	ADDQ         $0x40, R14
+	DECQ         DX
+	JNZ          dotQ4_1AVX2_tok
+	ADDQ         $0x00000014, SI
+	ADDQ         $0x00000024, R10
+	DECQ         CX
+	JNZ          dotQ4_1AVX2_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ4_1AVX2_fin:
+	VMOVUPS      (R14), Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVUPS      32(R14), X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         R8, AX
+	ADDQ         $0x40, R14
+	DECQ         DX
+	JNZ          dotQ4_1AVX2_fin
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4_1AVX2_row
+
+dotQ4_1AVX2_done:
 	VZEROUPPER
 	RET

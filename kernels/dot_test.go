@@ -273,7 +273,11 @@ func TestDispatchSwitch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	p := NewPool(2)
 	defer p.Close()
-	for _, typ := range []gguf.Type{gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeQ8_0} {
+	for t := range variants {
+		typ := gguf.Type(t)
+		if len(variants[t]) == 0 {
+			continue
+		}
 		f, _ := Lookup(typ)
 		const rows, cols, n = 37, 512, 11
 		w := make([]byte, rows*mustRowBytes(typ, cols))
