@@ -273,9 +273,9 @@ func TestDispatchSwitch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	p := NewPool(2)
 	defer p.Close()
-	for t := range variants {
-		typ := gguf.Type(t)
-		if len(variants[t]) == 0 {
+	for ti := range variants {
+		typ := gguf.Type(ti)
+		if len(variants[ti]) == 0 {
 			continue
 		}
 		f, _ := Lookup(typ)
