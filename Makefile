@@ -6,7 +6,9 @@ BENCHTIME ?= 1s
 PKGS      := ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench bench-kernels generate verify-asm fuzz demo clean
+.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench bench-kernels generate verify-asm fuzz demo \
+	adaptive-report clean \
+	proto verify-proto buf-lint buf-breaking cluster-test bench-cluster
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,7 +31,7 @@ generate: ## regenerate the kernels' assembly (avo, in the _asm module)
 verify-asm: generate ## regenerate the assembly and fail if it differs from the committed file
 	@git diff --exit-code --stat -- kernels/dot_amd64.s || { echo "kernels/dot_amd64.s was stale: commit the regenerated file"; exit 1; }
 
-lint: verify-fmt vet ## gofmt and go vet
+lint: verify-fmt vet verify-proto ## gofmt, go vet, buf lint and fresh generated code
 
 verify-fmt: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^_asm/')); \
@@ -45,6 +47,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test ./gguf -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDequantize$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDotRows$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./expertnode -run '^$$' -fuzz '^FuzzForward$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chat -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
 
@@ -66,6 +69,46 @@ demo: build ## generate a small Kimi-K2-shaped MoE model (no download) and run i
 		--type Q4_K_M --seed 1 --out $(DEMO_MODEL)
 	$(BIN)/coordinator inspect $(DEMO_MODEL) | head -8
 	$(BIN)/coordinator run -m $(DEMO_MODEL) -p "The mixture of experts" -n 48 --temp 0.7 --seed 1 --expert-stats
+
+proto: ## regenerate the gRPC code in proto/ with buf and the plugins pinned in go.mod
+	$(GO) tool buf generate
+
+buf-lint: ## buf lint (STANDARD) over proto/
+	$(GO) tool buf lint
+
+verify-proto: buf-lint proto ## fail if the committed generated code in proto/ is stale
+	@git diff --exit-code -- proto/ || { echo "generated code in proto/ is stale: run make proto and commit"; exit 1; }
+	@out=$$(git status --porcelain -- proto/); if [ -n "$$out" ]; then echo "untracked generated files:"; echo "$$out"; exit 1; fi
+
+buf-breaking: ## breaking-change check of proto/ against main
+	$(GO) tool buf breaking --against '.git#branch=main'
+
+cluster-test: build ## processes on loopback: a static 3-node cluster losing a node mid-generation; a gossip cluster of 4 nodes generating while one is drained, one joins and one is killed
+	$(GO) test -count=1 -v -run '^(TestClusterProcesses|TestGossipClusterProcesses)$$' ./cmd/expertnode -args -bin $(abspath $(BIN))
+
+bench-cluster: ## per-layer RPC overhead and tokens/s of the cluster vs local mode on loopback
+	$(GO) test ./router -run '^$$' -bench . -benchtime $(BENCHTIME)
+
+SHARED         ?= ../shared
+ADAPTIVE_MOE   ?= out/kimi-k2-mini-L6-d256.Q8_0.gguf
+ADAPTIVE_TEXT  ?= $(SHARED)/models/war-and-peace-40k.txt
+ADAPTIVE_REPORT ?= out/adaptive-report.md
+
+adaptive-report: build ## measure adaptive precision per tier (issue 12) on stories260K and MoE models into out/adaptive-report.md
+	@mkdir -p out
+	@test -f $(ADAPTIVE_MOE) || $(BIN)/ixctl synth --preset kimi-k2-mini --layers 6 --dim 256 --experts 64 --vocab 4096 \
+		--type Q8_0 --seed 1 --no-progress --out $(ADAPTIVE_MOE)
+	@{ echo "# adaptive precision report ($$(date -u +%F), $$(nproc) CPUs, $$(go version | cut -d' ' -f3))"; echo; \
+	  echo "## stories260K (trained, F32)"; echo; \
+	  $(BIN)/coordinator adaptive-bench -m $(SHARED)/models/stories260K/stories260K.gguf -f $(ADAPTIVE_TEXT) \
+		--ctx 128 -n 128 -r 5 --rounds 3; echo; \
+	  echo "## llama-moe.Q8_0 (random weights, Mixtral-style MoE, 2 layers)"; echo; \
+	  $(BIN)/coordinator adaptive-bench -m $(SHARED)/testdata/models/llama-moe.Q8_0.gguf -f $(ADAPTIVE_TEXT) \
+		--ctx 128 --chunks 16 -n 64 -r 3 --rounds 3; echo; \
+	  echo "## $$(basename $(ADAPTIVE_MOE)) (random weights, Kimi-K2-shaped MoE: MLA, 64 experts top-8, shared expert)"; echo; \
+	  $(BIN)/coordinator adaptive-bench -m $(ADAPTIVE_MOE) -f $(ADAPTIVE_TEXT) --ctx 128 --chunks 4 -n 32 -r 3 --rounds 4; \
+	} > $(ADAPTIVE_REPORT)
+	@cat $(ADAPTIVE_REPORT)
 
 clean: ## remove build output
 	rm -rf $(BIN) out

@@ -3,11 +3,11 @@ package experts
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/ggmlfp"
 	"github.com/inference-x/inference-x/kernels"
 )
 
@@ -407,7 +407,8 @@ func (t gateUpTask) Do(lo, hi, _ int) {
 			i := s / k
 			gv := w.xq[0].dot(g, r, i)
 			uv := w.xq[1].dot(up, r, i)
-			w.hidden[s*ff+r] = silu(gv) * uv
+			// ggml's swiglu: vector exp except the row's ff%16 tail.
+			w.hidden[s*ff+r] = ggmlfp.SiluInRow(gv, r, ff) * uv
 		}
 	}
 }
@@ -464,6 +465,3 @@ func (w *localWork) combine(out []float32) {
 		}
 	}
 }
-
-// silu is x * sigmoid(x) as ggml computes it: x / (1 + exp(-x)).
-func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/ggmlfp"
 	"github.com/inference-x/inference-x/kernels"
 )
 
@@ -150,7 +151,7 @@ func reference(t testing.TB, f *gguf.File, layer int, b *Batch) []float32 {
 			e := int(b.Experts[i*b.K+k])
 			h := make([]float32, ff)
 			for r := range h {
-				h[r] = silu(dot(gt, e, r, x)) * dot(ut, e, r, x)
+				h[r] = ggmlfp.SiluInRow(dot(gt, e, r, x), r, ff) * dot(ut, e, r, x)
 			}
 			for r := range o {
 				y := dot(dt, e, r, h) * b.Weights[i*b.K+k]

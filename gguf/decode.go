@@ -402,7 +402,11 @@ func tensorBytes(t Type, dims []int64) (int64, error) {
 	if dims[0]%bs != 0 {
 		return 0, fmt.Errorf("row length %d is not a multiple of the %v block size %d", dims[0], t, bs)
 	}
-	size := dims[0] / bs * int64(t.BlockBytes())
+	hi, lo := bits.Mul64(uint64(dims[0]/bs), uint64(t.BlockBytes()))
+	if hi != 0 || lo > math.MaxInt64 {
+		return 0, fmt.Errorf("dimensions %v overflow", dims)
+	}
+	size := int64(lo)
 	for _, n := range dims[1:] {
 		hi, lo := bits.Mul64(uint64(size), uint64(n))
 		if hi != 0 || lo > math.MaxInt64 {

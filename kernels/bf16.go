@@ -49,24 +49,6 @@ func quantizeBF16(dst []byte, src []float32) {
 	}
 }
 
-// dotBF16 is ggml_vec_dot_bf16's scalar order: each product in float32, the sum in
-// float64 (ggml_float), element by element.
-func dotBF16(n int, w, a []byte) float32 {
-	w, a = w[:2*n], a[:2*n]
-	var s float64
-	for len(w) >= 16 && len(a) >= 16 {
-		bw, ba := (*[16]byte)(w), (*[16]byte)(a)
-		for k := 0; k < 8; k++ {
-			s += float64(BF16ToF32(bf16Word(bw, k)) * BF16ToF32(bf16Word(ba, k)))
-		}
-		w, a = w[16:], a[16:]
-	}
-	for i := 0; i < len(w)/2; i++ {
-		s += float64(bf16At(w, i) * bf16At(a, i))
-	}
-	return float32(s)
-}
-
 // dotF32BF16 runs four float64 sums (ggml's SIMD paths reorder too).
 func dotF32BF16(w []byte, x []float32) float32 {
 	w = w[:2*len(x)]

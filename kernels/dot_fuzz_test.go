@@ -9,7 +9,8 @@ import (
 
 // FuzzDotRows runs every assembly variant of every type on arbitrary weight
 // and activation bytes (NaN/Inf scales, -128, saturated nibbles) and
-// compares it with its Go lane model bit for bit, and on tiles of several
+// compares it with the pure-Go Format.Dot and its Go lane model bit for
+// bit, and on tiles of several
 // rows and tokens with the same variant one dot at a time.
 func FuzzDotRows(f *testing.F) {
 	f.Add(uint8(gguf.TypeQ4_K), uint8(3), []byte{0xff, 0x7c, 0x00, 0x7e}, []byte{0x80, 0x80})
@@ -42,6 +43,10 @@ func FuzzDotRows(f *testing.F) {
 					v.fn(one, 1, row, 1, act, ab, 1, cols)
 					if !sameFloat(got, one[0]) {
 						t.Fatalf("%v/%s: tile gives %g, single dot %g", tt, v.isa, got, one[0])
+					}
+					if want := fm.Dot(cols, row, act); !sameFloat(got, want) {
+						t.Fatalf("%v/%s row %d token %d: %g (%#08x), pure-Go Dot %g (%#08x)", tt, v.isa, r, tk,
+							got, math.Float32bits(got), want, math.Float32bits(want))
 					}
 					if model != nil {
 						if want := model(cols, row, act); !sameFloat(got, want) {

@@ -68,7 +68,8 @@ func sameFloat(a, b float32) bool {
 }
 
 // TestDotRowsVectors runs every variant on ggml's test vectors: its result
-// must equal ggml's SIMD vec_dot (dot_simd, fed act_q_simd) bit for bit.
+// must equal ggml's SIMD vec_dot (dot_simd, fed act_q_simd) and the
+// pure-Go Format.Dot bit for bit.
 func TestDotRowsVectors(t *testing.T) {
 	vs := allVariants(t)
 	files := loadVectors(t)
@@ -85,17 +86,16 @@ func TestDotRowsVectors(t *testing.T) {
 				t.Run(fmt.Sprintf("%v/%s/%s", v.typ, v.isa, c.Name), func(t *testing.T) {
 					out := make([]float32, c.Rows)
 					runVariant(v, out, c.Rows, c.Quant, c.Rows, c.ActSIMD, c.ActRowSize, 1, c.PerRow)
-					goExact := 0
 					for r := 0; r < c.Rows; r++ {
 						if !sameFloat(out[r], c.DotSIMD[r]) {
 							t.Errorf("row %d: %g (%#08x), ggml SIMD %g (%#08x)", r, out[r], math.Float32bits(out[r]),
 								c.DotSIMD[r], math.Float32bits(c.DotSIMD[r]))
 						}
-						if sameFloat(out[r], f.Dot(c.PerRow, c.Quant[r*c.RowSize:(r+1)*c.RowSize], c.ActSIMD)) {
-							goExact++
+						if g := f.Dot(c.PerRow, c.Quant[r*c.RowSize:(r+1)*c.RowSize], c.ActSIMD); !sameFloat(out[r], g) {
+							t.Errorf("row %d: %g (%#08x), pure-Go Dot %g (%#08x)", r, out[r], math.Float32bits(out[r]),
+								g, math.Float32bits(g))
 						}
 					}
-					t.Logf("bit-identical to the pure-Go Dot on %d of %d rows", goExact, c.Rows)
 				})
 			}
 		}
@@ -186,7 +186,7 @@ func TestDotRowsInteger(t *testing.T) {
 							got := out[tk*ldo+r]
 							row, act := w[r*rb:(r+1)*rb], a[tk*ab:(tk+1)*ab]
 							want := f.Dot(cols, row, act)
-							if math.Abs(float64(want)) < 1<<22 && !sameFloat(got, want) {
+							if !sameFloat(got, want) {
 								t.Errorf("extreme=%v nb=%d row %d token %d: %g, pure Go %g", extreme, nb, r, tk, got, want)
 							}
 							if model != nil && !sameFloat(got, model(cols, row, act)) {
@@ -205,8 +205,9 @@ func TestDotRowsInteger(t *testing.T) {
 	}
 }
 
-// TestDotRowsRandom compares every variant with its lane model on random
-// bytes (NaN and Inf scales included) and on quantized real data.
+// TestDotRowsRandom compares every variant with its lane model and with
+// the pure-Go Format.Dot, bit for bit, on random bytes (NaN and Inf
+// scales included) and on quantized real data.
 func TestDotRowsRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, v := range allVariants(t) {
@@ -252,9 +253,14 @@ func TestDotRowsRandom(t *testing.T) {
 				runVariant(v, out, rows, w, rows, a, ab, nt, cols)
 				for tk := 0; tk < nt; tk++ {
 					for r := 0; r < rows; r++ {
-						want := model(cols, w[r*rb:(r+1)*rb], a[tk*ab:(tk+1)*ab])
-						if got := out[tk*rows+r]; !sameFloat(got, want) {
+						row, act := w[r*rb:(r+1)*rb], a[tk*ab:(tk+1)*ab]
+						got := out[tk*rows+r]
+						if want := model(cols, row, act); !sameFloat(got, want) {
 							t.Fatalf("iter %d row %d token %d: %g (%#08x), lane model %g (%#08x)", iter, r, tk,
+								got, math.Float32bits(got), want, math.Float32bits(want))
+						}
+						if want := f.Dot(cols, row, act); !sameFloat(got, want) {
+							t.Fatalf("iter %d row %d token %d: %g (%#08x), pure-Go Dot %g (%#08x)", iter, r, tk,
 								got, math.Float32bits(got), want, math.Float32bits(want))
 						}
 					}
@@ -265,8 +271,8 @@ func TestDotRowsRandom(t *testing.T) {
 }
 
 // TestDispatchSwitch runs MatMul with each instruction set switched off in
-// turn: every assembly path gives the same bits, and the pure-Go path
-// (everything off) agrees within the dot tolerance.
+// turn: every assembly path and the pure-Go path (everything off) give
+// the same bits.
 func TestDispatchSwitch(t *testing.T) {
 	allVariants(t)
 	defer setVariantEnabled("", true)
@@ -326,8 +332,9 @@ func TestDispatchSwitch(t *testing.T) {
 		}
 		got := run()
 		for i := range got {
-			if d := math.Abs(float64(got[i] - ref[i])); d > 1e-4*(1+math.Abs(float64(ref[i]))) {
-				t.Fatalf("%v: pure Go %g, assembly %g at %d", typ, got[i], ref[i], i)
+			if !sameFloat(got[i], ref[i]) {
+				t.Fatalf("%v: pure Go %g (%#08x), assembly %g (%#08x) at %d", typ, got[i], math.Float32bits(got[i]),
+					ref[i], math.Float32bits(ref[i]), i)
 			}
 		}
 	}

@@ -13,21 +13,18 @@ func init() {
 		VecDot:     gguf.TypeF32,
 		Dequantize: dequantizeF32,
 		Quantize:   func(dst []byte, src []float32, _ []float32) { quantizeF32(dst, src) },
+		// ggml_vec_dot_f32 (VecDotF32); MatMul takes tinyBLAS's order for
+		// two or more tokens (dotF32WBatch).
 		Dot: func(n int, w, a []byte) float32 {
-			// ggml_vec_dot_f32's scalar order: a double accumulator.
-			var s float64
-			for i := 0; i < n; i++ {
-				s += float64(f32At(w, i) * f32At(a, i))
+			// Only tests call this (MatMul passes F32 activations to
+			// DotF32): decode the activation row.
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = f32At(a, i)
 			}
-			return float32(s)
+			return dotF32W(w, x)
 		},
-		DotF32: func(w []byte, x []float32) float32 {
-			var s float64
-			for i, v := range x {
-				s += float64(f32At(w, i) * v)
-			}
-			return float32(s)
-		},
+		DotF32: dotF32W,
 	})
 }
 

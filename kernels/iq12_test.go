@@ -17,8 +17,8 @@ import (
 var iq12Types = []gguf.Type{gguf.TypeIQ2_XXS, gguf.TypeIQ2_XS, gguf.TypeIQ2_S, gguf.TypeIQ1_S, gguf.TypeIQ1_M}
 
 // TestIQ12Dots checks the integer dot of the IQ2/IQ1 formats on ggml's own
-// quantized activations, without the Q8_K quantizer: fed act_q_x64 it must
-// give dot_x64 bit for bit (ggml's scalar order is kept), fed act_q_simd it
+// quantized activations, without the Q8_K quantizer: it must reproduce
+// ggml's vec_dot bit for bit (checkDotBits), fed act_q_simd it
 // must be within dotTolerance of dot_simd; it logs the worst relative
 // errors against dot_simd for both dot paths.
 func TestIQ12Dots(t *testing.T) {
@@ -36,9 +36,8 @@ func TestIQ12Dots(t *testing.T) {
 				deq := make([]float32, n)
 				for r := 0; r < c.Rows; r++ {
 					q := c.Quant[r*rs : (r+1)*rs]
-					if got := f.Dot(n, q, c.ActX64); math.Float32bits(got) != math.Float32bits(c.DotX64[r]) {
-						t.Errorf("%s row %d: dot(act_q_x64) = %g (%#08x), ggml x64 %g (%#08x)", c.Name, r,
-							got, math.Float32bits(got), c.DotX64[r], math.Float32bits(c.DotX64[r]))
+					if err := checkDotBits(f, n, q, &c, r); err != "" {
+						t.Errorf("%s row %d: %s", c.Name, r, err)
 					}
 					scale := absDotScale(f, deq, q, c.Act)
 					got := f.Dot(n, q, c.ActSIMD)

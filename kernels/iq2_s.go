@@ -25,7 +25,7 @@ func init() {
 		VecDot:     gguf.TypeQ8_K,
 		Dequantize: dequantizeIQ2S,
 		Quantize:   quantizeIQ2S,
-		Dot:        dotIQ2S,
+		Dot:        dotIQ2SSIMD, // simdorder.go
 		DotF32:     dotF32IQ2S,
 	})
 }
@@ -51,32 +51,6 @@ func dequantizeIQ2S(dst []float32, src []byte) {
 			}
 		}
 	}
-}
-
-// dotIQ2S is ggml_vec_dot_iq2_s_q8_K_generic.
-func dotIQ2S(n int, w, a []byte) float32 {
-	var sumf float32
-	for i := 0; i < n/iq12QK; i++ {
-		x := w[i*iq2sBlockBytes : (i+1)*iq2sBlockBytes]
-		y := a[i*iq12Q8KBytes : (i+1)*iq12Q8KBytes]
-		d := iq12FP16(x) * iq12Q8KScale(y)
-		q8 := y[iq12Q8KQs : iq12Q8KQs+iq12QK]
-		qh := x[iq2sQh : iq2sQh+8]
-		var bsum int32
-		for ib, sc := range x[iq2sScales : iq2sScales+8] {
-			qs := x[iq2sQs+4*ib : iq2sQs+4*ib+4]
-			signs := x[iq2sSigns+4*ib : iq2sSigns+4*ib+4]
-			q := q8[32*ib : 32*ib+32]
-			h := qh[ib]
-			sumi1 := iq2GroupDot(iq2sGrid[iq2sIndex(qs, h, 0)], signs[0], q[0:8]) +
-				iq2GroupDot(iq2sGrid[iq2sIndex(qs, h, 1)], signs[1], q[8:16])
-			sumi2 := iq2GroupDot(iq2sGrid[iq2sIndex(qs, h, 2)], signs[2], q[16:24]) +
-				iq2GroupDot(iq2sGrid[iq2sIndex(qs, h, 3)], signs[3], q[24:32])
-			bsum += int32(2*(sc&0xf)+1)*sumi1 + int32(2*(sc>>4)+1)*sumi2
-		}
-		sumf += float32(d * float32(bsum))
-	}
-	return 0.125 * sumf
 }
 
 func dotF32IQ2S(w []byte, x []float32) float32 {

@@ -24,7 +24,7 @@ func init() {
 		NeedsImatrix: true,
 		Dequantize:   dequantizeIQ2XS,
 		Quantize:     quantizeIQ2XS,
-		Dot:          dotIQ2XS,
+		Dot:          dotIQ2XSSIMD, // simdorder.go
 		DotF32:       dotF32IQ2XS,
 	})
 }
@@ -49,30 +49,6 @@ func dequantizeIQ2XS(dst []float32, src []byte) {
 // with 8 q8 activations.
 func iq2xsGroupDot(q uint16, q8 []byte) int32 {
 	return iq2GroupDot(iq2xsGrid[q&511], ksignsIQ2XS[q>>9], q8)
-}
-
-// dotIQ2XS is ggml_vec_dot_iq2_xs_q8_K_generic.
-func dotIQ2XS(n int, w, a []byte) float32 {
-	var sumf float32
-	for i := 0; i < n/iq12QK; i++ {
-		x := w[i*iq2xsBlockBytes : (i+1)*iq2xsBlockBytes]
-		y := a[i*iq12Q8KBytes : (i+1)*iq12Q8KBytes]
-		d := iq12FP16(x) * iq12Q8KScale(y)
-		qs := x[iq2xsQs : iq2xsQs+64]
-		q8 := y[iq12Q8KQs : iq12Q8KQs+iq12QK]
-		var bsum int32
-		for ib, sc := range x[iq2xsScales : iq2xsScales+8] {
-			g := qs[8*ib : 8*ib+8]
-			q := q8[32*ib : 32*ib+32]
-			sumi1 := iq2xsGroupDot(binary.LittleEndian.Uint16(g[0:]), q[0:8]) +
-				iq2xsGroupDot(binary.LittleEndian.Uint16(g[2:]), q[8:16])
-			sumi2 := iq2xsGroupDot(binary.LittleEndian.Uint16(g[4:]), q[16:24]) +
-				iq2xsGroupDot(binary.LittleEndian.Uint16(g[6:]), q[24:32])
-			bsum += sumi1*int32(2*(sc&0xf)+1) + sumi2*int32(2*(sc>>4)+1)
-		}
-		sumf += float32(d * float32(bsum))
-	}
-	return 0.125 * sumf
 }
 
 func dotF32IQ2XS(w []byte, x []float32) float32 {

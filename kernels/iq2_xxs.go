@@ -23,7 +23,7 @@ func init() {
 		NeedsImatrix: true,
 		Dequantize:   dequantizeIQ2XXS,
 		Quantize:     quantizeIQ2XXS,
-		Dot:          dotIQ2XXS,
+		Dot:          dotIQ2XXSSIMD, // simdorder.go
 		DotF32:       dotF32IQ2XXS,
 	})
 }
@@ -42,31 +42,6 @@ func dequantizeIQ2XXS(dst []float32, src []byte) {
 			}
 		}
 	}
-}
-
-// dotIQ2XXS is ggml_vec_dot_iq2_xxs_q8_K_generic: integer sums per
-// sub-block times 2s+1, one float multiply per block, 0.125 at the end.
-func dotIQ2XXS(n int, w, a []byte) float32 {
-	var sumf float32
-	for i := 0; i < n/iq12QK; i++ {
-		x := w[i*iq2xxsBlockBytes : (i+1)*iq2xxsBlockBytes]
-		y := a[i*iq12Q8KBytes : (i+1)*iq12Q8KBytes]
-		d := iq12FP16(x) * iq12Q8KScale(y)
-		q8 := y[iq12Q8KQs : iq12Q8KQs+iq12QK]
-		var bsum int32
-		for ib := range 8 {
-			idx := binary.LittleEndian.Uint32(x[iq2xxsQs+8*ib:])
-			aux := binary.LittleEndian.Uint32(x[iq2xxsQs+8*ib+4:])
-			q := q8[32*ib : 32*ib+32]
-			sumi := iq2GroupDot(iq2xxsGrid[uint8(idx)], ksignsIQ2XS[aux&127], q[0:8]) +
-				iq2GroupDot(iq2xxsGrid[uint8(idx>>8)], ksignsIQ2XS[aux>>7&127], q[8:16]) +
-				iq2GroupDot(iq2xxsGrid[uint8(idx>>16)], ksignsIQ2XS[aux>>14&127], q[16:24]) +
-				iq2GroupDot(iq2xxsGrid[uint8(idx>>24)], ksignsIQ2XS[aux>>21&127], q[24:32])
-			bsum += sumi * int32(2*(aux>>28)+1)
-		}
-		sumf += float32(d * float32(bsum))
-	}
-	return 0.125 * sumf
 }
 
 func dotF32IQ2XXS(w []byte, x []float32) float32 {

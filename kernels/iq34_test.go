@@ -16,7 +16,7 @@ var iq34Types = []gguf.Type{gguf.TypeIQ4_NL, gguf.TypeIQ4_XS, gguf.TypeIQ3_XXS, 
 // TestIQ34Vectors checks IQ4_NL, IQ4_XS, IQ3_XXS and IQ3_S against ggml
 // without needing the companion activation quantizer: the dot products are
 // fed ggml's own quantized activations. It asserts that the integer dot
-// fed act_q_x64 reproduces dot_x64 bit for bit (ggml's scalar order), and
+// reproduces ggml's vec_dot bit for bit (checkDotBits), and
 // logs the worst relative error against dot_simd and of DotF32.
 func TestIQ34Vectors(t *testing.T) {
 	dir := ggqv.Dir()
@@ -58,8 +58,8 @@ func TestIQ34Vectors(t *testing.T) {
 					scale := absDotScale(f, deq, want, c.Act)
 					got := f.Dot(n, want, c.ActSIMD)
 					worstSIMD = max(worstSIMD, math.Abs(float64(got)-float64(c.DotSIMD[r]))/scale)
-					if got := f.Dot(n, want, c.ActX64); math.Float32bits(got) != math.Float32bits(c.DotX64[r]) {
-						t.Errorf("%s row %d: dot(act_q_x64) = %g, ggml dot_x64 %g", c.Name, r, got, c.DotX64[r])
+					if err := checkDotBits(f, n, want, &c, r); err != "" {
+						t.Errorf("%s row %d: %s", c.Name, r, err)
 					}
 					var ref float64
 					for i := range deq {

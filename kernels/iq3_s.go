@@ -29,7 +29,7 @@ func init() {
 		VecDot:     gguf.TypeQ8_K,
 		Dequantize: dequantizeIQ3S,
 		Quantize:   quantizeIQ3S,
-		Dot:        dotIQ3S,
+		Dot:        dotIQ3SSIMD, // simdorder.go
 		DotF32:     dotF32IQ3S,
 	})
 }
@@ -150,29 +150,6 @@ func quantizeIQ3SBlock(lat *iq3Lattice, b []byte, x []float32, qw []float32) {
 	for ib := 0; ib < 8; ib += 2 {
 		b[iq3sScales+ib/2] = byte(iq3ScaleNibble(id, scales[ib]) | iq3ScaleNibble(id, scales[ib+1])<<4)
 	}
-}
-
-// dotIQ3S is ggml_vec_dot_iq3_s_q8_K in its scalar order: integer sums per
-// sub-block times 1+2s, one float multiply-add per super-block.
-func dotIQ3S(n int, w, a []byte) float32 {
-	var sumf float32
-	for i := 0; i < n/256; i++ {
-		x := w[i*iq3sBlockBytes:][:iq3sBlockBytes]
-		y := a[i*iq34Q8KBlockBytes:][:iq34Q8KBlockBytes]
-		d := FP16ToF32(binary.LittleEndian.Uint16(x)) * f32At(y, 0)
-		var bsum int32
-		for ib := 0; ib < 8; ib++ {
-			signs := x[iq3sSigns+4*ib:][:4]
-			q8 := y[4+32*ib:][:32]
-			var sumi int32
-			for l := 0; l < 4; l++ {
-				sumi += iq3GroupDot(iq3Signed(iq3sGroup(x, ib, l), signs[l]), q8[8*l:])
-			}
-			bsum += sumi * iq3sScale(x, ib)
-		}
-		sumf += float32(d * float32(bsum))
-	}
-	return sumf
 }
 
 // dotF32IQ3S decodes in registers: per sub-block the signed magnitudes

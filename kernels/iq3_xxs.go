@@ -24,7 +24,7 @@ func init() {
 		VecDot:     gguf.TypeQ8_K,
 		Dequantize: dequantizeIQ3XXS,
 		Quantize:   quantizeIQ3XXS,
-		Dot:        dotIQ3XXS,
+		Dot:        dotIQ3XXSSIMD, // simdorder.go
 		DotF32:     dotF32IQ3XXS,
 	})
 }
@@ -138,32 +138,6 @@ func quantizeIQ3XXSBlock(lat *iq3Lattice, b []byte, x []float32, qw []float32) {
 	for ib, s := range scales {
 		binary.LittleEndian.PutUint32(b[66+4*ib:], sas[ib]|iq3ScaleNibble(id, s)<<28)
 	}
-}
-
-// dotIQ3XXS is ggml_vec_dot_iq3_xxs_q8_K in its scalar order: integer sums
-// per sub-block times 2s+1, one float multiply-add per super-block, and
-// the factor 1/4 at the end.
-func dotIQ3XXS(n int, w, a []byte) float32 {
-	var sumf float32
-	for i := 0; i < n/256; i++ {
-		x := w[i*iq3xxsBlockBytes:][:iq3xxsBlockBytes]
-		y := a[i*iq34Q8KBlockBytes:][:iq34Q8KBlockBytes]
-		d := FP16ToF32(binary.LittleEndian.Uint16(x)) * f32At(y, 0)
-		var bsum int32
-		for ib := 0; ib < 8; ib++ {
-			qs := x[2+8*ib:][:8]
-			aux := binary.LittleEndian.Uint32(x[66+4*ib:])
-			q8 := y[4+32*ib:][:32]
-			var sumi int32
-			for l := 0; l < 4; l++ {
-				g := uint64(iq3xxsGrid[qs[2*l]]) | uint64(iq3xxsGrid[qs[2*l+1]])<<32
-				sumi += iq3GroupDot(iq3Signed(g, ksignsIQ2XS[aux>>(7*l)&127]), q8[8*l:])
-			}
-			bsum += sumi * int32(2*(aux>>28)+1)
-		}
-		sumf += float32(d * float32(bsum))
-	}
-	return 0.25 * sumf
 }
 
 // dotF32IQ3XXS decodes in registers: per sub-block the signed magnitudes

@@ -97,26 +97,6 @@ func quantizeIQ4NLBlock(b []byte, x []float32, qw []float32, ntry int, L *[32]ui
 	iq4Pack(b[2:18], L[:])
 }
 
-// dotIQ4NL is ggml_vec_dot_iq4_nl_q8_0 in its scalar order: per block two
-// int sums, then sumf += (d_a·d_w)·(sum1+sum2).
-func dotIQ4NL(n int, w, a []byte) float32 {
-	var sumf float32
-	for ib := 0; ib < n/32; ib++ {
-		x := w[ib*iq4nlBlockBytes:][:iq4nlBlockBytes]
-		y := a[ib*iq4nlActBlockBytes:][:iq4nlActBlockBytes]
-		d := FP16ToF32(binary.LittleEndian.Uint16(y)) * FP16ToF32(binary.LittleEndian.Uint16(x))
-		qs := x[2:18]
-		q8 := y[2:34]
-		var s1, s2 int32
-		for j, q := range qs {
-			s1 += int32(int8(q8[j])) * int32(kvaluesIQ4NL[q&0xf])
-			s2 += int32(int8(q8[j+16])) * int32(kvaluesIQ4NL[q>>4])
-		}
-		sumf += float32(d * float32(s1+s2))
-	}
-	return sumf
-}
-
 // dotF32IQ4NL decodes each block in registers: the block's levels times x
 // summed in float32, scaled once by d and added to the row sum.
 func dotF32IQ4NL(w []byte, x []float32) float32 {

@@ -126,29 +126,6 @@ func quantizeIQ4XSBlock(b []byte, x []float32, qw []float32) {
 	}
 }
 
-// dotIQ4XS is ggml_vec_dot_iq4_xs_q8_K in its scalar order: per 32-element
-// sub-block sumf += (d_w·d_a·(ls-32))·(sum1+sum2).
-func dotIQ4XS(n int, w, a []byte) float32 {
-	var sumf float32
-	for ibl := 0; ibl < n/256; ibl++ {
-		x := w[ibl*iq4xsBlockBytes:][:iq4xsBlockBytes]
-		y := a[ibl*iq34Q8KBlockBytes:][:iq34Q8KBlockBytes]
-		d4d8 := FP16ToF32(binary.LittleEndian.Uint16(x)) * f32At(y, 0)
-		for ib := 0; ib < 8; ib++ {
-			dl := d4d8 * float32(iq4xsScale(x, ib))
-			qs := x[8+16*ib:][:16]
-			q8 := y[4+32*ib:][:32]
-			var s1, s2 int32
-			for j, q := range qs {
-				s1 += int32(int8(q8[j])) * int32(kvaluesIQ4NL[q&0xf])
-				s2 += int32(int8(q8[j+16])) * int32(kvaluesIQ4NL[q>>4])
-			}
-			sumf += float32(dl * float32(s1+s2))
-		}
-	}
-	return sumf
-}
-
 // dotF32IQ4XS decodes in registers: per sub-block the levels times x in
 // float32, scaled by ls-32, summed per super-block, scaled by d.
 func dotF32IQ4XS(w []byte, x []float32) float32 {

@@ -24,8 +24,8 @@ func kqVectorFile(t *testing.T, typ gguf.Type) *ggqv.File {
 }
 
 // TestKQuantDots checks the k-quant dot products on ggml's own quantized
-// activations (so it does not depend on the Q8_K quantizer): fed act_q_x64,
-// Dot must reproduce ggml's scalar dot_x64 bit for bit; fed act_q_simd it
+// activations (so it does not depend on the Q8_K quantizer): Dot must
+// reproduce ggml's vec_dot bit for bit (see checkDotBits); fed act_q_simd it
 // must be within dotTolerance of dot_simd. It logs the worst relative errors
 // of Dot against dot_simd and of DotF32 against a float64 dot.
 func TestKQuantDots(t *testing.T) {
@@ -46,9 +46,8 @@ func TestKQuantDots(t *testing.T) {
 				for r := 0; r < c.Rows; r++ {
 					q := c.Quant[r*rs : (r+1)*rs]
 					scale := absDotScale(f, deq, q, c.Act)
-					if got := f.Dot(n, q, c.ActX64); math.Float32bits(got) != math.Float32bits(c.DotX64[r]) {
-						t.Errorf("%s row %d: dot(act_q_x64) = %g (%#08x), ggml dot_x64 %g (%#08x)", c.Name, r,
-							got, math.Float32bits(got), c.DotX64[r], math.Float32bits(c.DotX64[r]))
+					if err := checkDotBits(f, n, q, &c, r); err != "" {
+						t.Errorf("%s row %d: %s", c.Name, r, err)
 					}
 					got := f.Dot(n, q, c.ActSIMD)
 					e := math.Abs(float64(got)-float64(c.DotSIMD[r])) / scale

@@ -51,6 +51,12 @@ type Activations struct {
 	X    []float32
 	N    int
 	Cols int
+	// Strided says the rows stand for a non-contiguous (permuted) view in
+	// llama.cpp's graph. ggml then skips llamafile's tinyBLAS for F32
+	// weights (which take no activation conversion) and runs vec_dot;
+	// the other types are converted to a contiguous buffer first and are
+	// unaffected. Reset clears it.
+	Strided bool
 
 	quant [gguf.TypeCount][]byte
 	valid [gguf.TypeCount]bool
@@ -58,7 +64,7 @@ type Activations struct {
 
 // Reset points a at n rows of cols values in x and drops cached quantizations.
 func (a *Activations) Reset(x []float32, n, cols int) {
-	a.X, a.N, a.Cols = x[:n*cols], n, cols
+	a.X, a.N, a.Cols, a.Strided = x[:n*cols], n, cols, false
 	clear(a.valid[:])
 }
 
@@ -124,6 +130,13 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 	mm := &p.mm
 	mm.out, mm.w, mm.x, mm.n = out[:x.N*w.Rows], w, x.X, x.N
 	f := w.format
+	mm.dot, mm.dotF32, mm.rows = f.Dot, f.DotF32, true
+	if bd := batchDotFor(w, x.N); bd != nil {
+		mm.dot, mm.rows = bd, false
+	}
+	if bd := batchDotF32For(w, x.N); bd != nil && !x.Strided {
+		mm.dotF32 = bd
+	}
 	if f.VecDot == gguf.TypeF32 || f.Dot == nil {
 		mm.q, mm.qRow = nil, 0
 	} else {
@@ -131,18 +144,24 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 		mm.qRow = len(mm.q) / x.N
 	}
 	p.Run(w.Rows, 4, mm)
-	mm.out, mm.w, mm.x, mm.q = nil, nil, nil, nil
+	mm.out, mm.w, mm.x, mm.q, mm.dot, mm.dotF32 = nil, nil, nil, nil, nil, nil
 }
 
 // matmulTask is MatMul's work, kept in the Pool so dispatch allocates
 // nothing.
 type matmulTask struct {
-	out  []float32
-	w    *Matrix
-	x    []float32
-	q    []byte
-	qRow int
-	n    int
+	out    []float32
+	w      *Matrix
+	x      []float32
+	q      []byte
+	qRow   int
+	n      int
+	dot    func(n int, w, a []byte) float32
+	dotF32 func(w []byte, x []float32) float32
+	// rows says the quantized dot is the format's own (no batched
+	// variant replaces it), so the rows kernels (assembly where the CPU
+	// has it) compute it.
+	rows bool
 }
 
 // rowBlockBytes is how many weight bytes one pass of every token tile
@@ -152,22 +171,27 @@ const rowBlockBytes = 256 << 10
 
 func (m *matmulTask) Do(lo, hi, _ int) {
 	w, cols := m.w, m.w.Cols
-	if m.q == nil {
-		f := w.format
-		for t0 := 0; t0 < m.n; t0 += TileTokens {
-			t1 := min(t0+TileTokens, m.n)
-			for r := lo; r < hi; r++ {
-				row := w.Data[r*w.RowBytes : (r+1)*w.RowBytes]
-				for t := t0; t < t1; t++ {
-					m.out[t*w.Rows+r] = f.DotF32(row, m.x[t*cols:(t+1)*cols])
-				}
-			}
+	if m.q != nil && m.rows {
+		step := max(1, rowBlockBytes/w.RowBytes)
+		for r0 := lo; r0 < hi; r0 += step {
+			r1 := min(r0+step, hi)
+			w.dotRows(m.out[r0:], w.Rows, r0, r1, m.q, m.qRow, m.n)
 		}
 		return
 	}
-	step := max(1, rowBlockBytes/w.RowBytes)
-	for r0 := lo; r0 < hi; r0 += step {
-		r1 := min(r0+step, hi)
-		w.dotRows(m.out[r0:], w.Rows, r0, r1, m.q, m.qRow, m.n)
+	for t0 := 0; t0 < m.n; t0 += TileTokens {
+		t1 := min(t0+TileTokens, m.n)
+		for r := lo; r < hi; r++ {
+			row := w.Data[r*w.RowBytes : (r+1)*w.RowBytes]
+			if m.q == nil {
+				for t := t0; t < t1; t++ {
+					m.out[t*w.Rows+r] = m.dotF32(row, m.x[t*cols:(t+1)*cols])
+				}
+				continue
+			}
+			for t := t0; t < t1; t++ {
+				m.out[t*w.Rows+r] = m.dot(cols, row, m.q[t*m.qRow:(t+1)*m.qRow])
+			}
+		}
 	}
 }

@@ -35,11 +35,16 @@ type Pool struct {
 	workers []*poolWorker
 	task    Task // the current Run's task; read only after a claim succeeds
 
-	_       [64]byte
-	ticket  atomic.Uint64 // generation<<32 | next unclaimed index
-	_       [56]byte
-	shape   atomic.Uint64 // n<<32 | chunk of the current generation
-	_       [56]byte
+	_      [64]byte
+	ticket atomic.Uint64 // generation<<32 | next unclaimed index
+	_      [56]byte
+	// shapes[g&1] is n<<32 | chunk of generation g. Two slots, so that
+	// a worker holding a ticket of the previous generation never reads
+	// the shape of the next: the slot it reads is only rewritten two
+	// generations later, by which time its ticket is stale and its claim
+	// fails.
+	shapes  [2]atomic.Uint64
+	_       [48]byte
 	running atomic.Int32 // claimed chunks not yet finished
 	_       [60]byte
 
@@ -136,7 +141,7 @@ func (p *Pool) work(id int, g uint32) bool {
 	ran := false
 	for {
 		v := p.ticket.Load()
-		sh := p.shape.Load()
+		sh := p.shapes[gen(v)&1].Load()
 		n, chunk := sh>>32, sh&0xffffffff
 		lo := v & 0xffffffff
 		if gen(v) != g || lo >= n {
@@ -184,8 +189,8 @@ func (p *Pool) Run(n, grain int, t Task) {
 	chunk := (n + p.threads*chunksPerThread - 1) / (p.threads * chunksPerThread)
 	chunk = (chunk + grain - 1) / grain * grain
 	p.task = t
-	p.shape.Store(uint64(n)<<32 | uint64(chunk))
 	g := gen(p.ticket.Load()) + 1
+	p.shapes[g&1].Store(uint64(n)<<32 | uint64(chunk))
 	p.ticket.Store(uint64(g) << 32)
 	for _, w := range p.workers {
 		if w.parked.Load() == 1 && w.parked.CompareAndSwap(1, 0) {

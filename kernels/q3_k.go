@@ -189,65 +189,6 @@ func quantizeQ3K(dst []byte, src []float32, imatrix []float32) {
 	}
 }
 
-// dotQ3K is ggml_vec_dot_q3_K_q8_K_generic's arithmetic: per block, integer
-// sums in eight lanes (element e goes to lane e%8), sums[lane] +=
-// d*lane_sum, and the lanes added at the end.
-func dotQ3K(n int, w, a []byte) float32 {
-	nb := n / kqBlock
-	var sums [8]float32
-	for i := 0; i < nb; i++ {
-		x := (*[q3KBlockBytes]byte)(w[i*q3KBlockBytes:])
-		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
-		sc := q3KScales(x[96:108])
-		// Integer sums lane by lane (lane p: elements 8r+p); integer
-		// addition is exact, so only the per-lane grouping matters.
-		var scales [16]int32
-		for j, v := range sc {
-			scales[j] = int32(v)
-		}
-		var acc [8]int32
-		for p := 0; p < 8; p++ {
-			acc[p] = q3KLane((*[57]byte)(x[32+p:]), (*[25]byte)(x[p:]), (*[249]byte)(y[kqQ8QsOff+p:]), &scales)
-		}
-		d := kqHalf(x[:], 108) * kqQ8Scale(y[:])
-		for l := range sums {
-			sums[l] += float32(d * float32(acc[l]))
-		}
-	}
-	var sumf float32
-	for _, s := range sums {
-		sumf += s
-	}
-	return sumf
-}
-
-// q3KLane returns one lane's integer sum over a block: the elements 8r of
-// each 32-element row (2 bits from qs, high bit from hm, minus 4) times the
-// matching q8 values, with the 16-element scales sc.
-func q3KLane(qs *[57]byte, hm *[25]byte, q8 *[249]byte, sc *[16]int32) int32 {
-	h0, h1, h2, h3 := int32(hm[0]), int32(hm[8]), int32(hm[16]), int32(hm[24])
-	var acc int32
-	q0, q1, q2, q3 := int32(qs[0]), int32(qs[8]), int32(qs[16]), int32(qs[24])
-	acc += sc[0]*(int32(int8(q8[0]))*((q0&3|(h0&1)<<2)-4)+int32(int8(q8[8]))*((q1&3|(h1&1)<<2)-4)) +
-		sc[1]*(int32(int8(q8[16]))*((q2&3|(h2&1)<<2)-4)+int32(int8(q8[24]))*((q3&3|(h3&1)<<2)-4))
-	acc += sc[2]*(int32(int8(q8[32]))*((q0>>2&3|(h0>>1&1)<<2)-4)+int32(int8(q8[40]))*((q1>>2&3|(h1>>1&1)<<2)-4)) +
-		sc[3]*(int32(int8(q8[48]))*((q2>>2&3|(h2>>1&1)<<2)-4)+int32(int8(q8[56]))*((q3>>2&3|(h3>>1&1)<<2)-4))
-	acc += sc[4]*(int32(int8(q8[64]))*((q0>>4&3|(h0>>2&1)<<2)-4)+int32(int8(q8[72]))*((q1>>4&3|(h1>>2&1)<<2)-4)) +
-		sc[5]*(int32(int8(q8[80]))*((q2>>4&3|(h2>>2&1)<<2)-4)+int32(int8(q8[88]))*((q3>>4&3|(h3>>2&1)<<2)-4))
-	acc += sc[6]*(int32(int8(q8[96]))*((q0>>6&3|(h0>>3&1)<<2)-4)+int32(int8(q8[104]))*((q1>>6&3|(h1>>3&1)<<2)-4)) +
-		sc[7]*(int32(int8(q8[112]))*((q2>>6&3|(h2>>3&1)<<2)-4)+int32(int8(q8[120]))*((q3>>6&3|(h3>>3&1)<<2)-4))
-	q0, q1, q2, q3 = int32(qs[32]), int32(qs[40]), int32(qs[48]), int32(qs[56])
-	acc += sc[8]*(int32(int8(q8[128]))*((q0&3|(h0>>4&1)<<2)-4)+int32(int8(q8[136]))*((q1&3|(h1>>4&1)<<2)-4)) +
-		sc[9]*(int32(int8(q8[144]))*((q2&3|(h2>>4&1)<<2)-4)+int32(int8(q8[152]))*((q3&3|(h3>>4&1)<<2)-4))
-	acc += sc[10]*(int32(int8(q8[160]))*((q0>>2&3|(h0>>5&1)<<2)-4)+int32(int8(q8[168]))*((q1>>2&3|(h1>>5&1)<<2)-4)) +
-		sc[11]*(int32(int8(q8[176]))*((q2>>2&3|(h2>>5&1)<<2)-4)+int32(int8(q8[184]))*((q3>>2&3|(h3>>5&1)<<2)-4))
-	acc += sc[12]*(int32(int8(q8[192]))*((q0>>4&3|(h0>>6&1)<<2)-4)+int32(int8(q8[200]))*((q1>>4&3|(h1>>6&1)<<2)-4)) +
-		sc[13]*(int32(int8(q8[208]))*((q2>>4&3|(h2>>6&1)<<2)-4)+int32(int8(q8[216]))*((q3>>4&3|(h3>>6&1)<<2)-4))
-	acc += sc[14]*(int32(int8(q8[224]))*((q0>>6&3|(h0>>7&1)<<2)-4)+int32(int8(q8[232]))*((q1>>6&3|(h1>>7&1)<<2)-4)) +
-		sc[15]*(int32(int8(q8[240]))*((q2>>6&3|(h2>>7&1)<<2)-4)+int32(int8(q8[248]))*((q3>>6&3|(h3>>7&1)<<2)-4))
-	return acc
-}
-
 // dotF32Q3K: each 16-weight group contributes d*scale_j*Σq*x.
 func dotF32Q3K(w []byte, x []float32) float32 {
 	nb := len(x) / kqBlock

@@ -79,24 +79,6 @@ func quantizeQ4_0Imatrix(dst []byte, src, imatrix []float32) {
 	}
 }
 
-// dotQ4_0 is ggml_vec_dot_q4_0_q8_0 in the scalar order: an int sum per
-// block, then sumf += (sumi·dx)·dy.
-func dotQ4_0(n int, w, a []byte) float32 {
-	var sumf float32
-	for ; n >= legacyQK && len(w) >= q4_0Bytes && len(a) >= q8_0Bytes; n -= legacyQK {
-		bw, ba := (*[q4_0Bytes]byte)(w), (*[q8_0Bytes]byte)(a)
-		var s0, s1 int32
-		for j := 0; j < 16; j++ {
-			q := bw[2+j]
-			s0 += (int32(q&0x0f) - 8) * int32(int8(ba[2+j]))
-			s1 += (int32(q>>4) - 8) * int32(int8(ba[18+j]))
-		}
-		sumf += float32(float32(float32(s0+s1)*legacyF16(bw[:], 0)) * legacyF16(ba[:], 0))
-		w, a = w[q4_0Bytes:], a[q8_0Bytes:]
-	}
-	return sumf
-}
-
 func dotF32Q4_0(w []byte, x []float32) float32 {
 	var sum float64
 	for len(x) >= legacyQK && len(w) >= q4_0Bytes {

@@ -93,25 +93,6 @@ func quantizeQ4_1Imatrix(dst []byte, src, imatrix []float32) {
 	}
 }
 
-// dotQ4_1 is ggml_vec_dot_q4_1_q8_1 in the scalar order:
-// sumf += (dx·dy)·sumi + m·s, with s = d·Σq from the Q8_1 block.
-func dotQ4_1(n int, w, a []byte) float32 {
-	var sumf float32
-	for ; n >= legacyQK && len(w) >= q4_1Bytes && len(a) >= q8_1Bytes; n -= legacyQK {
-		bw, ba := (*[q4_1Bytes]byte)(w), (*[q8_1Bytes]byte)(a)
-		var s0, s1 int32
-		for j := 0; j < 16; j++ {
-			q := bw[4+j]
-			s0 += int32(q&0x0f) * int32(int8(ba[4+j]))
-			s1 += int32(q>>4) * int32(int8(ba[20+j]))
-		}
-		dd := float32(legacyF16(bw[:], 0) * legacyF16(ba[:], 0))
-		sumf += float32(dd*float32(s0+s1)) + float32(legacyF16(bw[:], 2)*legacyF16(ba[:], 2))
-		w, a = w[q4_1Bytes:], a[q8_1Bytes:]
-	}
-	return sumf
-}
-
 // dotF32Q4_1 sums d·Σq·x + m·Σx per block.
 func dotF32Q4_1(w []byte, x []float32) float32 {
 	var sum float64

@@ -100,26 +100,6 @@ func quantizeQ5_0Imatrix(dst []byte, src, imatrix []float32) {
 	}
 }
 
-// dotQ5_0 is ggml_vec_dot_q5_0_q8_0 in the scalar order: an int sum per
-// block, then sumf += (dx·dy)·sumi.
-func dotQ5_0(n int, w, a []byte) float32 {
-	var sumf float32
-	for ; n >= legacyQK && len(w) >= q5_0Bytes && len(a) >= q8_0Bytes; n -= legacyQK {
-		bw, ba := (*[q5_0Bytes]byte)(w), (*[q8_0Bytes]byte)(a)
-		qh := binary.LittleEndian.Uint32(bw[2:6])
-		var s0, s1 int32
-		for j := 0; j < 16; j++ {
-			x0, x1 := legacyQ5Codes(bw[6+j], qh)
-			qh >>= 1
-			s0 += (x0 - 16) * int32(int8(ba[2+j]))
-			s1 += (x1 - 16) * int32(int8(ba[18+j]))
-		}
-		sumf += float32(float32(legacyF16(bw[:], 0)*legacyF16(ba[:], 0)) * float32(s0+s1))
-		w, a = w[q5_0Bytes:], a[q8_0Bytes:]
-	}
-	return sumf
-}
-
 func dotF32Q5_0(w []byte, x []float32) float32 {
 	var sum float64
 	for len(x) >= legacyQK && len(w) >= q5_0Bytes {

@@ -78,27 +78,6 @@ func quantizeQ5_1Imatrix(dst []byte, src, imatrix []float32) {
 	}
 }
 
-// dotQ5_1 is ggml_vec_dot_q5_1_q8_1 in the scalar order:
-// sumf += (dx·dy)·sumi + m·s, with s = d·Σq from the Q8_1 block.
-func dotQ5_1(n int, w, a []byte) float32 {
-	var sumf float32
-	for ; n >= legacyQK && len(w) >= q5_1Bytes && len(a) >= q8_1Bytes; n -= legacyQK {
-		bw, ba := (*[q5_1Bytes]byte)(w), (*[q8_1Bytes]byte)(a)
-		qh := binary.LittleEndian.Uint32(bw[4:8])
-		var s0, s1 int32
-		for j := 0; j < 16; j++ {
-			x0, x1 := legacyQ5Codes(bw[8+j], qh)
-			qh >>= 1
-			s0 += x0 * int32(int8(ba[4+j]))
-			s1 += x1 * int32(int8(ba[20+j]))
-		}
-		dd := float32(legacyF16(bw[:], 0) * legacyF16(ba[:], 0))
-		sumf += float32(dd*float32(s0+s1)) + float32(legacyF16(bw[:], 2)*legacyF16(ba[:], 2))
-		w, a = w[q5_1Bytes:], a[q8_1Bytes:]
-	}
-	return sumf
-}
-
 // dotF32Q5_1 sums d·Σq·x + m·Σx per block.
 func dotF32Q5_1(w []byte, x []float32) float32 {
 	var sum float64

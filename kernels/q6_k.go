@@ -113,69 +113,6 @@ func quantizeQ6K(dst []byte, src []float32, imatrix []float32) {
 	}
 }
 
-// dotQ6K is ggml_vec_dot_q6_K_q8_K_generic's arithmetic: per block, integer
-// sums in eight lanes (element e goes to lane e%8), sums[lane] +=
-// d*lane_sum, and the lanes added at the end.
-func dotQ6K(n int, w, a []byte) float32 {
-	nb := n / kqBlock
-	var sums [8]float32
-	for i := 0; i < nb; i++ {
-		x := (*[q6KBlockBytes]byte)(w[i*q6KBlockBytes:])
-		y := (*[kqQ8Bytes]byte)(a[i*kqQ8Bytes:])
-		// Integer sums lane by lane (lane p: elements 8r+p); integer
-		// addition is exact, so only the per-lane grouping matters.
-		var scales [16]int32
-		for j, v := range x[192:208] {
-			scales[j] = int32(int8(v))
-		}
-		var acc [8]int32
-		for p := 0; p < 8; p++ {
-			acc[p] = q6KLane((*[121]byte)(x[p:]), (*[57]byte)(x[128+p:]), (*[249]byte)(y[kqQ8QsOff+p:]), &scales)
-		}
-		d := kqHalf(x[:], 208) * kqQ8Scale(y[:])
-		for l := range sums {
-			sums[l] += float32(d * float32(acc[l]))
-		}
-	}
-	var sumf float32
-	for _, s := range sums {
-		sumf += s
-	}
-	return sumf
-}
-
-// q6KLane returns one lane's integer sum over a block: for each 128-element
-// half, the elements 8r of its 32-element rows (low 4 bits in ql, high 2 in
-// qh, minus 32) times the matching q8 values, with the 16-element scales sc.
-func q6KLane(ql *[121]byte, qh *[57]byte, q8 *[249]byte, sc *[16]int32) int32 {
-	var acc int32
-	l0, l1, hb := int32(ql[0]), int32(ql[32]), int32(qh[0])
-	m0, m1, gb := int32(ql[8]), int32(ql[40]), int32(qh[8])
-	acc += sc[0] * (int32(int8(q8[0]))*((l0&0xF|(hb&3)<<4)-32) + int32(int8(q8[8]))*((m0&0xF|(gb&3)<<4)-32))
-	acc += sc[2] * (int32(int8(q8[32]))*((l1&0xF|(hb>>2&3)<<4)-32) + int32(int8(q8[40]))*((m1&0xF|(gb>>2&3)<<4)-32))
-	acc += sc[4] * (int32(int8(q8[64]))*((l0>>4|(hb>>4&3)<<4)-32) + int32(int8(q8[72]))*((m0>>4|(gb>>4&3)<<4)-32))
-	acc += sc[6] * (int32(int8(q8[96]))*((l1>>4|(hb>>6)<<4)-32) + int32(int8(q8[104]))*((m1>>4|(gb>>6)<<4)-32))
-	l0, l1, hb = int32(ql[16]), int32(ql[48]), int32(qh[16])
-	m0, m1, gb = int32(ql[24]), int32(ql[56]), int32(qh[24])
-	acc += sc[1] * (int32(int8(q8[16]))*((l0&0xF|(hb&3)<<4)-32) + int32(int8(q8[24]))*((m0&0xF|(gb&3)<<4)-32))
-	acc += sc[3] * (int32(int8(q8[48]))*((l1&0xF|(hb>>2&3)<<4)-32) + int32(int8(q8[56]))*((m1&0xF|(gb>>2&3)<<4)-32))
-	acc += sc[5] * (int32(int8(q8[80]))*((l0>>4|(hb>>4&3)<<4)-32) + int32(int8(q8[88]))*((m0>>4|(gb>>4&3)<<4)-32))
-	acc += sc[7] * (int32(int8(q8[112]))*((l1>>4|(hb>>6)<<4)-32) + int32(int8(q8[120]))*((m1>>4|(gb>>6)<<4)-32))
-	l0, l1, hb = int32(ql[64]), int32(ql[96]), int32(qh[32])
-	m0, m1, gb = int32(ql[72]), int32(ql[104]), int32(qh[40])
-	acc += sc[8] * (int32(int8(q8[128]))*((l0&0xF|(hb&3)<<4)-32) + int32(int8(q8[136]))*((m0&0xF|(gb&3)<<4)-32))
-	acc += sc[10] * (int32(int8(q8[160]))*((l1&0xF|(hb>>2&3)<<4)-32) + int32(int8(q8[168]))*((m1&0xF|(gb>>2&3)<<4)-32))
-	acc += sc[12] * (int32(int8(q8[192]))*((l0>>4|(hb>>4&3)<<4)-32) + int32(int8(q8[200]))*((m0>>4|(gb>>4&3)<<4)-32))
-	acc += sc[14] * (int32(int8(q8[224]))*((l1>>4|(hb>>6)<<4)-32) + int32(int8(q8[232]))*((m1>>4|(gb>>6)<<4)-32))
-	l0, l1, hb = int32(ql[80]), int32(ql[112]), int32(qh[48])
-	m0, m1, gb = int32(ql[88]), int32(ql[120]), int32(qh[56])
-	acc += sc[9] * (int32(int8(q8[144]))*((l0&0xF|(hb&3)<<4)-32) + int32(int8(q8[152]))*((m0&0xF|(gb&3)<<4)-32))
-	acc += sc[11] * (int32(int8(q8[176]))*((l1&0xF|(hb>>2&3)<<4)-32) + int32(int8(q8[184]))*((m1&0xF|(gb>>2&3)<<4)-32))
-	acc += sc[13] * (int32(int8(q8[208]))*((l0>>4|(hb>>4&3)<<4)-32) + int32(int8(q8[216]))*((m0>>4|(gb>>4&3)<<4)-32))
-	acc += sc[15] * (int32(int8(q8[240]))*((l1>>4|(hb>>6)<<4)-32) + int32(int8(q8[248]))*((m1>>4|(gb>>6)<<4)-32))
-	return acc
-}
-
 // dotF32Q6K: each 16-weight group contributes d*scale_j*Σ(q-32)*x.
 func dotF32Q6K(w []byte, x []float32) float32 {
 	nb := len(x) / kqBlock

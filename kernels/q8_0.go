@@ -84,26 +84,6 @@ func legacyAmax(x []float32) float32 {
 	return amax
 }
 
-// dotQ8_0 is ggml_vec_dot_q8_0_q8_0 in the scalar order: an int sum per
-// block, then sumf += sumi·(dx·dy).
-func dotQ8_0(n int, w, a []byte) float32 {
-	var sumf float32
-	for ; n >= legacyQK && len(w) >= q8_0Bytes && len(a) >= q8_0Bytes; n -= legacyQK {
-		bw, ba := (*[q8_0Bytes]byte)(w), (*[q8_0Bytes]byte)(a)
-		// Integer sums are exact in any order: four chains for speed.
-		var s0, s1, s2, s3 int32
-		for j := 2; j < q8_0Bytes; j += 4 {
-			s0 += int32(int8(bw[j])) * int32(int8(ba[j]))
-			s1 += int32(int8(bw[j+1])) * int32(int8(ba[j+1]))
-			s2 += int32(int8(bw[j+2])) * int32(int8(ba[j+2]))
-			s3 += int32(int8(bw[j+3])) * int32(int8(ba[j+3]))
-		}
-		sumf += float32(float32(s0+s1+s2+s3) * float32(legacyF16(bw[:], 0)*legacyF16(ba[:], 0)))
-		w, a = w[q8_0Bytes:], a[q8_0Bytes:]
-	}
-	return sumf
-}
-
 func dotF32Q8_0(w []byte, x []float32) float32 {
 	var sum float64
 	for len(x) >= legacyQK && len(w) >= q8_0Bytes {

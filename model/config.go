@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/ggmlfp"
 )
 
 // ErrUnsupported is wrapped by errors about models this build cannot run.
@@ -267,7 +268,7 @@ func yarnAttnFactor(arch string, factor, logMul float32) float32 {
 	return af * (1 / (1 + 0.1*log32(factor)))
 }
 
-func log32(x float32) float32 { return float32(math.Log(float64(x))) }
+func log32(x float32) float32 { return ggmlfp.Logf(x) } // glibc logf, as llama.cpp calls
 
 // Validate checks the values a forward pass relies on.
 func (c *Config) Validate() error {

@@ -47,6 +47,10 @@ type PerplexityOptions struct {
 	// Logits, if set, receives the logits of every scored position
 	// together with the token it predicts.
 	Logits func(target int32, logits []float32) error
+	// Precision, if set, picks the weights each chunk is evaluated with
+	// (adaptive precision); it sees the chunk before BOS replaces its
+	// first token.
+	Precision func(chunk []int32) *Precision
 }
 
 // PerplexityResult is the final estimate as llama.cpp prints it.
@@ -74,12 +78,16 @@ func (r *Runner) Perplexity(ctx context.Context, tokens []int32, o PerplexityOpt
 	if err != nil {
 		return PerplexityResult{}, err
 	}
+	defer seq.SetPrecision(nil)
 	var sum, sum2 float64
 	count := 0
 	chunk := make([]int32, o.Ctx)
 	first := o.Ctx / 2
 	for c := 0; c < n; c++ {
 		copy(chunk, tokens[c*o.Ctx:(c+1)*o.Ctx])
+		if o.Precision != nil {
+			seq.SetPrecision(o.Precision(chunk))
+		}
 		if o.BOS >= 0 {
 			chunk[0] = o.BOS
 		}

@@ -15,7 +15,7 @@ func (f *denseFFN) forward(r *Runner, _ int, b *Batch) error {
 	r.acts.Reset(r.xn, n, f.gate.Cols)
 	r.pool.MatMul(g, f.gate, &r.acts)
 	r.pool.MatMul(u, f.up, &r.acts)
-	swiglu(g, u)
+	swigluRows(g, u, ff)
 	r.matmul(r.out, f.down, g, n)
 	return nil
 }

@@ -92,7 +92,8 @@ func (a *gqa) forward(r *Runner, l int, b *Batch) {
 	att := r.buf("attn", n*a.heads*a.vHeadDim)
 	t := &r.attnTask
 	t.a, t.b, t.l, t.q, t.out = a, b, l, q, att
-	t.scores = r.workerScratch("attn.scores", b, a.headDim)
+	t.batch = n >= 2
+	t.scores = r.workerScratch("attn.scores", b, a.headDim+32*a.vHeadDim)
 	r.pool.Run(n*a.heads, 1, t)
 	t.a, t.b, t.q, t.out = nil, nil, nil, nil
 	r.matmul(r.out, a.o, att, n)
@@ -104,7 +105,7 @@ func (a *gqa) forward(r *Runner, l int, b *Batch) {
 }
 
 // workerScratch returns one scratch row per pool worker, each long enough
-// for the longest sequence in b plus a head vector.
+// for the longest sequence in b plus 2*headDim floats.
 func (r *Runner) workerScratch(name string, b *Batch, headDim int) [][]float32 {
 	longest := 0
 	for _, s := range b.Seq {
@@ -128,6 +129,7 @@ type attnTask struct {
 	q      []float32
 	out    []float32
 	scores [][]float32
+	batch  bool // n_tokens >= 2: ggml's kqv runs in tinyBLAS
 }
 
 func (t *attnTask) Do(lo, hi, worker int) {
@@ -147,12 +149,17 @@ func (t *attnTask) Do(lo, hi, worker int) {
 		clear(out)
 		if c.k32 != nil {
 			for j := 0; j < npos; j++ {
-				scores[j] = dotF32(q, c.k32[j*kw+kh*hd:j*kw+(kh+1)*hd]) * a.scale
+				scores[j] = vecDotF32(q, c.k32[j*kw+kh*hd:j*kw+(kh+1)*hd]) * a.scale
 			}
-			softmaxInPlace(scores)
+			// ggml pads the cache length to a multiple of 256: every
+			// score goes through the 16-lane exp.
+			softmaxRow(scores, (npos+15)&^15)
+			var kqv kqvAcc
+			kqv.reset(buf[npos:], vd, t.batch)
 			for j := 0; j < npos; j++ {
-				axpy(out, c.v32[j*vw+kh*vd:j*vw+(kh+1)*vd], scores[j])
+				kqv.add(j, scores[j], c.v32[j*vw+kh*vd:j*vw+(kh+1)*vd])
 			}
+			kqv.sum(out)
 			continue
 		}
 		// F16 cache: ggml rounds q to F16 for the K product and the
@@ -162,13 +169,16 @@ func (t *attnTask) Do(lo, hi, worker int) {
 			qh[d] = kernels.FP16ToF32(kernels.F32ToFP16(q[d]))
 		}
 		for j := 0; j < npos; j++ {
-			scores[j] = dotF16(qh, c.k16[j*kw+kh*hd:j*kw+(kh+1)*hd]) * a.scale
+			scores[j] = vecDotF16Q(qh, c.k16[j*kw+kh*hd:j*kw+(kh+1)*hd], t.batch) * a.scale
 		}
-		softmaxInPlace(scores)
+		softmaxRow(scores, (npos+15)&^15)
+		var kqv kqvAcc
+		kqv.reset(buf[npos+hd:], vd, t.batch)
 		for j := 0; j < npos; j++ {
 			p := kernels.FP16ToF32(kernels.F32ToFP16(scores[j]))
-			axpyF16(out, c.v16[j*vw+kh*vd:j*vw+(kh+1)*vd], p)
+			kqv.addF16(j, p, c.v16[j*vw+kh*vd:j*vw+(kh+1)*vd])
 		}
+		kqv.sum(out)
 	}
 }
 

@@ -112,7 +112,8 @@ func (a *mla) forward(r *Runner, l int, b *Batch) {
 	lat := r.buf("mla.latent", n*a.heads*a.kvLora)
 	t := &r.mlaTask
 	t.a, t.b, t.l, t.q, t.out = a, b, l, qc, lat
-	t.scores = r.workerScratch("attn.scores", b, kw)
+	t.batch = n >= 2
+	t.scores = r.workerScratch("attn.scores", b, kw+32*a.kvLora)
 	r.pool.Run(n*a.heads, 1, t)
 	t.a, t.b, t.q, t.out = nil, nil, nil, nil
 
@@ -145,7 +146,10 @@ func (a *mla) absorb(r *Runner, q, qc []float32, n int) {
 			copy(in[i*a.nope:(i+1)*a.nope], q[i*qw+h*qk:i*qw+h*qk+a.nope])
 		}
 		if a.kB != nil {
-			r.matmul(res, &a.kB[h], in, n)
+			// llama.cpp multiplies k_b by a permuted view of q_nope.
+			r.acts.Reset(in, n, a.kB[h].Cols)
+			r.acts.Strided = true
+			r.pool.MatMul(res, &a.kB[h], &r.acts)
 		} else {
 			a.absorbTransposed(r, &a.kT[h], in, res, n)
 		}
@@ -179,6 +183,7 @@ type mlaTask struct {
 	q      []float32
 	out    []float32
 	scores [][]float32
+	batch  bool // n_tokens >= 2: ggml's kqv runs in tinyBLAS
 }
 
 func (t *mlaTask) Do(lo, hi, worker int) {
@@ -194,13 +199,19 @@ func (t *mlaTask) Do(lo, hi, worker int) {
 		out := t.out[idx*lw : (idx+1)*lw]
 		clear(out)
 		if c.k32 != nil {
+			// As for GQA (gqa.go): ggml_vec_dot_f32 for kq, the padded
+			// soft_max, and kqv (over v_cont, the latents) in tinyBLAS's
+			// or vec_dot's lane order.
 			for j := 0; j < npos; j++ {
-				scores[j] = dotF32(q, c.k32[j*kw:(j+1)*kw]) * a.scale
+				scores[j] = vecDotF32(q, c.k32[j*kw:(j+1)*kw]) * a.scale
 			}
-			softmaxInPlace(scores)
+			softmaxRow(scores, (npos+15)&^15)
+			var kqv kqvAcc
+			kqv.reset(buf[npos:], lw, t.batch)
 			for j := 0; j < npos; j++ {
-				axpy(out, c.k32[j*kw:j*kw+lw], scores[j])
+				kqv.add(j, scores[j], c.k32[j*kw:j*kw+lw])
 			}
+			kqv.sum(out)
 			continue
 		}
 		// F16 cache: ggml rounds q to F16 for the K product and the
@@ -210,13 +221,16 @@ func (t *mlaTask) Do(lo, hi, worker int) {
 			qh[d] = kernels.FP16ToF32(kernels.F32ToFP16(q[d]))
 		}
 		for j := 0; j < npos; j++ {
-			scores[j] = dotF16(qh, c.k16[j*kw:(j+1)*kw]) * a.scale
+			scores[j] = vecDotF16Q(qh, c.k16[j*kw:(j+1)*kw], t.batch) * a.scale
 		}
-		softmaxInPlace(scores)
+		softmaxRow(scores, (npos+15)&^15)
+		var kqv kqvAcc
+		kqv.reset(buf[npos+kw:], lw, t.batch)
 		for j := 0; j < npos; j++ {
 			p := kernels.FP16ToF32(kernels.F32ToFP16(scores[j]))
-			axpyF16(out, c.k16[j*kw:j*kw+lw], p)
+			kqv.addF16(j, p, c.k16[j*kw:j*kw+lw])
 		}
+		kqv.sum(out)
 	}
 }
 

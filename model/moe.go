@@ -144,7 +144,7 @@ func (f *denseFFN) apply(r *Runner, n int, dst []float32) {
 	r.acts.Reset(r.xn, n, f.gate.Cols)
 	r.pool.MatMul(g, f.gate, &r.acts)
 	r.pool.MatMul(u, f.up, &r.acts)
-	swiglu(g, u)
+	swigluRows(g, u, ff)
 	r.matmul(dst, f.down, g, n)
 }
 

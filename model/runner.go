@@ -46,6 +46,7 @@ type Sequence struct {
 	ctx    int
 	kv     KVType
 	caches []layerCache
+	prec   *Precision // per-layer weights (precision.go); nil: the model's
 	// Len is the number of positions filled (the next token's position).
 	Len int
 }
@@ -141,8 +142,12 @@ type Runner struct {
 	expertsErr   error          // why experts is nil
 	local        *experts.Local // the default backend, owned
 	expertBatch  experts.Batch
+	outBatch     Batch // the last layer's FFN rows (compactOutputs)
+	compacted    bool  // r.x holds only the output rows, in b.Logits order
 	expertIDs    []int32
 	expertCounts [][]uint64 // [layer][expert] selections; nil for dense layers
+
+	prec runnerPrecision // batches with per-sequence precision (precision.go)
 }
 
 // NewRunner allocates a Runner for m.
@@ -186,6 +191,8 @@ func (r *Runner) Close() {
 // selected (one count per token and chosen expert) since the Runner was
 // made or ResetExpertCounts: counts[layer][expert], nil for layers
 // without routed experts, and nil for a dense model. The result is a copy.
+// As in llama.cpp, the last layer routes only the rows whose logits a
+// Forward returns, so its counts cover those tokens only.
 func (r *Runner) ExpertCounts() [][]uint64 {
 	if r.expertCounts == nil {
 		return nil
@@ -246,21 +253,42 @@ func (r *Runner) Forward(ctx context.Context, b *Batch) ([]float32, error) {
 			return nil, err
 		}
 	}
+	planned, err := r.planned(b)
+	if err != nil {
+		return nil, err
+	}
 	r.ctx = ctx
 	defer func() { r.ctx = nil }()
+	r.compacted = false
+	last := len(r.m.layers) - 1
 	for l := range r.m.layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if planned { // some sequence runs some layer on other weights
+			if err := r.forwardPlanned(l, b); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		ly := &r.m.layers[l]
 		r.normRows(ly.attnNorm, n)
 		ly.attn.forward(r, l, b)
 		add(r.x[:n*c.Embd], r.out[:n*c.Embd])
-		r.normRows(ly.ffnNorm, n)
-		if err := ly.ffn.forward(r, l, b); err != nil {
+		fb, m := b, n
+		if l == last {
+			// llama.cpp runs the last layer's FFN on the rows whose
+			// logits are wanted only (inp_out_ids), and how many rows a
+			// matmul has decides which ggml kernel (and float order) runs.
+			if k := r.compactOutputs(b); k < n {
+				fb, m = &r.outBatch, k
+			}
+		}
+		r.normRows(ly.ffnNorm, m)
+		if err := ly.ffn.forward(r, l, fb); err != nil {
 			return nil, err
 		}
-		add(r.x[:n*c.Embd], r.out[:n*c.Embd])
+		add(r.x[:m*c.Embd], r.out[:m*c.Embd])
 	}
 	for i := 0; i < n; i++ {
 		if p := b.Pos[i] + 1; p > b.Seq[i].Len {
@@ -278,6 +306,35 @@ func (r *Runner) normRows(w []float32, n int) {
 	}
 }
 
+// compactOutputs moves the residual rows whose logits b asks for to the
+// front of r.x (in b.Logits order), fills r.outBatch with their tokens and
+// returns how many there are; with every row asked for in order it does
+// nothing and returns len(b.Tokens).
+func (r *Runner) compactOutputs(b *Batch) int {
+	n := len(b.Tokens)
+	rows := b.Logits
+	last := [1]int{n - 1}
+	if len(rows) == 0 {
+		rows = last[:]
+	}
+	if len(rows) >= n {
+		return n
+	}
+	e := r.m.Config.Embd
+	tmp := r.buf("out.rows", len(rows)*e)
+	ob := &r.outBatch
+	ob.Reset()
+	for j, i := range rows {
+		copy(tmp[j*e:(j+1)*e], r.x[i*e:(i+1)*e])
+		ob.Tokens = append(ob.Tokens, b.Tokens[i])
+		ob.Pos = append(ob.Pos, b.Pos[i])
+		ob.Seq = append(ob.Seq, b.Seq[i])
+	}
+	copy(r.x, tmp)
+	r.compacted = true
+	return len(rows)
+}
+
 // logits runs the final norm and the LM head on the requested rows.
 func (r *Runner) logits(b *Batch) []float32 {
 	c := &r.m.Config
@@ -287,6 +344,9 @@ func (r *Runner) logits(b *Batch) []float32 {
 		rows = last[:]
 	}
 	for j, i := range rows {
+		if r.compacted { // compactOutputs moved row i to j
+			i = j
+		}
 		rmsNorm(r.xn[j*c.Embd:(j+1)*c.Embd], r.x[i*c.Embd:(i+1)*c.Embd], r.m.outputNorm, c.NormEps)
 	}
 	if cap(r.logitsBuf) < len(rows)*c.Vocab {

@@ -14,8 +14,9 @@ var ErrTensor = fmt.Errorf("model: bad tensor")
 // loader fetches tensors by name and checks their shapes, remembering the
 // first error so architecture files read as a list of tensors.
 type loader struct {
-	f   *gguf.File
-	err error
+	f    *gguf.File
+	over *gguf.File // tensors taken from here first (precision variants); or nil
+	err  error
 }
 
 func (l *loader) fail(err error) {
@@ -28,6 +29,11 @@ func (l *loader) fail(err error) {
 // length first), or nil if it is absent and optional.
 func (l *loader) tensor(name string, optional bool, dims ...int) *gguf.Tensor {
 	t, ok := l.f.Tensor(name)
+	if l.over != nil {
+		if ot, found := l.over.Tensor(name); found {
+			t, ok = ot, true
+		}
+	}
 	if !ok {
 		if !optional {
 			l.fail(fmt.Errorf("%w: missing tensor %s", ErrTensor, name))

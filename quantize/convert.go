@@ -28,6 +28,9 @@ const chunkElems = 1 << 16
 // not depend on Threads. The zero value uses one goroutine per CPU.
 type Converter struct {
 	Threads int
+	// Progress, if not nil, is called with the output bytes of each batch
+	// of rows as it is encoded, from several goroutines at once.
+	Progress func(bytes int64)
 }
 
 func (c Converter) threads() int {
@@ -96,6 +99,9 @@ func (c Converter) Convert(ctx context.Context, t gguf.Type, cols, rows int, src
 			for r := r0; r < r1; r++ {
 				f.Quantize(dst[r*rb:(r+1)*rb], x[(r-r0)*cols:(r-r0+1)*cols], imatrix)
 			}
+			if c.Progress != nil {
+				c.Progress(int64(r1-r0) * int64(rb))
+			}
 		}
 	}
 	if workers <= 1 {
@@ -112,6 +118,33 @@ func (c Converter) Convert(ctx context.Context, t gguf.Type, cols, rows int, src
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// Tracker adds up progress reported from several goroutines and passes
+// the running total to one callback, one call at a time.
+type Tracker struct {
+	mu          sync.Mutex
+	done, total int64
+	fn          func(done, total int64)
+}
+
+// NewTracker returns a tracker of total bytes reporting to fn (which may
+// be nil: then Add does nothing). It reports 0 at once.
+func NewTracker(total int64, fn func(done, total int64)) *Tracker {
+	t := &Tracker{total: total, fn: fn}
+	t.Add(0)
+	return t
+}
+
+// Add records n more bytes done. It is safe for concurrent use.
+func (t *Tracker) Add(n int64) {
+	if t == nil || t.fn == nil {
+		return
+	}
+	t.mu.Lock()
+	t.done += n
+	t.fn(min(t.done, t.total), t.total)
+	t.mu.Unlock()
 }
 
 // Ones returns an all-ones importance matrix of n columns: what llama.cpp

@@ -359,7 +359,8 @@ func fallback(t TensorInfo, want gguf.Type) (gguf.Type, string, error) {
 		got = gguf.TypeQ8_0
 	default:
 		if bs > 32 {
-			return 0, "", fmt.Errorf("%w: %s has rows of %d, not a multiple of %d (%v)", ErrNoFallback, t.Name, ncols, bs, want)
+			return 0, "", fmt.Errorf("%w: %s has rows of %d, not a multiple of %v's block of %d, and llama.cpp "+
+				"defines no fallback for %v either; pick a type with blocks of 32 or 256", ErrNoFallback, t.Name, ncols, want, bs, want)
 		}
 	}
 	if ncols%int64(got.BlockSize()) != 0 {

@@ -31,7 +31,7 @@ type Options struct {
 	// run, like llama.cpp given such a matrix. Real importance matrices are
 	// not read yet.
 	ImatrixOnes bool
-	// Progress, if not nil, is called with the tensor bytes written so far
+	// Progress, if not nil, is called with the tensor bytes produced so far
 	// and the total, from one goroutine at a time.
 	Progress func(done, total int64)
 }
@@ -86,17 +86,20 @@ func OutputKV(kvs []gguf.KV, ft FileType) []gguf.KV {
 		gguf.KV{Key: KeyFileType, Value: gguf.MustValue(uint32(ft))})
 }
 
-// Quantize converts the model in to opt.Target and writes it to w as
-// llama-quantize does: the same per-tensor types, the same bytes for the
-// deterministic quantizers, tensors in llama.cpp's order, metadata copied
-// with general.file_type and general.quantization_version set. Tensors
-// that keep their type are copied from the input mapping; the others are
-// decoded to f32 (requantizing quantized input) and encoded on
-// opt.Threads goroutines. Memory holds at most two output tensors.
-func Quantize(ctx context.Context, in *gguf.File, w io.Writer, opt Options) (Report, error) {
+// job is a planned conversion: the report and what the writer needs.
+type job struct {
+	rep   Report
+	plan  Plan
+	order []int // output position -> input tensor index
+	specs []gguf.TensorSpec
+	sizes []int64
+}
+
+// prepare plans the conversion of in and fills the report.
+func prepare(in *gguf.File, opt Options) (*job, error) {
 	info, err := ModelInfoFromFile(in)
 	if err != nil {
-		return Report{}, err
+		return nil, err
 	}
 	infos := make([]TensorInfo, len(in.Tensors))
 	for i, t := range in.Tensors {
@@ -104,30 +107,28 @@ func Quantize(ctx context.Context, in *gguf.File, w io.Writer, opt Options) (Rep
 	}
 	plan, err := NewPlan(info, opt.Target, opt.ImatrixOnes, infos)
 	if err != nil {
-		return Report{}, err
+		return nil, err
 	}
 	if err := CheckPlan(plan, opt.ImatrixOnes); err != nil {
-		return Report{}, err
+		return nil, err
 	}
-
-	rep := Report{
+	j := &job{plan: plan, order: LlamaOrder(infos)}
+	j.rep = Report{
 		Target: opt.Target.String(), FileType: opt.Target.FileType, Pure: opt.Target.Pure,
 		Imatrix: "none", TypeCounts: map[string]int{},
 	}
 	if opt.ImatrixOnes {
-		rep.Imatrix = "ones"
+		j.rep.Imatrix = "ones"
 	}
-	order := LlamaOrder(infos)
-	specs := make([]gguf.TensorSpec, len(order))
-	sizes := make([]int64, len(order))
-	for k, i := range order {
+	rep := &j.rep
+	for _, i := range j.order {
 		t, ch := &in.Tensors[i], plan.Choices[i]
-		specs[k] = gguf.TensorSpec{Name: t.Name, Type: ch.To, Dims: t.Dims}
 		size, err := TensorBytes(ch.To, t.Dims)
 		if err != nil {
-			return Report{}, fmt.Errorf("quantize: tensor %s: %w", t.Name, err)
+			return nil, fmt.Errorf("quantize: tensor %s: %w", t.Name, err)
 		}
-		sizes[k] = size
+		j.specs = append(j.specs, gguf.TensorSpec{Name: t.Name, Type: ch.To, Dims: t.Dims})
+		j.sizes = append(j.sizes, size)
 		if ch.To != ch.From && ch.From.Traits().Quantized {
 			rep.Requantized = true
 		}
@@ -140,15 +141,41 @@ func Quantize(ctx context.Context, in *gguf.File, w io.Writer, opt Options) (Rep
 			InBytes: t.Size, OutBytes: size, Fallback: ch.Fallback,
 		})
 	}
+	return j, nil
+}
 
-	gw, err := gguf.NewWriter(w, OutputKV(in.KV, opt.Target.FileType), specs)
+// Describe returns the report Quantize would return for in and opt,
+// without converting anything (llama-quantize --dry-run).
+func Describe(in *gguf.File, opt Options) (Report, error) {
+	j, err := prepare(in, opt)
 	if err != nil {
 		return Report{}, err
 	}
-	conv := Converter{Threads: opt.Threads}
+	return j.rep, nil
+}
+
+// Quantize converts the model in to opt.Target and writes it to w as
+// llama-quantize does: the same per-tensor types, the same bytes for the
+// deterministic quantizers, tensors in llama.cpp's order, metadata copied
+// with general.file_type and general.quantization_version set. Tensors
+// that keep their type are copied from the input mapping; the others are
+// decoded to f32 (requantizing quantized input) and encoded on
+// opt.Threads goroutines. Memory holds at most two output tensors.
+func Quantize(ctx context.Context, in *gguf.File, w io.Writer, opt Options) (Report, error) {
+	j, err := prepare(in, opt)
+	if err != nil {
+		return Report{}, err
+	}
+	gw, err := gguf.NewWriter(w, OutputKV(in.KV, opt.Target.FileType), j.specs)
+	if err != nil {
+		return Report{}, err
+	}
+	progress := NewTracker(j.rep.OutBytes, opt.Progress)
+	conv := Converter{Threads: opt.Threads, Progress: progress.Add}
 	fill := func(ctx context.Context, k int, buf []byte) ([]byte, error) {
-		t, ch := &in.Tensors[order[k]], plan.Choices[order[k]]
+		t, ch := &in.Tensors[j.order[k]], j.plan.Choices[j.order[k]]
 		if ch.To == ch.From {
+			progress.Add(t.Size)
 			return t.Data, nil
 		}
 		cols := int(t.Dims[0])
@@ -166,14 +193,10 @@ func Quantize(ctx context.Context, in *gguf.File, w io.Writer, opt Options) (Rep
 		}
 		return buf, nil
 	}
-	var progress func(int64)
-	if opt.Progress != nil {
-		progress = func(done int64) { opt.Progress(done, rep.OutBytes) }
-	}
-	if err := Stream(ctx, gw, sizes, fill, progress); err != nil {
+	if err := Stream(ctx, gw, j.sizes, fill); err != nil {
 		return Report{}, err
 	}
-	return rep, gw.Close()
+	return j.rep, gw.Close()
 }
 
 // CheckPlan returns an error if plan cannot run in this build: a tensor
@@ -182,9 +205,8 @@ func Quantize(ctx context.Context, in *gguf.File, w io.Writer, opt Options) (Rep
 func CheckPlan(plan Plan, imatrix bool) error {
 	for _, ch := range plan.Choices {
 		if ch.NeedsImatrix && !imatrix {
-			return fmt.Errorf("%w: %s would be %v, which llama.cpp refuses to produce without one "+
-				"(pick a type of 3 bits or more, or pass the synthetic all-ones matrix for tests)",
-				ErrNeedsImatrix, ch.Name, ch.To)
+			return fmt.Errorf("%w: %s would be %v, which llama.cpp refuses to produce without one; "+
+				"pick a type of 3 bits or more, or use an all-ones matrix for tests", ErrNeedsImatrix, ch.Name, ch.To)
 		}
 		if ch.To == ch.From {
 			continue

@@ -15,10 +15,8 @@ type Fill func(ctx context.Context, i int, buf []byte) ([]byte, error)
 // Stream writes the data of every tensor w declared, in order: fill
 // produces tensor i while tensor i-1 is being written, so disk and CPU
 // overlap. Memory holds at most two tensors, whatever the model size.
-// progress, if not nil, is called after each tensor with the bytes of
-// tensor data written so far, from one goroutine at a time. Stream does
-// not Close w.
-func Stream(ctx context.Context, w *gguf.Writer, sizes []int64, fill Fill, progress func(written int64)) error {
+// Stream does not Close w.
+func Stream(ctx context.Context, w *gguf.Writer, sizes []int64, fill Fill) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -32,7 +30,6 @@ func Stream(ctx context.Context, w *gguf.Writer, sizes []int64, fill Fill, progr
 	full := make(chan item, 1)
 	werr := make(chan error, 1)
 	go func() {
-		var written int64
 		for it := range full {
 			if err := w.WriteTensor(it.data); err != nil {
 				werr <- err
@@ -40,10 +37,6 @@ func Stream(ctx context.Context, w *gguf.Writer, sizes []int64, fill Fill, progr
 				for range full { // let the producer finish
 				}
 				return
-			}
-			written += int64(len(it.data))
-			if progress != nil {
-				progress(written)
 			}
 			free <- it.buf
 		}

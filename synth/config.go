@@ -59,6 +59,9 @@ type Config struct {
 	YarnLogMul  float32 // written as rope.scaling.yarn_log_multiplier (0.1*mscale_all_dim)
 }
 
+// MaxExperts is llama.cpp's LLAMA_MAX_EXPERTS.
+const MaxExperts = 1024
+
 // Architectures lists the architectures synth writes.
 func Architectures() []string {
 	return []string{"llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "deepseek2"}
@@ -207,13 +210,22 @@ func (c *Config) Validate() error {
 	}
 	if c.moe() {
 		switch {
-		case c.Experts < 2 || c.Experts > 512:
-			return bad("--experts %d must be between 2 and 512 (llama.cpp's LLAMA_MAX_EXPERTS)", c.Experts)
+		case c.Experts < 2 || c.Experts > MaxExperts:
+			return bad("--experts %d must be between 2 and %d (llama.cpp's LLAMA_MAX_EXPERTS)", c.Experts, MaxExperts)
 		case c.ExpertsUsed <= 0 || c.ExpertsUsed > c.Experts:
 			return bad("--experts-used %d must be between 1 and --experts %d", c.ExpertsUsed, c.Experts)
 		}
 	}
-	needFF := c.Arch != "deepseek2" && !(c.moe() && c.Arch != "llama") || c.Arch == "deepseek2" && c.LeadingDense > 0
+	// FF is the width of dense FFNs (and of llama's experts); qwen2moe and
+	// qwen3moe have none, deepseek2 only in its leading dense layers.
+	var needFF bool
+	switch c.Arch {
+	case "qwen2moe", "qwen3moe":
+	case "deepseek2":
+		needFF = c.LeadingDense > 0
+	default:
+		needFF = true
+	}
 	if needFF && (c.FF <= 0 || c.FF%32 != 0) {
 		return bad("--ff %d must be a positive multiple of 32", c.FF)
 	}

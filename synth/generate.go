@@ -23,7 +23,7 @@ type Options struct {
 	Seed uint64
 	// Threads is the number of goroutines drawing and quantizing (0: one per CPU).
 	Threads int
-	// Progress, if not nil, is called with the tensor bytes written so far
+	// Progress, if not nil, is called with the tensor bytes produced so far
 	// and the total, from one goroutine at a time.
 	Progress func(done, total int64)
 }
@@ -42,12 +42,11 @@ type Report struct {
 	Tensors    int            `json:"tensors"`
 }
 
-// Plan returns the tensors of the model and their types under opt, without
-// generating anything: what Generate would write.
+// Plan returns the tensors of the model (in layout order) and their types
+// under opt, without generating anything: what Generate would write. When
+// the target needs an importance matrix, the plan is made with one and
+// NeedsImatrix is set: Generate then quantizes with an all-ones matrix.
 func Plan(c Config, opt Options) (quantize.Plan, []gguf.TensorSpec, error) {
-	if c.Name == "" {
-		c.Name = "synthetic-" + c.Arch
-	}
 	if err := c.Validate(); err != nil {
 		return quantize.Plan{}, nil, err
 	}
@@ -93,6 +92,65 @@ func Plan(c Config, opt Options) (quantize.Plan, []gguf.TensorSpec, error) {
 	return plan, specs, nil
 }
 
+// genJob is a planned model: its report and what the writer needs.
+type genJob struct {
+	rep   Report
+	plan  quantize.Plan
+	defs  []tensorDef // in layout order, as plan.Choices
+	order []int       // output position -> layout index
+	specs []gguf.TensorSpec
+	sizes []int64
+}
+
+func prepare(c Config, opt Options) (*genJob, error) {
+	plan, specs, err := Plan(c, opt)
+	if err != nil {
+		return nil, err
+	}
+	j := &genJob{plan: plan, defs: c.layout()}
+	infos := make([]quantize.TensorInfo, len(specs))
+	for i, s := range specs {
+		infos[i] = quantize.TensorInfo{Name: s.Name, Type: s.Type, Dims: s.Dims}
+	}
+	j.order = quantize.LlamaOrder(infos)
+	j.rep = Report{
+		Arch: c.Arch, Name: c.Name, Type: plan.Target.String(), FileType: uint32(plan.Target.FileType),
+		Imatrix: "none", Seed: opt.Seed, TypeCounts: map[string]int{}, Tensors: len(specs),
+	}
+	if plan.NeedsImatrix {
+		j.rep.Imatrix = "ones"
+	}
+	for _, i := range j.order {
+		size, err := quantize.TensorBytes(specs[i].Type, specs[i].Dims)
+		if err != nil {
+			return nil, fmt.Errorf("synth: tensor %s: %w", specs[i].Name, err)
+		}
+		j.specs = append(j.specs, specs[i])
+		j.sizes = append(j.sizes, size)
+		j.rep.Bytes += size
+		j.rep.TypeCounts[specs[i].Type.String()]++
+		n := int64(1)
+		for _, d := range specs[i].Dims {
+			n *= d
+		}
+		j.rep.Params += n
+	}
+	return j, nil
+}
+
+// Describe returns the report Generate would return for c and opt
+// without generating anything: parameter count, tensor bytes, types.
+func Describe(c Config, opt Options) (Report, error) {
+	if c.Name == "" {
+		c.Name = "synthetic-" + c.Arch
+	}
+	j, err := prepare(c, opt)
+	if err != nil {
+		return Report{}, err
+	}
+	return j.rep, nil
+}
+
 // Generate writes the model c describes to w as a GGUF file: deterministic
 // random weights of realistic scale in the types opt.Type chooses (the
 // per-tensor choices of llama.cpp's presets; types that need an importance
@@ -108,7 +166,7 @@ func Generate(ctx context.Context, c Config, opt Options, w io.Writer) (Report, 
 	if c.Name == "" {
 		c.Name = "synthetic-" + c.Arch
 	}
-	plan, specs, err := Plan(c, opt)
+	j, err := prepare(c, opt)
 	if err != nil {
 		return Report{}, err
 	}
@@ -116,55 +174,23 @@ func Generate(ctx context.Context, c Config, opt Options, w io.Writer) (Report, 
 	if err != nil {
 		return Report{}, err
 	}
-	kvs := append(c.metadata(), vocabKV(vocab)...)
-	kvs = quantize.OutputKV(kvs, plan.Target.FileType)
-
-	defs := c.layout()
-	infos := make([]quantize.TensorInfo, len(specs))
-	for i, s := range specs {
-		infos[i] = quantize.TensorInfo{Name: s.Name, Type: s.Type, Dims: s.Dims}
-	}
-	order := quantize.LlamaOrder(infos)
-	ordered := make([]gguf.TensorSpec, len(order))
-	sizes := make([]int64, len(order))
-	rep := Report{
-		Arch: c.Arch, Name: c.Name, Type: plan.Target.String(), FileType: uint32(plan.Target.FileType),
-		Imatrix: "none", Seed: opt.Seed, TypeCounts: map[string]int{}, Tensors: len(specs),
-	}
-	if plan.NeedsImatrix {
-		rep.Imatrix = "ones"
-	}
-	for k, i := range order {
-		ordered[k] = specs[i]
-		size, err := quantize.TensorBytes(specs[i].Type, specs[i].Dims)
-		if err != nil {
-			return Report{}, fmt.Errorf("synth: tensor %s: %w", specs[i].Name, err)
-		}
-		sizes[k] = size
-		rep.Bytes += size
-		rep.TypeCounts[specs[i].Type.String()]++
-		n := int64(1)
-		for _, d := range specs[i].Dims {
-			n *= d
-		}
-		rep.Params += n
-	}
-
-	gw, err := gguf.NewWriter(w, kvs, ordered)
+	kvs := quantize.OutputKV(append(c.metadata(), vocabKV(vocab)...), j.plan.Target.FileType)
+	gw, err := gguf.NewWriter(w, kvs, j.specs)
 	if err != nil {
 		return Report{}, err
 	}
-	conv := quantize.Converter{Threads: opt.Threads}
+	progress := quantize.NewTracker(j.rep.Bytes, opt.Progress)
+	conv := quantize.Converter{Threads: opt.Threads, Progress: progress.Add}
 	fill := func(ctx context.Context, k int, buf []byte) ([]byte, error) {
-		i := order[k]
-		d, s := defs[i], specs[i]
+		i := j.order[k]
+		d, s, ch := j.defs[i], j.specs[k], j.plan.Choices[i]
 		cols := int(d.Dims[0])
 		rows := 1
 		for _, x := range d.Dims[1:] {
 			rows *= int(x)
 		}
 		var im []float32
-		if plan.NeedsImatrix && plan.Choices[i].Quantizable && s.Type.Traits().Quantized {
+		if j.plan.NeedsImatrix && ch.Quantizable && s.Type.Traits().Quantized {
 			im = quantize.Ones(cols)
 		}
 		if err := conv.Convert(ctx, s.Type, cols, rows, d.source(opt.Seed), im, buf); err != nil {
@@ -172,14 +198,10 @@ func Generate(ctx context.Context, c Config, opt Options, w io.Writer) (Report, 
 		}
 		return buf, nil
 	}
-	var progress func(int64)
-	if opt.Progress != nil {
-		progress = func(done int64) { opt.Progress(done, rep.Bytes) }
-	}
-	if err := quantize.Stream(ctx, gw, sizes, fill, progress); err != nil {
+	if err := quantize.Stream(ctx, gw, j.sizes, fill); err != nil {
 		return Report{}, err
 	}
-	return rep, gw.Close()
+	return j.rep, gw.Close()
 }
 
 // WriteFile generates the model into the file at path, removing the file

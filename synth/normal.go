@@ -46,8 +46,8 @@ type rng struct{ pcg rand.PCG }
 
 // newRNG returns the stream for (seed, key, row): the same triple gives the
 // same numbers on any machine and in any goroutine.
-func newRNG(seed, key uint64, row int) *rng {
-	r := &rng{}
+func newRNG(seed, key uint64, row int) rng {
+	var r rng
 	r.pcg.Seed(seed^mix64(key), mix64(key+uint64(row)*0x9e3779b97f4a7c15))
 	return r
 }
@@ -65,32 +65,27 @@ func mix64(x uint64) uint64 {
 // uniform returns a float64 in [0, 1).
 func (r *rng) uniform() float64 { return float64(r.pcg.Uint64()>>11) / (1 << 53) }
 
-// normals fills dst with N(0, std²) samples.
+// normals fills dst with N(0, std²) samples. The fast path of sample is
+// written out here so the loop inlines it.
 func (r *rng) normals(dst []float32, std float32) {
-	i := 0
-	for i+1 < len(dst) {
+	for i := 0; i < len(dst); i += 2 {
 		u := r.pcg.Uint64()
-		dst[i] = r.sample(uint32(u)) * std
-		dst[i+1] = r.sample(uint32(u>>32)) * std
-		i += 2
+		for k := 0; k < 2 && i+k < len(dst); k++ {
+			h := uint32(u)
+			u >>= 32
+			idx := h & 127
+			j := int32(h) >> 7
+			aj := uint32(j)
+			if j < 0 {
+				aj = uint32(-j)
+			}
+			x := float32(j) * zigW[idx]
+			if aj >= zigK[idx] {
+				x = r.slow(j, idx)
+			}
+			dst[i+k] = x * std
+		}
 	}
-	if i < len(dst) {
-		dst[i] = r.sample(uint32(r.pcg.Uint64())) * std
-	}
-}
-
-// sample turns 32 random bits into one standard normal sample.
-func (r *rng) sample(h uint32) float32 {
-	idx := h & 127
-	j := int32(h) >> 7 // signed 25-bit position
-	aj := uint32(j)
-	if j < 0 {
-		aj = uint32(-j)
-	}
-	if aj < zigK[idx] {
-		return float32(j) * zigW[idx]
-	}
-	return r.slow(j, idx)
 }
 
 // slow is the ziggurat's rejection step for samples outside a layer's

@@ -23,6 +23,6 @@ It runs embeddings, attention, gating, shared experts and the LM head
 itself, and sends routed experts to the local expert pager (single-node
 mode) or to expert nodes over gRPC.`,
 	}
-	root.AddCommand(newInspectCmd(s), newRunCmd(s), newPerplexityCmd(s), newBenchCmd(s), newServeCmd(s))
+	root.AddCommand(newInspectCmd(s), newRunCmd(s), newPerplexityCmd(s), newBenchCmd(s), newServeCmd(s), newAdaptiveBenchCmd(s))
 	return root
 }

@@ -25,6 +25,7 @@ type PerplexityOptions struct {
 	SaveLogits string
 	KLBase     string
 	Output     cli.Output
+	Adaptive   AdaptiveFlags
 }
 
 func newPerplexityCmd(s cli.Streams) *cobra.Command {
@@ -49,6 +50,9 @@ and reports mean KL divergence, its 99th percentile and top-1 agreement.`,
 			if o.Model == "" || o.File == "" {
 				return errors.New("give a model with -m and a text with -f")
 			}
+			if err := o.Adaptive.Validate(o.Model); err != nil {
+				return err
+			}
 			return o.Run(cmd, s)
 		},
 	}
@@ -63,6 +67,7 @@ and reports mean KL divergence, its 99th percentile and top-1 agreement.`,
 	f.StringVar(&o.SaveLogits, "save-logits", "", "write the scored positions' logits to FILE")
 	f.StringVar(&o.KLBase, "kl-base", "", "compare with logits saved by --save-logits")
 	cli.AddOutputFlag(cmd, &o.Output)
+	o.Adaptive.AddFlags(f, false)
 	return cmd
 }
 
@@ -77,6 +82,8 @@ type PerplexityReport struct {
 	Running []float64 `json:"running_ppl"`
 	KL      *KLReport `json:"kl,omitempty"`
 	Seconds float64   `json:"seconds"`
+
+	Adaptive *AdaptiveSummary `json:"adaptive,omitempty"`
 }
 
 // KLReport compares against base logits.
@@ -118,6 +125,14 @@ func (o *PerplexityOptions) Run(cmd *cobra.Command, s cli.Streams) error {
 
 	rep := PerplexityReport{Model: o.Model, Ctx: o.Ctx}
 	popt := model.PerplexityOptions{Ctx: o.Ctx, BOS: bos, KV: kv}
+	planner, prec, summary, err := o.Adaptive.perplexityPlans(cmd.Context(), lm, o.Threads, toks, o.Ctx)
+	if err != nil {
+		return err
+	}
+	if planner != nil {
+		defer planner.Close()
+		popt.Precision, rep.Adaptive = prec, summary
+	}
 	popt.Chunk = func(i, n int, ppl float64) {
 		rep.Running = append(rep.Running, ppl)
 		if o.Output == cli.OutputText {
@@ -204,6 +219,9 @@ func (o *PerplexityOptions) Run(cmd *cobra.Command, s cli.Streams) error {
 	if rep.KL != nil {
 		fmt.Fprintf(s.Out, "KL divergence vs %s: mean %.6f, 99th percentile %.6f, max %.6f, same top token %.2f%%\n",
 			o.KLBase, kl.Mean, kl.P99, kl.Max, 100*kl.Top1)
+	}
+	if rep.Adaptive != nil {
+		rep.Adaptive.print(s.Out)
 	}
 	return nil
 }

@@ -40,9 +40,11 @@ type RunOptions struct {
 	Sampler      model.SamplerConfig
 	Seed         int64
 	ExpertStats  bool
+	Cluster      ClusterOptions
 	Verbose      bool
 	NoEcho       bool
 	CPUProfile   string
+	Adaptive     AdaptiveFlags
 
 	tokens []int32
 	kv     model.KVType
@@ -95,14 +97,19 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.Int64Var(&o.Seed, "seed", -1, "sampling seed (-1: random)")
 	f.BoolVar(&o.ExpertStats, "expert-stats", false, "print per-layer expert activation counts at the end")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print model details to stderr")
+	o.Cluster.AddFlags(f)
 	f.BoolVar(&o.NoEcho, "no-display-prompt", false, "do not print the prompt before the generated text")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the run to FILE")
 	f.MarkHidden("cpuprofile")
+	o.Adaptive.AddFlags(f, false)
 	return cmd
 }
 
 // Validate checks flag combinations.
 func (o *RunOptions) Validate() error {
+	if err := o.Cluster.Validate(); err != nil {
+		return err
+	}
 	n := 0
 	for _, s := range []string{o.Prompt, o.PromptFile, o.PromptTokens} {
 		if s != "" {
@@ -126,6 +133,9 @@ func (o *RunOptions) Validate() error {
 		return err
 	}
 	o.kv = kv
+	if err := o.Adaptive.Validate(o.Model); err != nil {
+		return err
+	}
 	if o.PromptTokens != "" {
 		for _, f := range strings.Split(o.PromptTokens, ",") {
 			v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32)
@@ -180,7 +190,12 @@ func (o *RunOptions) Run(ctx context.Context, s cli.Streams) error {
 			return fmt.Errorf("prompt of %d tokens is longer than the context of %d (raise --ctx)", len(prompt), nctx)
 		}
 	}
-	runner := m.NewRunner(model.Options{Threads: o.Threads, MaxBatch: min(o.Batch, len(prompt))})
+	ropt, done, err := o.Cluster.RunnerOptions(ctx, lm.file, model.Options{Threads: o.Threads, MaxBatch: min(o.Batch, len(prompt))}, s.Err)
+	if err != nil {
+		return err
+	}
+	defer done()
+	runner := m.NewRunner(ropt)
 	defer runner.Close()
 	seq, err := m.NewSequence(nctx, o.kv)
 	if err != nil {
@@ -190,6 +205,11 @@ func (o *RunOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
+	adaptiveDone, err := o.Adaptive.startRun(ctx, s.Err, lm, o.Threads, seq, prompt)
+	if err != nil {
+		return err
+	}
+	defer adaptiveDone()
 	var lw *ixlg.Writer
 	if o.LogitsOut != "" {
 		out, err := os.Create(o.LogitsOut)

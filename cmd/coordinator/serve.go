@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/inference-x/inference-x/adaptive"
 	"github.com/inference-x/inference-x/chat"
+	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server"
@@ -41,6 +43,8 @@ type ServeOptions struct {
 	Sampler         model.SamplerConfig
 	ShutdownTimeout time.Duration
 	LogLevel        string
+	Cluster         ServeClusterOptions // serve_cluster.go
+	Adaptive        AdaptiveFlags
 
 	kv model.KVType
 	// ready, when set, is called with the bound address (tests).
@@ -106,6 +110,8 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.IntVar(&o.Sampler.PenaltyLastN, "repeat-last-n", 64, "tokens the penalties look back over")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running requests may finish on shutdown")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.Cluster.AddFlags(f)
+	o.Adaptive.AddFlags(f, true)
 	return cmd
 }
 
@@ -131,11 +137,17 @@ func (o *ServeOptions) Validate() error {
 		return err
 	}
 	o.kv = kv
+	if err := o.Adaptive.Validate(o.Model); err != nil {
+		return err
+	}
 	if o.ShutdownTimeout < 0 {
 		return fmt.Errorf("--shutdown-timeout %v must be >= 0", o.ShutdownTimeout)
 	}
 	if o.MaxTokens < 0 {
 		return fmt.Errorf("-n %d must be >= 0", o.MaxTokens)
+	}
+	if err := o.Cluster.Validate(); err != nil {
+		return err
 	}
 	return o.Sampler.Validate()
 }
@@ -159,6 +171,8 @@ type serveApp struct {
 	registry *prometheus.Registry
 	metrics  *server.Metrics
 	sched    *scheduler.Scheduler
+	experts  experts.Backend   // nil: in-process
+	adaptive *adaptive.Planner // --adaptive, or nil
 	api      *server.Server
 	http     *http.Server
 }
@@ -179,8 +193,17 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err := o.setupMetrics(app); err != nil {
 		return err
 	}
-	if err := o.setupScheduler(app); err != nil {
+	be, stopCluster, err := o.Cluster.StartCluster(ctx, app.lm.file, o.Threads, log)
+	if err != nil {
 		return err
+	}
+	defer stopCluster(o.ShutdownTimeout)
+	app.experts = be
+	if err := o.setupScheduler(ctx, app); err != nil {
+		return err
+	}
+	if app.adaptive != nil {
+		defer app.adaptive.Close() // after the scheduler has stopped
 	}
 	if err := o.setupAPI(app); err != nil {
 		return err
@@ -220,13 +243,28 @@ func (o *ServeOptions) setupMetrics(app *serveApp) error {
 	return nil
 }
 
-func (o *ServeOptions) setupScheduler(app *serveApp) error {
+func (o *ServeOptions) setupScheduler(ctx context.Context, app *serveApp) error {
 	cfg := scheduler.Config{Slots: o.Slots, Ctx: o.Ctx, KV: o.kv, MaxBatch: o.Batch, Queue: o.Queue, Threads: o.Threads}
 	if train := app.lm.model.Config.CtxTrain; train > 0 && cfg.Ctx > train {
 		cfg.Ctx = train
 	}
-	sched, err := scheduler.New(app.lm.model, cfg, scheduler.WithLogger(app.log), scheduler.WithObserver(app.metrics))
+	opts := []scheduler.Option{scheduler.WithLogger(app.log), scheduler.WithObserver(app.metrics)}
+	if app.experts != nil {
+		opts = append(opts, scheduler.WithExperts(app.experts))
+	}
+	planner, err := o.Adaptive.servePlanner(ctx, app.lm, o.Threads, app.log)
 	if err != nil {
+		return err
+	}
+	if planner != nil {
+		app.adaptive = planner
+		opts = append(opts, scheduler.WithPlanner(planner))
+	}
+	sched, err := scheduler.New(app.lm.model, cfg, opts...)
+	if err != nil {
+		if planner != nil {
+			planner.Close()
+		}
 		return err
 	}
 	app.sched = sched

@@ -22,6 +22,7 @@ func newRoot(s cli.Streams) *cobra.Command {
 Model tools work on GGUF files directly; cluster commands talk to a
 coordinator's admin API (--coordinator HOST:PORT or IX_COORDINATOR).`,
 	}
-	root.AddCommand(newInspectCmd(s), newTokenizeCmd(s), newSynthCmd(s))
+	root.AddCommand(newInspectCmd(s), newTokenizeCmd(s), newSynthCmd(s), newQuantizeCmd(s), newUpcycleCmd(s),
+		newStatusCmd(s), newPlanCmd(s), newApplyCmd(s), newDrainCmd(s), newMoveCmd(s), newSplitCmd(s))
 	return root
 }

@@ -21,6 +21,7 @@ type SynthOptions struct {
 	Preset     string
 	Out        string
 	Synth      synth.Options
+	DryRun     bool
 	NoProgress bool
 	Output     cli.Output
 
@@ -73,6 +74,7 @@ equals the model written directly in that type.`,
 	f.BoolVar(&o.Synth.Pure, "pure", false, "every quantizable tensor in the base type (no per-tensor upgrades)")
 	f.Uint64Var(&o.Synth.Seed, "seed", 1, "random seed")
 	f.IntVarP(&o.Synth.Threads, "threads", "t", 0, "threads drawing and quantizing weights (0: one per CPU)")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print the size and tensor types without writing (--out not needed)")
 	f.BoolVar(&o.NoProgress, "no-progress", false, "no progress bar on stderr")
 	cli.AddOutputFlag(cmd, &o.Output)
 
@@ -115,8 +117,8 @@ func presetList() string {
 // Complete builds the model config from the preset or architecture and
 // the shape flags that were set, and validates it.
 func (o *SynthOptions) Complete() error {
-	if o.Out == "" {
-		return errors.New("--out FILE is required")
+	if o.Out == "" && !o.DryRun {
+		return errors.New("--out FILE is required (or --dry-run to see the size)")
 	}
 	var err error
 	switch {
@@ -197,6 +199,19 @@ type SynthResult struct {
 
 // Run writes the model and prints the summary.
 func (o *SynthOptions) Run(cmd *cobra.Command, s cli.Streams) error {
+	if o.DryRun {
+		rep, err := synth.Describe(o.cfg, o.Synth)
+		if err != nil {
+			return err
+		}
+		if o.Output == cli.OutputJSON {
+			return cli.PrintJSON(s.Out, SynthResult{Path: o.Out, Config: o.cfg, Report: rep})
+		}
+		fmt.Fprintf(s.Out, "would write %s %s: %s params, %s of tensor data (%.2f bpw)\n", rep.Arch, rep.Type,
+			humanCount(rep.Params), commands.HumanBytes(rep.Bytes), float64(rep.Bytes)*8/float64(max(rep.Params, 1)))
+		fmt.Fprintf(s.Out, "tensors: %d (%s)\n", rep.Tensors, typeCounts(rep.TypeCounts))
+		return nil
+	}
 	update, finish := newProgress(s.Err, "synth", o.NoProgress)
 	o.Synth.Progress = update
 	start := time.Now()

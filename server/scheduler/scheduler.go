@@ -86,10 +86,18 @@ type Observer interface {
 }
 
 // Planner chooses a per-request precision plan when a request is admitted
-// (--adaptive, issue 12). The plan is kept with the sequence and handed
-// back through Request.Plan; the model does not consume it yet.
+// (--adaptive, issue 12). The plan is kept with the request (Request.Plan);
+// a plan that is a PrecisionPlan has its weights set on the request's
+// sequence until the request ends. Plan runs on the scheduler's goroutine:
+// every sequence waits while it runs.
 type Planner interface {
 	Plan(prompt []int32) any
+}
+
+// PrecisionPlan is a plan that says which weights the sequence runs on
+// (adaptive.Decision); nil means the model's own.
+type PrecisionPlan interface {
+	ModelPrecision() *model.Precision
 }
 
 // FinishReason says why a generation ended.
@@ -368,9 +376,14 @@ func (s *Scheduler) admit(j *job) {
 	for _, t := range j.req.Prompt {
 		sampler.Accept(t)
 	}
+	var prec *model.Precision
 	if s.planner != nil {
 		j.req.Plan = s.planner.Plan(j.req.Prompt)
+		if pp, ok := j.req.Plan.(PrecisionPlan); ok {
+			prec = pp.ModelPrecision()
+		}
 	}
+	sl.seq.SetPrecision(prec)
 	budget := s.cfg.Ctx - len(j.req.Prompt)
 	if j.req.MaxTokens > 0 {
 		budget = min(budget, j.req.MaxTokens)
@@ -389,6 +402,7 @@ func (s *Scheduler) finish(i int, reason FinishReason, err error) {
 	j.events <- Event{Done: true, Reason: reason, Err: err, PromptTokens: len(j.req.Prompt), Generated: sl.gen}
 	close(j.events)
 	sl.job, sl.sampler = nil, nil
+	sl.seq.SetPrecision(nil)
 	s.running.Add(-1)
 }
 

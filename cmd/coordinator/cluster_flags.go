@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/inference-x/inference-x/experts"
+	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/cli"
+	"github.com/inference-x/inference-x/internal/rpc"
+	"github.com/inference-x/inference-x/model"
+	"github.com/inference-x/inference-x/router"
+)
+
+// ClusterOptions connect the coordinator to expert nodes: static wiring
+// by --nodes (placement from the nodes' Status) or --placement FILE
+// (until membership replaces both).
+type ClusterOptions struct {
+	Nodes        []string
+	Placement    string
+	LocalExperts bool
+	NodeTimeout  time.Duration
+	LogLevel     string
+	Security     rpc.SecurityFlags
+}
+
+// AddFlags registers the cluster flags on fs.
+func (o *ClusterOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&o.Nodes, "nodes", nil, "expert nodes host:port,... (placement from their Status)")
+	fs.StringVar(&o.Placement, "placement", "", "placement file (JSON): the expert nodes and the experts each holds")
+	fs.BoolVar(&o.LocalExperts, "local-experts", true, "run experts locally when no node holding them is alive (false: this coordinator has only the dense weights)")
+	fs.DurationVar(&o.NodeTimeout, "node-timeout", 10*time.Second, "deadline of one expert call to a node before failing over")
+	fs.StringVar(&o.LogLevel, "cluster-log-level", "info", "level of the router's log on stderr (placement, failovers): debug, info, warn or error")
+	o.Security.AddFlags(fs, false)
+}
+
+// Enabled reports whether expert nodes were given.
+func (o *ClusterOptions) Enabled() bool { return len(o.Nodes) > 0 || o.Placement != "" }
+
+// Validate checks the flags and reads the token.
+func (o *ClusterOptions) Validate() error {
+	if len(o.Nodes) > 0 && o.Placement != "" {
+		return errors.New("give --nodes or --placement, not both")
+	}
+	if o.NodeTimeout <= 0 {
+		return fmt.Errorf("--node-timeout %v must be positive", o.NodeTimeout)
+	}
+	if !o.Enabled() && !o.LocalExperts {
+		return errors.New("--local-experts=false needs expert nodes (--nodes or --placement)")
+	}
+	return o.Security.Complete()
+}
+
+// RunnerOptions returns opt with the expert backend the cluster flags
+// ask for: unchanged in single-node mode (the runner computes experts
+// itself), otherwise a router over the nodes, with the coordinator's own
+// experts as fallback unless --local-experts=false. Router events
+// (placement, failovers) are logged to stderr. done releases the backend
+// after the runner is closed.
+func (o *ClusterOptions) RunnerOptions(ctx context.Context, f *gguf.File, opt model.Options, stderr io.Writer) (_ model.Options, done func(), err error) {
+	done = func() {}
+	if !o.Enabled() {
+		return opt, done, nil
+	}
+	log, err := cli.Logger(stderr, o.LogLevel)
+	if err != nil {
+		return opt, done, err
+	}
+	be, closer, err := o.Backend(ctx, f, opt.Threads, log)
+	if err != nil {
+		return opt, done, err
+	}
+	opt.Experts = be
+	return opt, func() { closer.Close() }, nil
+}
+
+// Backend returns the expert backend for the model in f: nil in
+// single-node mode, otherwise a router over the nodes, with the
+// coordinator's own experts as fallback unless --local-experts=false. The
+// returned closer (never nil without an error) releases it after the
+// runners using it are closed.
+func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int, log *slog.Logger) (experts.Backend, io.Closer, error) {
+	if !o.Enabled() {
+		return nil, closers{}, nil
+	}
+	info, err := router.InfoFromFile(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := router.DefaultConfig()
+	cfg.Model, cfg.Logger, cfg.CallTimeout = info, log, o.NodeTimeout
+	cfg.Client.Security = o.Security.Security
+	var local *experts.Local
+	if o.LocalExperts {
+		if local, err = experts.NewLocal(f, experts.LocalConfig{Threads: threads}); err != nil {
+			return nil, nil, err
+		}
+		cfg.Local = local
+	}
+	specs, err := o.nodeSpecs(&info)
+	if err == nil {
+		var r *router.Router
+		if r, err = router.New(ctx, cfg, specs); err == nil {
+			log.Info("routing experts to nodes", "nodes", len(specs), "local_experts", o.LocalExperts)
+			return r, closers{r, local}, nil
+		}
+	}
+	if local != nil {
+		local.Close()
+	}
+	return nil, nil, err
+}
+
+// nodeSpecs lists the nodes of --nodes or of the placement file.
+func (o *ClusterOptions) nodeSpecs(info *router.ModelInfo) ([]router.NodeSpec, error) {
+	var specs []router.NodeSpec
+	if o.Placement == "" {
+		for _, a := range o.Nodes {
+			if a = strings.TrimSpace(a); a != "" {
+				specs = append(specs, router.NodeSpec{Addr: a})
+			}
+		}
+		return specs, nil
+	}
+	p, err := router.ReadPlacementFile(o.Placement)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range p.Nodes {
+		h, err := n.Holdings(info.MoELayers, info.Experts)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, router.NodeSpec{Name: n.Name, Addr: n.Addr, Holdings: h})
+	}
+	return specs, nil
+}
+
+// closers closes a router, then the local backend it used (either may be
+// nil).
+type closers struct {
+	r     *router.Router
+	local *experts.Local
+}
+
+func (c closers) Close() error {
+	var err error
+	if c.r != nil {
+		err = c.r.Close()
+	}
+	if c.local != nil {
+		c.local.Close()
+	}
+	return err
+}

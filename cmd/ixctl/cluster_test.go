@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inference-x/inference-x/admin"
+	"github.com/inference-x/inference-x/expertnode"
+	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/experttest"
+	"github.com/inference-x/inference-x/internal/rpc"
+	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
+	"github.com/inference-x/inference-x/router"
+)
+
+// startAdmin runs an admin API over a placement manager of three fake
+// expert nodes (2 MoE layers x 8 experts, R = 2) and returns its address.
+func startAdmin(t *testing.T) string {
+	t.Helper()
+	info := router.ModelInfo{Arch: "fake", Fingerprint: "fake", Layers: 3, Embd: 64, Experts: 8, ExpertsUsed: 2,
+		MoELayers: []int{1, 2}, ActType: []gguf.Type{gguf.TypeF32, gguf.TypeF32, gguf.TypeF32}}
+	rc := router.DefaultConfig()
+	rc.Model = info
+	pc := router.PlanConfig{Experts: 8, ExpertBytes: []int64{0, 1 << 20, 1 << 20}, Replicas: 2}
+	mgr, err := router.NewManager(router.ManagerConfig{Router: rc, Plan: pc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mgr.Close() })
+	var members []router.Member
+	for _, id := range []string{"node-a", "node-b", "node-c"} {
+		cfg := expertnode.DefaultConfig()
+		cfg.Service.NodeID, cfg.Service.Model, cfg.Service.Holdings = id, info, router.Holdings{}
+		cfg.Service.Executor = experttest.New(3, 8, 64)
+		n := experttest.StartNode(t, cfg)
+		members = append(members, router.Member{ID: id, Addr: n.Addr})
+	}
+	if err := mgr.Update(context.Background(), members); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := rpc.NewServer(rpc.ServerConfig{Status: admin.Status})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ixv1.RegisterAdminServiceServer(srv.GRPC, admin.NewService(mgr, nil))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.GRPC.Serve(ln)
+	t.Cleanup(srv.GRPC.Stop)
+	return ln.Addr().String()
+}
+
+func TestClusterCommands(t *testing.T) {
+	addr := startAdmin(t)
+	t.Setenv(CoordinatorEnv, addr)
+
+	out, errs, code := runIxctl(t, "", "status", "-o", "json")
+	if code != 0 {
+		t.Fatalf("status: %s", errs)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	// The contract: {"nodes": [{"id","address","state","experts","bytes","load"}], "replicas", "under_replicated"}.
+	nodes := st["nodes"].([]any)
+	if len(nodes) != 3 || st["replicas"].(float64) != 2 || st["under_replicated"].(float64) != 0 {
+		t.Fatalf("status: %s", out)
+	}
+	for _, k := range []string{"id", "address", "state", "experts", "bytes", "load"} {
+		if _, ok := nodes[0].(map[string]any)[k]; !ok {
+			t.Fatalf("node has no %q: %s", k, out)
+		}
+	}
+
+	out, _, code = runIxctl(t, "", "status")
+	if code != 0 || !strings.Contains(out, "NODE") || !strings.Contains(out, "node-b") || !strings.Contains(out, "alive") {
+		t.Fatalf("status table:\n%s", out)
+	}
+
+	placement := filepath.Join(t.TempDir(), "placement.json")
+	out, errs, code = runIxctl(t, "", "plan", "--nodes", "node-a,node-b,node-c,node-d", "--write", placement, "-o", "json")
+	if code != 0 {
+		t.Fatalf("plan: %s", errs)
+	}
+	var p PlanJSON
+	if err := json.Unmarshal([]byte(out), &p); err != nil || len(p.Nodes) != 4 || p.ExpertsMoved == 0 {
+		t.Fatalf("plan: %v %s", err, out)
+	}
+	pf, err := router.ReadPlacementFile(placement)
+	if err != nil || len(pf.Nodes) != 4 {
+		t.Fatalf("placement file: %v %+v", err, pf)
+	}
+	if b, _ := os.ReadFile(placement); !strings.Contains(string(b), `"node-d"`) {
+		t.Fatalf("placement file:\n%s", b)
+	}
+
+	out, errs, code = runIxctl(t, "", "drain", "node-a", "-o", "json")
+	if code != 0 {
+		t.Fatalf("drain: %s", errs)
+	}
+	var after StatusJSON
+	json.Unmarshal([]byte(out), &after)
+	if after.Nodes[0].ID != "node-a" || after.Nodes[0].State != "draining" || after.Nodes[0].Experts != 0 {
+		t.Fatalf("after drain: %s", out)
+	}
+
+	if _, errs, code = runIxctl(t, "", "move", "1:3", "node-a"); code != 0 {
+		t.Fatalf("move: %s", errs)
+	}
+	if _, errs, code = runIxctl(t, "", "move", "1:3", "nowhere"); code == 0 || !strings.Contains(errs, "unknown node") {
+		t.Fatalf("move to an unknown node: %d %s", code, errs)
+	}
+	if _, errs, code = runIxctl(t, "", "move", "13", "node-a"); code == 0 || !strings.Contains(errs, "LAYER:EXPERT") {
+		t.Fatalf("bad expert: %s", errs)
+	}
+	out, errs, code = runIxctl(t, "", "apply", "--replicas", "3", "-o", "json")
+	if code != 0 {
+		t.Fatalf("apply: %s", errs)
+	}
+	json.Unmarshal([]byte(out), &after)
+	if after.Replicas != 3 {
+		t.Fatalf("apply: %s", out)
+	}
+	t.Setenv(CoordinatorEnv, "")
+	if _, errs, code = runIxctl(t, "", "status"); code == 0 || !strings.Contains(errs, CoordinatorEnv) {
+		t.Fatalf("no coordinator: %s", errs)
+	}
+}

@@ -1,0 +1,111 @@
+package experttest
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/inference-x/inference-x/expertnode"
+)
+
+// Node is an expert node served in-process on a loopback port.
+type Node struct {
+	Addr   string
+	Server *expertnode.Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// StartNode serves cfg on 127.0.0.1:0 until the test ends (or Stop).
+func StartNode(t testing.TB, cfg expertnode.Config) *Node {
+	t.Helper()
+	s, err := expertnode.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{Addr: lis.Addr().String(), Server: s, cancel: cancel, done: make(chan error, 1)}
+	go func() { n.done <- s.Serve(ctx, lis) }()
+	t.Cleanup(func() { n.Stop() })
+	return n
+}
+
+// Stop shuts the node down gracefully and waits for Serve to return.
+func (n *Node) Stop() error {
+	if n.cancel == nil {
+		return nil
+	}
+	n.cancel()
+	n.cancel = nil
+	return <-n.done
+}
+
+// Proxy forwards TCP connections to a target until Kill cuts them all:
+// fault injection between a router and a node.
+type Proxy struct {
+	Addr   string
+	target string
+	lis    net.Listener
+	mu     sync.Mutex
+	conns  []net.Conn
+	killed bool
+}
+
+// StartProxy listens on 127.0.0.1:0 and forwards to target.
+func StartProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{Addr: lis.Addr().String(), target: target, lis: lis}
+	go p.accept()
+	t.Cleanup(p.Kill)
+	return p
+}
+
+func (p *Proxy) accept() {
+	for {
+		c, err := p.lis.Accept()
+		if err != nil {
+			return
+		}
+		u, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		if p.killed {
+			p.mu.Unlock()
+			c.Close()
+			u.Close()
+			return
+		}
+		p.conns = append(p.conns, c, u)
+		p.mu.Unlock()
+		go func() { io.Copy(u, c); u.Close() }()
+		go func() { io.Copy(c, u); c.Close() }()
+	}
+}
+
+// Kill closes the listener and every connection, as if the node's host
+// vanished: calls in flight fail and new connections are refused.
+func (p *Proxy) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.killed {
+		return
+	}
+	p.killed = true
+	p.lis.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}

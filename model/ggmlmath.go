@@ -1,0 +1,118 @@
+package model
+
+import (
+	"github.com/inference-x/inference-x/internal/ggmlfp"
+	"github.com/inference-x/inference-x/kernels"
+)
+
+// Attention arithmetic in the order llama.cpp's CPU backend uses with an
+// F32 KV cache and flash attention off (AVX-512 build of ggml-cpu):
+//
+//   - kq = mul_mat(k, q): q is a permuted view, so ggml takes its vec_dot
+//     path: ggml_vec_dot_f32 over the head dimension (vecDotF32).
+//   - soft_max over the padded cache length (softmaxRow).
+//   - kqv = mul_mat(v, kq): with two or more tokens in the batch llamafile's
+//     tinyBLAS runs it (each output a 16-lane FMA chain over the cache
+//     positions, lane = position mod 16, then _mm512_reduce_add_ps); with
+//     one token ggml_vec_dot_f32 runs it (4 x 16 lanes, position mod 64).
+
+// vecDotF32 is ggml_vec_dot_f32 (kernels.VecDotF32).
+func vecDotF32(x, y []float32) float32 { return kernels.VecDotF32(x, y) }
+
+// kqvAcc accumulates the attention output of one head, out[d] = sum_j
+// p[j]*v_j[d], in the lane order of ggml's kernel for the batch size:
+// 16 lanes (tinyBLAS, n_tokens >= 2; lane = j mod 16) or 64 (the 4x16
+// accumulators of ggml_vec_dot_f32, decode; lane = j mod 64). acc holds
+// one row of vd values per lane, so each position updates one contiguous
+// row. It must hold 64*vd floats.
+type kqvAcc struct {
+	acc   []float32
+	vd    int
+	width int // 16 or 64 lanes
+}
+
+func (k *kqvAcc) reset(acc []float32, vd int, batch bool) {
+	k.vd, k.width = vd, 64
+	if batch {
+		k.width = 16
+	}
+	k.acc = acc[:vd*k.width]
+	clear(k.acc)
+}
+
+// add accumulates p * v for cache position j: fma(v[d], p, acc).
+func (k *kqvAcc) add(j int, p float32, v []float32) {
+	l := j % k.width
+	kernels.FMAAxpy(k.acc[l*k.vd:(l+1)*k.vd], v, p)
+}
+
+// sum writes the reduced outputs: for 64 lanes first (a0+a2)+(a1+a3) over
+// the four 16-lane accumulators, then _mm512_reduce_add_ps.
+func (k *kqvAcc) sum(out []float32) {
+	var r [16]float32
+	vd := k.vd
+	for d := range out[:vd] {
+		a := k.acc
+		if k.width == 16 {
+			for l := range r {
+				r[l] = a[l*vd+d]
+			}
+		} else {
+			for l := range r {
+				r[l] = (a[l*vd+d] + a[(32+l)*vd+d]) + (a[(16+l)*vd+d] + a[(48+l)*vd+d])
+			}
+		}
+		out[d] = ggmlfp.Reduce16(&r)
+	}
+}
+
+// vecDotF16Q is the q·k product of an F16 cache: q already rounded to
+// F16 (ggml converts src1 to the cache type), products exact in float32.
+// With two or more tokens and a head size that is a multiple of 16, ggml
+// runs llamafile's tinyBLAS (16 lanes, reduced in float32); otherwise
+// ggml_vec_dot_f16 (4x16 lanes over hd&^63, reduced into a float64 sum,
+// the rest added in float64).
+func vecDotF16Q(q []float32, k []uint16, batch bool) float32 {
+	n := len(q)
+	k = k[:n]
+	if batch && n%16 == 0 {
+		var acc [16]float32
+		for i := 0; i < n; i += 16 {
+			for l := range acc {
+				acc[l] += float32(q[i+l] * kernels.FP16ToF32(k[i+l]))
+			}
+		}
+		return ggmlfp.Reduce16(&acc)
+	}
+	np := n &^ 63
+	var sum float64
+	if np > 0 {
+		var acc [4][16]float32
+		for i := 0; i < np; i += 64 {
+			for j := range acc {
+				for l := range acc[j] {
+					acc[j][l] += float32(q[i+16*j+l] * kernels.FP16ToF32(k[i+16*j+l]))
+				}
+			}
+		}
+		for l := range acc[0] {
+			acc[0][l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l])
+		}
+		sum = float64(ggmlfp.Reduce16(&acc[0]))
+	}
+	for i := np; i < n; i++ {
+		sum += float64(q[i] * kernels.FP16ToF32(k[i]))
+	}
+	return float32(sum)
+}
+
+// addF16 is add for an F16 cache: p already rounded to F16, so every
+// product is exact and the lanes only add.
+func (k *kqvAcc) addF16(j int, p float32, v []uint16) {
+	l := j % k.width
+	acc := k.acc[l*k.vd : (l+1)*k.vd]
+	v = v[:len(acc)]
+	for d, x := range v {
+		acc[d] += float32(p * kernels.FP16ToF32(x))
+	}
+}

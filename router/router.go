@@ -1,0 +1,323 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/inference-x/inference-x/experts"
+	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/rpc"
+	"github.com/inference-x/inference-x/kernels"
+	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
+)
+
+// ErrNoHolder is wrapped when an expert has no live replica and the
+// coordinator cannot run it locally; the message names layer and expert.
+var ErrNoHolder = errors.New("router: no live holder")
+
+// Config configures a Router.
+type Config struct {
+	// Model is the coordinator's expert layout (InfoFromFile); calls carry
+	// its fingerprint and nodes serving another model are refused.
+	Model ModelInfo
+	// Local runs experts in-process when no node holding them is alive,
+	// and experts no node holds. Nil when the coordinator has no expert
+	// weights (--local-experts=false).
+	Local experts.Backend
+	// Client is how nodes are dialled (TLS, token, message limits).
+	Client rpc.ClientConfig
+	// CallTimeout is the deadline of one Forward RPC attempt; on expiry
+	// the work goes to another replica.
+	CallTimeout time.Duration
+	// DownFor is how long a node that failed a call is skipped before it
+	// is tried again.
+	DownFor time.Duration
+	// StatusTimeout bounds the Status call that learns a node's holdings.
+	StatusTimeout time.Duration
+	// MaxMessageBytes bounds one RPC's request and response; a node's
+	// work over it is split into several concurrent calls. It must not
+	// exceed the nodes' limit (0: rpc.DefaultMaxMessageBytes).
+	MaxMessageBytes int
+	// WorkersPerNode bounds the RPCs in flight to one node.
+	WorkersPerNode int
+	// Logger gets failovers and node state changes.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults: 10 s per attempt, nodes skipped for
+// 2 s after a failure, 4 calls in flight per node.
+func DefaultConfig() Config {
+	return Config{
+		Client:          rpc.DefaultClientConfig(),
+		CallTimeout:     10 * time.Second,
+		DownFor:         2 * time.Second,
+		StatusTimeout:   10 * time.Second,
+		MaxMessageBytes: rpc.DefaultMaxMessageBytes,
+		WorkersPerNode:  4,
+	}
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	switch {
+	case c.Model.Embd <= 0 || c.Model.Experts <= 0:
+		return errors.New("router: the model info has no routed experts")
+	case c.CallTimeout <= 0 || c.DownFor < 0 || c.StatusTimeout <= 0:
+		return errors.New("router: CallTimeout and StatusTimeout must be positive, DownFor not negative")
+	case c.MaxMessageBytes < 0 || c.WorkersPerNode <= 0:
+		return errors.New("router: MaxMessageBytes must not be negative and WorkersPerNode must be positive")
+	}
+	return nil
+}
+
+// NodeSpec names an expert node to route to.
+type NodeSpec struct {
+	// Name identifies the node in logs (default: Addr).
+	Name string
+	// Addr is the node's gRPC address, host:port.
+	Addr string
+	// Holdings are the experts the node holds; nil asks the node (Status).
+	Holdings Holdings
+}
+
+// Router is an experts.Backend that sends each MoE layer's expert work to
+// the nodes holding the experts: one RPC per node per layer carrying all
+// of that node's rows, concurrently across nodes, with failover to another
+// replica (or the local backend) when a node fails or misses its deadline.
+// Results are bit-identical to running every expert on one backend: a
+// node returns a row's leading run of experts as one sum and the other
+// experts as single terms, and the router adds them in the row's order.
+//
+// A Router is safe for concurrent use by several model runners.
+type Router struct {
+	cfg   Config
+	log   *slog.Logger
+	nodes []*node
+	table *Table
+	calls sync.Pool // *call
+}
+
+// node is one expert node and its RPC workers.
+type node struct {
+	name, addr string
+	conn       *grpc.ClientConn
+	work       chan *chunk
+	downUntil  atomic.Int64 // unix nanoseconds; 0: up
+	mu         sync.Mutex
+	lastErr    string
+}
+
+func (n *node) up(now int64) bool { return now >= n.downUntil.Load() }
+
+// New dials the nodes, asks those without given holdings for their Status
+// (failing if one is unreachable or serves another model) and builds the
+// placement table. Nodes are used until Close.
+func New(ctx context.Context, cfg Config, specs []NodeSpec) (*Router, error) {
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = rpc.DefaultMaxMessageBytes
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Client.MaxRecvBytes == 0 || cfg.Client.MaxRecvBytes < cfg.MaxMessageBytes {
+		cfg.Client.MaxRecvBytes = cfg.MaxMessageBytes
+	}
+	if cfg.Client.MaxSendBytes == 0 || cfg.Client.MaxSendBytes < cfg.MaxMessageBytes {
+		cfg.Client.MaxSendBytes = cfg.MaxMessageBytes
+	}
+	r := &Router{cfg: cfg, log: cfg.Logger}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	holdings := make([]Holdings, len(specs))
+	for i, sp := range specs {
+		if sp.Name == "" {
+			sp.Name = sp.Addr
+		}
+		conn, err := rpc.Dial(sp.Addr, cfg.Client)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		n := &node{name: sp.Name, addr: sp.Addr, conn: conn, work: make(chan *chunk, cfg.WorkersPerNode)}
+		r.nodes = append(r.nodes, n)
+		for range cfg.WorkersPerNode {
+			go r.worker(n)
+		}
+		holdings[i] = sp.Holdings
+		if holdings[i] == nil {
+			if holdings[i], err = r.status(ctx, n); err != nil {
+				r.Close()
+				return nil, err
+			}
+		}
+	}
+	r.table = NewTable(cfg.Model.Layers, cfg.Model.Experts, holdings)
+	missing, minRep := r.table.Coverage(cfg.Model.MoELayers)
+	r.log.Info("expert placement", "nodes", len(r.nodes), "min_replicas", minRep, "unplaced_experts", missing, "local_fallback", cfg.Local != nil)
+	if missing > 0 && cfg.Local == nil {
+		r.log.Warn("some experts are on no node and local experts are off: calls routed to them will fail", "unplaced_experts", missing)
+	}
+	return r, nil
+}
+
+// status asks node n for its model and holdings.
+func (r *Router) status(ctx context.Context, n *node) (Holdings, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.StatusTimeout)
+	defer cancel()
+	st, err := ixv1.NewExpertServiceClient(n.conn).Status(ctx, &ixv1.StatusRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		return nil, fmt.Errorf("router: status of node %s: %w", n.name, err)
+	}
+	if fp := st.GetModel().GetFingerprint(); fp != r.cfg.Model.Fingerprint {
+		return nil, fmt.Errorf("router: node %s serves model %s (%s), the coordinator runs %s",
+			n.name, fp, st.GetModel().GetArchitecture(), r.cfg.Model.Fingerprint)
+	}
+	h, err := HoldingsFromProto(st.GetHeld(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("router: node %s: %w", n.name, err)
+	}
+	r.log.Info("expert node", "node", n.name, "addr", n.addr, "id", st.GetNodeId(), "layers_held", len(h))
+	return h, nil
+}
+
+// Table returns the placement table.
+func (r *Router) Table() *Table { return r.table }
+
+// Close stops the workers and closes the connections. Calls must have
+// returned.
+func (r *Router) Close() error {
+	var errs []error
+	for _, n := range r.nodes {
+		close(n.work)
+		errs = append(errs, n.conn.Close())
+	}
+	r.nodes = nil
+	return errors.Join(errs...)
+}
+
+// worker runs node n's RPCs.
+func (r *Router) worker(n *node) {
+	for ch := range n.work {
+		ctx, cancel := context.WithTimeout(ch.c.ctx, r.cfg.CallTimeout)
+		ch.err = n.conn.Invoke(ctx, ixv1.ExpertService_Forward_FullMethodName, &ch.req, &ch.resp)
+		cancel()
+		if want := ch.nGroups * r.cfg.Model.Embd * 4; ch.err == nil && len(ch.resp.Sums) != want {
+			ch.err = fmt.Errorf("router: node %s answered %d bytes of sums, want %d", n.name, len(ch.resp.Sums), want)
+		}
+		ch.c.wg.Done()
+	}
+}
+
+// Forward implements experts.Backend.
+func (r *Router) Forward(ctx context.Context, layer int, b *experts.Batch, out []float32) error {
+	p := r.Start(ctx, layer, b, out)
+	return p.Wait()
+}
+
+// Pending is a Forward in progress (see Start).
+type Pending struct {
+	c   *call
+	err error
+}
+
+// Start sends the remote part of a Forward and returns at once, so the
+// caller can compute something else (the shared experts) while nodes
+// work; Wait computes the local part, handles failover and writes out.
+// b and out must stay untouched until Wait returns; Wait must be called
+// exactly once.
+func (r *Router) Start(ctx context.Context, layer int, b *experts.Batch, out []float32) Pending {
+	if err := r.check(layer, b, out); err != nil {
+		return Pending{err: err}
+	}
+	c, _ := r.calls.Get().(*call)
+	if c == nil {
+		c = &call{r: r}
+	}
+	c.reset(ctx, layer, b, out)
+	if err := c.plan(nil); err != nil {
+		c.release()
+		return Pending{err: err}
+	}
+	c.send()
+	return Pending{c: c}
+}
+
+// Wait finishes the Forward and returns its error.
+func (p *Pending) Wait() error {
+	if p.c == nil {
+		return p.err
+	}
+	err := p.c.finish()
+	p.c.release()
+	p.c = nil
+	return err
+}
+
+// check validates a batch against the model.
+func (r *Router) check(layer int, b *experts.Batch, out []float32) error {
+	m := &r.cfg.Model
+	if !m.IsMoE(layer) {
+		return fmt.Errorf("%w: layer %d has no routed experts", experts.ErrUnknownExpert, layer)
+	}
+	if b.Embd != m.Embd || b.K <= 0 || b.N < 0 || len(b.X) < b.N*b.Embd || len(b.Experts) < b.N*b.K ||
+		len(b.Weights) < b.N*b.K || len(out) < b.N*b.Embd {
+		return fmt.Errorf("router: batch of %d rows x %d experts, width %d (model %d), or short slices", b.N, b.K, b.Embd, m.Embd)
+	}
+	if b.Q != nil && len(b.Q) != b.N*kernels.ActivationBytes(b.QType, b.Embd) {
+		return fmt.Errorf("router: layer %d: %d bytes of %v activations for %d rows", layer, len(b.Q), b.QType, b.N)
+	}
+	for _, e := range b.Experts[:b.N*b.K] {
+		if e < 0 || int(e) >= m.Experts {
+			return fmt.Errorf("%w: layer %d expert %d (the model has %d)", experts.ErrUnknownExpert, layer, e, m.Experts)
+		}
+	}
+	return nil
+}
+
+// failed records a failed call to n and marks it down.
+func (r *Router) failed(n *node, layer, rows int, err error) {
+	now := time.Now()
+	wasUp := n.up(now.UnixNano())
+	n.downUntil.Store(now.Add(r.cfg.DownFor).UnixNano())
+	n.mu.Lock()
+	n.lastErr = err.Error()
+	n.mu.Unlock()
+	r.log.Warn("expert node call failed; failing over to another replica",
+		"node", n.name, "addr", n.addr, "layer", layer, "rows", rows, "was_up", wasUp, "err", err)
+}
+
+// noHolder describes why no holder of (layer, e) could be used.
+func (r *Router) noHolder(layer int, e int32) error {
+	reps := r.table.Replicas(layer, int(e))
+	if len(reps) == 0 {
+		return fmt.Errorf("%w: layer %d expert %d: no node holds it and local experts are off", ErrNoHolder, layer, e)
+	}
+	var why []string
+	for _, i := range reps {
+		n := r.nodes[i]
+		n.mu.Lock()
+		why = append(why, n.name+": "+n.lastErr)
+		n.mu.Unlock()
+	}
+	return fmt.Errorf("%w: layer %d expert %d: every replica failed (%s) and local experts are off",
+		ErrNoHolder, layer, e, strings.Join(why, "; "))
+}
+
+// wireType returns the wire encoding of b's activations for layer: the
+// quantized rows when they are of the type the nodes' kernels take, else
+// f32 (from which a node's kernels quantize exactly as the local ones).
+func (r *Router) wireType(layer int, b *experts.Batch) gguf.Type {
+	if b.Q != nil && b.QType == r.cfg.Model.ActType[layer] {
+		return b.QType
+	}
+	return gguf.TypeF32
+}
