@@ -30,8 +30,13 @@ type variant struct {
 	typ    gguf.Type
 	isa    string // "avx512", "avx2", ...
 	fn     rowsKernel
+	one    dotKernel // one dot product of whole blocks (Format.Dot's job)
 	enable bool
 }
+
+// A dotKernel is Format.Dot for n a positive multiple of the block size,
+// w and a holding at least n elements' bytes.
+type dotKernel func(n int, w, a []byte) float32
 
 var (
 	// variants holds, per type, the variants this CPU can run, best first.
@@ -41,9 +46,49 @@ var (
 )
 
 // addVariant registers an implementation; archInit calls it best first.
-func addVariant(t gguf.Type, isa string, fn rowsKernel) {
-	variants[t] = append(variants[t], &variant{typ: t, isa: isa, fn: fn, enable: true})
+func addVariant(t gguf.Type, isa string, fn rowsKernel, one dotKernel) {
+	variants[t] = append(variants[t], &variant{typ: t, isa: isa, fn: fn, one: one, enable: true})
 	selectVariant(t)
+	wrapDot(t)
+}
+
+// goDot holds, for each type whose Format.Dot dispatches to assembly, the
+// pure-Go Dot it replaced.
+var goDot [gguf.TypeCount]func(n int, w, a []byte) float32
+
+// wrapDot makes Format.Dot of t run the active variant, so that every
+// caller (MatMul's batched paths, the expert backends' row loops) gets the
+// assembly, with the same bits. It runs from register and from addVariant,
+// whichever comes last (init order follows file names), and once.
+func wrapDot(t gguf.Type) {
+	f := formats[t]
+	if f == nil || f.Dot == nil || len(variants[t]) == 0 || goDot[t] != nil {
+		return
+	}
+	pure := f.Dot
+	goDot[t] = pure
+	bs := t.BlockSize()
+	wb, ab := t.BlockBytes(), f.VecDot.BlockBytes()
+	f.Dot = func(n int, w, a []byte) float32 {
+		v := active[t]
+		nb := n / bs
+		if v == nil || nb == 0 {
+			return pure(n, w, a)
+		}
+		if len(w) < nb*wb || len(a) < nb*ab {
+			panic(fmt.Sprintf("kernels: %v dot of %d elements on %d weight and %d activation bytes", t, n, len(w), len(a)))
+		}
+		return v.one(n, w, a)
+	}
+}
+
+// pureDot returns the pure-Go Format.Dot of t (the reference the
+// assembly is tested against).
+func pureDot(t gguf.Type) func(n int, w, a []byte) float32 {
+	if goDot[t] != nil {
+		return goDot[t]
+	}
+	return formats[t].Dot
 }
 
 // selectVariant makes the first enabled variant of t the active one.
@@ -57,10 +102,36 @@ func selectVariant(t gguf.Type) {
 	}
 }
 
+// A fnVariant is an assembly implementation of one of the f32 vector
+// functions (VecDotF32, FMAAxpy, the F32 weight dots): available when the
+// CPU has its instructions, and switchable like the rows kernels.
+type fnVariant struct {
+	isa       string
+	available bool
+	enable    bool
+}
+
+// on reports whether the variant runs.
+func (v *fnVariant) on() bool { return v.available && v.enable }
+
+// fnVariants lists every fnVariant for setVariantEnabled.
+var fnVariants []*fnVariant
+
+func newFnVariant(isa string) *fnVariant {
+	v := &fnVariant{isa: isa, enable: true}
+	fnVariants = append(fnVariants, v)
+	return v
+}
+
 // setVariantEnabled switches one instruction set's kernels on or off for
 // every type (isa "" means all); tests use it to reach each variant and
 // the pure-Go path. It is not safe to call concurrently with kernels.
 func setVariantEnabled(isa string, on bool) {
+	for _, v := range fnVariants {
+		if isa == "" || v.isa == isa {
+			v.enable = on
+		}
+	}
 	for t := range variants {
 		for _, v := range variants[t] {
 			if isa == "" || v.isa == isa {
@@ -123,6 +194,9 @@ func quantizeActivation(f *Format, dst []byte, src []float32) {
 func Accelerated(t gguf.Type) string {
 	if t < gguf.TypeCount && active[t] != nil {
 		return active[t].isa
+	}
+	if t == gguf.TypeF32 {
+		return f32ISA()
 	}
 	return "go"
 }

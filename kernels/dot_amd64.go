@@ -72,6 +72,78 @@ func quantizeQ8KAVX512(dst *byte, src *float32, nb int)
 //go:noescape
 func quantizeQ8_0AVX512(dst *byte, src *float32, nb int)
 
+// vecDotF32AVX512 is VecDotF32 (ggml_vec_dot_f32 on AVX-512) on x[0:n]
+// and y[0:n]: the same bits.
+//
+//go:noescape
+func vecDotF32AVX512(x, y *float32, n int) float32
+
+// dotF32Lanes16AVX512 is dotF32WBatch (tinyBLAS on F32) on x[0:n] and
+// y[0:n], n a multiple of 16: the same bits.
+//
+//go:noescape
+func dotF32Lanes16AVX512(x, y *float32, n int) float32
+
+// fmaAxpyAVX512 is FMAAxpy on acc[0:n] and x[0:n]: the same bits.
+//
+//go:noescape
+func fmaAxpyAVX512(acc, x *float32, n int, p float32)
+
+// f32AVX512 is the AVX-512 variant of the f32 vector functions.
+var f32AVX512 = newFnVariant("avx512")
+
+// f32ISA names the instruction set of the f32 vector functions.
+func f32ISA() string {
+	if f32AVX512.on() {
+		return "avx512"
+	}
+	return "go"
+}
+
+// VecDotF32 is ggml_vec_dot_f32 on AVX-512 (GGML_F32_STEP 64, EPR 16) as
+// GCC compiled it: four 16-lane FMA accumulators over the first n&^63
+// elements, combined (a0+a2)+(a1+a3) and reduced with
+// _mm512_reduce_add_ps; the rest added to that float sum in order, blocks
+// of 16 and then 8 as rounded products (vectorised multiply, scalar adds),
+// the last n%8 with scalar FMA. llama.cpp uses it for F32 weights with one
+// token and for attention's q*k. len(y) >= len(x).
+func VecDotF32(x, y []float32) float32 {
+	if n := len(x); n > 0 && f32AVX512.on() {
+		y = y[:n]
+		return vecDotF32AVX512(&x[0], &y[0], n)
+	}
+	return vecDotF32Go(x, y)
+}
+
+// dotF32W is VecDotF32 with the first operand read from F32 row bytes.
+func dotF32W(w []byte, x []float32) float32 {
+	if n := len(x); n > 0 && f32AVX512.on() {
+		w = w[:4*n]
+		return vecDotF32AVX512((*float32)(unsafe.Pointer(&w[0])), &x[0], n)
+	}
+	return dotF32WGo(w, x)
+}
+
+// dotF32WBatch is llamafile's tinyBLAS on F32 (dotF32WBatchGo).
+func dotF32WBatch(w []byte, x []float32) float32 {
+	if n := len(x) &^ 15; n > 0 && f32AVX512.on() {
+		w = w[:4*n]
+		return dotF32Lanes16AVX512((*float32)(unsafe.Pointer(&w[0])), &x[0], n)
+	}
+	return dotF32WBatchGo(w, x)
+}
+
+// FMAAxpy sets acc[i] = fma(x[i], p, acc[i]) for every i, each rounded
+// once to float32 as vfmadd231ps does (len(x) >= len(acc)).
+func FMAAxpy(acc, x []float32, p float32) {
+	if n := len(acc); n > 0 && f32AVX512.on() {
+		x = x[:n]
+		fmaAxpyAVX512(&acc[0], &x[0], n, p)
+		return
+	}
+	fmaAxpyGo(acc, x, p)
+}
+
 // cpu holds the instruction sets the kernels use, read once.
 var cpu = struct {
 	avx2, fma, f16c, bmi1, bmi2 bool
@@ -94,21 +166,22 @@ func init() {
 	// unpacking): Ice Lake, Sapphire Rapids, Zen 4 and later. Cascade Lake
 	// (VNNI without GFNI) takes the AVX2 kernels.
 	if cpu.avx512 && cpu.vnni && cpu.gfni && cpu.f16c && cpu.fma {
-		addVariant(gguf.TypeQ4_K, "avx512", asmRows(dotQ4KAVX512, 256))
-		addVariant(gguf.TypeQ6_K, "avx512", asmRows(dotQ6KAVX512, 256))
-		addVariant(gguf.TypeQ8_0, "avx512", asmRows(dotQ8_0AVX512, 32))
-		addVariant(gguf.TypeQ4_0, "avx512", asmRows(dotQ4_0AVX512, 32))
-		addVariant(gguf.TypeQ5_0, "avx512", asmRows(dotQ5_0AVX512, 32))
-		addVariant(gguf.TypeQ4_1, "avx512", asmRows(dotQ4_1AVX512, 32))
+		addVariant(gguf.TypeQ4_K, "avx512", asmRows(dotQ4KAVX512, 256), oneQ4KAVX512)
+		addVariant(gguf.TypeQ6_K, "avx512", asmRows(dotQ6KAVX512, 256), oneQ6KAVX512)
+		addVariant(gguf.TypeQ8_0, "avx512", asmRows(dotQ8_0AVX512, 32), oneQ8_0AVX512)
+		addVariant(gguf.TypeQ4_0, "avx512", asmRows(dotQ4_0AVX512, 32), oneQ4_0AVX512)
+		addVariant(gguf.TypeQ5_0, "avx512", asmRows(dotQ5_0AVX512, 32), oneQ5_0AVX512)
+		addVariant(gguf.TypeQ4_1, "avx512", asmRows(dotQ4_1AVX512, 32), oneQ4_1AVX512)
 	}
 	if cpu.avx2 && cpu.f16c && cpu.fma {
-		addVariant(gguf.TypeQ4_K, "avx2", asmRows(dotQ4KAVX2, 256))
-		addVariant(gguf.TypeQ6_K, "avx2", asmRows(dotQ6KAVX2, 256))
-		addVariant(gguf.TypeQ8_0, "avx2", asmRows(dotQ8_0AVX2, 32))
-		addVariant(gguf.TypeQ4_0, "avx2", asmRows(dotQ4_0AVX2, 32))
-		addVariant(gguf.TypeQ5_0, "avx2", asmRows(dotQ5_0AVX2, 32))
-		addVariant(gguf.TypeQ4_1, "avx2", asmRows(dotQ4_1AVX2, 32))
+		addVariant(gguf.TypeQ4_K, "avx2", asmRows(dotQ4KAVX2, 256), oneQ4KAVX2)
+		addVariant(gguf.TypeQ6_K, "avx2", asmRows(dotQ6KAVX2, 256), oneQ6KAVX2)
+		addVariant(gguf.TypeQ8_0, "avx2", asmRows(dotQ8_0AVX2, 32), oneQ8_0AVX2)
+		addVariant(gguf.TypeQ4_0, "avx2", asmRows(dotQ4_0AVX2, 32), oneQ4_0AVX2)
+		addVariant(gguf.TypeQ5_0, "avx2", asmRows(dotQ5_0AVX2, 32), oneQ5_0AVX2)
+		addVariant(gguf.TypeQ4_1, "avx2", asmRows(dotQ4_1AVX2, 32), oneQ4_1AVX2)
 	}
+	f32AVX512.available = cpu.avx512 && cpu.fma
 	if cpu.avx512 && cpu.f16c && cpu.bmi1 {
 		addQuantizer(gguf.TypeQ8_K, "avx512", asmQuant(quantizeQ8KAVX512, 256))
 		addQuantizer(gguf.TypeQ8_0, "avx512", asmQuant(quantizeQ8_0AVX512, 32))
@@ -154,4 +227,79 @@ func readBytes(p []byte) uint64 {
 		return readBytesGo(p)
 	}
 	return readBytesAVX512(unsafe.SliceData(p), len(p))
+}
+
+// The single dot products (Format.Dot) of the assembly kernels: direct
+// calls, so that the result stays on the stack.
+
+func oneQ4KAVX512(n int, w, a []byte) float32 {
+	var o float32
+	dotQ4KAVX512(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/256)
+	return o
+}
+
+func oneQ6KAVX512(n int, w, a []byte) float32 {
+	var o float32
+	dotQ6KAVX512(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/256)
+	return o
+}
+
+func oneQ8_0AVX512(n int, w, a []byte) float32 {
+	var o float32
+	dotQ8_0AVX512(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/32)
+	return o
+}
+
+func oneQ4_0AVX512(n int, w, a []byte) float32 {
+	var o float32
+	dotQ4_0AVX512(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/32)
+	return o
+}
+
+func oneQ5_0AVX512(n int, w, a []byte) float32 {
+	var o float32
+	dotQ5_0AVX512(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/32)
+	return o
+}
+
+func oneQ4_1AVX512(n int, w, a []byte) float32 {
+	var o float32
+	dotQ4_1AVX512(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/32)
+	return o
+}
+
+func oneQ4KAVX2(n int, w, a []byte) float32 {
+	var o float32
+	dotQ4KAVX2(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/256)
+	return o
+}
+
+func oneQ6KAVX2(n int, w, a []byte) float32 {
+	var o float32
+	dotQ6KAVX2(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/256)
+	return o
+}
+
+func oneQ8_0AVX2(n int, w, a []byte) float32 {
+	var o float32
+	dotQ8_0AVX2(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/32)
+	return o
+}
+
+func oneQ4_0AVX2(n int, w, a []byte) float32 {
+	var o float32
+	dotQ4_0AVX2(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/32)
+	return o
+}
+
+func oneQ5_0AVX2(n int, w, a []byte) float32 {
+	var o float32
+	dotQ5_0AVX2(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/32)
+	return o
+}
+
+func oneQ4_1AVX2(n int, w, a []byte) float32 {
+	var o float32
+	dotQ4_1AVX2(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/32)
+	return o
 }

@@ -388,6 +388,146 @@ DATA f32p127<>+2(SB)/1, $0xfe
 DATA f32p127<>+3(SB)/1, $0x42
 GLOBL f32p127<>(SB), RODATA|NOPTR, $4
 
+// func vecDotF32AVX512(x *float32, y *float32, n int) float32
+// Requires: AVX, AVX512DQ, AVX512F, FMA3, SSE
+TEXT ·vecDotF32AVX512(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), SI
+	MOVQ   y+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS X0, X0, X0
+	MOVQ   CX, DX
+	SHRQ   $0x06, DX
+	JZ     vecDotF32AVX512_tail
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+vecDotF32AVX512_loop:
+	VMOVUPS       (DI), Z1
+	VFMADD231PS   (SI), Z1, Z2
+	VMOVUPS       64(DI), Z1
+	VFMADD231PS   64(SI), Z1, Z3
+	VMOVUPS       128(DI), Z1
+	VFMADD231PS   128(SI), Z1, Z4
+	VMOVUPS       192(DI), Z1
+	VFMADD231PS   192(SI), Z1, Z5
+	ADDQ          $0x00000100, SI
+	ADDQ          $0x00000100, DI
+	DECQ          DX
+	JNZ           vecDotF32AVX512_loop
+	VADDPS        Z4, Z2, Z2
+	VADDPS        Z5, Z3, Z3
+	VADDPS        Z3, Z2, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+
+vecDotF32AVX512_tail:
+	// Rounded products added in order up to n&^7 (RDX counts them).
+	MOVQ CX, DX
+	ANDQ $0x38, DX
+	JZ   vecDotF32AVX512_fma
+
+vecDotF32AVX512_add:
+	VMOVSS (SI), X1
+	VMULSS (DI), X1, X1
+	VADDSS X1, X0, X0
+	ADDQ   $0x04, SI
+	ADDQ   $0x04, DI
+	DECQ   DX
+	JNZ    vecDotF32AVX512_add
+
+vecDotF32AVX512_fma:
+	ANDQ $0x07, CX
+	JZ   vecDotF32AVX512_done
+
+vecDotF32AVX512_fmaloop:
+	VMOVSS      (SI), X1
+	VFMADD231SS (DI), X1, X0
+	ADDQ        $0x04, SI
+	ADDQ        $0x04, DI
+	DECQ        CX
+	JNZ         vecDotF32AVX512_fmaloop
+
+vecDotF32AVX512_done:
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotF32Lanes16AVX512(x *float32, y *float32, n int) float32
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·dotF32Lanes16AVX512(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), SI
+	MOVQ   y+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Z0, Z0, Z0
+	SHRQ   $0x04, CX
+	JZ     dotF32Lanes16AVX512_done
+
+dotF32Lanes16AVX512_loop:
+	VMOVUPS       (DI), Z1
+	VFMADD231PS   (SI), Z1, Z0
+	ADDQ          $0x40, SI
+	ADDQ          $0x40, DI
+	DECQ          CX
+	JNZ           dotF32Lanes16AVX512_loop
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+
+dotF32Lanes16AVX512_done:
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func fmaAxpyAVX512(acc *float32, x *float32, n int, p float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·fmaAxpyAVX512(SB), NOSPLIT, $0-28
+	MOVQ         acc+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVSS        p+24(FP), X2
+	VBROADCASTSS X2, Z2
+	MOVQ         CX, DX
+	SHRQ         $0x04, DX
+	JZ           fmaAxpyAVX512_tail
+
+fmaAxpyAVX512_loop:
+	VMOVUPS     (DI), Z0
+	VFMADD231PS (SI), Z2, Z0
+	VMOVUPS     Z0, (DI)
+	ADDQ        $0x40, SI
+	ADDQ        $0x40, DI
+	DECQ        DX
+	JNZ         fmaAxpyAVX512_loop
+
+fmaAxpyAVX512_tail:
+	ANDQ        $0x0f, CX
+	JZ          fmaAxpyAVX512_done
+	MOVL        $0x00000001, AX
+	SHLL        CL, AX
+	DECL        AX
+	KMOVW       AX, K1
+	VMOVUPS.Z   (DI), K1, Z0
+	VMOVUPS.Z   (SI), K1, Z1
+	VFMADD231PS Z1, Z2, Z0
+	VMOVUPS     Z0, K1, (DI)
+
+fmaAxpyAVX512_done:
+	VZEROUPPER
+	RET
+
 // func dotQ4KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VNNI, F16C, FMA3, GFNI, MMX+
 TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64

@@ -78,7 +78,6 @@ func TestDotRowsVectors(t *testing.T) {
 			if gguf.Type(vf.TypeID) != v.typ {
 				continue
 			}
-			f, _ := Lookup(v.typ)
 			for _, c := range vf.Cases {
 				if c.Act == nil {
 					continue
@@ -91,7 +90,7 @@ func TestDotRowsVectors(t *testing.T) {
 							t.Errorf("row %d: %g (%#08x), ggml SIMD %g (%#08x)", r, out[r], math.Float32bits(out[r]),
 								c.DotSIMD[r], math.Float32bits(c.DotSIMD[r]))
 						}
-						if g := f.Dot(c.PerRow, c.Quant[r*c.RowSize:(r+1)*c.RowSize], c.ActSIMD); !sameFloat(out[r], g) {
+						if g := pureDot(v.typ)(c.PerRow, c.Quant[r*c.RowSize:(r+1)*c.RowSize], c.ActSIMD); !sameFloat(out[r], g) {
 							t.Errorf("row %d: %g (%#08x), pure-Go Dot %g (%#08x)", r, out[r], math.Float32bits(out[r]),
 								g, math.Float32bits(g))
 						}
@@ -185,7 +184,7 @@ func TestDotRowsInteger(t *testing.T) {
 						for r := 0; r < rows; r++ {
 							got := out[tk*ldo+r]
 							row, act := w[r*rb:(r+1)*rb], a[tk*ab:(tk+1)*ab]
-							want := f.Dot(cols, row, act)
+							want := pureDot(v.typ)(cols, row, act)
 							if !sameFloat(got, want) {
 								t.Errorf("extreme=%v nb=%d row %d token %d: %g, pure Go %g", extreme, nb, r, tk, got, want)
 							}
@@ -259,7 +258,7 @@ func TestDotRowsRandom(t *testing.T) {
 							t.Fatalf("iter %d row %d token %d: %g (%#08x), lane model %g (%#08x)", iter, r, tk,
 								got, math.Float32bits(got), want, math.Float32bits(want))
 						}
-						if want := f.Dot(cols, row, act); !sameFloat(got, want) {
+						if want := pureDot(v.typ)(cols, row, act); !sameFloat(got, want) {
 							t.Fatalf("iter %d row %d token %d: %g (%#08x), pure-Go Dot %g (%#08x)", iter, r, tk,
 								got, math.Float32bits(got), want, math.Float32bits(want))
 						}
@@ -346,4 +345,55 @@ func mustRowBytes(t gguf.Type, n int) int {
 		panic(err)
 	}
 	return b
+}
+
+// TestFormatDotDispatch checks that Format.Dot of a type with assembly
+// runs each variant in turn with the pure-Go bits, and allocates nothing.
+func TestFormatDotDispatch(t *testing.T) {
+	allVariants(t)
+	defer setVariantEnabled("", true)
+	rng := rand.New(rand.NewPCG(21, 22))
+	for ti := range variants {
+		typ := gguf.Type(ti)
+		if len(variants[ti]) == 0 {
+			continue
+		}
+		f, _ := Lookup(typ)
+		for _, nb := range []int{1, 3, 16} {
+			cols := nb * typ.BlockSize()
+			w := make([]byte, mustRowBytes(typ, cols))
+			a := make([]byte, mustRowBytes(f.VecDot, cols))
+			x := make([]float32, cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			f.Quantize(w, x, nil)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			if err := QuantizeActivation(f.VecDot, a, x); err != nil {
+				t.Fatal(err)
+			}
+			want := pureDot(typ)(cols, w, a)
+			for _, v := range variants[ti] {
+				setVariantEnabled("", false)
+				setVariantEnabled(v.isa, true)
+				if Accelerated(typ) != v.isa {
+					t.Fatalf("%v: %s enabled alone, dispatch runs %s", typ, v.isa, Accelerated(typ))
+				}
+				if got := f.Dot(cols, w, a); !sameFloat(got, want) {
+					t.Fatalf("%v/%s nb %d: Dot %g (%#08x), pure Go %g (%#08x)", typ, v.isa, nb, got,
+						math.Float32bits(got), want, math.Float32bits(want))
+				}
+				if n := testing.AllocsPerRun(10, func() { f.Dot(cols, w, a) }); n != 0 {
+					t.Fatalf("%v/%s: Dot allocates %v times", typ, v.isa, n)
+				}
+			}
+			setVariantEnabled("", false)
+			if got := f.Dot(cols, w, a); !sameFloat(got, want) {
+				t.Fatalf("%v: Dot with every variant off %g, pure Go %g", typ, got, want)
+			}
+			setVariantEnabled("", true)
+		}
+	}
 }

@@ -1,0 +1,105 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// f32Values are awkward float32 inputs: signed zeros, subnormals,
+// infinities, NaN, values whose products overflow or round to midpoints.
+var f32Values = []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.5, 3, math.MaxFloat32, -math.MaxFloat32,
+	math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, 1e-38, float32(math.Inf(1)), float32(math.Inf(-1)),
+	float32(math.NaN()), 1 + 1.0/(1<<23), 1 << 12, 1.0 / (1 << 12), 16777217}
+
+// f32Rows returns two rows of n values: normal draws, or (awkward) draws
+// mixed with f32Values.
+func f32Rows(rng *rand.Rand, n int, awkward bool) (x, y []float32) {
+	x, y = make([]float32, n), make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+		y[i] = float32(rng.NormFloat64() * 4)
+		if awkward && rng.IntN(4) == 0 {
+			x[i] = f32Values[rng.IntN(len(f32Values))]
+		}
+		if awkward && rng.IntN(4) == 0 {
+			y[i] = f32Values[rng.IntN(len(f32Values))]
+		}
+	}
+	return x, y
+}
+
+func f32Bytes(x []float32) []byte {
+	b := make([]byte, 4*len(x))
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+// checkF32Dots compares the dispatched f32 functions with the pure-Go ones
+// on one pair of rows.
+func checkF32Dots(t *testing.T, x, y []float32, p float32) {
+	t.Helper()
+	n := len(x)
+	if got, want := VecDotF32(x, y), vecDotF32Go(x, y); !sameFloat(got, want) {
+		t.Fatalf("VecDotF32 n=%d: %g (%#08x), pure Go %g (%#08x)", n, got, math.Float32bits(got), want, math.Float32bits(want))
+	}
+	w := f32Bytes(x)
+	if got, want := dotF32W(w, y), dotF32WGo(w, y); !sameFloat(got, want) {
+		t.Fatalf("dotF32W n=%d: %g, pure Go %g", n, got, want)
+	}
+	if got, want := dotF32WBatch(w, y), dotF32WBatchGo(w, y); !sameFloat(got, want) {
+		t.Fatalf("dotF32WBatch n=%d: %g, pure Go %g", n, got, want)
+	}
+	a1, a2 := append([]float32(nil), y...), append([]float32(nil), y...)
+	FMAAxpy(a1, x, p)
+	fmaAxpyGo(a2, x, p)
+	for i := range a1 {
+		if !sameFloat(a1[i], a2[i]) {
+			t.Fatalf("FMAAxpy n=%d p=%g: [%d] %g, pure Go %g", n, p, i, a1[i], a2[i])
+		}
+	}
+}
+
+// TestF32AsmExact runs the assembly f32 functions on every length up to
+// 300 and on awkward values: the same bits as the pure-Go ones.
+func TestF32AsmExact(t *testing.T) {
+	if f32ISA() == "go" {
+		t.Skip("no assembly f32 functions in this build")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for n := 0; n <= 300; n++ {
+		for _, awkward := range []bool{false, true} {
+			x, y := f32Rows(rng, n, awkward)
+			checkF32Dots(t, x, y, float32(rng.NormFloat64()))
+			checkF32Dots(t, x, y, f32Values[rng.IntN(len(f32Values))])
+		}
+	}
+	for _, n := range []int{4096, 11008} {
+		x, y := f32Rows(rng, n, false)
+		checkF32Dots(t, x, y, 0.25)
+	}
+	x, y := f32Rows(rng, 128, false)
+	if a := testing.AllocsPerRun(10, func() { VecDotF32(x, y); FMAAxpy(y, x, 1) }); a != 0 {
+		t.Fatalf("%v allocations", a)
+	}
+}
+
+// FuzzF32Dots compares the assembly f32 functions with the pure-Go ones
+// on arbitrary bit patterns.
+func FuzzF32Dots(f *testing.F) {
+	f.Add(uint16(128), []byte{0x00, 0x00, 0x80, 0x7f}, []byte{0x01, 0x00, 0x00, 0x00}, uint32(0x3f800000))
+	f.Add(uint16(77), []byte{0xff, 0xff, 0x7f, 0x7f}, []byte{0x00, 0x00, 0x00, 0x80}, uint32(0xbf000000))
+	f.Fuzz(func(t *testing.T, n uint16, xs, ys []byte, p uint32) {
+		n %= 1024
+		x, y := make([]float32, n), make([]float32, n)
+		xb, yb := fill(make([]byte, 4*int(n)), xs), fill(make([]byte, 4*int(n)), ys)
+		for i := range x {
+			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(xb[4*i:]))
+			y[i] = math.Float32frombits(binary.LittleEndian.Uint32(yb[4*i:]))
+		}
+		checkF32Dots(t, x, y, math.Float32frombits(p))
+	})
+}
