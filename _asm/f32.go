@@ -150,3 +150,91 @@ func genFMAAxpy() {
 	VZEROUPPER()
 	RET()
 }
+
+// genDotF16Lanes emits dotF16Lanes16AVX512 (accs 1) and
+// dotF16Lanes64AVX512 (accs 4): f32 q times F16 k (widened exactly by
+// vcvtph2ps), each product rounded and added to lane i mod 16*accs; the
+// accumulators combined (a0+a2)+(a1+a3) and reduced as
+// _mm512_reduce_add_ps. n is a multiple of 16*accs.
+func genDotF16Lanes(fn string, accs int) {
+	Implement(fn)
+	Attributes(NOSPLIT)
+	Load(Param("q"), RSI)
+	Load(Param("k"), RDI)
+	Load(Param("n"), RCX)
+	regs := []VecPhysical{Z2, Z3, Z4, Z5}[:accs]
+	for _, r := range regs {
+		VXORPS(r, r, r)
+	}
+	VXORPS(X0, X0, X0)
+	if accs == 1 {
+		SHRQ(U8(4), RCX)
+	} else {
+		SHRQ(U8(6), RCX)
+	}
+	JZ(LabelRef(lbl(fn, "done")))
+	Label(lbl(fn, "loop"))
+	for j, acc := range regs {
+		VCVTPH2PS(Mem{Base: RDI, Disp: 32 * j}, Z1)
+		VMULPS(Mem{Base: RSI, Disp: 64 * j}, Z1, Z1)
+		VADDPS(Z1, acc, acc)
+	}
+	ADDQ(U32(64*accs), RSI)
+	ADDQ(U32(32*accs), RDI)
+	DECQ(RCX)
+	JNZ(LabelRef(lbl(fn, "loop")))
+	if accs == 4 {
+		VADDPS(Z4, Z2, Z2)
+		VADDPS(Z5, Z3, Z3)
+		VADDPS(Z3, Z2, Z0)
+	} else {
+		VMOVAPS(Z2, Z0)
+	}
+	reduce16()
+	Label(lbl(fn, "done"))
+	VZEROUPPER()
+	Store(X0, ReturnIndex(0))
+	RET()
+}
+
+// genAxpyF16 emits axpyF16AVX512: acc[i] += p * float(v[i]) for i < n,
+// the product rounded before the add (no fusion), 16 lanes at a time and
+// the tail under a mask.
+func genAxpyF16() {
+	const fn = "axpyF16AVX512"
+	Implement(fn)
+	Attributes(NOSPLIT)
+	Load(Param("acc"), RDI)
+	Load(Param("v"), RSI)
+	Load(Param("n"), RCX)
+	Load(Param("p"), X2)
+	VBROADCASTSS(X2, Z2)
+	MOVQ(RCX, RDX)
+	SHRQ(U8(4), RDX)
+	JZ(LabelRef(lbl(fn, "tail")))
+	Label(lbl(fn, "loop"))
+	VCVTPH2PS(Mem{Base: RSI}, Z1)
+	VMULPS(Z2, Z1, Z1)
+	VADDPS(Mem{Base: RDI}, Z1, Z1)
+	VMOVUPS(Z1, Mem{Base: RDI})
+	ADDQ(U8(32), RSI)
+	ADDQ(U8(64), RDI)
+	DECQ(RDX)
+	JNZ(LabelRef(lbl(fn, "loop")))
+	Label(lbl(fn, "tail"))
+	ANDQ(U8(15), RCX)
+	JZ(LabelRef(lbl(fn, "done")))
+	MOVL(U32(1), EAX)
+	SHLL(CL, EAX)
+	DECL(EAX)
+	KMOVW(EAX, K1)
+	VMOVDQU16_Z(Mem{Base: RSI}, K1, Y1)
+	VCVTPH2PS(Y1, Z1)
+	VMULPS(Z2, Z1, Z1)
+	VMOVUPS_Z(Mem{Base: RDI}, K1, Z0)
+	VADDPS(Z0, Z1, Z1)
+	VMOVUPS(Z1, K1, Mem{Base: RDI})
+	Label(lbl(fn, "done"))
+	VZEROUPPER()
+	RET()
+}

@@ -144,6 +144,58 @@ func FMAAxpy(acc, x []float32, p float32) {
 	fmaAxpyGo(acc, x, p)
 }
 
+// dotF16Lanes16AVX512 is dotF16Lanes16Go on q[0:n], k[0:n] (n a multiple
+// of 16): the same bits.
+//
+//go:noescape
+func dotF16Lanes16AVX512(q *float32, k *uint16, n int) float32
+
+// dotF16Lanes64AVX512 is dotF16Lanes64Go on q[0:n], k[0:n] (n a multiple
+// of 64): the same bits.
+//
+//go:noescape
+func dotF16Lanes64AVX512(q *float32, k *uint16, n int) float32
+
+// axpyF16AVX512 is axpyF16Go on acc[0:n], v[0:n]: the same bits.
+//
+//go:noescape
+func axpyF16AVX512(acc *float32, v *uint16, n int, p float32)
+
+// DotF16Lanes16 returns the dot product of q and the F16 values k over the
+// first len(q)&^15 elements as llamafile's tinyBLAS sums it: each product
+// rounded to float32 and added to lane i mod 16, then
+// _mm512_reduce_add_ps. len(k) >= that length.
+func DotF16Lanes16(q []float32, k []uint16) float32 {
+	if n := len(q) &^ 15; n > 0 && f32AVX512.on() {
+		k = k[:n]
+		return dotF16Lanes16AVX512(&q[0], &k[0], n)
+	}
+	return dotF16Lanes16Go(q, k)
+}
+
+// DotF16Lanes64 is the vector part of ggml_vec_dot_f16 on AVX-512 over the
+// first len(q)&^63 elements: four 16-lane accumulators (lane i mod 64),
+// each product rounded and added, combined (a0+a2)+(a1+a3) and reduced
+// with _mm512_reduce_add_ps. len(k) >= that length.
+func DotF16Lanes64(q []float32, k []uint16) float32 {
+	if n := len(q) &^ 63; n > 0 && f32AVX512.on() {
+		k = k[:n]
+		return dotF16Lanes64AVX512(&q[0], &k[0], n)
+	}
+	return dotF16Lanes64Go(q, k)
+}
+
+// AxpyF16 sets acc[i] += float32(p * v[i]) for every i (v F16 values,
+// the product rounded before the add). len(v) >= len(acc).
+func AxpyF16(acc []float32, v []uint16, p float32) {
+	if n := len(acc); n > 0 && f32AVX512.on() {
+		v = v[:n]
+		axpyF16AVX512(&acc[0], &v[0], n, p)
+		return
+	}
+	axpyF16Go(acc, v, p)
+}
+
 // cpu holds the instruction sets the kernels use, read once.
 var cpu = struct {
 	avx2, fma, f16c, bmi1, bmi2 bool

@@ -528,6 +528,128 @@ fmaAxpyAVX512_done:
 	VZEROUPPER
 	RET
 
+// func dotF16Lanes16AVX512(q *float32, k *uint16, n int) float32
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·dotF16Lanes16AVX512(SB), NOSPLIT, $0-28
+	MOVQ   q+0(FP), SI
+	MOVQ   k+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Z2, Z2, Z2
+	VXORPS X0, X0, X0
+	SHRQ   $0x04, CX
+	JZ     dotF16Lanes16AVX512_done
+
+dotF16Lanes16AVX512_loop:
+	VCVTPH2PS     (DI), Z1
+	VMULPS        (SI), Z1, Z1
+	VADDPS        Z1, Z2, Z2
+	ADDQ          $0x00000040, SI
+	ADDQ          $0x00000020, DI
+	DECQ          CX
+	JNZ           dotF16Lanes16AVX512_loop
+	VMOVAPS       Z2, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+
+dotF16Lanes16AVX512_done:
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotF16Lanes64AVX512(q *float32, k *uint16, n int) float32
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·dotF16Lanes64AVX512(SB), NOSPLIT, $0-28
+	MOVQ   q+0(FP), SI
+	MOVQ   k+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS X0, X0, X0
+	SHRQ   $0x06, CX
+	JZ     dotF16Lanes64AVX512_done
+
+dotF16Lanes64AVX512_loop:
+	VCVTPH2PS     (DI), Z1
+	VMULPS        (SI), Z1, Z1
+	VADDPS        Z1, Z2, Z2
+	VCVTPH2PS     32(DI), Z1
+	VMULPS        64(SI), Z1, Z1
+	VADDPS        Z1, Z3, Z3
+	VCVTPH2PS     64(DI), Z1
+	VMULPS        128(SI), Z1, Z1
+	VADDPS        Z1, Z4, Z4
+	VCVTPH2PS     96(DI), Z1
+	VMULPS        192(SI), Z1, Z1
+	VADDPS        Z1, Z5, Z5
+	ADDQ          $0x00000100, SI
+	ADDQ          $0x00000080, DI
+	DECQ          CX
+	JNZ           dotF16Lanes64AVX512_loop
+	VADDPS        Z4, Z2, Z2
+	VADDPS        Z5, Z3, Z3
+	VADDPS        Z3, Z2, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+
+dotF16Lanes64AVX512_done:
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func axpyF16AVX512(acc *float32, v *uint16, n int, p float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, SSE
+TEXT ·axpyF16AVX512(SB), NOSPLIT, $0-28
+	MOVQ         acc+0(FP), DI
+	MOVQ         v+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVSS        p+24(FP), X2
+	VBROADCASTSS X2, Z2
+	MOVQ         CX, DX
+	SHRQ         $0x04, DX
+	JZ           axpyF16AVX512_tail
+
+axpyF16AVX512_loop:
+	VCVTPH2PS (SI), Z1
+	VMULPS    Z2, Z1, Z1
+	VADDPS    (DI), Z1, Z1
+	VMOVUPS   Z1, (DI)
+	ADDQ      $0x20, SI
+	ADDQ      $0x40, DI
+	DECQ      DX
+	JNZ       axpyF16AVX512_loop
+
+axpyF16AVX512_tail:
+	ANDQ        $0x0f, CX
+	JZ          axpyF16AVX512_done
+	MOVL        $0x00000001, AX
+	SHLL        CL, AX
+	DECL        AX
+	KMOVW       AX, K1
+	VMOVDQU16.Z (SI), K1, Y1
+	VCVTPH2PS   Y1, Z1
+	VMULPS      Z2, Z1, Z1
+	VMOVUPS.Z   (DI), K1, Z0
+	VADDPS      Z0, Z1, Z1
+	VMOVUPS     Z1, K1, (DI)
+
+axpyF16AVX512_done:
+	VZEROUPPER
+	RET
+
 // func dotQ4KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VNNI, F16C, FMA3, GFNI, MMX+
 TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64

@@ -28,3 +28,19 @@ func dotF32WBatch(w []byte, x []float32) float32 { return dotF32WBatchGo(w, x) }
 // FMAAxpy sets acc[i] = fma(x[i], p, acc[i]) for every i, each rounded
 // once to float32 as vfmadd231ps does (len(x) >= len(acc)).
 func FMAAxpy(acc, x []float32, p float32) { fmaAxpyGo(acc, x, p) }
+
+// DotF16Lanes16 returns the dot product of q and the F16 values k over the
+// first len(q)&^15 elements as llamafile's tinyBLAS sums it: each product
+// rounded to float32 and added to lane i mod 16, then
+// _mm512_reduce_add_ps. len(k) >= that length.
+func DotF16Lanes16(q []float32, k []uint16) float32 { return dotF16Lanes16Go(q, k) }
+
+// DotF16Lanes64 is the vector part of ggml_vec_dot_f16 on AVX-512 over the
+// first len(q)&^63 elements: four 16-lane accumulators (lane i mod 64),
+// each product rounded and added, combined (a0+a2)+(a1+a3) and reduced
+// with _mm512_reduce_add_ps. len(k) >= that length.
+func DotF16Lanes64(q []float32, k []uint16) float32 { return dotF16Lanes64Go(q, k) }
+
+// AxpyF16 sets acc[i] += float32(p * v[i]) for every i (v F16 values,
+// the product rounded before the add). len(v) >= len(acc).
+func AxpyF16(acc []float32, v []uint16, p float32) { axpyF16Go(acc, v, p) }

@@ -87,8 +87,8 @@ func TestF32AsmExact(t *testing.T) {
 	}
 }
 
-// FuzzF32Dots compares the assembly f32 functions with the pure-Go ones
-// on arbitrary bit patterns.
+// FuzzF32Dots compares the assembly f32 and F16-lane functions with the
+// pure-Go ones on arbitrary bit patterns.
 func FuzzF32Dots(f *testing.F) {
 	f.Add(uint16(128), []byte{0x00, 0x00, 0x80, 0x7f}, []byte{0x01, 0x00, 0x00, 0x00}, uint32(0x3f800000))
 	f.Add(uint16(77), []byte{0xff, 0xff, 0x7f, 0x7f}, []byte{0x00, 0x00, 0x00, 0x80}, uint32(0xbf000000))
@@ -101,5 +101,65 @@ func FuzzF32Dots(f *testing.F) {
 			y[i] = math.Float32frombits(binary.LittleEndian.Uint32(yb[4*i:]))
 		}
 		checkF32Dots(t, x, y, math.Float32frombits(p))
+		k := make([]uint16, n)
+		for i := range k {
+			k[i] = binary.LittleEndian.Uint16(yb[4*i:])
+		}
+		checkF16Lanes(t, x, k, math.Float32frombits(p))
 	})
+}
+
+// f16Row returns n F16 values: conversions of normal draws, or (awkward)
+// mixed with arbitrary bit patterns (subnormals, Inf, NaN).
+func f16Row(rng *rand.Rand, n int, awkward bool) []uint16 {
+	k := make([]uint16, n)
+	for i := range k {
+		k[i] = F32ToFP16(float32(rng.NormFloat64()))
+		if awkward && rng.IntN(4) == 0 {
+			k[i] = uint16(rng.Uint32())
+		}
+	}
+	return k
+}
+
+// checkF16Lanes compares the dispatched F16 attention functions with the
+// pure-Go ones.
+func checkF16Lanes(t *testing.T, q []float32, k []uint16, p float32) {
+	t.Helper()
+	n := len(q)
+	if got, want := DotF16Lanes16(q, k), dotF16Lanes16Go(q, k); !sameFloat(got, want) {
+		t.Fatalf("DotF16Lanes16 n=%d: %g (%#08x), pure Go %g (%#08x)", n, got, math.Float32bits(got), want, math.Float32bits(want))
+	}
+	if got, want := DotF16Lanes64(q, k), dotF16Lanes64Go(q, k); !sameFloat(got, want) {
+		t.Fatalf("DotF16Lanes64 n=%d: %g (%#08x), pure Go %g (%#08x)", n, got, math.Float32bits(got), want, math.Float32bits(want))
+	}
+	a1, a2 := append([]float32(nil), q...), append([]float32(nil), q...)
+	AxpyF16(a1, k, p)
+	axpyF16Go(a2, k, p)
+	for i := range a1 {
+		if !sameFloat(a1[i], a2[i]) {
+			t.Fatalf("AxpyF16 n=%d p=%g: [%d] %g, pure Go %g", n, p, i, a1[i], a2[i])
+		}
+	}
+}
+
+// TestF16LanesAsmExact runs the F16 attention functions on every length up
+// to 300 and on awkward values: the same bits as the pure-Go ones.
+func TestF16LanesAsmExact(t *testing.T) {
+	if f32ISA() == "go" {
+		t.Skip("no assembly f32 functions in this build")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for n := 0; n <= 300; n++ {
+		for _, awkward := range []bool{false, true} {
+			q, _ := f32Rows(rng, n, awkward)
+			checkF16Lanes(t, q, f16Row(rng, n, awkward), float32(rng.NormFloat64()))
+			checkF16Lanes(t, q, f16Row(rng, n, awkward), f32Values[rng.IntN(len(f32Values))])
+		}
+	}
+	q, _ := f32Rows(rng, 128, false)
+	k := f16Row(rng, 128, false)
+	if a := testing.AllocsPerRun(10, func() { DotF16Lanes16(q, k); DotF16Lanes64(q, k); AxpyF16(q, k, 1) }); a != 0 {
+		t.Fatalf("%v allocations", a)
+	}
 }

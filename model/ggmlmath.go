@@ -76,29 +76,12 @@ func vecDotF16Q(q []float32, k []uint16, batch bool) float32 {
 	n := len(q)
 	k = k[:n]
 	if batch && n%16 == 0 {
-		var acc [16]float32
-		for i := 0; i < n; i += 16 {
-			for l := range acc {
-				acc[l] += float32(q[i+l] * kernels.FP16ToF32(k[i+l]))
-			}
-		}
-		return ggmlfp.Reduce16(&acc)
+		return kernels.DotF16Lanes16(q, k)
 	}
 	np := n &^ 63
 	var sum float64
 	if np > 0 {
-		var acc [4][16]float32
-		for i := 0; i < np; i += 64 {
-			for j := range acc {
-				for l := range acc[j] {
-					acc[j][l] += float32(q[i+16*j+l] * kernels.FP16ToF32(k[i+16*j+l]))
-				}
-			}
-		}
-		for l := range acc[0] {
-			acc[0][l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l])
-		}
-		sum = float64(ggmlfp.Reduce16(&acc[0]))
+		sum = float64(kernels.DotF16Lanes64(q[:np], k[:np]))
 	}
 	for i := np; i < n; i++ {
 		sum += float64(q[i] * kernels.FP16ToF32(k[i]))
@@ -110,9 +93,5 @@ func vecDotF16Q(q []float32, k []uint16, batch bool) float32 {
 // product is exact and the lanes only add.
 func (k *kqvAcc) addF16(j int, p float32, v []uint16) {
 	l := j % k.width
-	acc := k.acc[l*k.vd : (l+1)*k.vd]
-	v = v[:len(acc)]
-	for d, x := range v {
-		acc[d] += float32(p * kernels.FP16ToF32(x))
-	}
+	kernels.AxpyF16(k.acc[l*k.vd:(l+1)*k.vd], v, p)
 }
