@@ -238,3 +238,147 @@ func genAxpyF16() {
 	VZEROUPPER()
 	RET()
 }
+
+// genKQVSum emits kqvSumAVX512: out[d] for d < n (a multiple of 16) is
+// the 16-lane _mm512_reduce_add_ps tree over lanes l of acc[l*vd+d], after
+// (width 64) r[l] = (a[l]+a[32+l]) + (a[16+l]+a[48+l]); computed for 16
+// consecutive d at once with lane-wise adds in the same tree.
+func genKQVSum() {
+	const fn = "kqvSumAVX512"
+	Implement(fn)
+	Attributes(NOSPLIT)
+	Load(Param("out"), RDI)
+	Load(Param("acc"), RSI)
+	Load(Param("vd"), R8)
+	Load(Param("n"), RCX)
+	Load(Param("width"), RDX)
+	SHLQ(U8(2), R8) // row stride in bytes
+	SHRQ(U8(4), RCX)
+	JZ(LabelRef(lbl(fn, "done")))
+	MOVQ(R8, R9)
+	SHLQ(U8(4), R9) // 16 rows
+	Z := []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15}
+	CMPQ(RDX, U8(64))
+	JE(LabelRef(lbl(fn, "w64")))
+
+	Label(lbl(fn, "w16"))
+	MOVQ(RSI, RAX)
+	for l := 0; l < 16; l++ {
+		VMOVUPS(Mem{Base: RAX}, Z[l])
+		ADDQ(R8, RAX)
+	}
+	tree16(Z)
+	VMOVUPS(Z0, Mem{Base: RDI})
+	ADDQ(U8(64), RSI)
+	ADDQ(U8(64), RDI)
+	DECQ(RCX)
+	JNZ(LabelRef(lbl(fn, "w16")))
+	JMP(LabelRef(lbl(fn, "done")))
+
+	Label(lbl(fn, "w64"))
+	MOVQ(RSI, RAX)                                 // rows l
+	LEAQ(Mem{Base: RSI, Index: R9, Scale: 1}, RBX) // rows 16+l
+	LEAQ(Mem{Base: RBX, Index: R9, Scale: 1}, R10) // rows 32+l
+	LEAQ(Mem{Base: R10, Index: R9, Scale: 1}, R11) // rows 48+l
+	for l := 0; l < 16; l++ {
+		VMOVUPS(Mem{Base: RAX}, Z[l])
+		VADDPS(Mem{Base: R10}, Z[l], Z[l])
+		VMOVUPS(Mem{Base: RBX}, Z16)
+		VADDPS(Mem{Base: R11}, Z16, Z16)
+		VADDPS(Z16, Z[l], Z[l])
+		ADDQ(R8, RAX)
+		ADDQ(R8, RBX)
+		ADDQ(R8, R10)
+		ADDQ(R8, R11)
+	}
+	tree16(Z)
+	VMOVUPS(Z0, Mem{Base: RDI})
+	ADDQ(U8(64), RSI)
+	ADDQ(U8(64), RDI)
+	DECQ(RCX)
+	JNZ(LabelRef(lbl(fn, "w64")))
+
+	Label(lbl(fn, "done"))
+	VZEROUPPER()
+	RET()
+}
+
+// tree16 leaves in z[0] the lane-wise _mm512_reduce_add_ps tree of the 16
+// vectors z: t[i] = z[i]+z[i+8], u[i] = t[i]+t[i+4], (u0+u2)+(u1+u3).
+func tree16(z []VecPhysical) {
+	for i := 0; i < 8; i++ {
+		VADDPS(z[i+8], z[i], z[i])
+	}
+	for i := 0; i < 4; i++ {
+		VADDPS(z[i+4], z[i], z[i])
+	}
+	VADDPS(z[2], z[0], z[0])
+	VADDPS(z[3], z[1], z[1])
+	VADDPS(z[1], z[0], z[0])
+}
+
+// genExpBlock emits expBlockAVX512: for the m <= 16 values of s,
+// s[i] = ggml_v_expf(s[i] - mx) in ggmlfp.VExpf's arithmetic, and returns
+// the _mm512_reduce_add_ps of the 16 results (zeros past m).
+func genExpBlock() {
+	const fn = "expBlockAVX512"
+	Implement(fn)
+	Attributes(NOSPLIT)
+	Load(Param("s"), RDI)
+	Load(Param("m"), RCX)
+	Load(Param("mx"), X1)
+	MOVL(U32(1), EAX)
+	SHLL(CL, EAX)
+	DECL(EAX)
+	KMOVW(EAX, K1)
+	VBROADCASTSS(X1, Z1)
+	VMOVUPS_Z(Mem{Base: RDI}, K1, Z2)
+	VSUBPS(Z1, Z2, Z2) // x = s - mx
+	bc := func(name string, bits uint32, z VecPhysical) {
+		VBROADCASTSS(table(name, []byte{byte(bits), byte(bits >> 8), byte(bits >> 16), byte(bits >> 24)}), z)
+	}
+	bc("expR", 0x4b400000, Z3)     // 0x1.8p23
+	bc("expLog2e", 0x3fb8aa3b, Z4) // 0x1.715476p+0
+	// z = fma(x, log2e, r); n = z - r
+	VMOVAPS(Z3, Z5)
+	VFMADD231PS(Z4, Z2, Z5)
+	VSUBPS(Z3, Z5, Z5) // n
+	// b = fma(-n, c1, fma(-n, c0, x))
+	bc("expLn2Hi", 0x3f317200, Z6) // 0x1.62e4p-1
+	bc("expLn2Lo", 0x35bfbe8e, Z7) // 0x1.7f7d1cp-20
+	VMOVAPS(Z2, Z8)
+	VFNMADD231PS(Z6, Z5, Z8)
+	VFNMADD231PS(Z7, Z5, Z8) // b
+	VMULPS(Z8, Z8, Z9)       // u = b*b
+	// j = fma(fma(fma(c5, b, c4), u, fma(c3, b, c2)), u, fma(c1, b, 1))
+	bc("expC5", 0x3c072010, Z10) // 0x1.0e4020p-7
+	bc("expC4", 0x3d2b9f17, Z11) // 0x1.573e2ep-5
+	VFMADD213PS(Z11, Z8, Z10)    // Z10 = c5*b + c4
+	bc("expC3", 0x3e2aaf33, Z12) // 0x1.555e66p-3
+	bc("expC2", 0x3efffedb, Z13) // 0x1.fffdb6p-2
+	VFMADD213PS(Z13, Z8, Z12)    // Z12 = c3*b + c2
+	VFMADD213PS(Z12, Z9, Z10)    // Z10 = Z10*u + Z12
+	bc("expC1", 0x3f7ffff6, Z14) // 0x1.ffffecp-1
+	bc("expOne", 0x3f800000, Z15)
+	VFMADD213PS(Z15, Z8, Z14) // Z14 = c1*b + 1
+	VFMADD213PS(Z14, Z9, Z10) // j = Z10*u + Z14
+	VSCALEFPS(Z5, Z10, Z10)   // j * 2^n
+	// |n| > 192: 0 for n <= 0, +Inf above.
+	bc("expAbs", 0x7fffffff, Z16)
+	VANDPS(Z16, Z5, Z17)
+	bc("exp192", 0x43400000, Z18)
+	VCMPPS(U8(0x1e), Z18, Z17, K2) // |n| > 192 (ordered, quiet)
+	VXORPS(Z19, Z19, Z19)
+	VCMPPS(U8(0x1e), Z19, Z5, K3) // n > 0
+	KANDW(K2, K3, K4)
+	KANDNW(K2, K3, K5) // K5 = ~K3 & K2: |n| > 192, n <= 0
+	bc("expInf", 0x7f800000, Z20)
+	VMOVAPS(Z20, K4, Z10)
+	VMOVAPS(Z19, K5, Z10)
+	VMOVAPS_Z(Z10, K1, Z0)
+	VMOVUPS(Z0, K1, Mem{Base: RDI})
+	reduce16()
+	VZEROUPPER()
+	Store(X0, ReturnIndex(0))
+	RET()
+}

@@ -24,6 +24,8 @@ func main() {
 	genDotF16Lanes("dotF16Lanes16AVX512", 1)
 	genDotF16Lanes("dotF16Lanes64AVX512", 4)
 	genAxpyF16()
+	genKQVSum()
+	genExpBlock()
 	q4kAVX512().gen()
 	q6kAVX512().gen()
 	q8_0AVX512().gen()

@@ -196,6 +196,44 @@ func AxpyF16(acc []float32, v []uint16, p float32) {
 	axpyF16Go(acc, v, p)
 }
 
+// kqvSumAVX512 is laneSumGo on the first n outputs (n a multiple of 16).
+//
+//go:noescape
+func kqvSumAVX512(out, acc *float32, vd, n, width int)
+
+// expBlockAVX512 is expBlock16Go on s[0:m], m <= 16.
+//
+//go:noescape
+func expBlockAVX512(s *float32, m int, mx float32) float32
+
+// LaneSum reduces lane accumulators: acc holds width (16 or 64) rows of
+// vd values, and out[d] (d < len(out) <= vd) becomes _mm512_reduce_add_ps
+// over the 16 lanes acc[l*vd+d], after, for 64 rows, r[l] =
+// (a[l]+a[32+l]) + (a[16+l]+a[48+l]) (ggml_vec_dot_f32's four
+// accumulators combined).
+func LaneSum(out, acc []float32, vd, width int) {
+	n := len(out) &^ 15
+	if n > 0 && f32AVX512.on() && (width == 16 || width == 64) && len(out) <= vd && len(acc) >= width*vd {
+		kqvSumAVX512(&out[0], &acc[0], vd, n, width)
+		if n == len(out) {
+			return
+		}
+		laneSumGo(out[n:], acc[n:], vd, width)
+		return
+	}
+	laneSumGo(out, acc, vd, width)
+}
+
+// ExpBlock16 sets s[j] = ggml_v_expf(s[j] - mx) for the len(s) <= 16
+// values of one block of ggml_vec_soft_max_f32 (ggmlfp.VExpf) and returns
+// the _mm512_reduce_add_ps of the block (zeros past len(s)).
+func ExpBlock16(s []float32, mx float32) float32 {
+	if m := len(s); m > 0 && m <= 16 && f32AVX512.on() {
+		return expBlockAVX512(&s[0], m, mx)
+	}
+	return expBlock16Go(s, mx)
+}
+
 // cpu holds the instruction sets the kernels use, read once.
 var cpu = struct {
 	avx2, fma, f16c, bmi1, bmi2 bool

@@ -44,3 +44,15 @@ func DotF16Lanes64(q []float32, k []uint16) float32 { return dotF16Lanes64Go(q, 
 // AxpyF16 sets acc[i] += float32(p * v[i]) for every i (v F16 values,
 // the product rounded before the add). len(v) >= len(acc).
 func AxpyF16(acc []float32, v []uint16, p float32) { axpyF16Go(acc, v, p) }
+
+// LaneSum reduces lane accumulators: acc holds width (16 or 64) rows of
+// vd values, and out[d] (d < len(out) <= vd) becomes _mm512_reduce_add_ps
+// over the 16 lanes acc[l*vd+d], after, for 64 rows, r[l] =
+// (a[l]+a[32+l]) + (a[16+l]+a[48+l]) (ggml_vec_dot_f32's four
+// accumulators combined).
+func LaneSum(out, acc []float32, vd, width int) { laneSumGo(out, acc, vd, width) }
+
+// ExpBlock16 sets s[j] = ggml_v_expf(s[j] - mx) for the len(s) <= 16
+// values of one block of ggml_vec_soft_max_f32 (ggmlfp.VExpf) and returns
+// the _mm512_reduce_add_ps of the block (zeros past len(s)).
+func ExpBlock16(s []float32, mx float32) float32 { return expBlock16Go(s, mx) }

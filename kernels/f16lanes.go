@@ -45,3 +45,31 @@ func axpyF16Go(acc []float32, v []uint16, p float32) {
 		acc[d] += float32(p * FP16ToF32(x))
 	}
 }
+
+// laneSumGo is LaneSum in Go.
+func laneSumGo(out, acc []float32, vd, width int) {
+	var r [16]float32
+	for d := range out {
+		if width == 16 {
+			for l := range r {
+				r[l] = acc[l*vd+d]
+			}
+		} else {
+			for l := range r {
+				r[l] = (acc[l*vd+d] + acc[(32+l)*vd+d]) + (acc[(16+l)*vd+d] + acc[(48+l)*vd+d])
+			}
+		}
+		out[d] = ggmlfp.Reduce16(&r)
+	}
+}
+
+// expBlock16Go is ExpBlock16 in Go.
+func expBlock16Go(s []float32, mx float32) float32 {
+	var blk [16]float32
+	for j := range s[:min(len(s), 16)] {
+		e := ggmlfp.VExpf(s[j] - mx)
+		s[j] = e
+		blk[j] = e
+	}
+	return ggmlfp.Reduce16(&blk)
+}

@@ -163,3 +163,67 @@ func TestF16LanesAsmExact(t *testing.T) {
 		t.Fatalf("%v allocations", a)
 	}
 }
+
+// TestLaneSumExpBlockAsmExact compares LaneSum and ExpBlock16 with their
+// pure-Go versions on random and awkward values.
+func TestLaneSumExpBlockAsmExact(t *testing.T) {
+	if f32ISA() == "go" {
+		t.Skip("no assembly f32 functions in this build")
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, vd := range []int{1, 15, 16, 17, 64, 128, 130, 512} {
+		for _, width := range []int{16, 64} {
+			for _, awkward := range []bool{false, true} {
+				acc, _ := f32Rows(rng, width*vd, awkward)
+				for _, n := range []int{vd, vd / 2, vd &^ 15} {
+					got, want := make([]float32, n), make([]float32, n)
+					LaneSum(got, acc, vd, width)
+					laneSumGo(want, acc, vd, width)
+					for d := range got {
+						if !sameFloat(got[d], want[d]) {
+							t.Fatalf("LaneSum vd %d width %d n %d: [%d] %g, pure Go %g", vd, width, n, d, got[d], want[d])
+						}
+					}
+				}
+			}
+		}
+	}
+	for iter := 0; iter < 20000; iter++ {
+		m := 1 + rng.IntN(16)
+		s := make([]float32, m)
+		for j := range s {
+			switch rng.IntN(6) {
+			case 0:
+				s[j] = f32Values[rng.IntN(len(f32Values))]
+			case 1:
+				s[j] = float32(rng.NormFloat64() * 100)
+			default:
+				s[j] = float32(rng.NormFloat64() * 5)
+			}
+		}
+		mx := float32(rng.NormFloat64() * 5)
+		if iter%3 == 0 {
+			mx = s[0]
+		}
+		a, b := append([]float32(nil), s...), append([]float32(nil), s...)
+		got, want := ExpBlock16(a, mx), expBlock16Go(b, mx)
+		if !sameFloat(got, want) {
+			t.Fatalf("ExpBlock16(%v, %g) sum %g, pure Go %g", s, mx, got, want)
+		}
+		for j := range a {
+			if !sameFloat(a[j], b[j]) {
+				t.Fatalf("ExpBlock16: exp(%g - %g) = %g (%#08x), pure Go %g (%#08x)", s[j], mx, a[j],
+					math.Float32bits(a[j]), b[j], math.Float32bits(b[j]))
+			}
+		}
+	}
+	// Every exponent the softmax meets: x from -200 to 100 in small steps.
+	for x := float32(-200); x < 100; x += 0.0137 {
+		a, b := []float32{x}, []float32{x}
+		ExpBlock16(a, 0)
+		expBlock16Go(b, 0)
+		if !sameFloat(a[0], b[0]) {
+			t.Fatalf("exp(%g) = %g (%#08x), pure Go %g (%#08x)", x, a[0], math.Float32bits(a[0]), b[0], math.Float32bits(b[0]))
+		}
+	}
+}

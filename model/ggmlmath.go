@@ -1,9 +1,6 @@
 package model
 
-import (
-	"github.com/inference-x/inference-x/internal/ggmlfp"
-	"github.com/inference-x/inference-x/kernels"
-)
+import "github.com/inference-x/inference-x/kernels"
 
 // Attention arithmetic in the order llama.cpp's CPU backend uses with an
 // F32 KV cache and flash attention off (AVX-512 build of ggml-cpu):
@@ -49,21 +46,7 @@ func (k *kqvAcc) add(j int, p float32, v []float32) {
 // sum writes the reduced outputs: for 64 lanes first (a0+a2)+(a1+a3) over
 // the four 16-lane accumulators, then _mm512_reduce_add_ps.
 func (k *kqvAcc) sum(out []float32) {
-	var r [16]float32
-	vd := k.vd
-	for d := range out[:vd] {
-		a := k.acc
-		if k.width == 16 {
-			for l := range r {
-				r[l] = a[l*vd+d]
-			}
-		} else {
-			for l := range r {
-				r[l] = (a[l*vd+d] + a[(32+l)*vd+d]) + (a[(16+l)*vd+d] + a[(48+l)*vd+d])
-			}
-		}
-		out[d] = ggmlfp.Reduce16(&r)
-	}
+	kernels.LaneSum(out[:k.vd], k.acc, k.vd, k.width)
 }
 
 // vecDotF16Q is the q·k product of an F16 cache: q already rounded to
