@@ -55,9 +55,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 BENCH_MODELS  ?= llama-7b,qwen3-30b-a3b,kimi-k2-mini
 BENCH_THREADS ?= 1,2
 BENCH_REPS    ?= 5
+BENCH_FLAGS   ?=
 
 bench: build bench-kernels ## speed: kernels GB/s vs read bandwidth, then pp512/tg128 of the synth models vs llama.cpp (hours)
-	$(GO) run ./internal/benchspeed -models $(BENCH_MODELS) -threads $(BENCH_THREADS) -reps $(BENCH_REPS) -bin $(BIN) -dir out/bench
+	$(GO) run ./internal/benchspeed -models $(BENCH_MODELS) -threads $(BENCH_THREADS) -reps $(BENCH_REPS) -bin $(BIN) -dir out/bench $(BENCH_FLAGS)
 
 bench-kernels: ## per-type mat-vec GB/s on a matrix far larger than cache, against the measured read bandwidth
 	IX_BENCH_MB=1024 $(GO) test ./kernels -run '^$$' -bench '^Benchmark(ReadBandwidth|MatVec)$$' -benchtime 10x

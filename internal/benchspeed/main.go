@@ -49,7 +49,7 @@ type preset struct {
 
 var presets = map[string]preset{
 	"llama-7b":      {name: "llama-7b"},
-	"qwen3-30b-a3b": {name: "qwen3-30b-a3b", layers: 24}, // 48 layers are 18 GB; 24 leave room on a 24 GiB machine
+	"qwen3-30b-a3b": {name: "qwen3-30b-a3b", layers: 12}, // 48 layers are 18 GB; 12 (4.6 GB) leave room on a 24 GiB machine and synthesize in minutes
 	"kimi-k2-mini":  {name: "kimi-k2-mini"},
 }
 
@@ -69,6 +69,8 @@ type options struct {
 	bin     string
 	peer    string
 	jsonOut string
+	// noRepack also runs llama.cpp with --no-repack.
+	noRepack bool
 }
 
 // result is one engine's measurements on one model and thread count.
@@ -93,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.bin, "bin", "bin", "where coordinator and ixctl are")
 	fs.StringVar(&o.peer, "peer", defaultPeer(), "llamaref binary (skipped when absent)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write every run as JSON to this file")
+	fs.BoolVar(&o.noRepack, "no-repack", true, "also run llama.cpp with --no-repack")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -210,7 +213,10 @@ type engine struct {
 func (o *options) engines() []engine {
 	es := []engine{{"ours", o.ours}}
 	if o.peer != "" {
-		es = append(es, engine{"llama.cpp", o.llama(false)}, engine{"llama.cpp no-repack", o.llama(true)})
+		es = append(es, engine{"llama.cpp", o.llama(false)})
+		if o.noRepack {
+			es = append(es, engine{"llama.cpp no-repack", o.llama(true)})
+		}
 	}
 	return es
 }
