@@ -334,51 +334,90 @@ func genExpBlock() {
 	VBROADCASTSS(X1, Z1)
 	VMOVUPS_Z(Mem{Base: RDI}, K1, Z2)
 	VSUBPS(Z1, Z2, Z2) // x = s - mx
-	bc := func(name string, bits uint32, z VecPhysical) {
-		VBROADCASTSS(table(name, []byte{byte(bits), byte(bits >> 8), byte(bits >> 16), byte(bits >> 24)}), z)
-	}
-	bc("expR", 0x4b400000, Z3)     // 0x1.8p23
-	bc("expLog2e", 0x3fb8aa3b, Z4) // 0x1.715476p+0
-	// z = fma(x, log2e, r); n = z - r
-	VMOVAPS(Z3, Z5)
-	VFMADD231PS(Z4, Z2, Z5)
-	VSUBPS(Z3, Z5, Z5) // n
-	// b = fma(-n, c1, fma(-n, c0, x))
-	bc("expLn2Hi", 0x3f317200, Z6) // 0x1.62e4p-1
-	bc("expLn2Lo", 0x35bfbe8e, Z7) // 0x1.7f7d1cp-20
-	VMOVAPS(Z2, Z8)
-	VFNMADD231PS(Z6, Z5, Z8)
-	VFNMADD231PS(Z7, Z5, Z8) // b
-	VMULPS(Z8, Z8, Z9)       // u = b*b
-	// j = fma(fma(fma(c5, b, c4), u, fma(c3, b, c2)), u, fma(c1, b, 1))
-	bc("expC5", 0x3c072010, Z10) // 0x1.0e4020p-7
-	bc("expC4", 0x3d2b9f17, Z11) // 0x1.573e2ep-5
-	VFMADD213PS(Z11, Z8, Z10)    // Z10 = c5*b + c4
-	bc("expC3", 0x3e2aaf33, Z12) // 0x1.555e66p-3
-	bc("expC2", 0x3efffedb, Z13) // 0x1.fffdb6p-2
-	VFMADD213PS(Z13, Z8, Z12)    // Z12 = c3*b + c2
-	VFMADD213PS(Z12, Z9, Z10)    // Z10 = Z10*u + Z12
-	bc("expC1", 0x3f7ffff6, Z14) // 0x1.ffffecp-1
-	bc("expOne", 0x3f800000, Z15)
-	VFMADD213PS(Z15, Z8, Z14) // Z14 = c1*b + 1
-	VFMADD213PS(Z14, Z9, Z10) // j = Z10*u + Z14
-	VSCALEFPS(Z5, Z10, Z10)   // j * 2^n
-	// |n| > 192: 0 for n <= 0, +Inf above.
-	bc("expAbs", 0x7fffffff, Z16)
-	VANDPS(Z16, Z5, Z17)
-	bc("exp192", 0x43400000, Z18)
-	VCMPPS(U8(0x1e), Z18, Z17, K2) // |n| > 192 (ordered, quiet)
-	VXORPS(Z19, Z19, Z19)
-	VCMPPS(U8(0x1e), Z19, Z5, K3) // n > 0
-	KANDW(K2, K3, K4)
-	KANDNW(K2, K3, K5) // K5 = ~K3 & K2: |n| > 192, n <= 0
-	bc("expInf", 0x7f800000, Z20)
-	VMOVAPS(Z20, K4, Z10)
-	VMOVAPS(Z19, K5, Z10)
+	vexpf()
 	VMOVAPS_Z(Z10, K1, Z0)
 	VMOVUPS(Z0, K1, Mem{Base: RDI})
 	reduce16()
 	VZEROUPPER()
 	Store(X0, ReturnIndex(0))
+	RET()
+}
+
+// f32const broadcasts a float32 constant (by its bits) into z.
+func f32const(name string, bits uint32, z VecPhysical) {
+	VBROADCASTSS(table(name, []byte{byte(bits), byte(bits >> 8), byte(bits >> 16), byte(bits >> 24)}), z)
+}
+
+// vexpf sets Z10 = ggml_v_expf(Z2) lane by lane in ggmlfp.VExpf's
+// arithmetic; it clobbers Z3-Z20 and K2-K5.
+func vexpf() {
+	f32const("expR", 0x4b400000, Z3)     // 0x1.8p23
+	f32const("expLog2e", 0x3fb8aa3b, Z4) // 0x1.715476p+0
+	// z = fma(x, log2e, r); n = z - r
+	VMOVAPS(Z3, Z5)
+	VFMADD231PS(Z4, Z2, Z5)
+	VSUBPS(Z3, Z5, Z5) // n
+	// b = fma(-n, c1, fma(-n, c0, x))
+	f32const("expLn2Hi", 0x3f317200, Z6) // 0x1.62e4p-1
+	f32const("expLn2Lo", 0x35bfbe8e, Z7) // 0x1.7f7d1cp-20
+	VMOVAPS(Z2, Z8)
+	VFNMADD231PS(Z6, Z5, Z8)
+	VFNMADD231PS(Z7, Z5, Z8) // b
+	VMULPS(Z8, Z8, Z9)       // u = b*b
+	// j = fma(fma(fma(c5, b, c4), u, fma(c3, b, c2)), u, fma(c1, b, 1))
+	f32const("expC5", 0x3c072010, Z10) // 0x1.0e4020p-7
+	f32const("expC4", 0x3d2b9f17, Z11) // 0x1.573e2ep-5
+	VFMADD213PS(Z11, Z8, Z10)          // Z10 = c5*b + c4
+	f32const("expC3", 0x3e2aaf33, Z12) // 0x1.555e66p-3
+	f32const("expC2", 0x3efffedb, Z13) // 0x1.fffdb6p-2
+	VFMADD213PS(Z13, Z8, Z12)          // Z12 = c3*b + c2
+	VFMADD213PS(Z12, Z9, Z10)          // Z10 = Z10*u + Z12
+	f32const("expC1", 0x3f7ffff6, Z14) // 0x1.ffffecp-1
+	f32const("expOne", 0x3f800000, Z15)
+	VFMADD213PS(Z15, Z8, Z14) // Z14 = c1*b + 1
+	VFMADD213PS(Z14, Z9, Z10) // j = Z10*u + Z14
+	VSCALEFPS(Z5, Z10, Z10)   // j * 2^n
+	// |n| > 192: 0 for n <= 0, +Inf above.
+	f32const("expAbs", 0x7fffffff, Z16)
+	VANDPS(Z16, Z5, Z17)
+	f32const("exp192", 0x43400000, Z18)
+	VCMPPS(U8(0x1e), Z18, Z17, K2) // |n| > 192 (ordered, quiet)
+	VXORPS(Z19, Z19, Z19)
+	VCMPPS(U8(0x1e), Z19, Z5, K3) // n > 0
+	KANDW(K2, K3, K4)
+	KANDNW(K2, K3, K5) // K5 = ~K3 & K2: |n| > 192, n <= 0
+	f32const("expInf", 0x7f800000, Z20)
+	VMOVAPS(Z20, K4, Z10)
+	VMOVAPS(Z19, K5, Z10)
+}
+
+// genSwiglu emits swigluAVX512: gate[i] = silu(gate[i]) * up[i] for i < n
+// (a multiple of 16) with ggml_v_silu, x / (1 + v_expf(0 - x)), in
+// ggmlfp.VSilu's arithmetic.
+func genSwiglu() {
+	const fn = "swigluAVX512"
+	Implement(fn)
+	Attributes(NOSPLIT)
+	Load(Param("gate"), RDI)
+	Load(Param("up"), RSI)
+	Load(Param("n"), RCX)
+	SHRQ(U8(4), RCX)
+	JZ(LabelRef(lbl(fn, "done")))
+	Label(lbl(fn, "loop"))
+	VMOVUPS(Mem{Base: RDI}, Z21)
+	VXORPS(Z2, Z2, Z2)
+	VSUBPS(Z21, Z2, Z2) // 0 - x
+	vexpf()
+	f32const("expOne", 0x3f800000, Z15)
+	VADDPS(Z15, Z10, Z10)
+	VDIVPS(Z10, Z21, Z21)
+	VMULPS(Mem{Base: RSI}, Z21, Z21)
+	VMOVUPS(Z21, Mem{Base: RDI})
+	ADDQ(U8(64), RDI)
+	ADDQ(U8(64), RSI)
+	DECQ(RCX)
+	JNZ(LabelRef(lbl(fn, "loop")))
+	Label(lbl(fn, "done"))
+	VZEROUPPER()
 	RET()
 }

@@ -26,6 +26,7 @@ func main() {
 	genAxpyF16()
 	genKQVSum()
 	genExpBlock()
+	genSwiglu()
 	q4kAVX512().gen()
 	q6kAVX512().gen()
 	q8_0AVX512().gen()

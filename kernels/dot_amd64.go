@@ -234,6 +234,25 @@ func ExpBlock16(s []float32, mx float32) float32 {
 	return expBlock16Go(s, mx)
 }
 
+// swigluAVX512 is swigluGo on gate[0:n], up[0:n], n a multiple of 16.
+//
+//go:noescape
+func swigluAVX512(gate, up *float32, n int)
+
+// SwigluBlocks sets gate[i] = ggml_v_silu(gate[i]) * up[i] for the first
+// len(gate)&^15 values (ggml_vec_swiglu_f32's vector part, ggmlfp.VSilu)
+// and returns that count; the caller does the scalar tail.
+func SwigluBlocks(gate, up []float32) int {
+	n := len(gate) &^ 15
+	if n > 0 && f32AVX512.on() {
+		up = up[:n]
+		swigluAVX512(&gate[0], &up[0], n)
+		return n
+	}
+	swigluGo(gate, up)
+	return n
+}
+
 // cpu holds the instruction sets the kernels use, read once.
 var cpu = struct {
 	avx2, fma, f16c, bmi1, bmi2 bool

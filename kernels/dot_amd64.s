@@ -1035,6 +1035,67 @@ DATA expInf<>+2(SB)/1, $0x80
 DATA expInf<>+3(SB)/1, $0x7f
 GLOBL expInf<>(SB), RODATA|NOPTR, $4
 
+// func swigluAVX512(gate *float32, up *float32, n int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·swigluAVX512(SB), NOSPLIT, $0-24
+	MOVQ gate+0(FP), DI
+	MOVQ up+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $0x04, CX
+	JZ   swigluAVX512_done
+
+swigluAVX512_loop:
+	VMOVUPS      (DI), Z21
+	VXORPS       Z2, Z2, Z2
+	VSUBPS       Z21, Z2, Z2
+	VBROADCASTSS expR<>+0(SB), Z3
+	VBROADCASTSS expLog2e<>+0(SB), Z4
+	VMOVAPS      Z3, Z5
+	VFMADD231PS  Z4, Z2, Z5
+	VSUBPS       Z3, Z5, Z5
+	VBROADCASTSS expLn2Hi<>+0(SB), Z6
+	VBROADCASTSS expLn2Lo<>+0(SB), Z7
+	VMOVAPS      Z2, Z8
+	VFNMADD231PS Z6, Z5, Z8
+	VFNMADD231PS Z7, Z5, Z8
+	VMULPS       Z8, Z8, Z9
+	VBROADCASTSS expC5<>+0(SB), Z10
+	VBROADCASTSS expC4<>+0(SB), Z11
+	VFMADD213PS  Z11, Z8, Z10
+	VBROADCASTSS expC3<>+0(SB), Z12
+	VBROADCASTSS expC2<>+0(SB), Z13
+	VFMADD213PS  Z13, Z8, Z12
+	VFMADD213PS  Z12, Z9, Z10
+	VBROADCASTSS expC1<>+0(SB), Z14
+	VBROADCASTSS expOne<>+0(SB), Z15
+	VFMADD213PS  Z15, Z8, Z14
+	VFMADD213PS  Z14, Z9, Z10
+	VSCALEFPS    Z5, Z10, Z10
+	VBROADCASTSS expAbs<>+0(SB), Z16
+	VANDPS       Z16, Z5, Z17
+	VBROADCASTSS exp192<>+0(SB), Z18
+	VCMPPS       $0x1e, Z18, Z17, K2
+	VXORPS       Z19, Z19, Z19
+	VCMPPS       $0x1e, Z19, Z5, K3
+	KANDW        K2, K3, K4
+	KANDNW       K2, K3, K5
+	VBROADCASTSS expInf<>+0(SB), Z20
+	VMOVAPS      Z20, K4, Z10
+	VMOVAPS      Z19, K5, Z10
+	VBROADCASTSS expOne<>+0(SB), Z15
+	VADDPS       Z15, Z10, Z10
+	VDIVPS       Z10, Z21, Z21
+	VMULPS       (SI), Z21, Z21
+	VMOVUPS      Z21, (DI)
+	ADDQ         $0x40, DI
+	ADDQ         $0x40, SI
+	DECQ         CX
+	JNZ          swigluAVX512_loop
+
+swigluAVX512_done:
+	VZEROUPPER
+	RET
+
 // func dotQ4KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VNNI, F16C, FMA3, GFNI, MMX+
 TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64

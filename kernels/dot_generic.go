@@ -56,3 +56,11 @@ func LaneSum(out, acc []float32, vd, width int) { laneSumGo(out, acc, vd, width)
 // values of one block of ggml_vec_soft_max_f32 (ggmlfp.VExpf) and returns
 // the _mm512_reduce_add_ps of the block (zeros past len(s)).
 func ExpBlock16(s []float32, mx float32) float32 { return expBlock16Go(s, mx) }
+
+// SwigluBlocks sets gate[i] = ggml_v_silu(gate[i]) * up[i] for the first
+// len(gate)&^15 values (ggml_vec_swiglu_f32's vector part, ggmlfp.VSilu)
+// and returns that count; the caller does the scalar tail.
+func SwigluBlocks(gate, up []float32) int {
+	swigluGo(gate, up)
+	return len(gate) &^ 15
+}

@@ -73,3 +73,12 @@ func expBlock16Go(s []float32, mx float32) float32 {
 	}
 	return ggmlfp.Reduce16(&blk)
 }
+
+// swigluGo is SwigluBlocks in Go.
+func swigluGo(gate, up []float32) {
+	n := len(gate) &^ 15
+	up = up[:n]
+	for i := range up {
+		gate[i] = ggmlfp.VSilu(gate[i]) * up[i]
+	}
+}

@@ -227,3 +227,46 @@ func TestLaneSumExpBlockAsmExact(t *testing.T) {
 		}
 	}
 }
+
+// TestSwigluAsmExact compares SwigluBlocks with its pure-Go version.
+func TestSwigluAsmExact(t *testing.T) {
+	if f32ISA() == "go" {
+		t.Skip("no assembly f32 functions in this build")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for n := 0; n <= 200; n++ {
+		for _, awkward := range []bool{false, true} {
+			g, u := f32Rows(rng, n, awkward)
+			for i := range g {
+				if rng.IntN(5) == 0 {
+					g[i] *= 40
+				}
+			}
+			a, b := append([]float32(nil), g...), append([]float32(nil), g...)
+			if k := SwigluBlocks(a, u); k != n&^15 {
+				t.Fatalf("n %d: %d values done", n, k)
+			}
+			swigluGo(b, u)
+			for i := range a {
+				if !sameFloat(a[i], b[i]) {
+					t.Fatalf("swiglu(%g, %g) = %g (%#08x), pure Go %g (%#08x)", g[i], u[i], a[i],
+						math.Float32bits(a[i]), b[i], math.Float32bits(b[i]))
+				}
+			}
+		}
+	}
+	for x := float32(-120); x < 120; x += 0.0071 {
+		g, u := make([]float32, 16), make([]float32, 16)
+		for i := range g {
+			g[i], u[i] = x+float32(i)*1e-3, 1
+		}
+		a, b := append([]float32(nil), g...), append([]float32(nil), g...)
+		SwigluBlocks(a, u)
+		swigluGo(b, u)
+		for i := range a {
+			if !sameFloat(a[i], b[i]) {
+				t.Fatalf("silu(%g) = %g, pure Go %g", g[i], a[i], b[i])
+			}
+		}
+	}
+}

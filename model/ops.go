@@ -44,10 +44,7 @@ func exp32(x float32) float32 { return ggmlfp.Expf(x) }
 // the split point depends on the row length.
 func swiglu(gate, up []float32) {
 	up = up[:len(gate)]
-	i, nv := 0, len(gate)-len(gate)%16
-	for ; i < nv; i++ {
-		gate[i] = ggmlfp.VSilu(gate[i]) * up[i]
-	}
+	i := kernels.SwigluBlocks(gate, up)
 	for ; i < len(gate); i++ {
 		gate[i] = ggmlfp.Silu(gate[i]) * up[i]
 	}
