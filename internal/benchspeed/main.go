@@ -80,6 +80,9 @@ type result struct {
 	Thread int       `json:"threads"`
 	PP     []float64 `json:"pp_tok_s_all"`
 	TG     []float64 `json:"tg_tok_s_all"`
+	// Err is the first error of a failed engine (its later runs are
+	// skipped); the table prints "failed".
+	Err string `json:"error,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -232,9 +235,20 @@ func (o *options) measure(ctx context.Context, path string, threads int, stderr 
 	for r := 0; r < o.reps; r++ {
 		for k := range es {
 			i := (r + k) % len(es)
+			if rs[i].Err != "" {
+				continue
+			}
 			pp, tg, err := es[i].run(ctx, path, threads)
 			if err != nil {
-				return nil, fmt.Errorf("%s on %s, %d threads: %w", es[i].name, path, threads, err)
+				if i == 0 || ctx.Err() != nil {
+					return nil, fmt.Errorf("%s on %s, %d threads: %w", es[i].name, path, threads, err)
+				}
+				// A reference engine that cannot run this model (llama.cpp's
+				// repacked buffers abort on some architectures) is reported,
+				// not fatal.
+				rs[i].Err = err.Error()
+				fmt.Fprintf(stderr, "%s t%d %s failed: %v\n", filepath.Base(path), threads, es[i].name, err)
+				continue
 			}
 			fmt.Fprintf(stderr, "%s t%d run %d %-20s pp %8.2f  tg %7.2f\n", filepath.Base(path), threads, r+1, es[i].name, pp, tg)
 			rs[i].PP = append(rs[i].PP, pp)
@@ -312,6 +326,10 @@ func row(model string, threads int, rs []result) string {
 		ours := median(pick(rs[0]))
 		s := fmt.Sprintf("%.2f", ours)
 		for _, r := range rs[1:] {
+			if r.Err != "" {
+				s += " | failed | -"
+				continue
+			}
 			ref := median(pick(r))
 			s += fmt.Sprintf(" | %.2f | %.2fx", ref, ours/ref)
 		}
