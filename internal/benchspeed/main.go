@@ -49,7 +49,7 @@ type preset struct {
 
 var presets = map[string]preset{
 	"llama-7b":      {name: "llama-7b"},
-	"qwen3-30b-a3b": {name: "qwen3-30b-a3b", layers: 12}, // 48 layers are 18 GB; 12 (4.6 GB) leave room on a 24 GiB machine and synthesize in minutes
+	"qwen3-30b-a3b": {name: "qwen3-30b-a3b", layers: 12}, // 48 layers are 18 GB; 12 (4.6 GiB) leave room on a 24 GiB machine and take half an hour, not hours, to synthesize
 	"kimi-k2-mini":  {name: "kimi-k2-mini"},
 }
 
