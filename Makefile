@@ -6,7 +6,8 @@ BENCHTIME ?= 1s
 PKGS      := ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench fuzz demo adaptive-report bench-paging clean \
+.PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench bench-kernels generate verify-asm fuzz demo \
+	adaptive-report bench-paging clean \
 	proto verify-proto buf-lint buf-breaking cluster-test bench-cluster
 
 help: ## list the targets
@@ -16,10 +17,19 @@ build: ## build coordinator, expertnode and ixctl into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: lint test-go fuzz ## the whole suite: lint, tests, short fuzz runs (what CI runs)
+test: lint verify-asm test-go test-purego fuzz ## the whole suite: lint, generated assembly, tests (also pure Go), short fuzz runs (what CI runs)
 
 test-go: ## go test over every package
 	$(GO) test -count=1 -timeout 30m $(PKGS)
+
+test-purego: ## the kernels and model tests without assembly (-tags purego)
+	$(GO) test -count=1 -timeout 30m -tags purego ./kernels ./model
+
+generate: ## regenerate the kernels' assembly (avo, in the _asm module)
+	cd _asm && $(GO) run . -out ../kernels/dot_amd64.s
+
+verify-asm: generate ## regenerate the assembly and fail if it differs from the committed file
+	@git diff --exit-code --stat -- kernels/dot_amd64.s || { echo "kernels/dot_amd64.s was stale: commit the regenerated file"; exit 1; }
 
 lint: verify-fmt vet verify-proto ## gofmt, go vet, buf lint and fresh generated code
 
@@ -36,12 +46,22 @@ vet: ## go vet
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test ./gguf -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDequantize$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzDotRows$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./kernels -run '^$$' -fuzz '^FuzzF32Dots$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./expertnode -run '^$$' -fuzz '^FuzzForward$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chat -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
 
-bench: ## kernel and model benchmarks (go test -bench)
-	$(GO) test ./kernels -run '^$$' -bench . -benchtime $(BENCHTIME)
+BENCH_MODELS  ?= llama-7b,qwen3-30b-a3b,kimi-k2-mini
+BENCH_THREADS ?= 1,2
+BENCH_REPS    ?= 5
+BENCH_FLAGS   ?=
+
+bench: build bench-kernels ## speed: kernels GB/s vs read bandwidth, then pp512/tg128 of the synth models vs llama.cpp (hours)
+	$(GO) run ./internal/benchspeed -models $(BENCH_MODELS) -threads $(BENCH_THREADS) -reps $(BENCH_REPS) -bin $(BIN) -dir out/bench $(BENCH_FLAGS)
+
+bench-kernels: ## per-type mat-vec GB/s on a matrix far larger than cache, against the measured read bandwidth
+	IX_BENCH_MB=1024 $(GO) test ./kernels -run '^$$' -bench '^Benchmark(ReadBandwidth|MatVec)$$' -benchtime 10x
 
 DEMO_MODEL ?= out/demo-kimi-k2-mini.Q4_K_M.gguf
 

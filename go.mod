@@ -5,6 +5,7 @@ go 1.26.7
 require (
 	github.com/ardanlabs/jinja v1.8.0
 	github.com/hashicorp/memberlist v0.7.0
+	github.com/klauspost/cpuid/v2 v2.4.2
 	github.com/prometheus/client_golang v1.25.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2

@@ -11,6 +11,12 @@
 // weights in registers and multiplies them by f32 activations with no
 // intermediate buffer.
 //
+// On amd64 the hot paths run generated assembly (dot_amd64.s, from the
+// _asm module): the rows kernels behind MatMul and Format.Dot, the
+// activation quantizers, and the f32 vector functions of attention and
+// the FFN. Each gives the same bits as the pure-Go code, which the purego
+// build tag selects; see README.md.
+//
 // The package does not know about tensors, files or models: it works on
 // []byte rows and []float32 vectors. Layout facts (block size, bytes per
 // block) come from gguf's type table.

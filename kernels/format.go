@@ -57,6 +57,7 @@ func register(f *Format) {
 		panic(fmt.Sprintf("kernels: format %v registered twice", f.Type))
 	}
 	formats[f.Type] = f
+	wrapDot(f.Type)
 }
 
 // Lookup returns the kernels for t, or an error naming the type when this

@@ -71,6 +71,11 @@ func (a *Activations) Reset(x []float32, n, cols int) {
 // Quantized returns the rows quantized to t (ggml-cpu's run-time rule),
 // computing them on first use.
 func (a *Activations) Quantized(t gguf.Type) []byte {
+	return a.quantized(nil, t)
+}
+
+// quantized is Quantized with the rows shared out over p (nil: inline).
+func (a *Activations) quantized(p *Pool, t gguf.Type) []byte {
 	rb, _ := t.RowBytes(a.Cols)
 	if a.valid[t] {
 		return a.quant[t][:rb*a.N]
@@ -79,12 +84,30 @@ func (a *Activations) Quantized(t gguf.Type) []byte {
 		a.quant[t] = make([]byte, rb*a.N)
 	}
 	q := a.quant[t][:rb*a.N]
-	f := formats[t]
-	for i := 0; i < a.N; i++ {
-		quantizeCPU(f, q[i*rb:(i+1)*rb], a.X[i*a.Cols:(i+1)*a.Cols])
+	task := quantTask{f: formats[t], q: q, x: a.X, rb: rb, cols: a.Cols}
+	if p == nil || a.N < 4 {
+		task.Do(0, a.N, 0)
+	} else {
+		p.qt = task
+		p.Run(a.N, 1, &p.qt)
+		p.qt = quantTask{}
 	}
 	a.valid[t] = true
 	return q
+}
+
+// quantTask quantizes activation rows [lo, hi).
+type quantTask struct {
+	f        *Format
+	q        []byte
+	x        []float32
+	rb, cols int
+}
+
+func (t *quantTask) Do(lo, hi, _ int) {
+	for i := lo; i < hi; i++ {
+		quantizeActivation(t.f, t.q[i*t.rb:(i+1)*t.rb], t.x[i*t.cols:(i+1)*t.cols])
+	}
 }
 
 func quantizeCPU(f *Format, dst []byte, src []float32) {
@@ -107,9 +130,9 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 	mm := &p.mm
 	mm.out, mm.w, mm.x, mm.n = out[:x.N*w.Rows], w, x.X, x.N
 	f := w.format
-	mm.dot, mm.dotF32 = f.Dot, f.DotF32
+	mm.dot, mm.dotF32, mm.rows = f.Dot, f.DotF32, true
 	if bd := batchDotFor(w, x.N); bd != nil {
-		mm.dot = bd
+		mm.dot, mm.rows = bd, false
 	}
 	if bd := batchDotF32For(w, x.N); bd != nil && !x.Strided {
 		mm.dotF32 = bd
@@ -117,7 +140,7 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 	if f.VecDot == gguf.TypeF32 || f.Dot == nil {
 		mm.q, mm.qRow = nil, 0
 	} else {
-		mm.q = x.Quantized(f.VecDot)
+		mm.q = x.quantized(p, f.VecDot)
 		mm.qRow = len(mm.q) / x.N
 	}
 	p.Run(w.Rows, 4, mm)
@@ -135,15 +158,29 @@ type matmulTask struct {
 	n      int
 	dot    func(n int, w, a []byte) float32
 	dotF32 func(w []byte, x []float32) float32
+	// rows says the quantized dot is the format's own (no batched
+	// variant replaces it), so the rows kernels (assembly where the CPU
+	// has it) compute it.
+	rows bool
 }
 
-// tokenTile is how many token rows share one pass over a weight row block.
-const tokenTile = 16
+// rowBlockBytes is how many weight bytes one pass of every token tile
+// covers before moving on: small enough to stay in L2 between tiles, so
+// that prefill reads each weight from memory once.
+const rowBlockBytes = 256 << 10
 
 func (m *matmulTask) Do(lo, hi, _ int) {
 	w, cols := m.w, m.w.Cols
-	for t0 := 0; t0 < m.n; t0 += tokenTile {
-		t1 := min(t0+tokenTile, m.n)
+	if m.q != nil && m.rows {
+		step := max(1, rowBlockBytes/w.RowBytes)
+		for r0 := lo; r0 < hi; r0 += step {
+			r1 := min(r0+step, hi)
+			w.dotRows(m.out[r0:], w.Rows, r0, r1, m.q, m.qRow, m.n)
+		}
+		return
+	}
+	for t0 := 0; t0 < m.n; t0 += TileTokens {
+		t1 := min(t0+TileTokens, m.n)
 		for r := lo; r < hi; r++ {
 			row := w.Data[r*w.RowBytes : (r+1)*w.RowBytes]
 			if m.q == nil {

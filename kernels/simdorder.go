@@ -728,14 +728,14 @@ func fmaFast(a, b, c float32) float32 {
 	return float32(s)
 }
 
-// VecDotF32 is ggml_vec_dot_f32 on AVX-512 (GGML_F32_STEP 64, EPR 16) as
+// vecDotF32Go is ggml_vec_dot_f32 on AVX-512 (GGML_F32_STEP 64, EPR 16) as
 // GCC compiled it: four 16-lane FMA accumulators over the first n&^63
 // elements, combined (a0+a2)+(a1+a3) and reduced with
 // _mm512_reduce_add_ps; the rest added to that float sum in order, blocks
 // of 16 and then 8 as rounded products (vectorised multiply, scalar adds),
 // the last n%8 with scalar FMA. llama.cpp uses it for F32 weights with one
 // token and for attention's q*k.
-func VecDotF32(x, y []float32) float32 {
+func vecDotF32Go(x, y []float32) float32 {
 	n := len(x)
 	y = y[:n]
 	np := n &^ 63
@@ -770,8 +770,8 @@ func VecDotF32(x, y []float32) float32 {
 	return sumf
 }
 
-// dotF32W is VecDotF32 with the first operand read from F32 row bytes.
-func dotF32W(w []byte, x []float32) float32 {
+// dotF32WGo is vecDotF32Go with the first operand read from F32 row bytes.
+func dotF32WGo(w []byte, x []float32) float32 {
 	n := len(x)
 	w = w[:4*n]
 	np := n &^ 63
@@ -808,11 +808,11 @@ func dotF32W(w []byte, x []float32) float32 {
 	return sumf
 }
 
-// dotF32WBatch is llamafile's tinyBLAS on F32 (AVX-512), which llama.cpp
+// dotF32WBatchGo is llamafile's tinyBLAS on F32 (AVX-512), which llama.cpp
 // uses for F32 weights with two or more tokens: one 16-lane accumulator,
 // lane l an FMA chain over elements l, l+16, ..., then
 // _mm512_reduce_add_ps.
-func dotF32WBatch(w []byte, x []float32) float32 {
+func dotF32WBatchGo(w []byte, x []float32) float32 {
 	var acc [16]float32
 	w = w[:4*len(x)]
 	var wf [16]float32
@@ -938,9 +938,9 @@ func dotBF16Batch(n int, w, a []byte) float32 {
 	return ggmlfp.Reduce16(&c)
 }
 
-// FMAAxpy sets acc[i] = fma(x[i], p, acc[i]) for every i, each rounded
+// fmaAxpyGo sets acc[i] = fma(x[i], p, acc[i]) for every i, each rounded
 // once to float32 as vfmadd231ps does (len(x) >= len(acc)).
-func FMAAxpy(acc, x []float32, p float32) {
+func fmaAxpyGo(acc, x []float32, p float32) {
 	x = x[:len(acc)]
 	pp := float64(p)
 	i := 0

@@ -1,9 +1,6 @@
 package model
 
-import (
-	"github.com/inference-x/inference-x/internal/ggmlfp"
-	"github.com/inference-x/inference-x/kernels"
-)
+import "github.com/inference-x/inference-x/kernels"
 
 // Attention arithmetic in the order llama.cpp's CPU backend uses with an
 // F32 KV cache and flash attention off (AVX-512 build of ggml-cpu):
@@ -49,21 +46,7 @@ func (k *kqvAcc) add(j int, p float32, v []float32) {
 // sum writes the reduced outputs: for 64 lanes first (a0+a2)+(a1+a3) over
 // the four 16-lane accumulators, then _mm512_reduce_add_ps.
 func (k *kqvAcc) sum(out []float32) {
-	var r [16]float32
-	vd := k.vd
-	for d := range out[:vd] {
-		a := k.acc
-		if k.width == 16 {
-			for l := range r {
-				r[l] = a[l*vd+d]
-			}
-		} else {
-			for l := range r {
-				r[l] = (a[l*vd+d] + a[(32+l)*vd+d]) + (a[(16+l)*vd+d] + a[(48+l)*vd+d])
-			}
-		}
-		out[d] = ggmlfp.Reduce16(&r)
-	}
+	kernels.LaneSum(out[:k.vd], k.acc, k.vd, k.width)
 }
 
 // vecDotF16Q is the q·k product of an F16 cache: q already rounded to
@@ -76,29 +59,12 @@ func vecDotF16Q(q []float32, k []uint16, batch bool) float32 {
 	n := len(q)
 	k = k[:n]
 	if batch && n%16 == 0 {
-		var acc [16]float32
-		for i := 0; i < n; i += 16 {
-			for l := range acc {
-				acc[l] += float32(q[i+l] * kernels.FP16ToF32(k[i+l]))
-			}
-		}
-		return ggmlfp.Reduce16(&acc)
+		return kernels.DotF16Lanes16(q, k)
 	}
 	np := n &^ 63
 	var sum float64
 	if np > 0 {
-		var acc [4][16]float32
-		for i := 0; i < np; i += 64 {
-			for j := range acc {
-				for l := range acc[j] {
-					acc[j][l] += float32(q[i+16*j+l] * kernels.FP16ToF32(k[i+16*j+l]))
-				}
-			}
-		}
-		for l := range acc[0] {
-			acc[0][l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l])
-		}
-		sum = float64(ggmlfp.Reduce16(&acc[0]))
+		sum = float64(kernels.DotF16Lanes64(q[:np], k[:np]))
 	}
 	for i := np; i < n; i++ {
 		sum += float64(q[i] * kernels.FP16ToF32(k[i]))
@@ -110,9 +76,5 @@ func vecDotF16Q(q []float32, k []uint16, batch bool) float32 {
 // product is exact and the lanes only add.
 func (k *kqvAcc) addF16(j int, p float32, v []uint16) {
 	l := j % k.width
-	acc := k.acc[l*k.vd : (l+1)*k.vd]
-	v = v[:len(acc)]
-	for d, x := range v {
-		acc[d] += float32(p * kernels.FP16ToF32(x))
-	}
+	kernels.AxpyF16(k.acc[l*k.vd:(l+1)*k.vd], v, p)
 }

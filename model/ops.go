@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/inference-x/inference-x/internal/ggmlfp"
+	"github.com/inference-x/inference-x/kernels"
 )
 
 // rmsNorm writes x / sqrt(mean(x^2) + eps) * w into dst, with ggml's
@@ -43,10 +44,7 @@ func exp32(x float32) float32 { return ggmlfp.Expf(x) }
 // the split point depends on the row length.
 func swiglu(gate, up []float32) {
 	up = up[:len(gate)]
-	i, nv := 0, len(gate)-len(gate)%16
-	for ; i < nv; i++ {
-		gate[i] = ggmlfp.VSilu(gate[i]) * up[i]
-	}
+	i := kernels.SwigluBlocks(gate, up)
 	for ; i < len(gate); i++ {
 		gate[i] = ggmlfp.Silu(gate[i]) * up[i]
 	}
@@ -83,18 +81,10 @@ func softmaxRow(s []float32, n int) {
 		mx = max(mx, v)
 	}
 	var sum float64
-	var blk [16]float32
 	tail := n - n%16
 	i := 0
 	for ; i < len(s) && i < tail; i += 16 {
-		m := min(16, len(s)-i)
-		for j := 0; j < m; j++ {
-			e := ggmlfp.VExpf(s[i+j] - mx)
-			s[i+j] = e
-			blk[j] = e
-		}
-		clear(blk[m:])
-		sum += float64(ggmlfp.Reduce16(&blk))
+		sum += float64(kernels.ExpBlock16(s[i:i+min(16, len(s)-i)], mx))
 	}
 	for ; i < len(s); i++ {
 		e := ggmlfp.Expf(s[i] - mx)

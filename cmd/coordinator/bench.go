@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -22,6 +24,7 @@ type BenchOptions struct {
 	Threads int
 	Batch   int
 	KVType  string
+	Profile string
 	Output  cli.Output
 }
 
@@ -33,7 +36,8 @@ func newBenchCmd(s cli.Streams) *cobra.Command {
 		Long: `bench measures prompt processing (pp: -p random tokens in one batch from an
 empty cache) and text generation (tg: -n single-token decodes from an
 empty cache) separately, after one warm-up, and reports the median of -r
-repetitions in tokens per second.`,
+repetitions in tokens per second. The warm-up is llama-bench's: one pp run,
+and a single-token decode before tg.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Model == "" {
@@ -53,6 +57,7 @@ repetitions in tokens per second.`,
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads (0: one per CPU)")
 	f.IntVarP(&o.Batch, "batch", "b", 512, "tokens per forward pass in pp")
 	f.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16 or f32")
+	f.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the measured runs to this file")
 	cli.AddOutputFlag(cmd, &o.Output)
 	return cmd
 }
@@ -114,16 +119,34 @@ func (o *BenchOptions) Run(ctx context.Context, s cli.Streams) error {
 		}
 		return float64(o.TG) / time.Since(start).Seconds(), nil
 	}
+	if o.Profile != "" {
+		pf, err := os.Create(o.Profile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	warmTG := func() error {
+		seq.Len = 0
+		tok := [1]int32{int32(rng.IntN(m.Config.Vocab))}
+		return r.Eval(ctx, seq, tok[:], false, discard)
+	}
+	warmPP := func() error { _, err := pp(); return err }
 	for _, t := range []struct {
-		n   int
-		f   func() (float64, error)
-		all *[]float64
-		med *float64
-	}{{o.PP, pp, &res.PPAll, &res.PPTokS}, {o.TG, tg, &res.TGAll, &res.TGTokS}} {
+		n    int
+		f    func() (float64, error)
+		warm func() error
+		all  *[]float64
+		med  *float64
+	}{{o.PP, pp, warmPP, &res.PPAll, &res.PPTokS}, {o.TG, tg, warmTG, &res.TGAll, &res.TGTokS}} {
 		if t.n == 0 {
 			continue
 		}
-		if _, err := t.f(); err != nil { // warm-up
+		if err := t.warm(); err != nil { // warm-up, as llama-bench: the whole prompt, or one token
 			return err
 		}
 		for i := 0; i < o.Reps; i++ {

@@ -1,0 +1,253 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// rowsKernel describes one rows kernel: the loops are shared, the format
+// supplies the per-block and per-token code.
+//
+// Register contract of the skeleton (every kernel body keeps to it):
+//
+//	DI  out + r*4 (current row)        R8  ldo*4
+//	SI  current weight block           R9  rows left
+//	R10 activation block of token 0    R11 lda
+//	R12 nt                             R13 nb
+//	CX  blocks left                    DX  tokens left
+//	BX  activation block of token t    R14 accumulators of token t
+//	AX  free in decode and token code  Z20-Z23: single-token accumulators
+//	                                   (Y12, Y13 in AVX2 kernels)
+//
+// With one token (decode) the accumulators live in Z20-Z23; with several,
+// in the local frame, 32 bytes each per token (nt <= 8).
+type rowsKernel struct {
+	name     string
+	doc      []string
+	wBlock   int   // weight bytes per block
+	aBlock   int   // activation bytes per block
+	accs     int   // accumulator vectors (8 floats) per token
+	prefetch []int // offsets from SI prefetched per block
+	setup    func()
+	decode   func()         // weight block at SI into registers
+	token    func(acc []Op) // activation block at BX into the accumulators
+	finish   func(acc []Op) // accumulators -> low float of X1 (X0-X3 free)
+	// vex marks an AVX2 kernel: only Y0-Y15, no EVEX; its one-token
+	// accumulators are Y12 and Y13 instead of Z20-Z23.
+	vex bool
+}
+
+// prefetchAhead is how far ahead of the block being read the weight stream
+// is prefetched.
+const prefetchAhead = 6144
+
+// prefetchLines returns the offsets that prefetch one block's worth of
+// cache lines ahead.
+func prefetchLines(blockBytes int) []int {
+	var p []int
+	for off := 0; off < blockBytes; off += 64 {
+		p = append(p, prefetchAhead+off)
+	}
+	return p
+}
+
+func (k *rowsKernel) gen() {
+	fn := k.name
+	Implement(fn)
+	Attributes(NOSPLIT)
+	Comment(k.doc...)
+	accBytes := 32 * k.accs
+	frame := AllocLocal(8 * accBytes)
+
+	Load(Param("out"), RDI)
+	Load(Param("ldo"), R8)
+	SHLQ(U8(2), R8)
+	Load(Param("w"), RSI)
+	Load(Param("rows"), R9)
+	Load(Param("lda"), R11)
+	Load(Param("nt"), R12)
+	Load(Param("nb"), R13)
+	k.setup()
+
+	TESTQ(R9, R9)
+	JLE(LabelRef(lbl(fn, "done")))
+	CMPQ(R12, U8(1))
+	JNE(LabelRef(lbl(fn, "row")))
+
+	Comment("One token: accumulators in registers.")
+	regs := []Op{Y20, Y21, Y22, Y23}[:k.accs]
+	if k.vex {
+		regs = []Op{Y12, Y13}[:k.accs]
+	}
+	Label(lbl(fn, "row1"))
+	for _, r := range regs {
+		VXORPS(r, r, r)
+	}
+	Load(Param("a"), RBX)
+	MOVQ(R13, RCX)
+	Label(lbl(fn, "block1"))
+	k.prefetchBlock()
+	k.decode()
+	k.token(regs)
+	ADDQ(U32(k.wBlock), RSI)
+	ADDQ(U32(k.aBlock), RBX)
+	DECQ(RCX)
+	JNZ(LabelRef(lbl(fn, "block1")))
+	k.finish(regs)
+	VMOVSS(X1, Mem{Base: RDI})
+	ADDQ(U8(4), RDI)
+	DECQ(R9)
+	JNZ(LabelRef(lbl(fn, "row1")))
+	JMP(LabelRef(lbl(fn, "done")))
+
+	Comment("Several tokens: accumulators in the frame.")
+	var mems []Op
+	for i := 0; i < k.accs; i++ {
+		mems = append(mems, Mem{Base: R14, Disp: 32 * i})
+	}
+	Label(lbl(fn, "row"))
+	VXORPS(Y0, Y0, Y0)
+	LEAQ(frame, R14)
+	MOVQ(R12, RDX)
+	Label(lbl(fn, "zero"))
+	for _, m := range mems {
+		VMOVUPS(Y0, m)
+	}
+	ADDQ(U8(accBytes), R14)
+	DECQ(RDX)
+	JNZ(LabelRef(lbl(fn, "zero")))
+
+	Load(Param("a"), R10)
+	MOVQ(R13, RCX)
+
+	Label(lbl(fn, "block"))
+	k.prefetchBlock()
+	k.decode()
+
+	MOVQ(R10, RBX)
+	LEAQ(frame, R14)
+	MOVQ(R12, RDX)
+	Label(lbl(fn, "tok"))
+	k.token(mems)
+	ADDQ(R11, RBX)
+	ADDQ(U8(accBytes), R14)
+	DECQ(RDX)
+	JNZ(LabelRef(lbl(fn, "tok")))
+
+	ADDQ(U32(k.wBlock), RSI)
+	ADDQ(U32(k.aBlock), R10)
+	DECQ(RCX)
+	JNZ(LabelRef(lbl(fn, "block")))
+
+	Comment("Reduce each token's accumulators into out[t*ldo+r].")
+	LEAQ(frame, R14)
+	MOVQ(RDI, RAX)
+	MOVQ(R12, RDX)
+	Label(lbl(fn, "fin"))
+	k.finish(mems)
+	VMOVSS(X1, Mem{Base: RAX})
+	ADDQ(R8, RAX)
+	ADDQ(U8(accBytes), R14)
+	DECQ(RDX)
+	JNZ(LabelRef(lbl(fn, "fin")))
+
+	ADDQ(U8(4), RDI)
+	DECQ(R9)
+	JNZ(LabelRef(lbl(fn, "row")))
+
+	Label(lbl(fn, "done"))
+	VZEROUPPER()
+	RET()
+}
+
+func (k *rowsKernel) prefetchBlock() {
+	Commentf("Prefetch the weight stream %d bytes ahead.", prefetchAhead)
+	for _, off := range k.prefetch {
+		PREFETCHT0(Mem{Base: RSI, Disp: off})
+	}
+}
+
+// isReg reports whether an accumulator lives in a register.
+func isReg(acc Op) bool {
+	_, ok := acc.(Register)
+	return ok
+}
+
+// accumulate applies op(a, b, acc) (an FMA-family instruction with avo's
+// operand order: multiplicands first, accumulator last) to an accumulator
+// in a register or in memory; tmp is used for the memory case. x selects
+// the 128-bit (4-lane) form.
+func accumulate(op func(...Op), a, b, acc Op, tmp VecPhysical, x bool) {
+	if isReg(acc) {
+		r := Op(acc)
+		if x {
+			r = acc.(VecPhysical).AsX()
+		}
+		op(a, b, r)
+		return
+	}
+	t := Op(tmp.AsY())
+	if x {
+		t = tmp.AsX()
+	}
+	VMOVUPS(acc, t)
+	op(a, b, t)
+	VMOVUPS(t, acc)
+}
+
+// accFMA does acc = fma(scale, lanes, acc) on 8 lanes, ggml's
+// _mm256_fmadd_ps(d, q, acc); tmp is clobbered.
+func accFMA(scale, lanes, acc Op, tmp VecPhysical) {
+	accumulate(VFMADD231PS, scale, lanes, acc, tmp, false)
+}
+
+// loadAcc loads an accumulator (8 lanes, or 4 with x) into dst.
+func loadAcc(acc Op, dst VecPhysical, x bool) {
+	if x {
+		dst = dst.AsX().(VecPhysical)
+	}
+	if isReg(acc) {
+		r := Op(acc)
+		if x {
+			r = acc.(VecPhysical).AsX()
+		}
+		VMOVAPS(r, dst)
+		return
+	}
+	VMOVUPS(acc, dst)
+}
+
+// finishHsum8 leaves hsum8 of the first accumulator in X1.
+func finishHsum8(acc []Op) {
+	loadAcc(acc[0], Y0, false)
+	hsum8vex(Y0, X1, X2)
+}
+
+// hsum8vex leaves in dst's low float ggml's hsum_float_8 of v: (hi+lo)
+// pairs, then (r0+r2)+(r1+r3). Registers below 16 (VEX).
+func hsum8vex(v, dst, tmp VecPhysical) {
+	VEXTRACTF128(U8(1), v, dst)
+	VADDPS(v.AsX(), dst, dst)
+	hsum4(dst, tmp)
+}
+
+// hsum4 reduces the four floats of x in place: (x0+x2)+(x1+x3) in x0.
+func hsum4(x, tmp VecPhysical) {
+	VMOVHLPS(x, x, tmp)
+	VADDPS(tmp, x, x)
+	VMOVSHDUP(x, tmp)
+	VADDSS(tmp, x, x)
+}
+
+// accumulateSS applies a scalar FMA-family op to the low float of an
+// accumulator in a register or in memory; tmp is used for memory.
+func accumulateSS(op func(...Op), a, b, acc Op, tmp VecPhysical) {
+	if isReg(acc) {
+		op(a, b, acc.(VecPhysical).AsX())
+		return
+	}
+	VMOVSS(acc, tmp.AsX())
+	op(a, b, tmp.AsX())
+	VMOVSS(tmp.AsX(), acc)
+}
