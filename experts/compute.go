@@ -25,7 +25,8 @@ type localWork struct {
 	// Activations of the gate/up products: per companion type, the rows
 	// quantized (or X itself for f32 dots).
 	xq     [2]activationRows // gate, up
-	hidden []float32         // per slot: silu(gate) * up, ff wide
+	hidden []float32         // per slot: gate, then silu(gate) * up, ff wide
+	upv    []float32         // per slot: up, ff wide
 	hq     activationRows    // hidden rows for the down product
 	y      []float32         // per slot: the expert's output, embd wide
 
@@ -141,6 +142,7 @@ func (w *localWork) prepare() error {
 		return err
 	}
 	w.hidden = grow(w.hidden, nSlots*ly.ff)
+	w.upv = grow(w.upv, nSlots*ly.ff)
 	w.y = grow(w.y, nSlots*ly.embd)
 	h := &w.hq
 	h.x, h.cols, h.q = w.hidden, ly.ff, nil
@@ -164,8 +166,9 @@ func (w *localWork) release() {
 	w.xq[1].x, w.xq[1].q = nil, nil
 }
 
-// gateUpTask computes hidden[s] = silu(gate_e . x_i) * (up_e . x_i) for
-// units (active expert a, ff row r) = a*ff + r.
+// gateUpTask computes hidden[s] = gate_e . x_i and upv[s] = up_e . x_i
+// for units (active expert a, ff row r) = a*ff + r; quantTask applies
+// the swiglu.
 type gateUpTask struct{ w *localWork }
 
 func (t gateUpTask) Do(lo, hi, _ int) {
@@ -177,19 +180,26 @@ func (t gateUpTask) Do(lo, hi, _ int) {
 		g, up := &ly.gate[e], &ly.up[e]
 		for _, s := range w.slots[w.start[a]:w.start[a+1]] {
 			i := s / k
-			gv := w.xq[0].dot(g, r, i)
-			uv := w.xq[1].dot(up, r, i)
-			// ggml's swiglu: vector exp except the row's ff%16 tail.
-			w.hidden[s*ff+r] = ggmlfp.SiluInRow(gv, r, ff) * uv
+			w.hidden[s*ff+r] = w.xq[0].dot(g, r, i)
+			w.upv[s*ff+r] = w.xq[1].dot(up, r, i)
 		}
 	}
 }
 
-// quantTask quantizes hidden rows for the down product.
+// quantTask sets each slot's hidden row to silu(gate) * up as ggml's
+// swiglu does (16-lane blocks, the row's ff%16 tail scalar) and quantizes
+// it for the down product.
 type quantTask struct{ w *localWork }
 
 func (t quantTask) Do(lo, hi, _ int) {
-	h := &t.w.hq
+	w := t.w
+	h, ff := &w.hq, w.ly.ff
+	for s := lo; s < hi; s++ {
+		g, u := w.hidden[s*ff:(s+1)*ff], w.upv[s*ff:(s+1)*ff]
+		for j := kernels.SwigluBlocks(g, u); j < ff; j++ {
+			g[j] = ggmlfp.Silu(g[j]) * u[j]
+		}
+	}
 	if h.q == nil {
 		return
 	}
