@@ -12,6 +12,7 @@ import (
 
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/rpc"
 	"github.com/inference-x/inference-x/kernels"
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
@@ -117,7 +118,7 @@ func (c *ServiceConfig) checkRoom(h router.Holdings) error {
 	}
 	if b := c.bytes(h); b > c.Capacity {
 		return fmt.Errorf("%w: the experts would take %s of the node's %s capacity (%s short)", ErrNoRoom,
-			router.FormatBytes(b), router.FormatBytes(c.Capacity), router.FormatBytes(b-c.Capacity))
+			bytesize.Format(b), bytesize.Format(c.Capacity), bytesize.Format(b-c.Capacity))
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/inference-x/inference-x/internal/bytesize"
 )
 
 // ErrCapacity is wrapped when the nodes lack the room (their capacity)
@@ -23,12 +25,12 @@ func (p *Plan) Shortfall() error {
 	for _, n := range p.Nodes {
 		c := "no limit"
 		if n.Capacity > 0 {
-			c = FormatBytes(n.Capacity)
+			c = bytesize.Format(n.Capacity)
 		}
-		nodes = append(nodes, fmt.Sprintf("%s %s of %s", n.ID, FormatBytes(n.Bytes), c))
+		nodes = append(nodes, fmt.Sprintf("%s %s of %s", n.ID, bytesize.Format(n.Bytes), c))
 	}
 	return fmt.Errorf("%w: %d (layer, expert) pairs have fewer than %d replicas (%d have none), %s short; nodes (planned of capacity): %s",
-		ErrCapacity, p.UnderReplicated, p.Replicas, p.Unplaced, FormatBytes(p.MissingBytes), strings.Join(nodes, ", "))
+		ErrCapacity, p.UnderReplicated, p.Replicas, p.Unplaced, bytesize.Format(p.MissingBytes), strings.Join(nodes, ", "))
 }
 
 // checkRoom returns an error wrapping ErrCapacity when adding bytes to a
@@ -36,21 +38,7 @@ func (p *Plan) Shortfall() error {
 func checkRoom(id string, capacity, held, bytes int64) error {
 	if capacity > 0 && held+bytes > capacity {
 		return fmt.Errorf("%w: node %s holds %s of its %s capacity; %s more does not fit (%s short)",
-			ErrCapacity, id, FormatBytes(held), FormatBytes(capacity), FormatBytes(bytes), FormatBytes(held+bytes-capacity))
+			ErrCapacity, id, bytesize.Format(held), bytesize.Format(capacity), bytesize.Format(bytes), bytesize.Format(held+bytes-capacity))
 	}
 	return nil
-}
-
-// FormatBytes formats n with a binary unit, e.g. "1.5 GiB".
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/inference-x/inference-x/internal/bytesize"
 )
 
 // planTestConfig is a model of 8 MoE layers (and a dense layer 0) of 64
@@ -169,8 +171,8 @@ func TestPlanCapacity(t *testing.T) {
 		t.Errorf("missing %d bytes, want %d", p.MissingBytes, 2*total-placed)
 	}
 	err = p.Shortfall()
-	if !errors.Is(err, ErrCapacity) || !strings.Contains(err.Error(), FormatBytes(p.MissingBytes)+" short") ||
-		!strings.Contains(err.Error(), "a "+FormatBytes(p.Shard("a").Bytes)+" of "+FormatBytes(total/2)) {
+	if !errors.Is(err, ErrCapacity) || !strings.Contains(err.Error(), bytesize.Format(p.MissingBytes)+" short") ||
+		!strings.Contains(err.Error(), "a "+bytesize.Format(p.Shard("a").Bytes)+" of "+bytesize.Format(total/2)) {
 		t.Errorf("shortfall: %v", err)
 	}
 	t.Logf("%v", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/internal/rpc"
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
@@ -122,25 +123,11 @@ func printStatus(w io.Writer, o cli.Output, st *ixv1.ClusterStatusResponse) erro
 	tw := newTable(w)
 	fmt.Fprintln(tw, "NODE\tADDRESS\tSTATE\tEXPERTS\tBYTES\tLOAD")
 	for _, n := range s.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", n.ID, n.Address, n.State, n.Experts, humanBytes(int64(n.Bytes)), n.Load)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", n.ID, n.Address, n.State, n.Experts, bytesize.Format(int64(n.Bytes)), n.Load)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "replicas %d, under-replicated experts %d, placement epoch %d\n", s.Replicas, s.UnderReplicated, s.Epoch)
 	return err
-}
-
-// humanBytes formats n in binary units: "1.5 GiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

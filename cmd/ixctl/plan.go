@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
 	"github.com/inference-x/inference-x/router"
@@ -122,14 +123,14 @@ func (o *PlanOptions) Run(ctx context.Context, s cli.Streams) error {
 		tw := newTable(s.Out)
 		fmt.Fprintln(tw, "NODE\tEXPERTS\tBYTES\tLOAD\tRELEASE")
 		for _, n := range out.Nodes {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t+%d (%s)\t-%d (%s)\n", n.ID, n.Experts, humanBytes(int64(n.Bytes)),
-				n.LoadExperts, humanBytes(int64(n.LoadBytes)), n.ReleaseExperts, humanBytes(int64(n.ReleaseBytes)))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t+%d (%s)\t-%d (%s)\n", n.ID, n.Experts, bytesize.Format(int64(n.Bytes)),
+				n.LoadExperts, bytesize.Format(int64(n.LoadBytes)), n.ReleaseExperts, bytesize.Format(int64(n.ReleaseBytes)))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 		fmt.Fprintf(s.Out, "replicas %d, under-replicated %d: moves %d experts (%s), releases %d (%s)\n", out.Replicas, out.UnderReplicated,
-			out.ExpertsMoved, humanBytes(int64(out.BytesMoved)), out.ExpertsReleased, humanBytes(int64(out.BytesReleased)))
+			out.ExpertsMoved, bytesize.Format(int64(out.BytesMoved)), out.ExpertsReleased, bytesize.Format(int64(out.BytesReleased)))
 		if out.Shortfall != "" {
 			fmt.Fprintf(s.Out, "shortfall: %s\n", out.Shortfall)
 		}

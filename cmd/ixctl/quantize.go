@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
-	"github.com/inference-x/inference-x/internal/commands"
 	"github.com/inference-x/inference-x/quantize"
 )
 
@@ -204,7 +204,7 @@ func (o *QuantizeOptions) print(s cli.Streams, in *gguf.File, res QuantizeResult
 	}
 	fmt.Fprintf(s.Out, "%s %s -> %s as %s (file type %d)\n", verb, o.In, o.Out, rep.Target, rep.FileType)
 	fmt.Fprintf(s.Out, "size: %s -> %s of tensor data (%.2f -> %.2f bpw, %.1f%%)\n",
-		commands.HumanBytes(rep.InBytes), commands.HumanBytes(rep.OutBytes), inBPW, rep.BitsPerWeight(),
+		bytesize.Format(rep.InBytes), bytesize.Format(rep.OutBytes), inBPW, rep.BitsPerWeight(),
 		100*float64(rep.OutBytes)/float64(max(rep.InBytes, 1)))
 	fmt.Fprintf(s.Out, "tensors: %d (%s)\n", len(rep.Tensors), typeCounts(rep.TypeCounts))
 	if n := countFallbacks(rep); n > 0 {
@@ -215,7 +215,7 @@ func (o *QuantizeOptions) print(s cli.Streams, in *gguf.File, res QuantizeResult
 	}
 	if elapsed > 0 {
 		fmt.Fprintf(s.Out, "time: %s, file %s (%.1f MB/s written)\n", elapsed.Round(time.Millisecond),
-			commands.HumanBytes(res.OutFileBytes), mbPerSec(res.OutFileBytes, elapsed))
+			bytesize.Format(res.OutFileBytes), mbPerSec(res.OutFileBytes, elapsed))
 	}
 	return nil
 }

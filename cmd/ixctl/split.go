@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/router"
 	"github.com/inference-x/inference-x/shard"
@@ -99,7 +100,7 @@ func (o *SplitOptions) Run(ctx context.Context, s cli.Streams) error {
 	tw := newTable(s.Out)
 	fmt.Fprintln(tw, "FILE\tNODE\tTENSORS\tBYTES")
 	for _, mf := range append([]shard.File{man.Coordinator}, man.Nodes...) {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", mf.File, mf.Node, mf.Tensors, humanBytes(mf.Bytes))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", mf.File, mf.Node, mf.Tensors, bytesize.Format(mf.Bytes))
 	}
 	tw.Flush()
 	fmt.Fprintf(s.Out, "wrote %s\n", filepath.Join(o.Out, shard.ManifestName))

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
-	"github.com/inference-x/inference-x/internal/commands"
 	"github.com/inference-x/inference-x/synth"
 )
 
@@ -208,7 +208,7 @@ func (o *SynthOptions) Run(cmd *cobra.Command, s cli.Streams) error {
 			return cli.PrintJSON(s.Out, SynthResult{Path: o.Out, Config: o.cfg, Report: rep})
 		}
 		fmt.Fprintf(s.Out, "would write %s %s: %s params, %s of tensor data (%.2f bpw)\n", rep.Arch, rep.Type,
-			humanCount(rep.Params), commands.HumanBytes(rep.Bytes), float64(rep.Bytes)*8/float64(max(rep.Params, 1)))
+			humanCount(rep.Params), bytesize.Format(rep.Bytes), float64(rep.Bytes)*8/float64(max(rep.Params, 1)))
 		fmt.Fprintf(s.Out, "tensors: %d (%s)\n", rep.Tensors, typeCounts(rep.TypeCounts))
 		return nil
 	}
@@ -234,7 +234,7 @@ func (o *SynthOptions) Run(cmd *cobra.Command, s cli.Streams) error {
 	}
 	bpw := float64(rep.Bytes) * 8 / float64(max(rep.Params, 1))
 	fmt.Fprintf(s.Out, "wrote %s: %s %s, %s params, %s (%.2f bpw), seed %d\n", o.Out, rep.Arch, rep.Type,
-		humanCount(rep.Params), commands.HumanBytes(st.Size()), bpw, rep.Seed)
+		humanCount(rep.Params), bytesize.Format(st.Size()), bpw, rep.Seed)
 	fmt.Fprintf(s.Out, "tensors: %d (%s)", rep.Tensors, typeCounts(rep.TypeCounts))
 	if rep.Imatrix == "ones" {
 		fmt.Fprint(s.Out, ", quantized with an all-ones importance matrix")

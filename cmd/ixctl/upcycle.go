@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
-	"github.com/inference-x/inference-x/internal/commands"
 	"github.com/inference-x/inference-x/synth"
 )
 
@@ -118,6 +118,6 @@ func (o *UpcycleOptions) Run(cmd *cobra.Command, s cli.Streams) (err error) {
 	fmt.Fprintf(s.Out, "upcycled %s (%s) -> %s (%s): %d layers, %d experts of width %d, top-%d, noise %g, experts in %s\n",
 		o.In, rep.ArchIn, o.Out, rep.ArchOut, rep.Layers, rep.Experts, rep.FF, rep.ExpertsUsed, rep.Noise, rep.Type)
 	fmt.Fprintf(s.Out, "size: %s -> %s of tensor data, %d tensors\n",
-		commands.HumanBytes(rep.InBytes), commands.HumanBytes(rep.OutBytes), rep.Tensors)
+		bytesize.Format(rep.InBytes), bytesize.Format(rep.OutBytes), rep.Tensors)
 	return nil
 }

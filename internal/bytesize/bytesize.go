@@ -44,9 +44,9 @@ func Format(n int64) string {
 		return fmt.Sprintf("%d B", n)
 	}
 	v, u := float64(n), 0
-	for math.Abs(v) >= unit && u < 4 {
+	for math.Abs(v) >= unit && u < 6 {
 		v /= unit
 		u++
 	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[u-1])
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[u-1])
 }

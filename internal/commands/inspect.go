@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
 )
 
@@ -168,8 +169,8 @@ func printInspect(w io.Writer, r InspectReport, f *gguf.File) error {
 	fmt.Fprintf(w, "file:          %s\n", strings.Join(r.Parts, ", "))
 	fmt.Fprintf(w, "gguf version:  %d\n", r.Version)
 	fmt.Fprintf(w, "architecture:  %s\n", r.Architecture)
-	fmt.Fprintf(w, "tensors:       %d (%s of data)\n", r.TensorCount, HumanBytes(r.TensorBytes))
-	fmt.Fprintf(w, "file size:     %s (data at byte %d, alignment %d)\n", HumanBytes(r.FileSize), r.DataOffset, r.Alignment)
+	fmt.Fprintf(w, "tensors:       %d (%s of data)\n", r.TensorCount, bytesize.Format(r.TensorBytes))
+	fmt.Fprintf(w, "file size:     %s (data at byte %d, alignment %d)\n", bytesize.Format(r.FileSize), r.DataOffset, r.Alignment)
 	keys := make([]string, 0, len(r.Hyperparameters))
 	for k := range r.Hyperparameters {
 		keys = append(keys, k)
@@ -192,18 +193,4 @@ func printInspect(w io.Writer, r InspectReport, f *gguf.File) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\n", t.Name, t.Type, t.Shape(), t.Size)
 	}
 	return tw.Flush()
-}
-
-// HumanBytes formats n as KiB/MiB/GiB with one decimal.
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
