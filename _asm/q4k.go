@@ -119,7 +119,7 @@ func q4kAVX512() *rowsKernel {
 			"high nibbles (upper half), which meet 64 contiguous q8 bytes.",
 		},
 		wBlock: q4kBytes, aBlock: q8kBytes, accs: 2,
-		prefetch: prefetchLines(q4kBytes),
+		prefetch: prefetchLines(q4kBytes), twoLevel: true,
 		setup: func() {
 			sc, mins := q4kScaleTables()
 			scCtl, minCtl = table("q4kScaleCtl", sc), table("q4kMinCtl", mins)

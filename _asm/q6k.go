@@ -36,7 +36,7 @@ func q6kAVX512() *rowsKernel {
 			"resp. 6-7), so the matching q8 bytes are one contiguous 64-byte load.",
 		},
 		wBlock: q6kBytes, aBlock: q8kBytes, accs: 1,
-		prefetch: prefetchLines(q6kBytes),
+		prefetch: prefetchLines(q6kBytes), twoLevel: true,
 		setup: func() {
 			// VPERMW indices: 128-bit lane L of register k gets scale 4k+L.
 			var idx []byte

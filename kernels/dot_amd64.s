@@ -1144,10 +1144,13 @@ dotQ4KAVX512_row1:
 	MOVQ   R13, CX
 
 dotQ4KAVX512_block1:
-	// Prefetch the weight stream 6144 bytes ahead.
-	PREFETCHT0 6144(SI)
-	PREFETCHT0 6208(SI)
-	PREFETCHT0 6272(SI)
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
 
 	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
 	VMOVD        (SI), X11
@@ -1260,10 +1263,13 @@ dotQ4KAVX512_zero:
 	MOVQ    R13, CX
 
 dotQ4KAVX512_block:
-	// Prefetch the weight stream 6144 bytes ahead.
-	PREFETCHT0 6144(SI)
-	PREFETCHT0 6208(SI)
-	PREFETCHT0 6272(SI)
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
 
 	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
 	VMOVD        (SI), X11
@@ -1804,11 +1810,15 @@ dotQ6KAVX512_row1:
 	MOVQ   R13, CX
 
 dotQ6KAVX512_block1:
-	// Prefetch the weight stream 6144 bytes ahead.
-	PREFETCHT0 6144(SI)
-	PREFETCHT0 6208(SI)
-	PREFETCHT0 6272(SI)
-	PREFETCHT0 6336(SI)
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
 
 	// d to f32 in all lanes (Y12).
 	VPBROADCASTW 208(SI), X11
@@ -1903,11 +1913,15 @@ dotQ6KAVX512_zero:
 	MOVQ    R13, CX
 
 dotQ6KAVX512_block:
-	// Prefetch the weight stream 6144 bytes ahead.
-	PREFETCHT0 6144(SI)
-	PREFETCHT0 6208(SI)
-	PREFETCHT0 6272(SI)
-	PREFETCHT0 6336(SI)
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
 
 	// d to f32 in all lanes (Y12).
 	VPBROADCASTW 208(SI), X11
