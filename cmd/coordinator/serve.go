@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,6 +46,7 @@ type ServeOptions struct {
 	LogLevel        string
 	Cluster         ServeClusterOptions // serve_cluster.go
 	Adaptive        AdaptiveFlags
+	Pager           PagerOptions // pager_flags.go; serve defaults to plain mmap
 
 	kv model.KVType
 	// ready, when set, is called with the bound address (tests).
@@ -112,6 +114,11 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	o.Cluster.AddFlags(f)
 	o.Adaptive.AddFlags(f, true)
+	o.Pager.AddFlags(f)
+	// serve keeps plain mmap unless asked: a server's memory is usually
+	// sized for its model, and auto would reserve every slot's KV cache.
+	o.Pager.Mem = "plain"
+	f.Lookup("expert-mem").DefValue = "plain"
 	return cmd
 }
 
@@ -145,6 +152,12 @@ func (o *ServeOptions) Validate() error {
 	}
 	if o.MaxTokens < 0 {
 		return fmt.Errorf("-n %d must be >= 0", o.MaxTokens)
+	}
+	if err := o.Pager.Validate(); err != nil {
+		return err
+	}
+	if o.Cluster.Enabled() && o.Pager.budget >= 0 {
+		return fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only; expert nodes take their own --expert-mem", o.Pager.Mem)
 	}
 	if err := o.Cluster.Validate(); err != nil {
 		return err
@@ -199,6 +212,17 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	}
 	defer stopCluster(o.ShutdownTimeout)
 	app.experts = be
+	if be == nil {
+		store, closer, err := o.openStore(app, s.Err)
+		if err != nil {
+			return err
+		}
+		if store != nil {
+			defer closer.Close()
+			defer store.Close() // after the scheduler has stopped
+			app.experts = store
+		}
+	}
 	if err := o.setupScheduler(ctx, app); err != nil {
 		return err
 	}
@@ -356,4 +380,31 @@ func (o *ServeOptions) serve(ctx context.Context, app *serveApp, ln net.Listener
 	}
 	app.log.Info("stopped")
 	return failure
+}
+
+// openStore opens the expert pager's store when --expert-mem asks for one
+// (nil otherwise). The auto budget reserves the KV cache of every slot.
+func (o *ServeOptions) openStore(app *serveApp, errw io.Writer) (*experts.Store, io.Closer, error) {
+	if o.Pager.budget < 0 {
+		return nil, nil, nil
+	}
+	m := app.lm.model
+	ctx := o.Ctx
+	if train := m.Config.CtxTrain; train > 0 && ctx > train {
+		ctx = train
+	}
+	const probe = 256 // positions of a throwaway sequence, to size the cache per position
+	seq, err := m.NewSequence(probe, o.kv)
+	if err != nil {
+		return nil, nil, err
+	}
+	reserve := seq.CacheBytes() / probe * int64(ctx) * int64(o.Slots)
+	store, closer, err := o.Pager.openStore(app.lm.file, o.Threads, reserve, errw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if store != nil {
+		app.log.Info("expert store", "pager", o.Pager.info)
+	}
+	return store, closer, nil
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inference-x/inference-x/internal/cli"
+	"github.com/inference-x/inference-x/synth"
+)
+
+// serveCompletion starts serve with args, asks one greedy completion and
+// shuts the server down; it returns the text and the logs.
+func serveCompletion(t *testing.T, args ...string) (string, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs lockedBuffer
+	addr := make(chan net.Addr, 1)
+	o := &ServeOptions{ready: func(a net.Addr) { addr <- a }}
+	cmd := serveCmd(cli.Streams{In: strings.NewReader(""), Out: io.Discard, Err: &logs}, o)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	cmd.SetArgs(append([]string{"--http", "127.0.0.1:0", "--slots", "1", "--ctx", "128", "-t", "1"}, args...))
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("serve exited: %v\n%s", err, logs.String())
+	}
+	resp, err := http.Post(base+"/v1/completions", "application/json",
+		strings.NewReader(`{"prompt":"the mixture of experts","max_tokens":12,"temperature":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ Choices []struct{ Text string } }
+	err = json.NewDecoder(resp.Body).Decode(&c)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(c.Choices) != 1 {
+		t.Fatalf("completion: status %d, %v, %+v\n%s", resp.StatusCode, err, c, logs.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v\n%s", err, logs.String())
+	}
+	return c.Choices[0].Text, logs.String()
+}
+
+// TestServeExpertMem: serve with the expert pager under a budget of a few
+// experts answers exactly what plain mmap answers, and logs the budget.
+func TestServeExpertMem(t *testing.T) {
+	c, err := synth.Preset("kimi-k2-mini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Layers, c.Embd, c.FF, c.Heads, c.ExpertFF, c.Vocab, c.Experts = 3, 128, 128, 2, 32, 512, 16
+	c.QLoraRank, c.KVLoraRank, c.RopeDim, c.NopeDim, c.VHeadDim = 32, 32, 32, 32, 32
+	path := filepath.Join(t.TempDir(), "kimi.gguf")
+	if _, err := synth.WriteFile(context.Background(), c, synth.Options{Type: "Q8_0", Seed: 2}, path); err != nil {
+		t.Fatal(err)
+	}
+	want, plainLogs := serveCompletion(t, "-m", path)
+	if strings.Contains(plainLogs, "expert store") {
+		t.Errorf("serve without --expert-mem opened the pager:\n%s", plainLogs)
+	}
+	got, logs := serveCompletion(t, "-m", path, "--expert-mem", "16KiB")
+	if got != want || want == "" {
+		t.Errorf("with --expert-mem 16KiB: %q, plain mmap: %q", got, want)
+	}
+	if !strings.Contains(logs, "expert store") || !strings.Contains(logs, "budget 16.0 KiB") {
+		t.Errorf("logs lack the pager's budget:\n%s", logs)
+	}
+	if code, _, errs := run(t, "serve", "-m", path, "--expert-mem", "1GiB", "--nodes", "127.0.0.1:1"); code == 0 || !strings.Contains(errs, "single-node") {
+		t.Errorf("--expert-mem with --nodes: exit %d, %s", code, errs)
+	}
+}
