@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/internal/testenv"
 )
 
@@ -104,23 +100,7 @@ func TestAdaptiveBenchInProcess(t *testing.T) {
 // batches, and the log names each request's score, tier and plan.
 func TestServeAdaptive(t *testing.T) {
 	model := stories(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logs lockedBuffer
-	addr := make(chan net.Addr, 1)
-	o := &ServeOptions{ready: func(a net.Addr) { addr <- a }}
-	cmd := serveCmd(cli.Streams{In: strings.NewReader(""), Out: io.Discard, Err: &logs}, o)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetArgs([]string{"-m", model, "--http", "127.0.0.1:0", "--slots", "2", "--ctx", "512", "-t", "1", "--adaptive", "--adaptive-prepare"})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("serve exited: %v\n%s", err, logs.String())
-	}
+	base, stop := startServe(t, "-m", model, "--http", "127.0.0.1:0", "--slots", "2", "--ctx", "512", "-t", "1", "--adaptive", "--adaptive-prepare")
 	text, err := os.ReadFile(filepath.Join(testenv.Shared(t, "models"), "war-and-peace-40k.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -149,14 +129,11 @@ func TestServeAdaptive(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v\n%s", err, logs.String())
-	}
+	logs := stop()
 	for _, s := range []string{"adaptive precision on", "adaptive copies made", `msg="adaptive plan" score=`, "tier=simple",
 		`plan="early[0-1]=Q2_K(Q4_0+F16) middle[2]=Q4_K(Q5_0+F16) late[3-4]=base"`, "tier=moderate"} {
-		if !strings.Contains(logs.String(), s) {
-			t.Errorf("log lacks %q:\n%s", s, logs.String())
+		if !strings.Contains(logs, s) {
+			t.Errorf("log lacks %q:\n%s", s, logs)
 		}
 	}
 	// The simple prompt's text is what run gives it alone.

@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/synth"
 )
 
@@ -18,23 +15,7 @@ import (
 // shuts the server down; it returns the text and the logs.
 func serveCompletion(t *testing.T, args ...string) (string, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logs lockedBuffer
-	addr := make(chan net.Addr, 1)
-	o := &ServeOptions{ready: func(a net.Addr) { addr <- a }}
-	cmd := serveCmd(cli.Streams{In: strings.NewReader(""), Out: io.Discard, Err: &logs}, o)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetArgs(append([]string{"--http", "127.0.0.1:0", "--slots", "1", "--ctx", "128", "-t", "1"}, args...))
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("serve exited: %v\n%s", err, logs.String())
-	}
+	base, stop := startServe(t, append([]string{"--http", "127.0.0.1:0", "--slots", "1", "--ctx", "128", "-t", "1"}, args...)...)
 	resp, err := http.Post(base+"/v1/completions", "application/json",
 		strings.NewReader(`{"prompt":"the mixture of experts","max_tokens":12,"temperature":0}`))
 	if err != nil {
@@ -43,14 +24,11 @@ func serveCompletion(t *testing.T, args ...string) (string, string) {
 	var c struct{ Choices []struct{ Text string } }
 	err = json.NewDecoder(resp.Body).Decode(&c)
 	resp.Body.Close()
+	logs := stop()
 	if err != nil || resp.StatusCode != 200 || len(c.Choices) != 1 {
-		t.Fatalf("completion: status %d, %v, %+v\n%s", resp.StatusCode, err, c, logs.String())
+		t.Fatalf("completion: status %d, %v, %+v\n%s", resp.StatusCode, err, c, logs)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v\n%s", err, logs.String())
-	}
-	return c.Choices[0].Text, logs.String()
+	return c.Choices[0].Text, logs
 }
 
 // TestServeExpertMem: serve with the expert pager under a budget of a few

@@ -50,26 +50,7 @@ func (l *lockedBuffer) String() string {
 // /health, auth and one completion, and shuts it down by cancelling the
 // context (what SIGINT does).
 func TestServe(t *testing.T) {
-	model := stories(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logs lockedBuffer
-	addr := make(chan net.Addr, 1)
-	o := &ServeOptions{ready: func(a net.Addr) { addr <- a }}
-	cmd := serveCmd(cli.Streams{In: strings.NewReader(""), Out: io.Discard, Err: &logs}, o)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetArgs([]string{"-m", model, "--http", "127.0.0.1:0", "--api-key", "k", "--slots", "2", "--ctx", "256", "-t", "1"})
-	done := make(chan error, 1)
-	go func() {
-		done <- cmd.ExecuteContext(ctx)
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("serve exited: %v\n%s", err, logs.String())
-	}
+	base, stop := startServe(t, "-m", stories(t), "--http", "127.0.0.1:0", "--api-key", "k", "--slots", "2", "--ctx", "256", "-t", "1")
 	resp, err := http.Get(base + "/health")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("/health: %v %v", resp, err)
@@ -93,13 +74,46 @@ func TestServe(t *testing.T) {
 	if c.Model != "stories260K" || len(c.Choices) != 1 || !strings.HasPrefix(strings.TrimSpace(c.Choices[0].Text), "park. They saw a big") {
 		t.Errorf("completion %+v", c)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v\n%s", err, logs.String())
-	}
+	logs := stop()
 	for _, s := range []string{"model loaded", "chat template", "serving", "shutting down", "stopped"} {
-		if !strings.Contains(logs.String(), s) {
-			t.Errorf("log lacks %q:\n%s", s, logs.String())
+		if !strings.Contains(logs, s) {
+			t.Errorf("log lacks %q:\n%s", s, logs)
 		}
 	}
+}
+
+// startServe runs `coordinator serve ARGS` in-process until stop, which
+// shuts it down as SIGINT does and returns its logs; base is its URL.
+func startServe(t *testing.T, args ...string) (base string, stop func() string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs lockedBuffer
+	addr := make(chan net.Addr, 1)
+	o := &ServeOptions{ready: func(a net.Addr) { addr <- a }}
+	cmd := serveCmd(cli.Streams{In: strings.NewReader(""), Out: io.Discard, Err: &logs}, o)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	cmd.SetArgs(args)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	select {
+	case a := <-addr:
+		base = "http://" + a.String()
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve exited: %v\n%s", err, logs.String())
+	}
+	stopped := false
+	stop = func() string {
+		t.Helper()
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("serve: %v\n%s", err, logs.String())
+			}
+		}
+		return logs.String()
+	}
+	t.Cleanup(func() { stop() })
+	return base, stop
 }
