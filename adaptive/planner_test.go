@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/experttest"
 	"github.com/inference-x/inference-x/internal/testenv"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/synth"
@@ -17,16 +18,7 @@ import (
 
 func openModel(t testing.TB, rel string) *model.Model {
 	t.Helper()
-	f, err := gguf.Open(testenv.Shared(t, rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	m, err := model.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return experttest.OpenModel(t, testenv.Shared(t, rel))
 }
 
 func newPlanner(t testing.TB, m *model.Model, cfg Config) *Planner {
@@ -222,15 +214,7 @@ func TestReleasedPagesStay(t *testing.T) {
 	if _, err := synth.WriteFile(context.Background(), c, synth.Options{Type: "Q8_0", Seed: 1}, path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := model.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := experttest.OpenModel(t, path)
 	p := newPlanner(t, m, DefaultConfig())
 	toks := []int32{1, 300, 301, 302, 303, 304, 305, 306}
 	d, err := p.DecideTier(context.Background(), toks, Simple)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/experttest"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/synth"
 )
@@ -58,15 +59,8 @@ func dropPageCache(t *testing.T, path string) {
 // tokens and every step's logits.
 func greedy(t *testing.T, path string, n int, backend func(*gguf.File) *experts.Store, check func(step int)) ([]int32, [][]float32) {
 	t.Helper()
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := model.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := experttest.OpenModel(t, path)
+	f := m.File
 	opt := model.Options{Threads: 2, MaxBatch: 8}
 	if backend != nil {
 		st := backend(f)

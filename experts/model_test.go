@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/inference-x/inference-x/experts"
-	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/experttest"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/synth"
 )
@@ -91,15 +91,8 @@ func decode(t *testing.T, m *model.Model, backend experts.Backend, n int) ([]int
 // next-layer prediction is better than chance.
 func TestPagedDecode(t *testing.T) {
 	path := synthModel(t)
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := model.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := experttest.OpenModel(t, path)
+	f := m.File
 	wantToks, wantLogits := decode(t, m, nil, 16)
 	expertBytes, _ := experts.SplitBytes(f)
 	for _, pol := range []experts.Policy{experts.PolicyLRFU, experts.PolicyLRU, experts.PolicyLFU} {
@@ -135,15 +128,8 @@ func TestPagedDecode(t *testing.T) {
 // prediction allocates nothing once warm.
 func TestPagedDecodeAllocs(t *testing.T) {
 	path := synthModel(t)
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := model.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := experttest.OpenModel(t, path)
+	f := m.File
 	expertBytes, _ := experts.SplitBytes(f)
 	cfg := experts.DefaultPagerConfig(expertBytes / 4)
 	st, err := experts.NewStore(f, experts.StoreConfig{Threads: 2, Pager: &cfg})

@@ -47,15 +47,8 @@ func (c *modelCluster) calls() []uint64 {
 // nodes parts and node n holds parts n .. n+replication-1 (mod nodes).
 func startModelCluster(t testing.TB, path string, nodes, replication int) *modelCluster {
 	t.Helper()
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	m, err := model.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := experttest.OpenModel(t, path)
+	f := m.File
 	info, err := router.InfoFromFile(f)
 	if err != nil {
 		t.Fatal(err)

@@ -259,15 +259,8 @@ func TestSplitCluster(t *testing.T) {
 // really evicts.
 func TestNodePager(t *testing.T) {
 	path := kimiMini(t, t.TempDir())
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := model.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := experttest.OpenModel(t, path)
+	f := m.File
 	info, err := router.InfoFromFile(f)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/inference-x/inference-x/experts"
-	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/experttest"
 	"github.com/inference-x/inference-x/internal/testenv"
 	"github.com/inference-x/inference-x/model"
 )
@@ -34,15 +34,8 @@ func (c *countingBackend) Forward(ctx context.Context, layer int, b *experts.Bat
 // sequences' rows, so a router sends one RPC per node per layer per step.
 func TestMoEBatchedExpertCalls(t *testing.T) {
 	dir := testenv.Shared(t, "testdata/models")
-	f, err := gguf.Open(filepath.Join(dir, "deepseek2-v3.F32.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := model.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := experttest.OpenModel(t, filepath.Join(dir, "deepseek2-v3.F32.gguf"))
+	f := m.File
 	var ref reference
 	b, err := os.ReadFile(filepath.Join(dir, "deepseek2-v3.F32.generate.json"))
 	if err != nil {
