@@ -55,6 +55,9 @@ func TestServeExpertMem(t *testing.T) {
 	if !strings.Contains(logs, "expert store") || !strings.Contains(logs, "budget 16.0 KiB") {
 		t.Errorf("logs lack the pager's budget:\n%s", logs)
 	}
+	if code, _, errs := run(t, "serve", "-m", path, "--expert-mem", "lots"); code == 0 || !strings.Contains(errs, "--expert-mem") {
+		t.Errorf("--expert-mem lots: exit %d, %s", code, errs)
+	}
 	if code, _, errs := run(t, "serve", "-m", path, "--expert-mem", "1GiB", "--nodes", "127.0.0.1:1"); code == 0 || !strings.Contains(errs, "single-node") {
 		t.Errorf("--expert-mem with --nodes: exit %d, %s", code, errs)
 	}
