@@ -27,6 +27,8 @@ func main() {
 	genKQVSum()
 	genExpBlock()
 	genSwiglu()
+	amxQ4K().gen()
+	amxQ6K().gen()
 	q4kAVX512().gen()
 	q6kAVX512().gen()
 	q8_0AVX512().gen()

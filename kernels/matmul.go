@@ -60,12 +60,17 @@ type Activations struct {
 
 	quant [gguf.TypeCount][]byte
 	valid [gguf.TypeCount]bool
+	// tiles is the Q8_K quantization packed for the AMX tile kernels,
+	// made on demand like quant.
+	tiles      []byte
+	tilesValid bool
 }
 
 // Reset points a at n rows of cols values in x and drops cached quantizations.
 func (a *Activations) Reset(x []float32, n, cols int) {
 	a.X, a.N, a.Cols, a.Strided = x[:n*cols], n, cols, false
 	clear(a.valid[:])
+	a.tilesValid = false
 }
 
 // Quantized returns the rows quantized to t (ggml-cpu's run-time rule),
@@ -136,6 +141,11 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 	}
 	if bd := batchDotF32For(w, x.N); bd != nil && !x.Strided {
 		mm.dotF32 = bd
+	}
+	if tk := tileKernelFor(w, x.N); tk != nil && f.VecDot == gguf.TypeQ8_K {
+		p.tileMatMul(out, w, x, tk)
+		mm.out, mm.w, mm.x = nil, nil, nil
+		return
 	}
 	if f.VecDot == gguf.TypeF32 || f.Dot == nil {
 		mm.q, mm.qRow = nil, 0

@@ -56,6 +56,8 @@ type Pool struct {
 
 	mm matmulTask
 	qt quantTask
+	pt packTask
+	tt tileTask
 }
 
 // poolWorker is one worker's parking place and spin budget.

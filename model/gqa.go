@@ -91,7 +91,7 @@ func (a *gqa) forward(r *Runner, l int, b *Batch) {
 	}
 	att := r.buf("attn", n*a.heads*a.vHeadDim)
 	t := &r.attnTask
-	t.a, t.b, t.l, t.q, t.out = a, b, l, q, att
+	t.a, t.b, t.l, t.q, t.out, t.n = a, b, l, q, att, n
 	t.batch = n >= 2
 	t.scores = r.workerScratch("attn.scores", b, a.headDim+32*a.vHeadDim)
 	r.pool.Run(n*a.heads, 1, t)
@@ -121,9 +121,12 @@ func (r *Runner) workerScratch(name string, b *Batch, headDim int) [][]float32 {
 	return rows
 }
 
-// attnTask computes softmax(q k^T * scale) v for (token, head) pairs.
+// attnTask computes softmax(q k^T * scale) v for (head, token) pairs,
+// head-major: consecutive pairs share a head, so that head's keys and
+// values stay in cache across the tokens of a prompt.
 type attnTask struct {
 	a      *gqa
+	n      int // tokens
 	b      *Batch
 	l      int
 	q      []float32
@@ -139,7 +142,7 @@ func (t *attnTask) Do(lo, hi, worker int) {
 	kw, vw := a.kvHeads*hd, a.kvHeads*vd
 	buf := t.scores[worker]
 	for idx := lo; idx < hi; idx++ {
-		i, h := idx/a.heads, idx%a.heads
+		h, i := idx/t.n, idx%t.n
 		kh := h / group
 		c := t.b.Seq[i].caches[t.l].(*kvCache)
 		npos := t.b.Pos[i] + 1

@@ -1,0 +1,378 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/ir"
+	"github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// Neither avo nor the Go assembler knows the AMX instructions, so they are
+// emitted as bytes. amxOp encodes the register forms used here (VEX.128,
+// map 0F38, W0): tile loads and stores address [base + index*1 + disp32],
+// the index register holding the row stride.
+
+// gpNum is the hardware number of a general-purpose register.
+func gpNum(r reg.GPPhysical) byte {
+	names := map[string]byte{"AX": 0, "CX": 1, "DX": 2, "BX": 3, "SP": 4, "BP": 5, "SI": 6, "DI": 7,
+		"R8": 8, "R9": 9, "R10": 10, "R11": 11, "R12": 12, "R13": 13, "R14": 14, "R15": 15}
+	n, ok := names[r.As64().Asm()]
+	if !ok {
+		panic("amx: no register number for " + r.Asm())
+	}
+	return n
+}
+
+// emitBytes writes raw instruction bytes, with the instruction's mnemonic
+// as a comment.
+func emitBytes(mnemonic string, b []byte) {
+	build.Comment(mnemonic)
+	for _, x := range b {
+		build.Instruction(&ir.Instruction{Opcode: "BYTE", Operands: []operand.Op{operand.U8(x)}})
+	}
+}
+
+// vex3 is a three-byte VEX prefix for map 0F38, W0, L0, with the inverted
+// R, X, B extension bits, vvvv (a tile number or 0) and pp.
+func vex3(r, x, b byte, vvvv, pp byte) []byte {
+	b1 := byte(0x02) // map 0F38
+	if r&8 == 0 {
+		b1 |= 0x80
+	}
+	if x&8 == 0 {
+		b1 |= 0x40
+	}
+	if b&8 == 0 {
+		b1 |= 0x20
+	}
+	b2 := (^vvvv&0xf)<<3 | pp
+	return []byte{0xc4, b1, b2}
+}
+
+// tileMem encodes opcode op (pp selects the prefix) on tile t and memory
+// [base + index + disp].
+func tileMem(name string, pp, op, t byte, base, index reg.GPPhysical, disp int32) {
+	bn, in := gpNum(base), gpNum(index)
+	if in == 4 {
+		panic("amx: SP cannot be an index")
+	}
+	b := vex3(0, in, bn, 0, pp)
+	b = append(b, op, 0x84|(t&7)<<3, (in&7)<<3|bn&7) // mod 10 (disp32), rm 100 (SIB)
+	b = append(b, byte(disp), byte(disp>>8), byte(disp>>16), byte(disp>>24))
+	emitBytes(fmt.Sprintf("%s %d(%s)(%s*1), tmm%d", name, disp, base.Asm(), index.Asm(), t), b)
+}
+
+// TILELOADD loads tile t from rows index bytes apart at base+disp.
+func TILELOADD(t byte, base, index reg.GPPhysical, disp int32) {
+	tileMem("TILELOADD", 3, 0x4b, t, base, index, disp)
+}
+
+// TILESTORED stores tile t to rows index bytes apart at base+disp.
+func TILESTORED(t byte, base, index reg.GPPhysical, disp int32) {
+	tileMem("TILESTORED", 2, 0x4b, t, base, index, disp)
+}
+
+// TDPBSSD: tile c[m][n] += Σ_k int8 a[m][k] * int8 b[k/4][4n+k%4].
+func TDPBSSD(c, a, b byte) {
+	emitBytes(fmt.Sprintf("TDPBSSD tmm%d += tmm%d . tmm%d", c, a, b),
+		append(vex3(0, 0, 0, b, 3), 0x5e, 0xc0|c<<3|a))
+}
+
+// TILEZERO clears tile t.
+func TILEZERO(t byte) {
+	emitBytes(fmt.Sprintf("TILEZERO tmm%d", t), append(vex3(0, 0, 0, 0, 3), 0x49, 0xc0|t<<3))
+}
+
+// LDTILECFG loads the tile configuration at [base].
+func LDTILECFG(base reg.GPPhysical) {
+	bn := gpNum(base)
+	if bn&7 == 4 || bn&7 == 5 {
+		panic("amx: LDTILECFG base needs no SIB or displacement here")
+	}
+	emitBytes("LDTILECFG ("+base.Asm()+")", append(vex3(0, 0, bn, 0, 0), 0x49, bn&7))
+}
+
+// TILERELEASE returns the tiles to their initial state.
+func TILERELEASE() {
+	emitBytes("TILERELEASE", append(vex3(0, 0, 0, 0, 0), 0x49, 0xc0))
+}
+
+// bcst emits a three-operand EVEX instruction with an embedded broadcast
+// of the 32-bit memory operand src2: "OP.BCST src2, src1, dst".
+func bcst(op string, src2, src1, dst operand.Op, accumulates bool) {
+	in := []operand.Op{src2, src1}
+	if accumulates {
+		in = append(in, dst)
+	}
+	build.Instruction(&ir.Instruction{
+		Opcode:   op,
+		Suffixes: []string{"BCST"},
+		Operands: []operand.Op{src2, src1, dst},
+		Inputs:   in,
+		Outputs:  []operand.Op{dst},
+		ISA:      []string{"AVX512F"},
+	})
+}
+
+// tileConfig returns a 64-byte LDTILECFG block (palette 1) giving tiles
+// 0..len-1 the rows and bytes per row listed.
+func tileConfig(name string, rows, colsb []int) operand.Mem {
+	b := make([]byte, 64)
+	b[0] = 1
+	for t := range rows {
+		b[16+2*t] = byte(colsb[t])
+		b[17+2*t] = byte(colsb[t] >> 8)
+		b[48+t] = byte(rows[t])
+	}
+	return table(name, b)
+}
+
+// Layout shared by the AMX kernels and kernels/amx.go.
+//
+// Packed activations, per block of 256 elements and group of 16 tokens
+// (amxPackBytes): B tiles covering the block in 64 rows of 64 bytes (row k
+// holds elements 4k..4k+3 of each of the 16 tokens, so the rows of a
+// sub-block of e elements start at e*16 bytes per sub-block), the 16
+// tokens' Q8_K scales d as f32 at amxPackD, and at amxPackSums four 64-byte
+// vectors: vector p holds, per token, the int16 sums of the 32-element
+// sub-blocks 2p and 2p+1.
+//
+// Scratch, per call: one record of recBytes per weight row (the row's 256
+// levels as int8, then its sub-block scales as int32 at amxRecScales, and
+// the kernel's other per-row values), then two 16x16 int32 tiles; at most
+// amxScratch bytes (kernels/amx.go).
+const (
+	amxPackBytes = 4416
+	amxPackD     = 4096
+	amxPackSums  = 4160
+	amxRecScales = 256
+)
+
+// amxKernel describes one tile kernel: the phases are shared, the format
+// supplies the unpacking of a row's block into its record.
+type amxKernel struct {
+	name     string
+	doc      []string
+	wBlock   int // weight bytes per block
+	recBytes int // scratch record per row
+	subK     int // elements per sub-block (one scale)
+	recD     int // record offset of the row's f32 d (and dmin after it)
+	mins     bool
+	recMins  int // record offset of the int16 mins, with mins
+	setup    func()
+	unpack   func() // block at SI into the record at R15; Z16-Z23 free
+}
+
+// gen emits the kernel
+//
+//	func name(acc *float32, w *byte, rowBytes int, rows int, b *byte, nb int, scratch *byte)
+//
+// Registers: R8 acc, R9 rowBytes, R10 end of the records, R11 row 0's
+// current block, R12 packed block, R13 blocks left, R14 scratch, R15 the
+// record being filled, SI the block being unpacked, CX 64, DI recBytes;
+// Z0-Z15 the rows' integer sums in phase 2, Z16-Z19 and Z23 (the tokens' d)
+// temporaries of phases 2 and 3, Z24-Z27 the sub-block sums with mins;
+// unpack may use AX, BX, DX and Z16-Z23, its constants live in Z24-Z31
+// (Z28-Z31 only, with mins).
+func (k *amxKernel) gen() {
+	fn := k.name
+	nsub := 256 / k.subK
+	build.Implement(fn)
+	build.Attributes(build.NOSPLIT)
+	build.Comment(k.doc...)
+	cfg := tileConfig(fn+"Tiles", []int{16, k.subK / 4, 16, 16, k.subK / 4, 16}, []int{k.subK, 64, 64, k.subK, 64, 64})
+
+	build.Load(build.Param("acc"), reg.R8)
+	build.Load(build.Param("w"), reg.R11)
+	build.Load(build.Param("rowBytes"), reg.R9)
+	build.Load(build.Param("rows"), reg.R10)
+	build.Load(build.Param("b"), reg.R12)
+	build.Load(build.Param("nb"), reg.R13)
+	build.Load(build.Param("scratch"), reg.R14)
+	build.Comment("R10 = end of the row records.")
+	build.IMUL3Q(operand.U32(k.recBytes), reg.R10, reg.R10)
+	build.ADDQ(reg.R14, reg.R10)
+	build.LEAQ(cfg, reg.RAX)
+	LDTILECFG(reg.RAX)
+	build.MOVQ(operand.U32(64), reg.RCX)
+	build.MOVQ(operand.U32(k.recBytes), reg.RDI)
+	k.setup()
+	build.VPXORD(reg.Z16, reg.Z16, reg.Z16)
+	for r := 0; r < 16; r++ {
+		build.VMOVUPS(reg.Z16, operand.Mem{Base: reg.R8, Disp: 64 * r})
+	}
+	sumi := []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2, reg.Z3, reg.Z4, reg.Z5, reg.Z6, reg.Z7,
+		reg.Z8, reg.Z9, reg.Z10, reg.Z11, reg.Z12, reg.Z13, reg.Z14, reg.Z15}
+	rec := func(r, off int) operand.Mem { return operand.Mem{Base: reg.R14, Disp: r*k.recBytes + off} }
+
+	build.Label(lbl(fn, "block"))
+	build.Comment("Phase 1: each row's block into its record.")
+	build.MOVQ(reg.R11, reg.RSI)
+	build.MOVQ(reg.R14, reg.R15)
+	build.Label(lbl(fn, "unpack"))
+	k.unpack()
+	build.ADDQ(reg.R9, reg.RSI)
+	build.ADDQ(operand.U32(k.recBytes), reg.R15)
+	build.CMPQ(reg.R15, reg.R10)
+	build.JNE(operand.LabelRef(lbl(fn, "unpack")))
+
+	build.Comment("Phase 2: per sub-block j, C = levels . q8 on the tiles (two sets alternating),",
+		"then sumi_r += scale_rj * C_r.")
+	issue := func(j int) {
+		s := byte(3 * (j % 2))
+		TILELOADD(s, reg.R14, reg.RDI, int32(k.subK*j))
+		TILELOADD(s+1, reg.R12, reg.RCX, int32(16*k.subK*j))
+		TILEZERO(s + 2)
+		TDPBSSD(s+2, s, s+1)
+		TILESTORED(s+2, reg.R14, reg.RCX, int32(16*k.recBytes+1024*(j%2)))
+	}
+	issue(0)
+	for j := 0; j < nsub; j++ {
+		if j+1 < nsub {
+			issue(j + 1)
+		}
+		for r := 0; r < 16; r++ {
+			tmp := []reg.VecPhysical{reg.Z16, reg.Z17}[r%2]
+			build.VMOVDQU64(operand.Mem{Base: reg.R14, Disp: 16*k.recBytes + 1024*(j%2) + 64*r}, tmp)
+			if j == 0 {
+				bcst("VPMULLD", rec(r, amxRecScales+4*j), tmp, sumi[r], false)
+			} else {
+				bcst("VPMULLD", rec(r, amxRecScales+4*j), tmp, tmp, false)
+				build.VPADDD(tmp, sumi[r], sumi[r])
+			}
+		}
+	}
+
+	build.Comment("Phase 3: the float accumulation, row by row.")
+	sums := []reg.VecPhysical{reg.Z24, reg.Z25, reg.Z26, reg.Z27}
+	if k.mins {
+		for p, z := range sums {
+			build.VMOVDQU64(operand.Mem{Base: reg.R12, Disp: amxPackSums + 64*p}, z)
+		}
+	}
+	build.VMOVUPS(operand.Mem{Base: reg.R12, Disp: amxPackD}, reg.Z23)
+	for r := 0; r < 16; r++ {
+		build.VCVTDQ2PS(sumi[r], sumi[r])
+		bcst("VMULPS", rec(r, k.recD), reg.Z23, reg.Z17, false)
+		build.VMOVUPS(operand.Mem{Base: reg.R8, Disp: 64 * r}, reg.Z19)
+		build.VFMADD231PS(reg.Z17, sumi[r], reg.Z19)
+		if k.mins {
+			build.VPXORD(reg.Z16, reg.Z16, reg.Z16)
+			for p, z := range sums {
+				bcst("VPDPWSSD", rec(r, k.recMins+4*p), z, reg.Z16, true)
+			}
+			build.VCVTDQ2PS(reg.Z16, reg.Z16)
+			bcst("VMULPS", rec(r, k.recD+4), reg.Z23, reg.Z18, false)
+			build.VFNMADD231PS(reg.Z18, reg.Z16, reg.Z19)
+		}
+		build.VMOVUPS(reg.Z19, operand.Mem{Base: reg.R8, Disp: 64 * r})
+	}
+
+	build.ADDQ(operand.U32(k.wBlock), reg.R11)
+	build.ADDQ(operand.U32(amxPackBytes), reg.R12)
+	build.DECQ(reg.R13)
+	build.JNZ(operand.LabelRef(lbl(fn, "block")))
+
+	TILERELEASE()
+	build.VZEROUPPER()
+	build.RET()
+}
+
+// amxQ4K is the Q4_K x Q8_K tile kernel.
+func amxQ4K() *amxKernel {
+	const recMins, recD = 288, 304
+	var scCtl operand.Mem
+	return &amxKernel{
+		name: "amxQ4K",
+		doc: []string{
+			"amxQ4K computes, for 16 weight rows (rows of them read from w, rowBytes apart;",
+			"the others are left over from earlier calls and their results are to be",
+			"ignored) and one group of 16 packed tokens b, over nb Q4_K blocks:",
+			"",
+			"\tacc[16*r+t] = Σ_blocks fma(float(sumi), d_r*d_t, ·) then fnma(float(mins), dmin_r*d_t, ·)",
+			"",
+			"with sumi = Σ_j scale_rj * (levels_rj . q8_tj) exact in int32 (AMX TDPBSSD per",
+			"32-element sub-block j) and mins = Σ_j min_rj * sum_tj; acc starts at 0. The",
+			"tiles are configured on entry and released on return.",
+		},
+		wBlock: q4kBytes, recBytes: 320, subK: 32, recD: recD, mins: true, recMins: recMins,
+		setup: func() {
+			scCtl = table("amxQ4KScaleCtl", []byte{0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15})
+			build.VMOVDQU64(nibbleMatrices(), reg.Z31)
+			build.VMOVDQU32(scCtl, reg.X30)
+			qwordMasks()
+		},
+		unpack: func() {
+			build.Comment("d, dmin; scales as int32, mins as int16; levels (low nibbles then high of each 32 bytes).")
+			build.VMOVD(operand.Mem{Base: reg.RSI}, reg.X19)
+			build.VCVTPH2PS(reg.X19, reg.X19)
+			build.VMOVQ(reg.X19, operand.Mem{Base: reg.R15, Disp: recD})
+			q4kUnpackScales(reg.Z16, reg.RBX, reg.RDX)
+			build.VPSHUFB(reg.X30, reg.X16, reg.X17)
+			build.VPMOVZXBD(reg.X17, reg.Y18)
+			build.VMOVDQU32(reg.Y18, operand.Mem{Base: reg.R15, Disp: amxRecScales})
+			build.VPSRLDQ(operand.U8(8), reg.X17, reg.X17)
+			build.VPMOVZXBW(reg.X17, reg.X18)
+			build.VMOVDQU32(reg.X18, operand.Mem{Base: reg.R15, Disp: recMins})
+			for c := 0; c < 4; c++ {
+				build.VBROADCASTI64X4(operand.Mem{Base: reg.RSI, Disp: 16 + 32*c}, reg.Z20)
+				VGF2P8AFFINEQB(operand.U8(0), reg.Z31, reg.Z20, reg.Z20)
+				build.VMOVDQU64(reg.Z20, operand.Mem{Base: reg.R15, Disp: 64 * c})
+			}
+		},
+	}
+}
+
+// amxQ6K is the Q6_K x Q8_K tile kernel.
+func amxQ6K() *amxKernel {
+	const recD = 320
+	return &amxKernel{
+		name: "amxQ6K",
+		doc: []string{
+			"amxQ6K computes, for 16 weight rows (rows of them read from w, rowBytes apart;",
+			"the others are left over from earlier calls and their results are to be",
+			"ignored) and one group of 16 packed tokens b, over nb Q6_K blocks:",
+			"",
+			"\tacc[16*r+t] = Σ_blocks fma(float(sumi), d_r*d_t, ·)",
+			"",
+			"with sumi = Σ_j scale_rj * ((levels_rj - 32) . q8_tj) exact in int32 (AMX",
+			"TDPBSSD per 16-element sub-block j); acc starts at 0. The tiles are",
+			"configured on entry and released on return.",
+		},
+		wBlock: q6kBytes, recBytes: 384, subK: 16, recD: recD,
+		setup: func() {
+			build.VMOVDQU64(table("nibbleMask", splat(0x0f, 64)), reg.Z31)
+			build.VMOVDQU64(table("mask30", splat(0x30, 64)), reg.Z30)
+			build.VMOVDQU64(table("q6kShl", words(4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2)), reg.Z29)
+			build.VMOVDQU64(table("q6kShr", words(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2)), reg.Z28)
+			build.VMOVDQU64(table("splat32", splat(32, 64)), reg.Z27)
+		},
+		unpack: func() {
+			build.Comment("d; the 16 int8 scales as int32; levels - 32 in element order.")
+			build.VPBROADCASTW(operand.Mem{Base: reg.RSI, Disp: q6kD}, reg.X19)
+			build.VCVTPH2PS(reg.X19, reg.X19)
+			build.VMOVSS(reg.X19, operand.Mem{Base: reg.R15, Disp: recD})
+			build.VPMOVSXBD(operand.Mem{Base: reg.RSI, Disp: q6kScales}, reg.Z18)
+			build.VMOVDQU32(reg.Z18, operand.Mem{Base: reg.R15, Disp: amxRecScales})
+			for j := 0; j < 2; j++ {
+				build.VMOVDQU64(operand.Mem{Base: reg.RSI, Disp: 64 * j}, reg.Z20)
+				build.VBROADCASTI64X4(operand.Mem{Base: reg.RSI, Disp: q6kQh + 32*j}, reg.Z21)
+				build.Comment("elements 0..63 of the half: (ql & 0x0f) | ((qh << 4 or 2) & 0x30)")
+				build.VPSLLVW(reg.Z29, reg.Z21, reg.Z22)
+				build.VPANDD(reg.Z30, reg.Z22, reg.Z22)
+				build.VPTERNLOGD(operand.U8(0xf8), reg.Z31, reg.Z20, reg.Z22)
+				build.VPSUBB(reg.Z27, reg.Z22, reg.Z22)
+				build.VMOVDQU64(reg.Z22, operand.Mem{Base: reg.R15, Disp: 128 * j})
+				build.Comment("elements 64..127: ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)")
+				build.VPSRLW(operand.U8(4), reg.Z20, reg.Z20)
+				build.VPSRLVW(reg.Z28, reg.Z21, reg.Z23)
+				build.VPANDD(reg.Z30, reg.Z23, reg.Z23)
+				build.VPTERNLOGD(operand.U8(0xf8), reg.Z31, reg.Z20, reg.Z23)
+				build.VPSUBB(reg.Z27, reg.Z23, reg.Z23)
+				build.VMOVDQU64(reg.Z23, operand.Mem{Base: reg.R15, Disp: 128*j + 64})
+			}
+		},
+	}
+}

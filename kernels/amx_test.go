@@ -1,0 +1,275 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/inference-x/inference-x/gguf"
+)
+
+// tileDotQ4KRef is the tile kernels' arithmetic on one Q4_K row and one
+// Q8_K row of nb blocks, in Go: per block the exact integer dot of levels
+// times sub-block scales (sumi) and of mins times sub-block sums (mins),
+// then acc = fma(float(sumi), d*y.d, acc) and acc = fma(-float(mins),
+// dmin*y.d, acc), each rounded once. The assembly must equal it bit for bit.
+func tileDotQ4KRef(w, q []byte, nb int) float32 {
+	var acc float32
+	for blk := 0; blk < nb; blk++ {
+		wb, y := w[blk*144:], q[blk*q8KBlockBytes:]
+		d, dmin := FP16ToF32(binary.LittleEndian.Uint16(wb)), FP16ToF32(binary.LittleEndian.Uint16(wb[2:]))
+		var sumi, mins int32
+		for j := 0; j < 8; j++ {
+			sc, m := kqScaleMinK4(j, wb[4:16])
+			var c, s int32
+			for e := 0; e < 32; e++ {
+				k := 32*j + e
+				l := wb[16+32*(k/64)+k%32]
+				if k%64 >= 32 {
+					l >>= 4
+				}
+				c += int32(l&15) * int32(int8(y[4+k]))
+				s += int32(int8(y[4+k]))
+			}
+			sumi += int32(sc) * c
+			mins += int32(m) * s
+		}
+		da := math.Float32frombits(binary.LittleEndian.Uint32(y))
+		acc = fma32(float32(sumi), d*da, acc)
+		acc = fma32(-float32(mins), dmin*da, acc)
+	}
+	return acc
+}
+
+// tileDotQ6KRef is tileDotQ4KRef for Q6_K: per block sumi = Σ_j
+// scale_j * Σ (level-32)*q8 over 16-element sub-blocks j, exact, then
+// acc = fma(float(sumi), d*y.d, acc).
+func tileDotQ6KRef(w, q []byte, nb int) float32 {
+	var acc float32
+	for blk := 0; blk < nb; blk++ {
+		wb, y := w[blk*210:], q[blk*q8KBlockBytes:]
+		var sumi int32
+		for j := 0; j < 16; j++ {
+			var c int32
+			for e := 0; e < 16; e++ {
+				k := 16*j + e
+				h, l := k/128, k%128 // half, element in the half
+				ql := wb[64*h+l%64]
+				if l >= 64 {
+					ql >>= 4
+				}
+				qh := wb[128+32*h+l%32] >> (2 * (l / 32)) & 3
+				c += (int32(ql&15|qh<<4) - 32) * int32(int8(y[4+k]))
+			}
+			sumi += int32(int8(wb[192+j])) * c
+		}
+		d := FP16ToF32(binary.LittleEndian.Uint16(wb[208:]))
+		da := math.Float32frombits(binary.LittleEndian.Uint32(y))
+		acc = fma32(float32(sumi), d*da, acc)
+	}
+	return acc
+}
+
+// tileRefs holds the Go model of each tile kernel.
+var tileRefs = map[gguf.Type]func(w, q []byte, nb int) float32{
+	gguf.TypeQ4_K: tileDotQ4KRef,
+	gguf.TypeQ6_K: tileDotQ6KRef,
+}
+
+// tileCase makes rows x nb blocks of quantized random weights of t and nt
+// Q8_K activation rows (extreme: bytes -128/127 and 0x00/0xFF levels with
+// unit scales).
+func tileCase(t *testing.T, rng *rand.Rand, typ gguf.Type, rows, nt, nb int, extreme bool) (w, q []byte, rb, qb int) {
+	t.Helper()
+	f, _ := Lookup(typ)
+	cols := nb * 256
+	rb, qb = mustRowBytes(typ, cols), mustRowBytes(gguf.TypeQ8_K, cols)
+	if extreme {
+		w, q = integerRows(rng, typ, rows, nt, nb, true)
+		return w, q, rb, qb
+	}
+	w, q = make([]byte, rows*rb), make([]byte, nt*qb)
+	x := make([]float32, cols)
+	for r := 0; r < rows; r++ {
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		f.Quantize(w[r*rb:(r+1)*rb], x, nil)
+	}
+	for k := 0; k < nt; k++ {
+		for i := range x {
+			x[i] = float32(rng.NormFloat64() * 3)
+		}
+		if err := QuantizeActivation(gguf.TypeQ8_K, q[k*qb:(k+1)*qb], x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w, q, rb, qb
+}
+
+// TestTileKernels checks each AMX tile kernel against its Go model bit for
+// bit (quantized data, extreme bytes, partial row and token groups) and
+// against the exact vec_dot within float rounding.
+func TestTileKernels(t *testing.T) {
+	if !TilesAvailable() {
+		t.Skip("no AMX tiles on this CPU or kernel")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for typ, ref := range tileRefs {
+		k := tileKernels[typ]
+		if k == nil {
+			t.Fatalf("%v: no tile kernel", typ)
+		}
+		t.Run(typ.String(), func(t *testing.T) {
+			scratch := make([]byte, amxScratch)
+			for iter := 0; iter < 24; iter++ {
+				nb := 1 + rng.IntN(5)
+				rows, nt := 16, 16
+				if iter%3 == 1 {
+					rows, nt = 1+rng.IntN(16), 1+rng.IntN(16)
+				}
+				w, q, rb, qb := tileCase(t, rng, typ, rows, nt, nb, iter%4 == 3)
+				packed := make([]byte, nb*amxPackBytes)
+				packQ8KGroup(packed, q, qb, nt, nb, 0)
+				var got [256]float32
+				k(&got, w, rb, rows, packed, nb, scratch)
+				for r := 0; r < rows; r++ {
+					for tk := 0; tk < nt; tk++ {
+						g, m := got[16*r+tk], ref(w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb], nb)
+						if !sameFloat(g, m) {
+							t.Fatalf("iter %d row %d token %d: %g (%#08x), Go model %g (%#08x)", iter, r, tk,
+								g, math.Float32bits(g), m, math.Float32bits(m))
+						}
+						exact := pureDot(typ)(nb*256, w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb])
+						if d := math.Abs(float64(g - exact)); d > 1e-5*math.Abs(float64(exact))+1e-6*scaleOf(w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb], nb) {
+							t.Fatalf("iter %d row %d token %d: tiles %g, vec_dot %g", iter, r, tk, g, exact)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// scaleOf bounds the magnitude of the terms of a Q4_K/Q6_K x Q8_K dot: the
+// absolute error allowance for dots that cancel.
+func scaleOf(w, q []byte, nb int) float64 {
+	var s float64
+	for b := 0; b < nb; b++ {
+		dw := math.Abs(float64(FP16ToF32(binary.LittleEndian.Uint16(w[b*len(w)/nb:]))))
+		da := math.Abs(float64(math.Float32frombits(binary.LittleEndian.Uint32(q[b*q8KBlockBytes:]))))
+		s += dw * da * 256 * 63 * 15 * 128
+	}
+	return s
+}
+
+// TestTileMatMul runs MatMul on the tile path (rows and tokens not
+// multiples of 16, several token groups, two threads) and checks every
+// output against the Go model bit for bit; with tiles off, MatMul takes
+// the rows kernels again.
+func TestTileMatMul(t *testing.T) {
+	if !TilesAvailable() {
+		t.Skip("no AMX tiles on this CPU or kernel")
+	}
+	defer SetTiles(true)
+	rng := rand.New(rand.NewPCG(5, 6))
+	p := NewPool(2)
+	defer p.Close()
+	for typ, ref := range tileRefs {
+		f, _ := Lookup(typ)
+		const rows, cols = 37, 768
+		rb, qb := mustRowBytes(typ, cols), mustRowBytes(gguf.TypeQ8_K, cols)
+		w := make([]byte, rows*rb)
+		src := make([]float32, cols)
+		for r := 0; r < rows; r++ {
+			for i := range src {
+				src[i] = float32(rng.NormFloat64())
+			}
+			f.Quantize(w[r*rb:(r+1)*rb], src, nil)
+		}
+		m, err := NewMatrix(typ, rows, cols, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{tilesMinTokens, 16, 41} {
+			x := make([]float32, n*cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			var acts Activations
+			acts.Reset(x, n, cols)
+			SetTiles(true)
+			out := make([]float32, n*rows)
+			p.MatMul(out, &m, &acts)
+			q := acts.Quantized(gguf.TypeQ8_K)
+			for tk := 0; tk < n; tk++ {
+				for r := 0; r < rows; r++ {
+					want := ref(w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb], cols/256)
+					if got := out[tk*rows+r]; !sameFloat(got, want) {
+						t.Fatalf("%v n=%d token %d row %d: %g, Go model %g", typ, n, tk, r, got, want)
+					}
+				}
+			}
+			SetTiles(false)
+			acts.Reset(x, n, cols)
+			p.MatMul(out, &m, &acts)
+			for tk := 0; tk < n; tk++ {
+				for r := 0; r < rows; r++ {
+					want := pureDot(typ)(cols, w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb])
+					if got := out[tk*rows+r]; !sameFloat(got, want) {
+						t.Fatalf("%v n=%d tiles off, token %d row %d: %g, vec_dot %g", typ, n, tk, r, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkPrefill is a 4096x4096 matrix times 512 tokens (llama-7b's
+// attention projection on a 512-token prompt), on two threads, with the
+// tile path and with the rows kernels; ns/op is per product, tok/s
+// counts the tokens.
+func BenchmarkPrefill(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const rows, cols, n = 4096, 4096, 512
+	for _, typ := range []gguf.Type{gguf.TypeQ4_K, gguf.TypeQ6_K} {
+		f, _ := Lookup(typ)
+		rb := mustRowBytes(typ, cols)
+		w := make([]byte, rows*rb)
+		src := make([]float32, cols)
+		for r := 0; r < rows; r++ {
+			for i := range src {
+				src[i] = float32(rng.NormFloat64())
+			}
+			f.Quantize(w[r*rb:(r+1)*rb], src, nil)
+		}
+		m, _ := NewMatrix(typ, rows, cols, w)
+		x := make([]float32, n*cols)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		out := make([]float32, n*rows)
+		p := NewPool(2)
+		for _, tiles := range []bool{true, false} {
+			name := typ.String() + "/rows"
+			if tiles {
+				if !TilesAvailable() || tileKernels[typ] == nil {
+					continue
+				}
+				name = typ.String() + "/tiles"
+			}
+			b.Run(name, func(b *testing.B) {
+				SetTiles(tiles)
+				defer SetTiles(true)
+				var acts Activations
+				for i := 0; i < b.N; i++ {
+					acts.Reset(x, n, cols)
+					p.MatMul(out, &m, &acts)
+				}
+				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+			})
+		}
+		p.Close()
+	}
+}
