@@ -376,3 +376,217 @@ func amxQ6K() *amxKernel {
 		},
 	}
 }
+
+// Q4_K on tiles with the scales folded into the levels. A 6-bit scale s is
+// 8*hi + lo with hi, lo < 8, so level*lo and level*hi (at most 105) are
+// int8: two tiles of levels times scale parts, multiplied by the tokens'
+// q8 over whole 64-element chunks, accumulate the block's exact
+// Σ_j scale_j * (levels_j . q8_j) as 8*C_hi + C_lo without a per-sub-block
+// step. Phase 1 (unpacking 16 rows) runs once per block for every token
+// group of the call.
+const (
+	q4kGRec     = 576 // record: A_lo[256], A_hi[256], mins int16[8], d, dmin
+	q4kGRecMins = 512
+	q4kGRecD    = 528
+	q4kGC       = 16 * q4kGRec // C_lo, then C_hi
+)
+
+// amxQ4KGroups generates
+//
+//	func amxQ4KGroups(acc *float32, w *byte, rowBytes int, rows int, b *byte, gstride int, ngroups int, nb int, scratch *byte)
+//
+// acc holds 2*ngroups 16x16 tiles (the accumulators, then
+// the results transposed: acc[256*(ngroups+g) + 16*t + r]), the packed
+// tokens of group g start at b + g*gstride.
+func amxQ4KGroups() {
+	const fn = "amxQ4KGroups"
+	build.Implement(fn)
+	build.Attributes(build.NOSPLIT)
+	build.Comment(
+		fn+" computes, for 16 weight rows (rows of them read from w, rowBytes apart;",
+		"the others are left over from earlier calls and their results are to be",
+		"ignored) and ngroups groups of 16 packed tokens, over nb Q4_K blocks:",
+		"",
+		"\tacc[256*g+16*r+t] = Σ_blocks fma(float(sumi), d_r*d_t, ·) then fnma(float(mins), dmin_r*d_t, ·)",
+		"",
+		"(returned transposed after the accumulators: acc[256*(ngroups+g)+16*t+r])",
+		"with sumi = Σ_j scale_rj * (levels_rj . q8_tj) = 8*C_hi + C_lo exact in int32",
+		"(AMX TDPBSSD on levels times the high and low 3 bits of the scales) and",
+		"mins = Σ_j min_rj * sum_tj; acc starts at 0.",
+	)
+	cfg := tileConfig(fn+"Tiles", []int{16, 16, 16, 16, 16, 16, 16, 16}, []int{64, 64, 64, 64, 64, 64, 64, 64})
+	mins := table("amxQ4KScaleCtl", []byte{0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15})
+	sc, _ := q4kScaleTables()
+	scCtl := table("q4kScaleCtl", sc)
+
+	build.Load(build.Param("acc"), reg.R8)
+	build.Load(build.Param("w"), reg.R11)
+	build.Load(build.Param("rowBytes"), reg.R9)
+	build.Load(build.Param("rows"), reg.R10)
+	build.Load(build.Param("b"), reg.R12)
+	build.Load(build.Param("nb"), reg.R13)
+	build.Load(build.Param("scratch"), reg.R14)
+	build.IMUL3Q(operand.U32(q4kGRec), reg.R10, reg.R10)
+	build.ADDQ(reg.R14, reg.R10)
+	build.LEAQ(cfg, reg.RAX)
+	LDTILECFG(reg.RAX)
+	build.MOVQ(operand.U32(64), reg.RCX)
+	build.MOVQ(operand.U32(q4kGRec), reg.RDI)
+	build.Comment("Constants: nibble matrices, mins shuffle, 7s, the chunks' scale shuffles.")
+	build.VMOVDQU64(nibbleMatrices(), reg.Z31)
+	build.VMOVDQU32(mins, reg.X30)
+	build.VMOVDQU64(table("splat7", splat(7, 64)), reg.Z24)
+	for c, z := range []reg.VecPhysical{reg.Z26, reg.Z27, reg.Z28, reg.Z29} {
+		build.VMOVDQU64(scCtl.Offset(64*c), z)
+	}
+	qwordMasks()
+	build.Comment("Z14: the scatter's indices 0, 16, .., 240.")
+	var idx []byte
+	for t := 0; t < 16; t++ {
+		idx = append(idx, byte(16*t), 0, 0, 0)
+	}
+	build.VMOVDQU32(table("amxTransposeIdx", idx), reg.Z14)
+	build.Comment("acc = 0")
+	build.Load(build.Param("ngroups"), reg.RAX)
+	build.MOVQ(reg.R8, reg.RDX)
+	build.VPXORD(reg.Z16, reg.Z16, reg.Z16)
+	build.Label(lbl(fn, "zero"))
+	for r := 0; r < 16; r++ {
+		build.VMOVUPS(reg.Z16, operand.Mem{Base: reg.RDX, Disp: 64 * r})
+	}
+	build.ADDQ(operand.U32(1024), reg.RDX)
+	build.DECQ(reg.RAX)
+	build.JNZ(operand.LabelRef(lbl(fn, "zero")))
+
+	build.Label(lbl(fn, "block"))
+	build.Comment("Phase 1: each row's block into its record.")
+	build.MOVQ(reg.R11, reg.RSI)
+	build.MOVQ(reg.R14, reg.R15)
+	build.Label(lbl(fn, "unpack"))
+	build.VMOVD(operand.Mem{Base: reg.RSI}, reg.X19)
+	build.VCVTPH2PS(reg.X19, reg.X19)
+	build.VMOVQ(reg.X19, operand.Mem{Base: reg.R15, Disp: q4kGRecD})
+	q4kUnpackScales(reg.Z16, reg.RBX, reg.RDX)
+	build.VPSHUFB(reg.X30, reg.X16, reg.X17)
+	build.VPSRLDQ(operand.U8(8), reg.X17, reg.X17)
+	build.VPMOVZXBW(reg.X17, reg.X18)
+	build.VMOVDQU32(reg.X18, operand.Mem{Base: reg.R15, Disp: q4kGRecMins})
+	build.Comment("Z20 = scale & 7, Z21 = scale >> 3 (bytes; the scales are 6-bit).")
+	build.VPANDD(reg.Z24, reg.Z16, reg.Z20)
+	build.VPSRLW(operand.U8(3), reg.Z16, reg.Z21)
+	build.VPANDD(reg.Z24, reg.Z21, reg.Z21)
+	for c, ctl := range []reg.VecPhysical{reg.Z26, reg.Z27, reg.Z28, reg.Z29} {
+		build.Commentf("Chunk %d: levels, then levels x (scale & 7) and levels x (scale >> 3) as bytes.", c)
+		build.VBROADCASTI64X4(operand.Mem{Base: reg.RSI, Disp: 16 + 32*c}, reg.Z22)
+		VGF2P8AFFINEQB(operand.U8(0), reg.Z31, reg.Z22, reg.Z22)
+		for part, src := range []reg.VecPhysical{reg.Z20, reg.Z21} {
+			build.Comment("Even bytes: words (s, 0) times the levels; odd bytes: (0, s).")
+			build.VPSHUFB(ctl, src, reg.Z16)
+			build.VPSLLW(operand.U8(8), reg.Z16, reg.Z17)
+			build.VPMADDUBSW(reg.Z16, reg.Z22, reg.Z18)
+			build.VPMADDUBSW(reg.Z17, reg.Z22, reg.Z19)
+			build.VPSLLW(operand.U8(8), reg.Z19, reg.Z19)
+			build.VPORD(reg.Z18, reg.Z19, reg.Z19)
+			build.VMOVDQU64(reg.Z19, operand.Mem{Base: reg.R15, Disp: 256*part + 64*c})
+		}
+	}
+	build.ADDQ(reg.R9, reg.RSI)
+	build.ADDQ(operand.U32(q4kGRec), reg.R15)
+	build.CMPQ(reg.R15, reg.R10)
+	build.JNE(operand.LabelRef(lbl(fn, "unpack")))
+
+	build.CMPQ(reg.R13, operand.U8(1))
+	build.JEQ(operand.LabelRef(lbl(fn, "last")))
+	q4kGroupLoop(fn, "group", false)
+	build.ADDQ(operand.U32(q4kBytes), reg.R11)
+	build.ADDQ(operand.U32(amxPackBytes), reg.R12)
+	build.DECQ(reg.R13)
+	build.JMP(operand.LabelRef(lbl(fn, "block")))
+	build.Label(lbl(fn, "last"))
+	q4kGroupLoop(fn, "lastgroup", true)
+
+	TILERELEASE()
+	build.VZEROUPPER()
+	build.RET()
+}
+
+// q4kGroupLoop emits amxQ4KGroups' loop over the token groups of one
+// block: tiles 0, 1 are C_lo, C_hi, and the chunks alternate between two
+// sets of B, A_lo, A_hi tiles (2, 3, 4 and 5, 6, 7). On the last block
+// (last) the results go out transposed by a scatter, after the ngroups
+// accumulator tiles: acc[256*(ngroups+g) + 16*t + r].
+func q4kGroupLoop(fn, name string, last bool) {
+	build.Comment("Token groups: BX the group's packed block, DX its accumulators.")
+	build.MOVQ(reg.R12, reg.RBX)
+	build.MOVQ(reg.R8, reg.RDX)
+	build.Load(build.Param("ngroups"), reg.RAX)
+	gs, err := build.Param("gstride").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	if last {
+		build.Comment("R10 = the offset of the transposed results (phase 1 is done with it).")
+		build.MOVQ(reg.RAX, reg.R10)
+		build.SHLQ(operand.U8(10), reg.R10)
+	}
+	build.Label(lbl(fn, name))
+	if last {
+		build.LEAQ(operand.Mem{Base: reg.RDX, Index: reg.R10, Scale: 1}, reg.R15)
+	}
+	TILEZERO(0)
+	TILEZERO(1)
+	for c := 0; c < 4; c++ {
+		s := byte(3 * (c % 2))
+		TILELOADD(2+s, reg.RBX, reg.RCX, int32(1024*c))
+		TILELOADD(3+s, reg.R14, reg.RDI, int32(64*c))
+		TILELOADD(4+s, reg.R14, reg.RDI, int32(256+64*c))
+		TDPBSSD(0, 3+s, 2+s)
+		TDPBSSD(1, 4+s, 2+s)
+	}
+	TILESTORED(0, reg.R14, reg.RCX, q4kGC)
+	TILESTORED(1, reg.R14, reg.RCX, q4kGC+1024)
+	q4kPhase3(reg.RBX, 0, q4kGC, last)
+	build.ADDQ(gs.Addr, reg.RBX)
+	build.ADDQ(operand.U32(1024), reg.RDX)
+	build.DECQ(reg.RAX)
+	build.JNZ(operand.LabelRef(lbl(fn, name)))
+}
+
+// q4kPhase3 emits the float accumulation of one token group: packed block
+// at bp, accumulators at DX+accOff (transposed results at R15+accOff on
+// the last block), C_lo at R14+cOff and C_hi 1024 bytes on.
+func q4kPhase3(bp reg.GPPhysical, accOff, cOff int, last bool) {
+	sums := []reg.VecPhysical{reg.Z8, reg.Z9, reg.Z10, reg.Z11}
+	for p, z := range sums {
+		build.VMOVDQU64(operand.Mem{Base: bp, Disp: amxPackSums + 64*p}, z)
+	}
+	build.VMOVUPS(operand.Mem{Base: bp, Disp: amxPackD}, reg.Z12)
+	rec := func(r, off int) operand.Mem { return operand.Mem{Base: reg.R14, Disp: r*q4kGRec + off} }
+	for r := 0; r < 16; r++ {
+		v := []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2, reg.Z3, reg.Z4, reg.Z5, reg.Z6, reg.Z7}
+		if r%2 == 1 {
+			v = []reg.VecPhysical{reg.Z16, reg.Z17, reg.Z18, reg.Z19, reg.Z20, reg.Z21, reg.Z22, reg.Z23}
+		}
+		sumi, dd, acc, mn, dm := v[0], v[1], v[2], v[3], v[4]
+		build.VMOVDQU64(operand.Mem{Base: reg.R14, Disp: cOff + 1024 + 64*r}, sumi)
+		build.VPSLLD(operand.U8(3), sumi, sumi)
+		build.VPADDD(operand.Mem{Base: reg.R14, Disp: cOff + 64*r}, sumi, sumi)
+		build.VCVTDQ2PS(sumi, sumi)
+		bcst("VMULPS", rec(r, q4kGRecD), reg.Z12, dd, false)
+		build.VMOVUPS(operand.Mem{Base: reg.RDX, Disp: accOff + 64*r}, acc)
+		build.VFMADD231PS(dd, sumi, acc)
+		build.VPXORD(mn, mn, mn)
+		for p, z := range sums {
+			bcst("VPDPWSSD", rec(r, q4kGRecMins+4*p), z, mn, true)
+		}
+		build.VCVTDQ2PS(mn, mn)
+		bcst("VMULPS", rec(r, q4kGRecD+4), reg.Z12, dm, false)
+		build.VFNMADD231PS(dm, mn, acc)
+		if !last {
+			build.VMOVUPS(acc, operand.Mem{Base: reg.RDX, Disp: accOff + 64*r})
+			continue
+		}
+		build.KXNORW(reg.K3, reg.K3, reg.K3)
+		build.VSCATTERDPS(acc, reg.K3, operand.Mem{Base: reg.R15, Index: reg.Z14, Scale: 4, Disp: accOff + 4*r})
+	}
+}

@@ -421,3 +421,115 @@ func genSwiglu() {
 	VZEROUPPER()
 	RET()
 }
+
+// genDotF16Lanes16Rows emits dotF16Lanes16RowsAVX512: out[j] =
+// dotF16Lanes16AVX512(q, k[j*kstride:], n) for j < rows, four rows at a
+// time on independent accumulators (the single kernel's add chain is its
+// latency; each row's arithmetic is unchanged).
+func genDotF16Lanes16Rows() {
+	const fn = "dotF16Lanes16RowsAVX512"
+	Implement(fn)
+	Attributes(NOSPLIT)
+	Load(Param("out"), R8)
+	Load(Param("q"), RSI)
+	Load(Param("k"), RDI)
+	Load(Param("kstride"), R9)
+	SHLQ(U8(1), R9) // bytes
+	Load(Param("n"), R10)
+	SHRQ(U8(4), R10)
+	Load(Param("rows"), R11)
+	TESTQ(R10, R10)
+	JZ(LabelRef(lbl(fn, "done")))
+	accs := []VecPhysical{Z2, Z3, Z4, Z5}
+	body := func(nr int, name string) {
+		Label(lbl(fn, name))
+		CMPQ(R11, U8(nr))
+		JLT(LabelRef(lbl(fn, name+"_end")))
+		for _, a := range accs[:nr] {
+			VXORPS(a, a, a)
+		}
+		MOVQ(RSI, RAX)
+		MOVQ(RDI, RBX)
+		MOVQ(R10, RCX)
+		Label(lbl(fn, name+"_loop"))
+		VMOVUPS(Mem{Base: RAX}, Z6)
+		MOVQ(RBX, RDX)
+		for _, a := range accs[:nr] {
+			VCVTPH2PS(Mem{Base: RDX}, Z1)
+			VMULPS(Z6, Z1, Z1)
+			VADDPS(Z1, a, a)
+			ADDQ(R9, RDX)
+		}
+		ADDQ(U8(64), RAX)
+		ADDQ(U8(32), RBX)
+		DECQ(RCX)
+		JNZ(LabelRef(lbl(fn, name+"_loop")))
+		for i, a := range accs[:nr] {
+			VMOVAPS(a, Z0)
+			reduce16()
+			VMOVSS(X0, Mem{Base: R8, Disp: 4 * i})
+		}
+		ADDQ(U8(4*nr), R8)
+		for i := 0; i < nr; i++ {
+			ADDQ(R9, RDI)
+		}
+		SUBQ(U8(nr), R11)
+		JMP(LabelRef(lbl(fn, name)))
+		Label(lbl(fn, name+"_end"))
+	}
+	body(4, "rows4")
+	body(1, "rows1")
+	Label(lbl(fn, "done"))
+	VZEROUPPER()
+	RET()
+}
+
+// genAxpyF16Rows emits axpyF16RowsAVX512: for j < rows, with l = j &
+// (width-1), acc[l*vd:(l+1)*vd] += p[j] * float(v[j*vstride:][:vd]), each
+// row exactly axpyF16AVX512 (vd a multiple of 16); consecutive rows update
+// different lanes' accumulators, so they overlap.
+func genAxpyF16Rows() {
+	const fn = "axpyF16RowsAVX512"
+	Implement(fn)
+	Attributes(NOSPLIT)
+	Load(Param("acc"), RDI)
+	Load(Param("vd"), R8)
+	Load(Param("width"), R9)
+	DECQ(R9)
+	Load(Param("v"), RSI)
+	Load(Param("vstride"), R10)
+	SHLQ(U8(1), R10)
+	Load(Param("p"), R11)
+	Load(Param("rows"), R12)
+	MOVQ(R8, R13)
+	SHLQ(U8(2), R13) // row bytes of acc
+	SHRQ(U8(4), R8)  // 16-lane steps
+	TESTQ(R8, R8)
+	JZ(LabelRef(lbl(fn, "done")))
+	XORQ(RBX, RBX) // j
+	Label(lbl(fn, "row"))
+	CMPQ(RBX, R12)
+	JGE(LabelRef(lbl(fn, "done")))
+	VBROADCASTSS(Mem{Base: R11, Index: RBX, Scale: 4}, Z2)
+	MOVQ(RBX, RAX)
+	ANDQ(R9, RAX)
+	IMULQ(R13, RAX)
+	ADDQ(RDI, RAX)
+	MOVQ(RSI, RDX)
+	MOVQ(R8, RCX)
+	Label(lbl(fn, "loop"))
+	VCVTPH2PS(Mem{Base: RDX}, Z1)
+	VMULPS(Z2, Z1, Z1)
+	VADDPS(Mem{Base: RAX}, Z1, Z1)
+	VMOVUPS(Z1, Mem{Base: RAX})
+	ADDQ(U8(32), RDX)
+	ADDQ(U8(64), RAX)
+	DECQ(RCX)
+	JNZ(LabelRef(lbl(fn, "loop")))
+	ADDQ(R10, RSI)
+	INCQ(RBX)
+	JMP(LabelRef(lbl(fn, "row")))
+	Label(lbl(fn, "done"))
+	VZEROUPPER()
+	RET()
+}

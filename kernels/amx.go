@@ -27,15 +27,16 @@ const (
 	amxPackBytes  = 4416     // packed activations per block and group of 16 tokens
 	amxPackD      = 4096     // 16 f32 scales
 	amxPackSums   = 4160     // 4 vectors of 16 tokens x 2 int16 sub-block sums
-	amxScratchC   = 16 * 384 // row records (at most 384 bytes), then two C tiles
-	amxScratch    = amxScratchC + 2*1024
+	amxScratch    = 16*576 + 4*1024 // row records (at most 576 bytes), then four C tiles
 	amxTileTokens = 16
 	amxTileRows   = 16
 )
 
-// tileKernel computes one 16-row x 16-token tile over nb blocks into acc
-// (acc[16*r+t]); rows of the 16 are read from w, rowBytes apart.
-type tileKernel func(acc *[256]float32, w []byte, rowBytes, rows int, b []byte, nb int, scratch []byte)
+// tileKernel computes 16 weight rows (rows of them read from w, rowBytes
+// apart) times ngroups groups of 16 packed tokens (group g at b[g*gstride:])
+// over nb blocks; acc has 2*ngroups*256 floats, the results land in
+// acc[256*(ngroups+g)+16*t+r].
+type tileKernel func(acc []float32, w []byte, rowBytes, rows int, b []byte, gstride, ngroups, nb int, scratch []byte)
 
 // tilesMinTokens is the fewest tokens a product needs to take the tile
 // path: a tile always computes 16 tokens, so below this the rows kernels
@@ -71,7 +72,15 @@ func tileKernelFor(w *Matrix, n int) tileKernel {
 // packedQ8KBytes is the size of n tokens of nb Q8_K blocks packed for the
 // tiles.
 func packedQ8KBytes(n, nb int) int {
-	return (n + amxTileTokens - 1) / amxTileTokens * nb * amxPackBytes
+	return tileGroups(n) * nb * amxPackBytes
+}
+
+// tileGroups is the number of token groups n tokens are packed into: an
+// even number (the Q4_K kernel takes groups in pairs); missing tokens are
+// zero.
+func tileGroups(n int) int {
+	g := (n + amxTileTokens - 1) / amxTileTokens
+	return g + g%2
 }
 
 // packQ8KGroup packs tokens [16g, 16g+16) of q (rows of nb Q8_K blocks,
@@ -117,7 +126,7 @@ func (x *Activations) tilesOf(p *Pool) []byte {
 	}
 	pt := &p.pt
 	*pt = packTask{dst: x.tiles[:size], q: q, qRow: len(q) / x.N, n: x.N, nb: nb}
-	p.Run((x.N+amxTileTokens-1)/amxTileTokens, 1, pt)
+	p.Run(tileGroups(x.N), 1, pt)
 	*pt = packTask{}
 	x.tilesValid = true
 	return x.tiles[:size]
@@ -143,19 +152,30 @@ type tileTask struct {
 	w       *Matrix
 	packed  []byte
 	n, nb   int
+	gpc     int // token groups per kernel call, even
 	kernel  tileKernel
 	scratch [][]byte
-	acc     []*[256]float32
+	acc     [][]float32
 }
+
+// tileGroupBytes is how many bytes of packed tokens one kernel call takes
+// at most: they stay in L2 while the call's row groups pass over them.
+const tileGroupBytes = 1 << 20
 
 // tileMatMul is MatMul on the tile kernel k.
 func (p *Pool) tileMatMul(out []float32, w *Matrix, x *Activations, k tileKernel) {
 	tt := &p.tt
 	for len(tt.scratch) < p.threads {
 		tt.scratch = append(tt.scratch, make([]byte, amxScratch))
-		tt.acc = append(tt.acc, new([256]float32))
+		tt.acc = append(tt.acc, nil)
 	}
 	tt.out, tt.w, tt.n, tt.nb, tt.kernel = out[:x.N*w.Rows], w, x.N, x.Cols/256, k
+	tt.gpc = max(2, tileGroupBytes/(tt.nb*amxPackBytes)&^1)
+	for i := range tt.acc {
+		if len(tt.acc[i]) < 2*tt.gpc*256 {
+			tt.acc[i] = make([]float32, 2*tt.gpc*256)
+		}
+	}
 	tt.packed = x.tilesOf(p)
 	p.Run((w.Rows+amxTileRows-1)/amxTileRows, 1, tt)
 	tt.out, tt.w, tt.packed, tt.kernel = nil, nil, nil, nil
@@ -165,23 +185,22 @@ func (tt *tileTask) Do(lo, hi, worker int) {
 	w, rb := tt.w, tt.w.RowBytes
 	scratch, acc := tt.scratch[worker], tt.acc[worker]
 	gb := tt.nb * amxPackBytes
-	groups := (tt.n + amxTileTokens - 1) / amxTileTokens
+	groups := tileGroups(tt.n)
 	// Row groups in chunks that stay in L2 while every token group passes.
 	step := max(1, rowBlockBytes/(amxTileRows*rb))
 	for c0 := lo; c0 < hi; c0 += step {
 		c1 := min(c0+step, hi)
-		for g := 0; g < groups; g++ {
-			b := tt.packed[g*gb : (g+1)*gb]
-			nt := min(amxTileTokens, tt.n-g*amxTileTokens)
+		for g0 := 0; g0 < groups; g0 += tt.gpc {
+			ng := min(tt.gpc, groups-g0)
+			b := tt.packed[g0*gb : (g0+ng)*gb]
 			for rg := c0; rg < c1; rg++ {
 				r0 := rg * amxTileRows
 				rows := min(amxTileRows, w.Rows-r0)
-				tt.kernel(acc, w.Data[r0*rb:], rb, rows, b, tt.nb, scratch)
-				for t := 0; t < nt; t++ {
-					o := tt.out[(g*amxTileTokens+t)*w.Rows+r0:]
-					for r := 0; r < rows; r++ {
-						o[r] = acc[amxTileTokens*r+t]
-					}
+				tt.kernel(acc, w.Data[r0*rb:], rb, rows, b, gb, ng, tt.nb, scratch)
+				res := acc[ng*256:]
+				for t := g0 * amxTileTokens; t < min(tt.n, (g0+ng)*amxTileTokens); t++ {
+					i := (t - g0*amxTileTokens) * amxTileRows
+					copy(tt.out[t*w.Rows+r0:t*w.Rows+r0+rows], res[i:i+rows])
 				}
 			}
 		}

@@ -19,6 +19,14 @@ import (
 //go:noescape
 func amxQ4K(acc *float32, w *byte, rowBytes int, rows int, b *byte, nb int, scratch *byte)
 
+// amxQ4KGroups is the Q4_K tile kernel with the scales folded into the
+// levels, over ngroups token groups gstride bytes apart, results in
+// acc[256*(ngroups+g)+16*t+r] (../_asm/amx.go); tileDotQ4KRef is its
+// arithmetic.
+//
+//go:noescape
+func amxQ4KGroups(acc *float32, w *byte, rowBytes int, rows int, b *byte, gstride int, ngroups int, nb int, scratch *byte)
+
 // amxQ6K is the Q6_K tile kernel, like amxQ4K (tileDotQ6KRef in the tests).
 //
 //go:noescape
@@ -48,17 +56,32 @@ func init() {
 		return
 	}
 	tilesVariant.available = true
-	tileKernels[gguf.TypeQ4_K] = asmTiles(amxQ4K, 144)
+	tileKernels[gguf.TypeQ4_K] = func(acc []float32, w []byte, rowBytes, rows int, b []byte, gstride, ngroups, nb int, scratch []byte) {
+		_ = scratch[amxScratch-1]
+		_ = acc[2*ngroups*256-1]
+		_ = b[(ngroups-1)*gstride+nb*amxPackBytes-1]
+		_ = w[(rows-1)*rowBytes+nb*144-1]
+		amxQ4KGroups(&acc[0], unsafe.SliceData(w), rowBytes, rows, unsafe.SliceData(b), gstride, ngroups, nb, unsafe.SliceData(scratch))
+	}
 	tileKernels[gguf.TypeQ6_K] = asmTiles(amxQ6K, 210)
 }
 
-// asmTiles adapts an assembly tile kernel on blocks of blockBytes, checking
-// the bounds the assembly relies on.
+// asmTiles adapts an assembly tile kernel of one token group on blocks of
+// blockBytes, checking the bounds the assembly relies on.
 func asmTiles(k func(acc *float32, w *byte, rowBytes int, rows int, b *byte, nb int, scratch *byte), blockBytes int) tileKernel {
-	return func(acc *[256]float32, w []byte, rowBytes, rows int, b []byte, nb int, scratch []byte) {
+	return func(acc []float32, w []byte, rowBytes, rows int, b []byte, gstride, ngroups, nb int, scratch []byte) {
 		_ = scratch[amxScratch-1]
-		_ = b[nb*amxPackBytes-1]
+		_ = acc[2*ngroups*256-1]
+		_ = b[(ngroups-1)*gstride+nb*amxPackBytes-1]
 		_ = w[(rows-1)*rowBytes+nb*blockBytes-1]
-		k(&acc[0], unsafe.SliceData(w), rowBytes, rows, unsafe.SliceData(b), nb, unsafe.SliceData(scratch))
+		out := acc[256*ngroups:]
+		for g := 0; g < ngroups; g++ {
+			k(&acc[256*g], unsafe.SliceData(w), rowBytes, rows, &b[g*gstride], nb, unsafe.SliceData(scratch))
+			for r := 0; r < 16; r++ {
+				for t := 0; t < 16; t++ {
+					out[256*g+16*t+r] = acc[256*g+16*r+t]
+				}
+			}
+		}
 	}
 }

@@ -125,18 +125,21 @@ func TestTileKernels(t *testing.T) {
 			scratch := make([]byte, amxScratch)
 			for iter := 0; iter < 24; iter++ {
 				nb := 1 + rng.IntN(5)
-				rows, nt := 16, 16
+				rows, nt := 16, 32
 				if iter%3 == 1 {
-					rows, nt = 1+rng.IntN(16), 1+rng.IntN(16)
+					rows, nt = 1+rng.IntN(16), 1+rng.IntN(32)
 				}
 				w, q, rb, qb := tileCase(t, rng, typ, rows, nt, nb, iter%4 == 3)
-				packed := make([]byte, nb*amxPackBytes)
-				packQ8KGroup(packed, q, qb, nt, nb, 0)
-				var got [256]float32
-				k(&got, w, rb, rows, packed, nb, scratch)
+				gb := nb * amxPackBytes
+				packed := make([]byte, 2*gb)
+				packQ8KGroup(packed[:gb], q, qb, nt, nb, 0)
+				packQ8KGroup(packed[gb:], q, qb, nt, nb, 1)
+				acc := make([]float32, 4*256)
+				k(acc, w, rb, rows, packed, gb, 2, nb, scratch)
+				got := acc[2*256:]
 				for r := 0; r < rows; r++ {
 					for tk := 0; tk < nt; tk++ {
-						g, m := got[16*r+tk], ref(w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb], nb)
+						g, m := got[256*(tk/16)+16*(tk%16)+r], ref(w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb], nb)
 						if !sameFloat(g, m) {
 							t.Fatalf("iter %d row %d token %d: %g (%#08x), Go model %g (%#08x)", iter, r, tk,
 								g, math.Float32bits(g), m, math.Float32bits(m))

@@ -412,3 +412,40 @@ func oneQ4_1AVX2(n int, w, a []byte) float32 {
 	dotQ4_1AVX2(&o, 1, unsafe.SliceData(w), 1, unsafe.SliceData(a), 0, 1, n/32)
 	return o
 }
+
+// dotF16Lanes16RowsAVX512 is dotF16Lanes16RowsGo for n (a multiple of 16)
+// columns and rows rows: the same bits.
+//
+//go:noescape
+func dotF16Lanes16RowsAVX512(out *float32, q *float32, k *uint16, kstride int, n int, rows int)
+
+// axpyF16RowsAVX512 is axpyF16RowsGo for vd a multiple of 16: the same
+// bits.
+//
+//go:noescape
+func axpyF16RowsAVX512(acc *float32, vd int, width int, v *uint16, vstride int, p *float32, rows int)
+
+// DotF16Lanes16Rows sets out[j] = DotF16Lanes16(q, k[j*kstride:]) for
+// every j < len(out): the scores of one query against consecutive keys.
+func DotF16Lanes16Rows(out, q []float32, k []uint16, kstride int) {
+	n := len(q) &^ 15
+	if len(out) == 0 || n == 0 || !f32AVX512.on() {
+		dotF16Lanes16RowsGo(out, q, k, kstride)
+		return
+	}
+	_ = k[(len(out)-1)*kstride+n-1]
+	dotF16Lanes16RowsAVX512(&out[0], &q[0], &k[0], kstride, n, len(out))
+}
+
+// AxpyF16Rows does AxpyF16(acc[l*vd:(l+1)*vd], v[j*vstride:], p[j]) for
+// j = 0, 1, .. len(p)-1 in order, with l = j & (width-1) (width a power of
+// two): the value rows of one head weighted into lane accumulators.
+func AxpyF16Rows(acc []float32, vd, width int, v []uint16, vstride int, p []float32) {
+	if len(p) == 0 || vd%16 != 0 || !f32AVX512.on() {
+		axpyF16RowsGo(acc, vd, width, v, vstride, p)
+		return
+	}
+	_ = acc[min(width, len(p))*vd-1]
+	_ = v[(len(p)-1)*vstride+vd-1]
+	axpyF16RowsAVX512(&acc[0], vd, width, &v[0], vstride, &p[0], len(p))
+}

@@ -650,6 +650,189 @@ axpyF16AVX512_done:
 	VZEROUPPER
 	RET
 
+// func dotF16Lanes16RowsAVX512(out *float32, q *float32, k *uint16, kstride int, n int, rows int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·dotF16Lanes16RowsAVX512(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), R8
+	MOVQ  q+8(FP), SI
+	MOVQ  k+16(FP), DI
+	MOVQ  kstride+24(FP), R9
+	SHLQ  $0x01, R9
+	MOVQ  n+32(FP), R10
+	SHRQ  $0x04, R10
+	MOVQ  rows+40(FP), R11
+	TESTQ R10, R10
+	JZ    dotF16Lanes16RowsAVX512_done
+
+dotF16Lanes16RowsAVX512_rows4:
+	CMPQ   R11, $0x04
+	JLT    dotF16Lanes16RowsAVX512_rows4_end
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	MOVQ   SI, AX
+	MOVQ   DI, BX
+	MOVQ   R10, CX
+
+dotF16Lanes16RowsAVX512_rows4_loop:
+	VMOVUPS       (AX), Z6
+	MOVQ          BX, DX
+	VCVTPH2PS     (DX), Z1
+	VMULPS        Z6, Z1, Z1
+	VADDPS        Z1, Z2, Z2
+	ADDQ          R9, DX
+	VCVTPH2PS     (DX), Z1
+	VMULPS        Z6, Z1, Z1
+	VADDPS        Z1, Z3, Z3
+	ADDQ          R9, DX
+	VCVTPH2PS     (DX), Z1
+	VMULPS        Z6, Z1, Z1
+	VADDPS        Z1, Z4, Z4
+	ADDQ          R9, DX
+	VCVTPH2PS     (DX), Z1
+	VMULPS        Z6, Z1, Z1
+	VADDPS        Z1, Z5, Z5
+	ADDQ          R9, DX
+	ADDQ          $0x40, AX
+	ADDQ          $0x20, BX
+	DECQ          CX
+	JNZ           dotF16Lanes16RowsAVX512_rows4_loop
+	VMOVAPS       Z2, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, (R8)
+	VMOVAPS       Z3, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, 4(R8)
+	VMOVAPS       Z4, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, 8(R8)
+	VMOVAPS       Z5, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, 12(R8)
+	ADDQ          $0x10, R8
+	ADDQ          R9, DI
+	ADDQ          R9, DI
+	ADDQ          R9, DI
+	ADDQ          R9, DI
+	SUBQ          $0x04, R11
+	JMP           dotF16Lanes16RowsAVX512_rows4
+
+dotF16Lanes16RowsAVX512_rows4_end:
+dotF16Lanes16RowsAVX512_rows1:
+	CMPQ   R11, $0x01
+	JLT    dotF16Lanes16RowsAVX512_rows1_end
+	VXORPS Z2, Z2, Z2
+	MOVQ   SI, AX
+	MOVQ   DI, BX
+	MOVQ   R10, CX
+
+dotF16Lanes16RowsAVX512_rows1_loop:
+	VMOVUPS       (AX), Z6
+	MOVQ          BX, DX
+	VCVTPH2PS     (DX), Z1
+	VMULPS        Z6, Z1, Z1
+	VADDPS        Z1, Z2, Z2
+	ADDQ          R9, DX
+	ADDQ          $0x40, AX
+	ADDQ          $0x20, BX
+	DECQ          CX
+	JNZ           dotF16Lanes16RowsAVX512_rows1_loop
+	VMOVAPS       Z2, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, (R8)
+	ADDQ          $0x04, R8
+	ADDQ          R9, DI
+	SUBQ          $0x01, R11
+	JMP           dotF16Lanes16RowsAVX512_rows1
+
+dotF16Lanes16RowsAVX512_rows1_end:
+dotF16Lanes16RowsAVX512_done:
+	VZEROUPPER
+	RET
+
+// func axpyF16RowsAVX512(acc *float32, vd int, width int, v *uint16, vstride int, p *float32, rows int)
+// Requires: AVX, AVX512F
+TEXT ·axpyF16RowsAVX512(SB), NOSPLIT, $0-56
+	MOVQ  acc+0(FP), DI
+	MOVQ  vd+8(FP), R8
+	MOVQ  width+16(FP), R9
+	DECQ  R9
+	MOVQ  v+24(FP), SI
+	MOVQ  vstride+32(FP), R10
+	SHLQ  $0x01, R10
+	MOVQ  p+40(FP), R11
+	MOVQ  rows+48(FP), R12
+	MOVQ  R8, R13
+	SHLQ  $0x02, R13
+	SHRQ  $0x04, R8
+	TESTQ R8, R8
+	JZ    axpyF16RowsAVX512_done
+	XORQ  BX, BX
+
+axpyF16RowsAVX512_row:
+	CMPQ         BX, R12
+	JGE          axpyF16RowsAVX512_done
+	VBROADCASTSS (R11)(BX*4), Z2
+	MOVQ         BX, AX
+	ANDQ         R9, AX
+	IMULQ        R13, AX
+	ADDQ         DI, AX
+	MOVQ         SI, DX
+	MOVQ         R8, CX
+
+axpyF16RowsAVX512_loop:
+	VCVTPH2PS (DX), Z1
+	VMULPS    Z2, Z1, Z1
+	VADDPS    (AX), Z1, Z1
+	VMOVUPS   Z1, (AX)
+	ADDQ      $0x20, DX
+	ADDQ      $0x40, AX
+	DECQ      CX
+	JNZ       axpyF16RowsAVX512_loop
+	ADDQ      R10, SI
+	INCQ      BX
+	JMP       axpyF16RowsAVX512_row
+
+axpyF16RowsAVX512_done:
+	VZEROUPPER
+	RET
+
 // func kqvSumAVX512(out *float32, acc *float32, vd int, n int, width int)
 // Requires: AVX, AVX512F
 TEXT ·kqvSumAVX512(SB), NOSPLIT, $0-40
@@ -2385,6 +2568,1726 @@ DATA k0f<>+5(SB)/1, $0x0f
 DATA k0f<>+6(SB)/1, $0x0f
 DATA k0f<>+7(SB)/1, $0x0f
 GLOBL k0f<>(SB), RODATA|NOPTR, $8
+
+// func amxQ4KGroups(acc *float32, w *byte, rowBytes int, rows int, b *byte, gstride int, ngroups int, nb int, scratch *byte)
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C, GFNI
+TEXT ·amxQ4KGroups(SB), NOSPLIT, $0-72
+	// amxQ4KGroups computes, for 16 weight rows (rows of them read from w, rowBytes apart;
+	// the others are left over from earlier calls and their results are to be
+	// ignored) and ngroups groups of 16 packed tokens, over nb Q4_K blocks:
+	// 
+	// 	acc[256*g+16*r+t] = Σ_blocks fma(float(sumi), d_r*d_t, ·) then fnma(float(mins), dmin_r*d_t, ·)
+	// 
+	// (returned transposed after the accumulators: acc[256*(ngroups+g)+16*t+r])
+	// with sumi = Σ_j scale_rj * (levels_rj . q8_tj) = 8*C_hi + C_lo exact in int32
+	// (AMX TDPBSSD on levels times the high and low 3 bits of the scales) and
+	// mins = Σ_j min_rj * sum_tj; acc starts at 0.
+	MOVQ   acc+0(FP), R8
+	MOVQ   w+8(FP), R11
+	MOVQ   rowBytes+16(FP), R9
+	MOVQ   rows+24(FP), R10
+	MOVQ   b+32(FP), R12
+	MOVQ   nb+56(FP), R13
+	MOVQ   scratch+64(FP), R14
+	IMUL3Q $0x00000240, R10, R10
+	ADDQ   R14, R10
+	LEAQ   amxQ4KGroupsTiles<>+0(SB), AX
+
+	// LDTILECFG (AX)
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x78
+	BYTE $0x49
+	BYTE $0x00
+	MOVQ $0x00000040, CX
+	MOVQ $0x00000240, DI
+
+	// Constants: nibble matrices, mins shuffle, 7s, the chunks' scale shuffles.
+	VMOVDQU64 nibbleMatrices<>+0(SB), Z31
+	VMOVDQU32 amxQ4KScaleCtl<>+0(SB), X30
+	VMOVDQU64 splat7<>+0(SB), Z24
+	VMOVDQU64 q4kScaleCtl<>+0(SB), Z26
+	VMOVDQU64 q4kScaleCtl<>+64(SB), Z27
+	VMOVDQU64 q4kScaleCtl<>+128(SB), Z28
+	VMOVDQU64 q4kScaleCtl<>+192(SB), Z29
+	MOVL      $0x00000055, AX
+	KMOVB     AX, K1
+	MOVL      $0x000000aa, AX
+	KMOVB     AX, K2
+
+	// Z14: the scatter's indices 0, 16, .., 240.
+	VMOVDQU32 amxTransposeIdx<>+0(SB), Z14
+
+	// acc = 0
+	MOVQ   ngroups+48(FP), AX
+	MOVQ   R8, DX
+	VPXORD Z16, Z16, Z16
+
+amxQ4KGroups_zero:
+	VMOVUPS Z16, (DX)
+	VMOVUPS Z16, 64(DX)
+	VMOVUPS Z16, 128(DX)
+	VMOVUPS Z16, 192(DX)
+	VMOVUPS Z16, 256(DX)
+	VMOVUPS Z16, 320(DX)
+	VMOVUPS Z16, 384(DX)
+	VMOVUPS Z16, 448(DX)
+	VMOVUPS Z16, 512(DX)
+	VMOVUPS Z16, 576(DX)
+	VMOVUPS Z16, 640(DX)
+	VMOVUPS Z16, 704(DX)
+	VMOVUPS Z16, 768(DX)
+	VMOVUPS Z16, 832(DX)
+	VMOVUPS Z16, 896(DX)
+	VMOVUPS Z16, 960(DX)
+	ADDQ    $0x00000400, DX
+	DECQ    AX
+	JNZ     amxQ4KGroups_zero
+
+amxQ4KGroups_block:
+	// Phase 1: each row's block into its record.
+	MOVQ R11, SI
+	MOVQ R14, R15
+
+amxQ4KGroups_unpack:
+	VMOVD     (SI), X19
+	VCVTPH2PS X19, X19
+	VMOVQ     X19, 528(R15)
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), BX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ BX, DX
+	SHLQ $0x1c, DX
+	ORQ  DX, BX
+	ANDQ k0f<>+0(SB), BX
+	MOVQ 4(SI), DX
+	SHRQ $0x06, DX
+	ANDQ k03<>+0(SB), DX
+	SHLQ $0x04, DX
+	ORQ  DX, BX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z16
+	VPBROADCASTQ BX, K2, Z16
+	VPSHUFB      X30, X16, X17
+	VPSRLDQ      $0x08, X17, X17
+	VPMOVZXBW    X17, X18
+	VMOVDQU32    X18, 512(R15)
+
+	// Z20 = scale & 7, Z21 = scale >> 3 (bytes; the scales are 6-bit).
+	VPANDD Z24, Z16, Z20
+	VPSRLW $0x03, Z16, Z21
+	VPANDD Z24, Z21, Z21
+
+	// Chunk 0: levels, then levels x (scale & 7) and levels x (scale >> 3) as bytes.
+	VBROADCASTI64X4 16(SI), Z22
+	VGF2P8AFFINEQB  $0x00, Z31, Z22, Z22
+
+	// Even bytes: words (s, 0) times the levels; odd bytes: (0, s).
+	VPSHUFB    Z26, Z20, Z16
+	VPSLLW     $0x08, Z16, Z17
+	VPMADDUBSW Z16, Z22, Z18
+	VPMADDUBSW Z17, Z22, Z19
+	VPSLLW     $0x08, Z19, Z19
+	VPORD      Z18, Z19, Z19
+	VMOVDQU64  Z19, (R15)
+
+	// Even bytes: words (s, 0) times the levels; odd bytes: (0, s).
+	VPSHUFB    Z26, Z21, Z16
+	VPSLLW     $0x08, Z16, Z17
+	VPMADDUBSW Z16, Z22, Z18
+	VPMADDUBSW Z17, Z22, Z19
+	VPSLLW     $0x08, Z19, Z19
+	VPORD      Z18, Z19, Z19
+	VMOVDQU64  Z19, 256(R15)
+
+	// Chunk 1: levels, then levels x (scale & 7) and levels x (scale >> 3) as bytes.
+	VBROADCASTI64X4 48(SI), Z22
+	VGF2P8AFFINEQB  $0x00, Z31, Z22, Z22
+
+	// Even bytes: words (s, 0) times the levels; odd bytes: (0, s).
+	VPSHUFB    Z27, Z20, Z16
+	VPSLLW     $0x08, Z16, Z17
+	VPMADDUBSW Z16, Z22, Z18
+	VPMADDUBSW Z17, Z22, Z19
+	VPSLLW     $0x08, Z19, Z19
+	VPORD      Z18, Z19, Z19
+	VMOVDQU64  Z19, 64(R15)
+
+	// Even bytes: words (s, 0) times the levels; odd bytes: (0, s).
+	VPSHUFB    Z27, Z21, Z16
+	VPSLLW     $0x08, Z16, Z17
+	VPMADDUBSW Z16, Z22, Z18
+	VPMADDUBSW Z17, Z22, Z19
+	VPSLLW     $0x08, Z19, Z19
+	VPORD      Z18, Z19, Z19
+	VMOVDQU64  Z19, 320(R15)
+
+	// Chunk 2: levels, then levels x (scale & 7) and levels x (scale >> 3) as bytes.
+	VBROADCASTI64X4 80(SI), Z22
+	VGF2P8AFFINEQB  $0x00, Z31, Z22, Z22
+
+	// Even bytes: words (s, 0) times the levels; odd bytes: (0, s).
+	VPSHUFB    Z28, Z20, Z16
+	VPSLLW     $0x08, Z16, Z17
+	VPMADDUBSW Z16, Z22, Z18
+	VPMADDUBSW Z17, Z22, Z19
+	VPSLLW     $0x08, Z19, Z19
+	VPORD      Z18, Z19, Z19
+	VMOVDQU64  Z19, 128(R15)
+
+	// Even bytes: words (s, 0) times the levels; odd bytes: (0, s).
+	VPSHUFB    Z28, Z21, Z16
+	VPSLLW     $0x08, Z16, Z17
+	VPMADDUBSW Z16, Z22, Z18
+	VPMADDUBSW Z17, Z22, Z19
+	VPSLLW     $0x08, Z19, Z19
+	VPORD      Z18, Z19, Z19
+	VMOVDQU64  Z19, 384(R15)
+
+	// Chunk 3: levels, then levels x (scale & 7) and levels x (scale >> 3) as bytes.
+	VBROADCASTI64X4 112(SI), Z22
+	VGF2P8AFFINEQB  $0x00, Z31, Z22, Z22
+
+	// Even bytes: words (s, 0) times the levels; odd bytes: (0, s).
+	VPSHUFB    Z29, Z20, Z16
+	VPSLLW     $0x08, Z16, Z17
+	VPMADDUBSW Z16, Z22, Z18
+	VPMADDUBSW Z17, Z22, Z19
+	VPSLLW     $0x08, Z19, Z19
+	VPORD      Z18, Z19, Z19
+	VMOVDQU64  Z19, 192(R15)
+
+	// Even bytes: words (s, 0) times the levels; odd bytes: (0, s).
+	VPSHUFB    Z29, Z21, Z16
+	VPSLLW     $0x08, Z16, Z17
+	VPMADDUBSW Z16, Z22, Z18
+	VPMADDUBSW Z17, Z22, Z19
+	VPSLLW     $0x08, Z19, Z19
+	VPORD      Z18, Z19, Z19
+	VMOVDQU64  Z19, 448(R15)
+	ADDQ       R9, SI
+	ADDQ       $0x00000240, R15
+	CMPQ       R15, R10
+	JNE        amxQ4KGroups_unpack
+	CMPQ       R13, $0x01
+	JEQ        amxQ4KGroups_last
+
+	// Token groups: BX the group's packed block, DX its accumulators.
+	MOVQ R12, BX
+	MOVQ R8, DX
+	MOVQ ngroups+48(FP), AX
+
+amxQ4KGroups_group:
+	// TILEZERO tmm0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc0
+
+	// TILEZERO tmm1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc8
+
+	// TILELOADD 0(BX)(CX*1), tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x0b
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 0(R14)(DI*1), tmm3
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x9c
+	BYTE $0x3e
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 256(R14)(DI*1), tmm4
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x3e
+	BYTE $0x00
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD tmm0 += tmm3 . tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x6b
+	BYTE $0x5e
+	BYTE $0xc3
+
+	// TDPBSSD tmm1 += tmm4 . tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x6b
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 1024(BX)(CX*1), tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x0b
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 64(R14)(DI*1), tmm6
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 320(R14)(DI*1), tmm7
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD tmm0 += tmm6 . tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc6
+
+	// TDPBSSD tmm1 += tmm7 . tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcf
+
+	// TILELOADD 2048(BX)(CX*1), tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x0b
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 128(R14)(DI*1), tmm3
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x9c
+	BYTE $0x3e
+	BYTE $0x80
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 384(R14)(DI*1), tmm4
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x3e
+	BYTE $0x80
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD tmm0 += tmm3 . tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x6b
+	BYTE $0x5e
+	BYTE $0xc3
+
+	// TDPBSSD tmm1 += tmm4 . tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x6b
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 3072(BX)(CX*1), tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x0b
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 192(R14)(DI*1), tmm6
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x3e
+	BYTE $0xc0
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 448(R14)(DI*1), tmm7
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x3e
+	BYTE $0xc0
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD tmm0 += tmm6 . tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc6
+
+	// TDPBSSD tmm1 += tmm7 . tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcf
+
+	// TILESTORED 9216(R14)(CX*1), tmm0
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x84
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x24
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED 10240(R14)(CX*1), tmm1
+	BYTE          $0xc4
+	BYTE          $0xc2
+	BYTE          $0x7a
+	BYTE          $0x4b
+	BYTE          $0x8c
+	BYTE          $0x0e
+	BYTE          $0x00
+	BYTE          $0x28
+	BYTE          $0x00
+	BYTE          $0x00
+	VMOVDQU64     4160(BX), Z8
+	VMOVDQU64     4224(BX), Z9
+	VMOVDQU64     4288(BX), Z10
+	VMOVDQU64     4352(BX), Z11
+	VMOVUPS       4096(BX), Z12
+	VMOVDQU64     10240(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9216(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   528(R14), Z12, Z1
+	VMOVUPS       (DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 512(R14), Z8, Z3
+	VPDPWSSD.BCST 516(R14), Z9, Z3
+	VPDPWSSD.BCST 520(R14), Z10, Z3
+	VPDPWSSD.BCST 524(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   532(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	VMOVUPS       Z2, (DX)
+	VMOVDQU64     10304(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9280(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   1104(R14), Z12, Z17
+	VMOVUPS       64(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 1088(R14), Z8, Z19
+	VPDPWSSD.BCST 1092(R14), Z9, Z19
+	VPDPWSSD.BCST 1096(R14), Z10, Z19
+	VPDPWSSD.BCST 1100(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   1108(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	VMOVUPS       Z18, 64(DX)
+	VMOVDQU64     10368(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9344(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   1680(R14), Z12, Z1
+	VMOVUPS       128(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 1664(R14), Z8, Z3
+	VPDPWSSD.BCST 1668(R14), Z9, Z3
+	VPDPWSSD.BCST 1672(R14), Z10, Z3
+	VPDPWSSD.BCST 1676(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   1684(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	VMOVUPS       Z2, 128(DX)
+	VMOVDQU64     10432(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9408(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   2256(R14), Z12, Z17
+	VMOVUPS       192(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 2240(R14), Z8, Z19
+	VPDPWSSD.BCST 2244(R14), Z9, Z19
+	VPDPWSSD.BCST 2248(R14), Z10, Z19
+	VPDPWSSD.BCST 2252(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   2260(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	VMOVUPS       Z18, 192(DX)
+	VMOVDQU64     10496(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9472(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   2832(R14), Z12, Z1
+	VMOVUPS       256(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 2816(R14), Z8, Z3
+	VPDPWSSD.BCST 2820(R14), Z9, Z3
+	VPDPWSSD.BCST 2824(R14), Z10, Z3
+	VPDPWSSD.BCST 2828(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   2836(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	VMOVUPS       Z2, 256(DX)
+	VMOVDQU64     10560(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9536(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   3408(R14), Z12, Z17
+	VMOVUPS       320(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 3392(R14), Z8, Z19
+	VPDPWSSD.BCST 3396(R14), Z9, Z19
+	VPDPWSSD.BCST 3400(R14), Z10, Z19
+	VPDPWSSD.BCST 3404(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   3412(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	VMOVUPS       Z18, 320(DX)
+	VMOVDQU64     10624(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9600(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   3984(R14), Z12, Z1
+	VMOVUPS       384(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 3968(R14), Z8, Z3
+	VPDPWSSD.BCST 3972(R14), Z9, Z3
+	VPDPWSSD.BCST 3976(R14), Z10, Z3
+	VPDPWSSD.BCST 3980(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   3988(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	VMOVUPS       Z2, 384(DX)
+	VMOVDQU64     10688(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9664(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   4560(R14), Z12, Z17
+	VMOVUPS       448(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 4544(R14), Z8, Z19
+	VPDPWSSD.BCST 4548(R14), Z9, Z19
+	VPDPWSSD.BCST 4552(R14), Z10, Z19
+	VPDPWSSD.BCST 4556(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   4564(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	VMOVUPS       Z18, 448(DX)
+	VMOVDQU64     10752(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9728(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   5136(R14), Z12, Z1
+	VMOVUPS       512(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 5120(R14), Z8, Z3
+	VPDPWSSD.BCST 5124(R14), Z9, Z3
+	VPDPWSSD.BCST 5128(R14), Z10, Z3
+	VPDPWSSD.BCST 5132(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   5140(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	VMOVUPS       Z2, 512(DX)
+	VMOVDQU64     10816(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9792(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   5712(R14), Z12, Z17
+	VMOVUPS       576(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 5696(R14), Z8, Z19
+	VPDPWSSD.BCST 5700(R14), Z9, Z19
+	VPDPWSSD.BCST 5704(R14), Z10, Z19
+	VPDPWSSD.BCST 5708(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   5716(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	VMOVUPS       Z18, 576(DX)
+	VMOVDQU64     10880(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9856(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   6288(R14), Z12, Z1
+	VMOVUPS       640(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 6272(R14), Z8, Z3
+	VPDPWSSD.BCST 6276(R14), Z9, Z3
+	VPDPWSSD.BCST 6280(R14), Z10, Z3
+	VPDPWSSD.BCST 6284(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   6292(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	VMOVUPS       Z2, 640(DX)
+	VMOVDQU64     10944(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9920(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   6864(R14), Z12, Z17
+	VMOVUPS       704(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 6848(R14), Z8, Z19
+	VPDPWSSD.BCST 6852(R14), Z9, Z19
+	VPDPWSSD.BCST 6856(R14), Z10, Z19
+	VPDPWSSD.BCST 6860(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   6868(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	VMOVUPS       Z18, 704(DX)
+	VMOVDQU64     11008(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9984(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   7440(R14), Z12, Z1
+	VMOVUPS       768(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 7424(R14), Z8, Z3
+	VPDPWSSD.BCST 7428(R14), Z9, Z3
+	VPDPWSSD.BCST 7432(R14), Z10, Z3
+	VPDPWSSD.BCST 7436(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   7444(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	VMOVUPS       Z2, 768(DX)
+	VMOVDQU64     11072(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        10048(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   8016(R14), Z12, Z17
+	VMOVUPS       832(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 8000(R14), Z8, Z19
+	VPDPWSSD.BCST 8004(R14), Z9, Z19
+	VPDPWSSD.BCST 8008(R14), Z10, Z19
+	VPDPWSSD.BCST 8012(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   8020(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	VMOVUPS       Z18, 832(DX)
+	VMOVDQU64     11136(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        10112(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   8592(R14), Z12, Z1
+	VMOVUPS       896(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 8576(R14), Z8, Z3
+	VPDPWSSD.BCST 8580(R14), Z9, Z3
+	VPDPWSSD.BCST 8584(R14), Z10, Z3
+	VPDPWSSD.BCST 8588(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   8596(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	VMOVUPS       Z2, 896(DX)
+	VMOVDQU64     11200(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        10176(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   9168(R14), Z12, Z17
+	VMOVUPS       960(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 9152(R14), Z8, Z19
+	VPDPWSSD.BCST 9156(R14), Z9, Z19
+	VPDPWSSD.BCST 9160(R14), Z10, Z19
+	VPDPWSSD.BCST 9164(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   9172(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	VMOVUPS       Z18, 960(DX)
+	ADDQ          gstride+40(FP), BX
+	ADDQ          $0x00000400, DX
+	DECQ          AX
+	JNZ           amxQ4KGroups_group
+	ADDQ          $0x00000090, R11
+	ADDQ          $0x00001140, R12
+	DECQ          R13
+	JMP           amxQ4KGroups_block
+
+amxQ4KGroups_last:
+	// Token groups: BX the group's packed block, DX its accumulators.
+	MOVQ R12, BX
+	MOVQ R8, DX
+	MOVQ ngroups+48(FP), AX
+
+	// R10 = the offset of the transposed results (phase 1 is done with it).
+	MOVQ AX, R10
+	SHLQ $0x0a, R10
+
+amxQ4KGroups_lastgroup:
+	LEAQ (DX)(R10*1), R15
+
+	// TILEZERO tmm0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc0
+
+	// TILEZERO tmm1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc8
+
+	// TILELOADD 0(BX)(CX*1), tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x0b
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 0(R14)(DI*1), tmm3
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x9c
+	BYTE $0x3e
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 256(R14)(DI*1), tmm4
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x3e
+	BYTE $0x00
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD tmm0 += tmm3 . tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x6b
+	BYTE $0x5e
+	BYTE $0xc3
+
+	// TDPBSSD tmm1 += tmm4 . tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x6b
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 1024(BX)(CX*1), tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x0b
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 64(R14)(DI*1), tmm6
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 320(R14)(DI*1), tmm7
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD tmm0 += tmm6 . tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc6
+
+	// TDPBSSD tmm1 += tmm7 . tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcf
+
+	// TILELOADD 2048(BX)(CX*1), tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x0b
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 128(R14)(DI*1), tmm3
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x9c
+	BYTE $0x3e
+	BYTE $0x80
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 384(R14)(DI*1), tmm4
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x3e
+	BYTE $0x80
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD tmm0 += tmm3 . tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x6b
+	BYTE $0x5e
+	BYTE $0xc3
+
+	// TDPBSSD tmm1 += tmm4 . tmm2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x6b
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 3072(BX)(CX*1), tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x0b
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 192(R14)(DI*1), tmm6
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x3e
+	BYTE $0xc0
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 448(R14)(DI*1), tmm7
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x3e
+	BYTE $0xc0
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD tmm0 += tmm6 . tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc6
+
+	// TDPBSSD tmm1 += tmm7 . tmm5
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcf
+
+	// TILESTORED 9216(R14)(CX*1), tmm0
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x84
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x24
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED 10240(R14)(CX*1), tmm1
+	BYTE          $0xc4
+	BYTE          $0xc2
+	BYTE          $0x7a
+	BYTE          $0x4b
+	BYTE          $0x8c
+	BYTE          $0x0e
+	BYTE          $0x00
+	BYTE          $0x28
+	BYTE          $0x00
+	BYTE          $0x00
+	VMOVDQU64     4160(BX), Z8
+	VMOVDQU64     4224(BX), Z9
+	VMOVDQU64     4288(BX), Z10
+	VMOVDQU64     4352(BX), Z11
+	VMOVUPS       4096(BX), Z12
+	VMOVDQU64     10240(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9216(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   528(R14), Z12, Z1
+	VMOVUPS       (DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 512(R14), Z8, Z3
+	VPDPWSSD.BCST 516(R14), Z9, Z3
+	VPDPWSSD.BCST 520(R14), Z10, Z3
+	VPDPWSSD.BCST 524(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   532(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z2, K3, (R15)(Z14*4)
+	VMOVDQU64     10304(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9280(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   1104(R14), Z12, Z17
+	VMOVUPS       64(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 1088(R14), Z8, Z19
+	VPDPWSSD.BCST 1092(R14), Z9, Z19
+	VPDPWSSD.BCST 1096(R14), Z10, Z19
+	VPDPWSSD.BCST 1100(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   1108(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z18, K3, 4(R15)(Z14*4)
+	VMOVDQU64     10368(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9344(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   1680(R14), Z12, Z1
+	VMOVUPS       128(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 1664(R14), Z8, Z3
+	VPDPWSSD.BCST 1668(R14), Z9, Z3
+	VPDPWSSD.BCST 1672(R14), Z10, Z3
+	VPDPWSSD.BCST 1676(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   1684(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z2, K3, 8(R15)(Z14*4)
+	VMOVDQU64     10432(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9408(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   2256(R14), Z12, Z17
+	VMOVUPS       192(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 2240(R14), Z8, Z19
+	VPDPWSSD.BCST 2244(R14), Z9, Z19
+	VPDPWSSD.BCST 2248(R14), Z10, Z19
+	VPDPWSSD.BCST 2252(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   2260(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z18, K3, 12(R15)(Z14*4)
+	VMOVDQU64     10496(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9472(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   2832(R14), Z12, Z1
+	VMOVUPS       256(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 2816(R14), Z8, Z3
+	VPDPWSSD.BCST 2820(R14), Z9, Z3
+	VPDPWSSD.BCST 2824(R14), Z10, Z3
+	VPDPWSSD.BCST 2828(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   2836(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z2, K3, 16(R15)(Z14*4)
+	VMOVDQU64     10560(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9536(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   3408(R14), Z12, Z17
+	VMOVUPS       320(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 3392(R14), Z8, Z19
+	VPDPWSSD.BCST 3396(R14), Z9, Z19
+	VPDPWSSD.BCST 3400(R14), Z10, Z19
+	VPDPWSSD.BCST 3404(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   3412(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z18, K3, 20(R15)(Z14*4)
+	VMOVDQU64     10624(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9600(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   3984(R14), Z12, Z1
+	VMOVUPS       384(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 3968(R14), Z8, Z3
+	VPDPWSSD.BCST 3972(R14), Z9, Z3
+	VPDPWSSD.BCST 3976(R14), Z10, Z3
+	VPDPWSSD.BCST 3980(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   3988(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z2, K3, 24(R15)(Z14*4)
+	VMOVDQU64     10688(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9664(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   4560(R14), Z12, Z17
+	VMOVUPS       448(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 4544(R14), Z8, Z19
+	VPDPWSSD.BCST 4548(R14), Z9, Z19
+	VPDPWSSD.BCST 4552(R14), Z10, Z19
+	VPDPWSSD.BCST 4556(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   4564(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z18, K3, 28(R15)(Z14*4)
+	VMOVDQU64     10752(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9728(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   5136(R14), Z12, Z1
+	VMOVUPS       512(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 5120(R14), Z8, Z3
+	VPDPWSSD.BCST 5124(R14), Z9, Z3
+	VPDPWSSD.BCST 5128(R14), Z10, Z3
+	VPDPWSSD.BCST 5132(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   5140(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z2, K3, 32(R15)(Z14*4)
+	VMOVDQU64     10816(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9792(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   5712(R14), Z12, Z17
+	VMOVUPS       576(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 5696(R14), Z8, Z19
+	VPDPWSSD.BCST 5700(R14), Z9, Z19
+	VPDPWSSD.BCST 5704(R14), Z10, Z19
+	VPDPWSSD.BCST 5708(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   5716(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z18, K3, 36(R15)(Z14*4)
+	VMOVDQU64     10880(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9856(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   6288(R14), Z12, Z1
+	VMOVUPS       640(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 6272(R14), Z8, Z3
+	VPDPWSSD.BCST 6276(R14), Z9, Z3
+	VPDPWSSD.BCST 6280(R14), Z10, Z3
+	VPDPWSSD.BCST 6284(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   6292(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z2, K3, 40(R15)(Z14*4)
+	VMOVDQU64     10944(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        9920(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   6864(R14), Z12, Z17
+	VMOVUPS       704(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 6848(R14), Z8, Z19
+	VPDPWSSD.BCST 6852(R14), Z9, Z19
+	VPDPWSSD.BCST 6856(R14), Z10, Z19
+	VPDPWSSD.BCST 6860(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   6868(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z18, K3, 44(R15)(Z14*4)
+	VMOVDQU64     11008(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        9984(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   7440(R14), Z12, Z1
+	VMOVUPS       768(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 7424(R14), Z8, Z3
+	VPDPWSSD.BCST 7428(R14), Z9, Z3
+	VPDPWSSD.BCST 7432(R14), Z10, Z3
+	VPDPWSSD.BCST 7436(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   7444(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z2, K3, 48(R15)(Z14*4)
+	VMOVDQU64     11072(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        10048(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   8016(R14), Z12, Z17
+	VMOVUPS       832(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 8000(R14), Z8, Z19
+	VPDPWSSD.BCST 8004(R14), Z9, Z19
+	VPDPWSSD.BCST 8008(R14), Z10, Z19
+	VPDPWSSD.BCST 8012(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   8020(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z18, K3, 52(R15)(Z14*4)
+	VMOVDQU64     11136(R14), Z0
+	VPSLLD        $0x03, Z0, Z0
+	VPADDD        10112(R14), Z0, Z0
+	VCVTDQ2PS     Z0, Z0
+	VMULPS.BCST   8592(R14), Z12, Z1
+	VMOVUPS       896(DX), Z2
+	VFMADD231PS   Z1, Z0, Z2
+	VPXORD        Z3, Z3, Z3
+	VPDPWSSD.BCST 8576(R14), Z8, Z3
+	VPDPWSSD.BCST 8580(R14), Z9, Z3
+	VPDPWSSD.BCST 8584(R14), Z10, Z3
+	VPDPWSSD.BCST 8588(R14), Z11, Z3
+	VCVTDQ2PS     Z3, Z3
+	VMULPS.BCST   8596(R14), Z12, Z4
+	VFNMADD231PS  Z4, Z3, Z2
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z2, K3, 56(R15)(Z14*4)
+	VMOVDQU64     11200(R14), Z16
+	VPSLLD        $0x03, Z16, Z16
+	VPADDD        10176(R14), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   9168(R14), Z12, Z17
+	VMOVUPS       960(DX), Z18
+	VFMADD231PS   Z17, Z16, Z18
+	VPXORD        Z19, Z19, Z19
+	VPDPWSSD.BCST 9152(R14), Z8, Z19
+	VPDPWSSD.BCST 9156(R14), Z9, Z19
+	VPDPWSSD.BCST 9160(R14), Z10, Z19
+	VPDPWSSD.BCST 9164(R14), Z11, Z19
+	VCVTDQ2PS     Z19, Z19
+	VMULPS.BCST   9172(R14), Z12, Z20
+	VFNMADD231PS  Z20, Z19, Z18
+	KXNORW        K3, K3, K3
+	VSCATTERDPS   Z18, K3, 60(R15)(Z14*4)
+	ADDQ          gstride+40(FP), BX
+	ADDQ          $0x00000400, DX
+	DECQ          AX
+	JNZ           amxQ4KGroups_lastgroup
+
+	// TILERELEASE
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x78
+	BYTE $0x49
+	BYTE $0xc0
+	VZEROUPPER
+	RET
+
+DATA amxQ4KGroupsTiles<>+0(SB)/1, $0x01
+DATA amxQ4KGroupsTiles<>+1(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+2(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+3(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+4(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+5(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+6(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+7(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+8(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+9(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+10(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+11(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+12(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+13(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+14(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+15(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+16(SB)/1, $0x40
+DATA amxQ4KGroupsTiles<>+17(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+18(SB)/1, $0x40
+DATA amxQ4KGroupsTiles<>+19(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+20(SB)/1, $0x40
+DATA amxQ4KGroupsTiles<>+21(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+22(SB)/1, $0x40
+DATA amxQ4KGroupsTiles<>+23(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+24(SB)/1, $0x40
+DATA amxQ4KGroupsTiles<>+25(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+26(SB)/1, $0x40
+DATA amxQ4KGroupsTiles<>+27(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+28(SB)/1, $0x40
+DATA amxQ4KGroupsTiles<>+29(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+30(SB)/1, $0x40
+DATA amxQ4KGroupsTiles<>+31(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+32(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+33(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+34(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+35(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+36(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+37(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+38(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+39(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+40(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+41(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+42(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+43(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+44(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+45(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+46(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+47(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+48(SB)/1, $0x10
+DATA amxQ4KGroupsTiles<>+49(SB)/1, $0x10
+DATA amxQ4KGroupsTiles<>+50(SB)/1, $0x10
+DATA amxQ4KGroupsTiles<>+51(SB)/1, $0x10
+DATA amxQ4KGroupsTiles<>+52(SB)/1, $0x10
+DATA amxQ4KGroupsTiles<>+53(SB)/1, $0x10
+DATA amxQ4KGroupsTiles<>+54(SB)/1, $0x10
+DATA amxQ4KGroupsTiles<>+55(SB)/1, $0x10
+DATA amxQ4KGroupsTiles<>+56(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+57(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+58(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+59(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+60(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+61(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+62(SB)/1, $0x00
+DATA amxQ4KGroupsTiles<>+63(SB)/1, $0x00
+GLOBL amxQ4KGroupsTiles<>(SB), RODATA|NOPTR, $64
+
+DATA q4kScaleCtl<>+0(SB)/1, $0x00
+DATA q4kScaleCtl<>+1(SB)/1, $0x80
+DATA q4kScaleCtl<>+2(SB)/1, $0x00
+DATA q4kScaleCtl<>+3(SB)/1, $0x80
+DATA q4kScaleCtl<>+4(SB)/1, $0x00
+DATA q4kScaleCtl<>+5(SB)/1, $0x80
+DATA q4kScaleCtl<>+6(SB)/1, $0x00
+DATA q4kScaleCtl<>+7(SB)/1, $0x80
+DATA q4kScaleCtl<>+8(SB)/1, $0x00
+DATA q4kScaleCtl<>+9(SB)/1, $0x80
+DATA q4kScaleCtl<>+10(SB)/1, $0x00
+DATA q4kScaleCtl<>+11(SB)/1, $0x80
+DATA q4kScaleCtl<>+12(SB)/1, $0x00
+DATA q4kScaleCtl<>+13(SB)/1, $0x80
+DATA q4kScaleCtl<>+14(SB)/1, $0x00
+DATA q4kScaleCtl<>+15(SB)/1, $0x80
+DATA q4kScaleCtl<>+16(SB)/1, $0x00
+DATA q4kScaleCtl<>+17(SB)/1, $0x80
+DATA q4kScaleCtl<>+18(SB)/1, $0x00
+DATA q4kScaleCtl<>+19(SB)/1, $0x80
+DATA q4kScaleCtl<>+20(SB)/1, $0x00
+DATA q4kScaleCtl<>+21(SB)/1, $0x80
+DATA q4kScaleCtl<>+22(SB)/1, $0x00
+DATA q4kScaleCtl<>+23(SB)/1, $0x80
+DATA q4kScaleCtl<>+24(SB)/1, $0x00
+DATA q4kScaleCtl<>+25(SB)/1, $0x80
+DATA q4kScaleCtl<>+26(SB)/1, $0x00
+DATA q4kScaleCtl<>+27(SB)/1, $0x80
+DATA q4kScaleCtl<>+28(SB)/1, $0x00
+DATA q4kScaleCtl<>+29(SB)/1, $0x80
+DATA q4kScaleCtl<>+30(SB)/1, $0x00
+DATA q4kScaleCtl<>+31(SB)/1, $0x80
+DATA q4kScaleCtl<>+32(SB)/1, $0x01
+DATA q4kScaleCtl<>+33(SB)/1, $0x80
+DATA q4kScaleCtl<>+34(SB)/1, $0x01
+DATA q4kScaleCtl<>+35(SB)/1, $0x80
+DATA q4kScaleCtl<>+36(SB)/1, $0x01
+DATA q4kScaleCtl<>+37(SB)/1, $0x80
+DATA q4kScaleCtl<>+38(SB)/1, $0x01
+DATA q4kScaleCtl<>+39(SB)/1, $0x80
+DATA q4kScaleCtl<>+40(SB)/1, $0x01
+DATA q4kScaleCtl<>+41(SB)/1, $0x80
+DATA q4kScaleCtl<>+42(SB)/1, $0x01
+DATA q4kScaleCtl<>+43(SB)/1, $0x80
+DATA q4kScaleCtl<>+44(SB)/1, $0x01
+DATA q4kScaleCtl<>+45(SB)/1, $0x80
+DATA q4kScaleCtl<>+46(SB)/1, $0x01
+DATA q4kScaleCtl<>+47(SB)/1, $0x80
+DATA q4kScaleCtl<>+48(SB)/1, $0x01
+DATA q4kScaleCtl<>+49(SB)/1, $0x80
+DATA q4kScaleCtl<>+50(SB)/1, $0x01
+DATA q4kScaleCtl<>+51(SB)/1, $0x80
+DATA q4kScaleCtl<>+52(SB)/1, $0x01
+DATA q4kScaleCtl<>+53(SB)/1, $0x80
+DATA q4kScaleCtl<>+54(SB)/1, $0x01
+DATA q4kScaleCtl<>+55(SB)/1, $0x80
+DATA q4kScaleCtl<>+56(SB)/1, $0x01
+DATA q4kScaleCtl<>+57(SB)/1, $0x80
+DATA q4kScaleCtl<>+58(SB)/1, $0x01
+DATA q4kScaleCtl<>+59(SB)/1, $0x80
+DATA q4kScaleCtl<>+60(SB)/1, $0x01
+DATA q4kScaleCtl<>+61(SB)/1, $0x80
+DATA q4kScaleCtl<>+62(SB)/1, $0x01
+DATA q4kScaleCtl<>+63(SB)/1, $0x80
+DATA q4kScaleCtl<>+64(SB)/1, $0x02
+DATA q4kScaleCtl<>+65(SB)/1, $0x80
+DATA q4kScaleCtl<>+66(SB)/1, $0x02
+DATA q4kScaleCtl<>+67(SB)/1, $0x80
+DATA q4kScaleCtl<>+68(SB)/1, $0x02
+DATA q4kScaleCtl<>+69(SB)/1, $0x80
+DATA q4kScaleCtl<>+70(SB)/1, $0x02
+DATA q4kScaleCtl<>+71(SB)/1, $0x80
+DATA q4kScaleCtl<>+72(SB)/1, $0x02
+DATA q4kScaleCtl<>+73(SB)/1, $0x80
+DATA q4kScaleCtl<>+74(SB)/1, $0x02
+DATA q4kScaleCtl<>+75(SB)/1, $0x80
+DATA q4kScaleCtl<>+76(SB)/1, $0x02
+DATA q4kScaleCtl<>+77(SB)/1, $0x80
+DATA q4kScaleCtl<>+78(SB)/1, $0x02
+DATA q4kScaleCtl<>+79(SB)/1, $0x80
+DATA q4kScaleCtl<>+80(SB)/1, $0x02
+DATA q4kScaleCtl<>+81(SB)/1, $0x80
+DATA q4kScaleCtl<>+82(SB)/1, $0x02
+DATA q4kScaleCtl<>+83(SB)/1, $0x80
+DATA q4kScaleCtl<>+84(SB)/1, $0x02
+DATA q4kScaleCtl<>+85(SB)/1, $0x80
+DATA q4kScaleCtl<>+86(SB)/1, $0x02
+DATA q4kScaleCtl<>+87(SB)/1, $0x80
+DATA q4kScaleCtl<>+88(SB)/1, $0x02
+DATA q4kScaleCtl<>+89(SB)/1, $0x80
+DATA q4kScaleCtl<>+90(SB)/1, $0x02
+DATA q4kScaleCtl<>+91(SB)/1, $0x80
+DATA q4kScaleCtl<>+92(SB)/1, $0x02
+DATA q4kScaleCtl<>+93(SB)/1, $0x80
+DATA q4kScaleCtl<>+94(SB)/1, $0x02
+DATA q4kScaleCtl<>+95(SB)/1, $0x80
+DATA q4kScaleCtl<>+96(SB)/1, $0x03
+DATA q4kScaleCtl<>+97(SB)/1, $0x80
+DATA q4kScaleCtl<>+98(SB)/1, $0x03
+DATA q4kScaleCtl<>+99(SB)/1, $0x80
+DATA q4kScaleCtl<>+100(SB)/1, $0x03
+DATA q4kScaleCtl<>+101(SB)/1, $0x80
+DATA q4kScaleCtl<>+102(SB)/1, $0x03
+DATA q4kScaleCtl<>+103(SB)/1, $0x80
+DATA q4kScaleCtl<>+104(SB)/1, $0x03
+DATA q4kScaleCtl<>+105(SB)/1, $0x80
+DATA q4kScaleCtl<>+106(SB)/1, $0x03
+DATA q4kScaleCtl<>+107(SB)/1, $0x80
+DATA q4kScaleCtl<>+108(SB)/1, $0x03
+DATA q4kScaleCtl<>+109(SB)/1, $0x80
+DATA q4kScaleCtl<>+110(SB)/1, $0x03
+DATA q4kScaleCtl<>+111(SB)/1, $0x80
+DATA q4kScaleCtl<>+112(SB)/1, $0x03
+DATA q4kScaleCtl<>+113(SB)/1, $0x80
+DATA q4kScaleCtl<>+114(SB)/1, $0x03
+DATA q4kScaleCtl<>+115(SB)/1, $0x80
+DATA q4kScaleCtl<>+116(SB)/1, $0x03
+DATA q4kScaleCtl<>+117(SB)/1, $0x80
+DATA q4kScaleCtl<>+118(SB)/1, $0x03
+DATA q4kScaleCtl<>+119(SB)/1, $0x80
+DATA q4kScaleCtl<>+120(SB)/1, $0x03
+DATA q4kScaleCtl<>+121(SB)/1, $0x80
+DATA q4kScaleCtl<>+122(SB)/1, $0x03
+DATA q4kScaleCtl<>+123(SB)/1, $0x80
+DATA q4kScaleCtl<>+124(SB)/1, $0x03
+DATA q4kScaleCtl<>+125(SB)/1, $0x80
+DATA q4kScaleCtl<>+126(SB)/1, $0x03
+DATA q4kScaleCtl<>+127(SB)/1, $0x80
+DATA q4kScaleCtl<>+128(SB)/1, $0x08
+DATA q4kScaleCtl<>+129(SB)/1, $0x80
+DATA q4kScaleCtl<>+130(SB)/1, $0x08
+DATA q4kScaleCtl<>+131(SB)/1, $0x80
+DATA q4kScaleCtl<>+132(SB)/1, $0x08
+DATA q4kScaleCtl<>+133(SB)/1, $0x80
+DATA q4kScaleCtl<>+134(SB)/1, $0x08
+DATA q4kScaleCtl<>+135(SB)/1, $0x80
+DATA q4kScaleCtl<>+136(SB)/1, $0x08
+DATA q4kScaleCtl<>+137(SB)/1, $0x80
+DATA q4kScaleCtl<>+138(SB)/1, $0x08
+DATA q4kScaleCtl<>+139(SB)/1, $0x80
+DATA q4kScaleCtl<>+140(SB)/1, $0x08
+DATA q4kScaleCtl<>+141(SB)/1, $0x80
+DATA q4kScaleCtl<>+142(SB)/1, $0x08
+DATA q4kScaleCtl<>+143(SB)/1, $0x80
+DATA q4kScaleCtl<>+144(SB)/1, $0x08
+DATA q4kScaleCtl<>+145(SB)/1, $0x80
+DATA q4kScaleCtl<>+146(SB)/1, $0x08
+DATA q4kScaleCtl<>+147(SB)/1, $0x80
+DATA q4kScaleCtl<>+148(SB)/1, $0x08
+DATA q4kScaleCtl<>+149(SB)/1, $0x80
+DATA q4kScaleCtl<>+150(SB)/1, $0x08
+DATA q4kScaleCtl<>+151(SB)/1, $0x80
+DATA q4kScaleCtl<>+152(SB)/1, $0x08
+DATA q4kScaleCtl<>+153(SB)/1, $0x80
+DATA q4kScaleCtl<>+154(SB)/1, $0x08
+DATA q4kScaleCtl<>+155(SB)/1, $0x80
+DATA q4kScaleCtl<>+156(SB)/1, $0x08
+DATA q4kScaleCtl<>+157(SB)/1, $0x80
+DATA q4kScaleCtl<>+158(SB)/1, $0x08
+DATA q4kScaleCtl<>+159(SB)/1, $0x80
+DATA q4kScaleCtl<>+160(SB)/1, $0x09
+DATA q4kScaleCtl<>+161(SB)/1, $0x80
+DATA q4kScaleCtl<>+162(SB)/1, $0x09
+DATA q4kScaleCtl<>+163(SB)/1, $0x80
+DATA q4kScaleCtl<>+164(SB)/1, $0x09
+DATA q4kScaleCtl<>+165(SB)/1, $0x80
+DATA q4kScaleCtl<>+166(SB)/1, $0x09
+DATA q4kScaleCtl<>+167(SB)/1, $0x80
+DATA q4kScaleCtl<>+168(SB)/1, $0x09
+DATA q4kScaleCtl<>+169(SB)/1, $0x80
+DATA q4kScaleCtl<>+170(SB)/1, $0x09
+DATA q4kScaleCtl<>+171(SB)/1, $0x80
+DATA q4kScaleCtl<>+172(SB)/1, $0x09
+DATA q4kScaleCtl<>+173(SB)/1, $0x80
+DATA q4kScaleCtl<>+174(SB)/1, $0x09
+DATA q4kScaleCtl<>+175(SB)/1, $0x80
+DATA q4kScaleCtl<>+176(SB)/1, $0x09
+DATA q4kScaleCtl<>+177(SB)/1, $0x80
+DATA q4kScaleCtl<>+178(SB)/1, $0x09
+DATA q4kScaleCtl<>+179(SB)/1, $0x80
+DATA q4kScaleCtl<>+180(SB)/1, $0x09
+DATA q4kScaleCtl<>+181(SB)/1, $0x80
+DATA q4kScaleCtl<>+182(SB)/1, $0x09
+DATA q4kScaleCtl<>+183(SB)/1, $0x80
+DATA q4kScaleCtl<>+184(SB)/1, $0x09
+DATA q4kScaleCtl<>+185(SB)/1, $0x80
+DATA q4kScaleCtl<>+186(SB)/1, $0x09
+DATA q4kScaleCtl<>+187(SB)/1, $0x80
+DATA q4kScaleCtl<>+188(SB)/1, $0x09
+DATA q4kScaleCtl<>+189(SB)/1, $0x80
+DATA q4kScaleCtl<>+190(SB)/1, $0x09
+DATA q4kScaleCtl<>+191(SB)/1, $0x80
+DATA q4kScaleCtl<>+192(SB)/1, $0x0a
+DATA q4kScaleCtl<>+193(SB)/1, $0x80
+DATA q4kScaleCtl<>+194(SB)/1, $0x0a
+DATA q4kScaleCtl<>+195(SB)/1, $0x80
+DATA q4kScaleCtl<>+196(SB)/1, $0x0a
+DATA q4kScaleCtl<>+197(SB)/1, $0x80
+DATA q4kScaleCtl<>+198(SB)/1, $0x0a
+DATA q4kScaleCtl<>+199(SB)/1, $0x80
+DATA q4kScaleCtl<>+200(SB)/1, $0x0a
+DATA q4kScaleCtl<>+201(SB)/1, $0x80
+DATA q4kScaleCtl<>+202(SB)/1, $0x0a
+DATA q4kScaleCtl<>+203(SB)/1, $0x80
+DATA q4kScaleCtl<>+204(SB)/1, $0x0a
+DATA q4kScaleCtl<>+205(SB)/1, $0x80
+DATA q4kScaleCtl<>+206(SB)/1, $0x0a
+DATA q4kScaleCtl<>+207(SB)/1, $0x80
+DATA q4kScaleCtl<>+208(SB)/1, $0x0a
+DATA q4kScaleCtl<>+209(SB)/1, $0x80
+DATA q4kScaleCtl<>+210(SB)/1, $0x0a
+DATA q4kScaleCtl<>+211(SB)/1, $0x80
+DATA q4kScaleCtl<>+212(SB)/1, $0x0a
+DATA q4kScaleCtl<>+213(SB)/1, $0x80
+DATA q4kScaleCtl<>+214(SB)/1, $0x0a
+DATA q4kScaleCtl<>+215(SB)/1, $0x80
+DATA q4kScaleCtl<>+216(SB)/1, $0x0a
+DATA q4kScaleCtl<>+217(SB)/1, $0x80
+DATA q4kScaleCtl<>+218(SB)/1, $0x0a
+DATA q4kScaleCtl<>+219(SB)/1, $0x80
+DATA q4kScaleCtl<>+220(SB)/1, $0x0a
+DATA q4kScaleCtl<>+221(SB)/1, $0x80
+DATA q4kScaleCtl<>+222(SB)/1, $0x0a
+DATA q4kScaleCtl<>+223(SB)/1, $0x80
+DATA q4kScaleCtl<>+224(SB)/1, $0x0b
+DATA q4kScaleCtl<>+225(SB)/1, $0x80
+DATA q4kScaleCtl<>+226(SB)/1, $0x0b
+DATA q4kScaleCtl<>+227(SB)/1, $0x80
+DATA q4kScaleCtl<>+228(SB)/1, $0x0b
+DATA q4kScaleCtl<>+229(SB)/1, $0x80
+DATA q4kScaleCtl<>+230(SB)/1, $0x0b
+DATA q4kScaleCtl<>+231(SB)/1, $0x80
+DATA q4kScaleCtl<>+232(SB)/1, $0x0b
+DATA q4kScaleCtl<>+233(SB)/1, $0x80
+DATA q4kScaleCtl<>+234(SB)/1, $0x0b
+DATA q4kScaleCtl<>+235(SB)/1, $0x80
+DATA q4kScaleCtl<>+236(SB)/1, $0x0b
+DATA q4kScaleCtl<>+237(SB)/1, $0x80
+DATA q4kScaleCtl<>+238(SB)/1, $0x0b
+DATA q4kScaleCtl<>+239(SB)/1, $0x80
+DATA q4kScaleCtl<>+240(SB)/1, $0x0b
+DATA q4kScaleCtl<>+241(SB)/1, $0x80
+DATA q4kScaleCtl<>+242(SB)/1, $0x0b
+DATA q4kScaleCtl<>+243(SB)/1, $0x80
+DATA q4kScaleCtl<>+244(SB)/1, $0x0b
+DATA q4kScaleCtl<>+245(SB)/1, $0x80
+DATA q4kScaleCtl<>+246(SB)/1, $0x0b
+DATA q4kScaleCtl<>+247(SB)/1, $0x80
+DATA q4kScaleCtl<>+248(SB)/1, $0x0b
+DATA q4kScaleCtl<>+249(SB)/1, $0x80
+DATA q4kScaleCtl<>+250(SB)/1, $0x0b
+DATA q4kScaleCtl<>+251(SB)/1, $0x80
+DATA q4kScaleCtl<>+252(SB)/1, $0x0b
+DATA q4kScaleCtl<>+253(SB)/1, $0x80
+DATA q4kScaleCtl<>+254(SB)/1, $0x0b
+DATA q4kScaleCtl<>+255(SB)/1, $0x80
+GLOBL q4kScaleCtl<>(SB), RODATA|NOPTR, $256
+
+DATA splat7<>+0(SB)/1, $0x07
+DATA splat7<>+1(SB)/1, $0x07
+DATA splat7<>+2(SB)/1, $0x07
+DATA splat7<>+3(SB)/1, $0x07
+DATA splat7<>+4(SB)/1, $0x07
+DATA splat7<>+5(SB)/1, $0x07
+DATA splat7<>+6(SB)/1, $0x07
+DATA splat7<>+7(SB)/1, $0x07
+DATA splat7<>+8(SB)/1, $0x07
+DATA splat7<>+9(SB)/1, $0x07
+DATA splat7<>+10(SB)/1, $0x07
+DATA splat7<>+11(SB)/1, $0x07
+DATA splat7<>+12(SB)/1, $0x07
+DATA splat7<>+13(SB)/1, $0x07
+DATA splat7<>+14(SB)/1, $0x07
+DATA splat7<>+15(SB)/1, $0x07
+DATA splat7<>+16(SB)/1, $0x07
+DATA splat7<>+17(SB)/1, $0x07
+DATA splat7<>+18(SB)/1, $0x07
+DATA splat7<>+19(SB)/1, $0x07
+DATA splat7<>+20(SB)/1, $0x07
+DATA splat7<>+21(SB)/1, $0x07
+DATA splat7<>+22(SB)/1, $0x07
+DATA splat7<>+23(SB)/1, $0x07
+DATA splat7<>+24(SB)/1, $0x07
+DATA splat7<>+25(SB)/1, $0x07
+DATA splat7<>+26(SB)/1, $0x07
+DATA splat7<>+27(SB)/1, $0x07
+DATA splat7<>+28(SB)/1, $0x07
+DATA splat7<>+29(SB)/1, $0x07
+DATA splat7<>+30(SB)/1, $0x07
+DATA splat7<>+31(SB)/1, $0x07
+DATA splat7<>+32(SB)/1, $0x07
+DATA splat7<>+33(SB)/1, $0x07
+DATA splat7<>+34(SB)/1, $0x07
+DATA splat7<>+35(SB)/1, $0x07
+DATA splat7<>+36(SB)/1, $0x07
+DATA splat7<>+37(SB)/1, $0x07
+DATA splat7<>+38(SB)/1, $0x07
+DATA splat7<>+39(SB)/1, $0x07
+DATA splat7<>+40(SB)/1, $0x07
+DATA splat7<>+41(SB)/1, $0x07
+DATA splat7<>+42(SB)/1, $0x07
+DATA splat7<>+43(SB)/1, $0x07
+DATA splat7<>+44(SB)/1, $0x07
+DATA splat7<>+45(SB)/1, $0x07
+DATA splat7<>+46(SB)/1, $0x07
+DATA splat7<>+47(SB)/1, $0x07
+DATA splat7<>+48(SB)/1, $0x07
+DATA splat7<>+49(SB)/1, $0x07
+DATA splat7<>+50(SB)/1, $0x07
+DATA splat7<>+51(SB)/1, $0x07
+DATA splat7<>+52(SB)/1, $0x07
+DATA splat7<>+53(SB)/1, $0x07
+DATA splat7<>+54(SB)/1, $0x07
+DATA splat7<>+55(SB)/1, $0x07
+DATA splat7<>+56(SB)/1, $0x07
+DATA splat7<>+57(SB)/1, $0x07
+DATA splat7<>+58(SB)/1, $0x07
+DATA splat7<>+59(SB)/1, $0x07
+DATA splat7<>+60(SB)/1, $0x07
+DATA splat7<>+61(SB)/1, $0x07
+DATA splat7<>+62(SB)/1, $0x07
+DATA splat7<>+63(SB)/1, $0x07
+GLOBL splat7<>(SB), RODATA|NOPTR, $64
+
+DATA amxTransposeIdx<>+0(SB)/1, $0x00
+DATA amxTransposeIdx<>+1(SB)/1, $0x00
+DATA amxTransposeIdx<>+2(SB)/1, $0x00
+DATA amxTransposeIdx<>+3(SB)/1, $0x00
+DATA amxTransposeIdx<>+4(SB)/1, $0x10
+DATA amxTransposeIdx<>+5(SB)/1, $0x00
+DATA amxTransposeIdx<>+6(SB)/1, $0x00
+DATA amxTransposeIdx<>+7(SB)/1, $0x00
+DATA amxTransposeIdx<>+8(SB)/1, $0x20
+DATA amxTransposeIdx<>+9(SB)/1, $0x00
+DATA amxTransposeIdx<>+10(SB)/1, $0x00
+DATA amxTransposeIdx<>+11(SB)/1, $0x00
+DATA amxTransposeIdx<>+12(SB)/1, $0x30
+DATA amxTransposeIdx<>+13(SB)/1, $0x00
+DATA amxTransposeIdx<>+14(SB)/1, $0x00
+DATA amxTransposeIdx<>+15(SB)/1, $0x00
+DATA amxTransposeIdx<>+16(SB)/1, $0x40
+DATA amxTransposeIdx<>+17(SB)/1, $0x00
+DATA amxTransposeIdx<>+18(SB)/1, $0x00
+DATA amxTransposeIdx<>+19(SB)/1, $0x00
+DATA amxTransposeIdx<>+20(SB)/1, $0x50
+DATA amxTransposeIdx<>+21(SB)/1, $0x00
+DATA amxTransposeIdx<>+22(SB)/1, $0x00
+DATA amxTransposeIdx<>+23(SB)/1, $0x00
+DATA amxTransposeIdx<>+24(SB)/1, $0x60
+DATA amxTransposeIdx<>+25(SB)/1, $0x00
+DATA amxTransposeIdx<>+26(SB)/1, $0x00
+DATA amxTransposeIdx<>+27(SB)/1, $0x00
+DATA amxTransposeIdx<>+28(SB)/1, $0x70
+DATA amxTransposeIdx<>+29(SB)/1, $0x00
+DATA amxTransposeIdx<>+30(SB)/1, $0x00
+DATA amxTransposeIdx<>+31(SB)/1, $0x00
+DATA amxTransposeIdx<>+32(SB)/1, $0x80
+DATA amxTransposeIdx<>+33(SB)/1, $0x00
+DATA amxTransposeIdx<>+34(SB)/1, $0x00
+DATA amxTransposeIdx<>+35(SB)/1, $0x00
+DATA amxTransposeIdx<>+36(SB)/1, $0x90
+DATA amxTransposeIdx<>+37(SB)/1, $0x00
+DATA amxTransposeIdx<>+38(SB)/1, $0x00
+DATA amxTransposeIdx<>+39(SB)/1, $0x00
+DATA amxTransposeIdx<>+40(SB)/1, $0xa0
+DATA amxTransposeIdx<>+41(SB)/1, $0x00
+DATA amxTransposeIdx<>+42(SB)/1, $0x00
+DATA amxTransposeIdx<>+43(SB)/1, $0x00
+DATA amxTransposeIdx<>+44(SB)/1, $0xb0
+DATA amxTransposeIdx<>+45(SB)/1, $0x00
+DATA amxTransposeIdx<>+46(SB)/1, $0x00
+DATA amxTransposeIdx<>+47(SB)/1, $0x00
+DATA amxTransposeIdx<>+48(SB)/1, $0xc0
+DATA amxTransposeIdx<>+49(SB)/1, $0x00
+DATA amxTransposeIdx<>+50(SB)/1, $0x00
+DATA amxTransposeIdx<>+51(SB)/1, $0x00
+DATA amxTransposeIdx<>+52(SB)/1, $0xd0
+DATA amxTransposeIdx<>+53(SB)/1, $0x00
+DATA amxTransposeIdx<>+54(SB)/1, $0x00
+DATA amxTransposeIdx<>+55(SB)/1, $0x00
+DATA amxTransposeIdx<>+56(SB)/1, $0xe0
+DATA amxTransposeIdx<>+57(SB)/1, $0x00
+DATA amxTransposeIdx<>+58(SB)/1, $0x00
+DATA amxTransposeIdx<>+59(SB)/1, $0x00
+DATA amxTransposeIdx<>+60(SB)/1, $0xf0
+DATA amxTransposeIdx<>+61(SB)/1, $0x00
+DATA amxTransposeIdx<>+62(SB)/1, $0x00
+DATA amxTransposeIdx<>+63(SB)/1, $0x00
+GLOBL amxTransposeIdx<>(SB), RODATA|NOPTR, $64
 
 // func amxQ6K(acc *float32, w *byte, rowBytes int, rows int, b *byte, nb int, scratch *byte)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, F16C
@@ -4833,264 +6736,6 @@ dotQ4KAVX512_fin:
 dotQ4KAVX512_done:
 	VZEROUPPER
 	RET
-
-DATA q4kScaleCtl<>+0(SB)/1, $0x00
-DATA q4kScaleCtl<>+1(SB)/1, $0x80
-DATA q4kScaleCtl<>+2(SB)/1, $0x00
-DATA q4kScaleCtl<>+3(SB)/1, $0x80
-DATA q4kScaleCtl<>+4(SB)/1, $0x00
-DATA q4kScaleCtl<>+5(SB)/1, $0x80
-DATA q4kScaleCtl<>+6(SB)/1, $0x00
-DATA q4kScaleCtl<>+7(SB)/1, $0x80
-DATA q4kScaleCtl<>+8(SB)/1, $0x00
-DATA q4kScaleCtl<>+9(SB)/1, $0x80
-DATA q4kScaleCtl<>+10(SB)/1, $0x00
-DATA q4kScaleCtl<>+11(SB)/1, $0x80
-DATA q4kScaleCtl<>+12(SB)/1, $0x00
-DATA q4kScaleCtl<>+13(SB)/1, $0x80
-DATA q4kScaleCtl<>+14(SB)/1, $0x00
-DATA q4kScaleCtl<>+15(SB)/1, $0x80
-DATA q4kScaleCtl<>+16(SB)/1, $0x00
-DATA q4kScaleCtl<>+17(SB)/1, $0x80
-DATA q4kScaleCtl<>+18(SB)/1, $0x00
-DATA q4kScaleCtl<>+19(SB)/1, $0x80
-DATA q4kScaleCtl<>+20(SB)/1, $0x00
-DATA q4kScaleCtl<>+21(SB)/1, $0x80
-DATA q4kScaleCtl<>+22(SB)/1, $0x00
-DATA q4kScaleCtl<>+23(SB)/1, $0x80
-DATA q4kScaleCtl<>+24(SB)/1, $0x00
-DATA q4kScaleCtl<>+25(SB)/1, $0x80
-DATA q4kScaleCtl<>+26(SB)/1, $0x00
-DATA q4kScaleCtl<>+27(SB)/1, $0x80
-DATA q4kScaleCtl<>+28(SB)/1, $0x00
-DATA q4kScaleCtl<>+29(SB)/1, $0x80
-DATA q4kScaleCtl<>+30(SB)/1, $0x00
-DATA q4kScaleCtl<>+31(SB)/1, $0x80
-DATA q4kScaleCtl<>+32(SB)/1, $0x01
-DATA q4kScaleCtl<>+33(SB)/1, $0x80
-DATA q4kScaleCtl<>+34(SB)/1, $0x01
-DATA q4kScaleCtl<>+35(SB)/1, $0x80
-DATA q4kScaleCtl<>+36(SB)/1, $0x01
-DATA q4kScaleCtl<>+37(SB)/1, $0x80
-DATA q4kScaleCtl<>+38(SB)/1, $0x01
-DATA q4kScaleCtl<>+39(SB)/1, $0x80
-DATA q4kScaleCtl<>+40(SB)/1, $0x01
-DATA q4kScaleCtl<>+41(SB)/1, $0x80
-DATA q4kScaleCtl<>+42(SB)/1, $0x01
-DATA q4kScaleCtl<>+43(SB)/1, $0x80
-DATA q4kScaleCtl<>+44(SB)/1, $0x01
-DATA q4kScaleCtl<>+45(SB)/1, $0x80
-DATA q4kScaleCtl<>+46(SB)/1, $0x01
-DATA q4kScaleCtl<>+47(SB)/1, $0x80
-DATA q4kScaleCtl<>+48(SB)/1, $0x01
-DATA q4kScaleCtl<>+49(SB)/1, $0x80
-DATA q4kScaleCtl<>+50(SB)/1, $0x01
-DATA q4kScaleCtl<>+51(SB)/1, $0x80
-DATA q4kScaleCtl<>+52(SB)/1, $0x01
-DATA q4kScaleCtl<>+53(SB)/1, $0x80
-DATA q4kScaleCtl<>+54(SB)/1, $0x01
-DATA q4kScaleCtl<>+55(SB)/1, $0x80
-DATA q4kScaleCtl<>+56(SB)/1, $0x01
-DATA q4kScaleCtl<>+57(SB)/1, $0x80
-DATA q4kScaleCtl<>+58(SB)/1, $0x01
-DATA q4kScaleCtl<>+59(SB)/1, $0x80
-DATA q4kScaleCtl<>+60(SB)/1, $0x01
-DATA q4kScaleCtl<>+61(SB)/1, $0x80
-DATA q4kScaleCtl<>+62(SB)/1, $0x01
-DATA q4kScaleCtl<>+63(SB)/1, $0x80
-DATA q4kScaleCtl<>+64(SB)/1, $0x02
-DATA q4kScaleCtl<>+65(SB)/1, $0x80
-DATA q4kScaleCtl<>+66(SB)/1, $0x02
-DATA q4kScaleCtl<>+67(SB)/1, $0x80
-DATA q4kScaleCtl<>+68(SB)/1, $0x02
-DATA q4kScaleCtl<>+69(SB)/1, $0x80
-DATA q4kScaleCtl<>+70(SB)/1, $0x02
-DATA q4kScaleCtl<>+71(SB)/1, $0x80
-DATA q4kScaleCtl<>+72(SB)/1, $0x02
-DATA q4kScaleCtl<>+73(SB)/1, $0x80
-DATA q4kScaleCtl<>+74(SB)/1, $0x02
-DATA q4kScaleCtl<>+75(SB)/1, $0x80
-DATA q4kScaleCtl<>+76(SB)/1, $0x02
-DATA q4kScaleCtl<>+77(SB)/1, $0x80
-DATA q4kScaleCtl<>+78(SB)/1, $0x02
-DATA q4kScaleCtl<>+79(SB)/1, $0x80
-DATA q4kScaleCtl<>+80(SB)/1, $0x02
-DATA q4kScaleCtl<>+81(SB)/1, $0x80
-DATA q4kScaleCtl<>+82(SB)/1, $0x02
-DATA q4kScaleCtl<>+83(SB)/1, $0x80
-DATA q4kScaleCtl<>+84(SB)/1, $0x02
-DATA q4kScaleCtl<>+85(SB)/1, $0x80
-DATA q4kScaleCtl<>+86(SB)/1, $0x02
-DATA q4kScaleCtl<>+87(SB)/1, $0x80
-DATA q4kScaleCtl<>+88(SB)/1, $0x02
-DATA q4kScaleCtl<>+89(SB)/1, $0x80
-DATA q4kScaleCtl<>+90(SB)/1, $0x02
-DATA q4kScaleCtl<>+91(SB)/1, $0x80
-DATA q4kScaleCtl<>+92(SB)/1, $0x02
-DATA q4kScaleCtl<>+93(SB)/1, $0x80
-DATA q4kScaleCtl<>+94(SB)/1, $0x02
-DATA q4kScaleCtl<>+95(SB)/1, $0x80
-DATA q4kScaleCtl<>+96(SB)/1, $0x03
-DATA q4kScaleCtl<>+97(SB)/1, $0x80
-DATA q4kScaleCtl<>+98(SB)/1, $0x03
-DATA q4kScaleCtl<>+99(SB)/1, $0x80
-DATA q4kScaleCtl<>+100(SB)/1, $0x03
-DATA q4kScaleCtl<>+101(SB)/1, $0x80
-DATA q4kScaleCtl<>+102(SB)/1, $0x03
-DATA q4kScaleCtl<>+103(SB)/1, $0x80
-DATA q4kScaleCtl<>+104(SB)/1, $0x03
-DATA q4kScaleCtl<>+105(SB)/1, $0x80
-DATA q4kScaleCtl<>+106(SB)/1, $0x03
-DATA q4kScaleCtl<>+107(SB)/1, $0x80
-DATA q4kScaleCtl<>+108(SB)/1, $0x03
-DATA q4kScaleCtl<>+109(SB)/1, $0x80
-DATA q4kScaleCtl<>+110(SB)/1, $0x03
-DATA q4kScaleCtl<>+111(SB)/1, $0x80
-DATA q4kScaleCtl<>+112(SB)/1, $0x03
-DATA q4kScaleCtl<>+113(SB)/1, $0x80
-DATA q4kScaleCtl<>+114(SB)/1, $0x03
-DATA q4kScaleCtl<>+115(SB)/1, $0x80
-DATA q4kScaleCtl<>+116(SB)/1, $0x03
-DATA q4kScaleCtl<>+117(SB)/1, $0x80
-DATA q4kScaleCtl<>+118(SB)/1, $0x03
-DATA q4kScaleCtl<>+119(SB)/1, $0x80
-DATA q4kScaleCtl<>+120(SB)/1, $0x03
-DATA q4kScaleCtl<>+121(SB)/1, $0x80
-DATA q4kScaleCtl<>+122(SB)/1, $0x03
-DATA q4kScaleCtl<>+123(SB)/1, $0x80
-DATA q4kScaleCtl<>+124(SB)/1, $0x03
-DATA q4kScaleCtl<>+125(SB)/1, $0x80
-DATA q4kScaleCtl<>+126(SB)/1, $0x03
-DATA q4kScaleCtl<>+127(SB)/1, $0x80
-DATA q4kScaleCtl<>+128(SB)/1, $0x08
-DATA q4kScaleCtl<>+129(SB)/1, $0x80
-DATA q4kScaleCtl<>+130(SB)/1, $0x08
-DATA q4kScaleCtl<>+131(SB)/1, $0x80
-DATA q4kScaleCtl<>+132(SB)/1, $0x08
-DATA q4kScaleCtl<>+133(SB)/1, $0x80
-DATA q4kScaleCtl<>+134(SB)/1, $0x08
-DATA q4kScaleCtl<>+135(SB)/1, $0x80
-DATA q4kScaleCtl<>+136(SB)/1, $0x08
-DATA q4kScaleCtl<>+137(SB)/1, $0x80
-DATA q4kScaleCtl<>+138(SB)/1, $0x08
-DATA q4kScaleCtl<>+139(SB)/1, $0x80
-DATA q4kScaleCtl<>+140(SB)/1, $0x08
-DATA q4kScaleCtl<>+141(SB)/1, $0x80
-DATA q4kScaleCtl<>+142(SB)/1, $0x08
-DATA q4kScaleCtl<>+143(SB)/1, $0x80
-DATA q4kScaleCtl<>+144(SB)/1, $0x08
-DATA q4kScaleCtl<>+145(SB)/1, $0x80
-DATA q4kScaleCtl<>+146(SB)/1, $0x08
-DATA q4kScaleCtl<>+147(SB)/1, $0x80
-DATA q4kScaleCtl<>+148(SB)/1, $0x08
-DATA q4kScaleCtl<>+149(SB)/1, $0x80
-DATA q4kScaleCtl<>+150(SB)/1, $0x08
-DATA q4kScaleCtl<>+151(SB)/1, $0x80
-DATA q4kScaleCtl<>+152(SB)/1, $0x08
-DATA q4kScaleCtl<>+153(SB)/1, $0x80
-DATA q4kScaleCtl<>+154(SB)/1, $0x08
-DATA q4kScaleCtl<>+155(SB)/1, $0x80
-DATA q4kScaleCtl<>+156(SB)/1, $0x08
-DATA q4kScaleCtl<>+157(SB)/1, $0x80
-DATA q4kScaleCtl<>+158(SB)/1, $0x08
-DATA q4kScaleCtl<>+159(SB)/1, $0x80
-DATA q4kScaleCtl<>+160(SB)/1, $0x09
-DATA q4kScaleCtl<>+161(SB)/1, $0x80
-DATA q4kScaleCtl<>+162(SB)/1, $0x09
-DATA q4kScaleCtl<>+163(SB)/1, $0x80
-DATA q4kScaleCtl<>+164(SB)/1, $0x09
-DATA q4kScaleCtl<>+165(SB)/1, $0x80
-DATA q4kScaleCtl<>+166(SB)/1, $0x09
-DATA q4kScaleCtl<>+167(SB)/1, $0x80
-DATA q4kScaleCtl<>+168(SB)/1, $0x09
-DATA q4kScaleCtl<>+169(SB)/1, $0x80
-DATA q4kScaleCtl<>+170(SB)/1, $0x09
-DATA q4kScaleCtl<>+171(SB)/1, $0x80
-DATA q4kScaleCtl<>+172(SB)/1, $0x09
-DATA q4kScaleCtl<>+173(SB)/1, $0x80
-DATA q4kScaleCtl<>+174(SB)/1, $0x09
-DATA q4kScaleCtl<>+175(SB)/1, $0x80
-DATA q4kScaleCtl<>+176(SB)/1, $0x09
-DATA q4kScaleCtl<>+177(SB)/1, $0x80
-DATA q4kScaleCtl<>+178(SB)/1, $0x09
-DATA q4kScaleCtl<>+179(SB)/1, $0x80
-DATA q4kScaleCtl<>+180(SB)/1, $0x09
-DATA q4kScaleCtl<>+181(SB)/1, $0x80
-DATA q4kScaleCtl<>+182(SB)/1, $0x09
-DATA q4kScaleCtl<>+183(SB)/1, $0x80
-DATA q4kScaleCtl<>+184(SB)/1, $0x09
-DATA q4kScaleCtl<>+185(SB)/1, $0x80
-DATA q4kScaleCtl<>+186(SB)/1, $0x09
-DATA q4kScaleCtl<>+187(SB)/1, $0x80
-DATA q4kScaleCtl<>+188(SB)/1, $0x09
-DATA q4kScaleCtl<>+189(SB)/1, $0x80
-DATA q4kScaleCtl<>+190(SB)/1, $0x09
-DATA q4kScaleCtl<>+191(SB)/1, $0x80
-DATA q4kScaleCtl<>+192(SB)/1, $0x0a
-DATA q4kScaleCtl<>+193(SB)/1, $0x80
-DATA q4kScaleCtl<>+194(SB)/1, $0x0a
-DATA q4kScaleCtl<>+195(SB)/1, $0x80
-DATA q4kScaleCtl<>+196(SB)/1, $0x0a
-DATA q4kScaleCtl<>+197(SB)/1, $0x80
-DATA q4kScaleCtl<>+198(SB)/1, $0x0a
-DATA q4kScaleCtl<>+199(SB)/1, $0x80
-DATA q4kScaleCtl<>+200(SB)/1, $0x0a
-DATA q4kScaleCtl<>+201(SB)/1, $0x80
-DATA q4kScaleCtl<>+202(SB)/1, $0x0a
-DATA q4kScaleCtl<>+203(SB)/1, $0x80
-DATA q4kScaleCtl<>+204(SB)/1, $0x0a
-DATA q4kScaleCtl<>+205(SB)/1, $0x80
-DATA q4kScaleCtl<>+206(SB)/1, $0x0a
-DATA q4kScaleCtl<>+207(SB)/1, $0x80
-DATA q4kScaleCtl<>+208(SB)/1, $0x0a
-DATA q4kScaleCtl<>+209(SB)/1, $0x80
-DATA q4kScaleCtl<>+210(SB)/1, $0x0a
-DATA q4kScaleCtl<>+211(SB)/1, $0x80
-DATA q4kScaleCtl<>+212(SB)/1, $0x0a
-DATA q4kScaleCtl<>+213(SB)/1, $0x80
-DATA q4kScaleCtl<>+214(SB)/1, $0x0a
-DATA q4kScaleCtl<>+215(SB)/1, $0x80
-DATA q4kScaleCtl<>+216(SB)/1, $0x0a
-DATA q4kScaleCtl<>+217(SB)/1, $0x80
-DATA q4kScaleCtl<>+218(SB)/1, $0x0a
-DATA q4kScaleCtl<>+219(SB)/1, $0x80
-DATA q4kScaleCtl<>+220(SB)/1, $0x0a
-DATA q4kScaleCtl<>+221(SB)/1, $0x80
-DATA q4kScaleCtl<>+222(SB)/1, $0x0a
-DATA q4kScaleCtl<>+223(SB)/1, $0x80
-DATA q4kScaleCtl<>+224(SB)/1, $0x0b
-DATA q4kScaleCtl<>+225(SB)/1, $0x80
-DATA q4kScaleCtl<>+226(SB)/1, $0x0b
-DATA q4kScaleCtl<>+227(SB)/1, $0x80
-DATA q4kScaleCtl<>+228(SB)/1, $0x0b
-DATA q4kScaleCtl<>+229(SB)/1, $0x80
-DATA q4kScaleCtl<>+230(SB)/1, $0x0b
-DATA q4kScaleCtl<>+231(SB)/1, $0x80
-DATA q4kScaleCtl<>+232(SB)/1, $0x0b
-DATA q4kScaleCtl<>+233(SB)/1, $0x80
-DATA q4kScaleCtl<>+234(SB)/1, $0x0b
-DATA q4kScaleCtl<>+235(SB)/1, $0x80
-DATA q4kScaleCtl<>+236(SB)/1, $0x0b
-DATA q4kScaleCtl<>+237(SB)/1, $0x80
-DATA q4kScaleCtl<>+238(SB)/1, $0x0b
-DATA q4kScaleCtl<>+239(SB)/1, $0x80
-DATA q4kScaleCtl<>+240(SB)/1, $0x0b
-DATA q4kScaleCtl<>+241(SB)/1, $0x80
-DATA q4kScaleCtl<>+242(SB)/1, $0x0b
-DATA q4kScaleCtl<>+243(SB)/1, $0x80
-DATA q4kScaleCtl<>+244(SB)/1, $0x0b
-DATA q4kScaleCtl<>+245(SB)/1, $0x80
-DATA q4kScaleCtl<>+246(SB)/1, $0x0b
-DATA q4kScaleCtl<>+247(SB)/1, $0x80
-DATA q4kScaleCtl<>+248(SB)/1, $0x0b
-DATA q4kScaleCtl<>+249(SB)/1, $0x80
-DATA q4kScaleCtl<>+250(SB)/1, $0x0b
-DATA q4kScaleCtl<>+251(SB)/1, $0x80
-DATA q4kScaleCtl<>+252(SB)/1, $0x0b
-DATA q4kScaleCtl<>+253(SB)/1, $0x80
-DATA q4kScaleCtl<>+254(SB)/1, $0x0b
-DATA q4kScaleCtl<>+255(SB)/1, $0x80
-GLOBL q4kScaleCtl<>(SB), RODATA|NOPTR, $256
 
 DATA q4kMinCtl<>+0(SB)/1, $0x04
 DATA q4kMinCtl<>+1(SB)/1, $0x80

@@ -64,3 +64,16 @@ func SwigluBlocks(gate, up []float32) int {
 	swigluGo(gate, up)
 	return len(gate) &^ 15
 }
+
+// DotF16Lanes16Rows sets out[j] = DotF16Lanes16(q, k[j*kstride:]) for
+// every j < len(out): the scores of one query against consecutive keys.
+func DotF16Lanes16Rows(out, q []float32, k []uint16, kstride int) {
+	dotF16Lanes16RowsGo(out, q, k, kstride)
+}
+
+// AxpyF16Rows does AxpyF16(acc[l*vd:(l+1)*vd], v[j*vstride:], p[j]) for
+// j = 0, 1, .. len(p)-1 in order, with l = j & (width-1) (width a power of
+// two): the value rows of one head weighted into lane accumulators.
+func AxpyF16Rows(acc []float32, vd, width int, v []uint16, vstride int, p []float32) {
+	axpyF16RowsGo(acc, vd, width, v, vstride, p)
+}

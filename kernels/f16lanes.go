@@ -82,3 +82,18 @@ func swigluGo(gate, up []float32) {
 		gate[i] = ggmlfp.VSilu(gate[i]) * up[i]
 	}
 }
+
+// dotF16Lanes16RowsGo is DotF16Lanes16Rows in Go.
+func dotF16Lanes16RowsGo(out, q []float32, k []uint16, kstride int) {
+	for j := range out {
+		out[j] = dotF16Lanes16Go(q, k[j*kstride:])
+	}
+}
+
+// axpyF16RowsGo is AxpyF16Rows in Go.
+func axpyF16RowsGo(acc []float32, vd, width int, v []uint16, vstride int, p []float32) {
+	for j, pj := range p {
+		l := j & (width - 1)
+		axpyF16Go(acc[l*vd:(l+1)*vd], v[j*vstride:], pj)
+	}
+}

@@ -270,3 +270,54 @@ func TestSwigluAsmExact(t *testing.T) {
 		}
 	}
 }
+
+// TestF16RowsKernels checks the many-row attention products against the
+// one-row functions bit for bit: every row count from 0 to 9 (the
+// assembly takes four at a time), strided keys and values, 16 and 64
+// lanes.
+func TestF16RowsKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	f16 := func(n int) []uint16 {
+		v := make([]uint16, n)
+		for i := range v {
+			v[i] = F32ToFP16(float32(rng.NormFloat64()))
+		}
+		return v
+	}
+	for _, n := range []int{16, 80, 128} {
+		for rows := 0; rows <= 9; rows++ {
+			stride := n + 48
+			q := make([]float32, n)
+			for i := range q {
+				q[i] = FP16ToF32(F32ToFP16(float32(rng.NormFloat64())))
+			}
+			k := f16(rows*stride + n)
+			got := make([]float32, rows)
+			DotF16Lanes16Rows(got, q, k, stride)
+			for j := range got {
+				if want := DotF16Lanes16(q, k[j*stride:]); !sameFloat(got[j], want) {
+					t.Fatalf("n=%d rows=%d: score %d = %g, one row %g", n, rows, j, got[j], want)
+				}
+			}
+			for _, width := range []int{16, 64} {
+				p := make([]float32, rows+width)
+				for i := range p {
+					p[i] = FP16ToF32(F32ToFP16(rng.Float32()))
+				}
+				v := f16(len(p)*stride + n)
+				acc := make([]float32, width*n)
+				want := make([]float32, width*n)
+				AxpyF16Rows(acc, n, width, v, stride, p)
+				for j := range p {
+					l := j & (width - 1)
+					AxpyF16(want[l*n:(l+1)*n], v[j*stride:], p[j])
+				}
+				for i := range acc {
+					if !sameFloat(acc[i], want[i]) {
+						t.Fatalf("n=%d rows=%d width=%d: acc[%d] = %g, one row at a time %g", n, len(p), width, i, acc[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}

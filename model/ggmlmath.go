@@ -72,9 +72,37 @@ func vecDotF16Q(q []float32, k []uint16, batch bool) float32 {
 	return float32(sum)
 }
 
-// addF16 is add for an F16 cache: p already rounded to F16, so every
-// product is exact and the lanes only add.
-func (k *kqvAcc) addF16(j int, p float32, v []uint16) {
-	l := j % k.width
-	kernels.AxpyF16(k.acc[l*k.vd:(l+1)*k.vd], v, p)
+// addF16Rows is add for an F16 cache, for positions j = 0, 1, ..
+// len(p)-1 with value rows vstride apart in v: p already rounded to F16,
+// so every product is exact and the lanes only add.
+func (k *kqvAcc) addF16Rows(p []float32, v []uint16, vstride int) {
+	kernels.AxpyF16Rows(k.acc, k.vd, k.width, v, vstride, p)
+}
+
+// attendF16 is one head's attention over an F16 cache: scores[j] = q.k_j *
+// scale for the len(scores) keys k[j*kstride:] (qh is q rounded to F16),
+// the padded soft_max, then out = sum_j p_j v_j over the values
+// v[j*vstride:][:len(out)] with p_j rounded to F16, in ggml's lane order
+// for the batch size; acc is scratch for the lanes (64*len(out) floats).
+func attendF16(out, scores, qh []float32, k []uint16, kstride int, v []uint16, vstride int, scale float32, batch bool, acc []float32) {
+	hd := len(qh)
+	if batch && hd%16 == 0 {
+		// vecDotF16Q's tinyBLAS path, every key in one call.
+		kernels.DotF16Lanes16Rows(scores, qh, k, kstride)
+		for j := range scores {
+			scores[j] *= scale
+		}
+	} else {
+		for j := range scores {
+			scores[j] = vecDotF16Q(qh, k[j*kstride:j*kstride+hd], batch) * scale
+		}
+	}
+	softmaxRow(scores, (len(scores)+15)&^15)
+	var kqv kqvAcc
+	kqv.reset(acc, len(out), batch)
+	for j := range scores {
+		scores[j] = kernels.FP16ToF32(kernels.F32ToFP16(scores[j]))
+	}
+	kqv.addF16Rows(scores, v, vstride)
+	kqv.sum(out)
 }

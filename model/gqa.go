@@ -20,10 +20,14 @@ type gqa struct {
 	eps               float32
 }
 
-// kvCache holds K and V for every position: F32, or F16 bits.
+// kvCache holds K and V for every position: F32 position-major
+// (k32[p*width + h*headDim + d]), or F16 bits head-major (k16[(h*ctx +
+// p)*headDim + d]), so that one head's keys and values are contiguous for
+// the attention loops.
 type kvCache struct {
 	width  int // kvHeads*headDim (K) — V uses vWidth
 	vWidth int
+	ctx    int
 	k32    []float32
 	v32    []float32
 	k16    []uint16
@@ -35,7 +39,7 @@ func (c *kvCache) bytes() int64 {
 }
 
 func (a *gqa) newCache(ctx int, kv KVType) layerCache {
-	c := &kvCache{width: a.kvHeads * a.headDim, vWidth: a.kvHeads * a.vHeadDim}
+	c := &kvCache{width: a.kvHeads * a.headDim, vWidth: a.kvHeads * a.vHeadDim, ctx: ctx}
 	if kv == KVF32 {
 		c.k32 = make([]float32, ctx*c.width)
 		c.v32 = make([]float32, ctx*c.vWidth)
@@ -85,8 +89,11 @@ func (a *gqa) forward(r *Runner, l int, b *Batch) {
 			copy(c.k32[p*kw:(p+1)*kw], ki)
 			copy(c.v32[p*vw:(p+1)*vw], vi)
 		} else {
-			toF16(c.k16[p*kw:(p+1)*kw], ki)
-			toF16(c.v16[p*vw:(p+1)*vw], vi)
+			hd, vd := a.headDim, a.vHeadDim
+			for h := 0; h < a.kvHeads; h++ {
+				toF16(c.k16[(h*c.ctx+p)*hd:(h*c.ctx+p+1)*hd], ki[h*hd:(h+1)*hd])
+				toF16(c.v16[(h*c.ctx+p)*vd:(h*c.ctx+p+1)*vd], vi[h*vd:(h+1)*vd])
+			}
 		}
 	}
 	att := r.buf("attn", n*a.heads*a.vHeadDim)
@@ -171,17 +178,7 @@ func (t *attnTask) Do(lo, hi, worker int) {
 		for d := range q {
 			qh[d] = kernels.FP16ToF32(kernels.F32ToFP16(q[d]))
 		}
-		for j := 0; j < npos; j++ {
-			scores[j] = vecDotF16Q(qh, c.k16[j*kw+kh*hd:j*kw+(kh+1)*hd], t.batch) * a.scale
-		}
-		softmaxRow(scores, (npos+15)&^15)
-		var kqv kqvAcc
-		kqv.reset(buf[npos+hd:], vd, t.batch)
-		for j := 0; j < npos; j++ {
-			p := kernels.FP16ToF32(kernels.F32ToFP16(scores[j]))
-			kqv.addF16(j, p, c.v16[j*vw+kh*vd:j*vw+(kh+1)*vd])
-		}
-		kqv.sum(out)
+		attendF16(out, scores, qh, c.k16[kh*c.ctx*hd:], hd, c.v16[kh*c.ctx*vd:], vd, a.scale, t.batch, buf[npos+hd:])
 	}
 }
 

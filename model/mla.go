@@ -220,17 +220,7 @@ func (t *mlaTask) Do(lo, hi, worker int) {
 		for d := range q {
 			qh[d] = kernels.FP16ToF32(kernels.F32ToFP16(q[d]))
 		}
-		for j := 0; j < npos; j++ {
-			scores[j] = vecDotF16Q(qh, c.k16[j*kw:(j+1)*kw], t.batch) * a.scale
-		}
-		softmaxRow(scores, (npos+15)&^15)
-		var kqv kqvAcc
-		kqv.reset(buf[npos+kw:], lw, t.batch)
-		for j := 0; j < npos; j++ {
-			p := kernels.FP16ToF32(kernels.F32ToFP16(scores[j]))
-			kqv.addF16(j, p, c.k16[j*kw:j*kw+lw])
-		}
-		kqv.sum(out)
+		attendF16(out, scores, qh, c.k16, kw, c.k16, kw, a.scale, t.batch, buf[npos+kw:])
 	}
 }
 
