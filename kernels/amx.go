@@ -24,9 +24,9 @@ import (
 
 // Layout constants shared with ../_asm/amx.go.
 const (
-	amxPackBytes  = 4416     // packed activations per block and group of 16 tokens
-	amxPackD      = 4096     // 16 f32 scales
-	amxPackSums   = 4160     // 4 vectors of 16 tokens x 2 int16 sub-block sums
+	amxPackBytes  = 4416            // packed activations per block and group of 16 tokens
+	amxPackD      = 4096            // 16 f32 scales
+	amxPackSums   = 4160            // 4 vectors of 16 tokens x 2 int16 sub-block sums
 	amxScratch    = 16*576 + 4*1024 // row records (at most 576 bytes), then four C tiles
 	amxTileTokens = 16
 	amxTileRows   = 16
