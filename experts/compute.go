@@ -12,38 +12,31 @@ import (
 // localWork is the scratch of one Forward, grown to the largest batch
 // seen and reused.
 type localWork struct {
-	ly *localLayer
-	b  *Batch
+	ly   *localLayer
+	b    *Batch
+	pool *kernels.Pool
 
 	// Slots (row i, choice k) = i*K+k grouped by expert: the slots of
-	// active[a] are slots[start[a]:start[a+1]].
+	// active[a] are slots[start[a]:start[a+1]], and pos[s] is the
+	// position of slot s in that order. Every per-slot buffer below is in
+	// grouped order, so each expert's rows are contiguous: one segment of
+	// the activations per active expert.
 	active []int32
 	start  []int
 	slots  []int
+	pos    []int
 	count  []int // per expert id
 
-	// Activations of the gate/up products: per companion type, the rows
-	// quantized (or X itself for f32 dots).
-	xq     [2]activationRows // gate, up
-	hidden []float32         // per slot: gate, then silu(gate) * up, ff wide
-	upv    []float32         // per slot: up, ff wide
-	hq     activationRows    // hidden rows for the down product
-	y      []float32         // per slot: the expert's output, embd wide
+	xg     []float32           // input rows by position, when the products take f32 or quantize here
+	xa     kernels.Activations // the gate/up activations, one segment per active expert
+	hidden []float32           // by position: gate, then silu(gate) * up, ff wide
+	upv    []float32           // by position: up, ff wide
+	ha     kernels.Activations // the hidden rows for the down product, segmented likewise
+	y      []float32           // by position: the expert's output, embd wide
 
 	gateUp gateUpTask
-	quantH quantTask
+	quantH swigluTask
 	down   downTask
-}
-
-// activationRows are rows in the form a weight matrix's dot takes: f32
-// (q nil) or quantized to the companion type (row bytes each).
-type activationRows struct {
-	x    []float32
-	cols int
-	q    []byte
-	row  int
-	typ  gguf.Type
-	own  []byte // backing store when quantized here
 }
 
 // needsQuant reports whether m's dot runs on quantized activations and
@@ -56,40 +49,11 @@ func needsQuant(m *kernels.Matrix) (gguf.Type, bool) {
 	return f.VecDot, true
 }
 
-// dot returns row r of m times activation row i.
-func (a *activationRows) dot(m *kernels.Matrix, r, i int) float32 {
-	w := m.Data[r*m.RowBytes : (r+1)*m.RowBytes]
-	if a.q == nil {
-		return m.Format().DotF32(w, a.x[i*a.cols:(i+1)*a.cols])
-	}
-	return m.Format().Dot(m.Cols, w, a.q[i*a.row:(i+1)*a.row])
-}
-
-// set prepares n rows of x for products with matrices like m, reusing
-// the caller's quantized rows q when they are of the right type.
-func (a *activationRows) set(m *kernels.Matrix, x []float32, n, cols int, q []byte, qt gguf.Type) error {
-	a.x, a.cols, a.q = x, cols, nil
-	t, ok := needsQuant(m)
-	if !ok {
-		return nil
-	}
-	rb := kernels.ActivationBytes(t, cols)
-	if rb == 0 {
+// checkQuant reports an error when m's activations (rows of cols) cannot
+// be quantized to its companion type.
+func checkQuant(m *kernels.Matrix, cols int) error {
+	if t, ok := needsQuant(m); ok && kernels.ActivationBytes(t, cols) == 0 {
 		return fmt.Errorf("experts: rows of %d cannot be quantized to %v", cols, t)
-	}
-	a.typ, a.row = t, rb
-	if q != nil && qt == t {
-		a.q = q[:n*rb]
-		return nil
-	}
-	if cap(a.own) < n*rb {
-		a.own = make([]byte, n*rb)
-	}
-	a.q = a.own[:n*rb]
-	for i := 0; i < n; i++ {
-		if err := kernels.QuantizeActivation(t, a.q[i*rb:(i+1)*rb], x[i*cols:(i+1)*cols]); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -118,10 +82,12 @@ func (w *localWork) group(ly *localLayer, b *Batch) {
 }
 
 // prepare orders b's slots by expert, in the order of w.active (which the
-// pager may have changed since group), and sizes the buffers. Each slot's
-// result does not depend on that order.
-func (w *localWork) prepare() error {
+// pager may have changed since group), sizes the buffers, and gathers and
+// prepares the gate/up activations. Each slot's result does not depend on
+// that order.
+func (w *localWork) prepare(pool *kernels.Pool) error {
 	ly, b := w.ly, w.b
+	w.pool = pool
 	nSlots := b.N * b.K
 	w.start = grow(w.start, len(w.active)+1)
 	w.start[0] = 0
@@ -130,98 +96,116 @@ func (w *localWork) prepare() error {
 		w.count[e] = w.start[a] // now the next free position of expert e
 	}
 	w.slots = grow(w.slots, nSlots)
+	w.pos = grow(w.pos, nSlots)
 	for s, e := range b.Experts[:nSlots] {
 		w.slots[w.count[e]] = s
+		w.pos[s] = w.count[e]
 		w.count[e]++
 	}
 	e0 := w.active[0] // every expert of a layer has the same types
-	if err := w.xq[0].set(&ly.gate[e0], b.X, b.N, b.Embd, b.Q, b.QType); err != nil {
-		return err
+	g, u, d := &ly.gate[e0], &ly.up[e0], &ly.down[e0]
+	for _, c := range []struct {
+		m    *kernels.Matrix
+		cols int
+	}{{g, b.Embd}, {u, b.Embd}, {d, ly.ff}} {
+		if err := checkQuant(c.m, c.cols); err != nil {
+			return err
+		}
 	}
-	if err := w.xq[1].set(&ly.up[e0], b.X, b.N, b.Embd, b.Q, b.QType); err != nil {
-		return err
+	gt, gq := needsQuant(g)
+	ut, uq := needsQuant(u)
+	if gq && uq && gt == ut && b.Q != nil && b.QType == gt {
+		// The caller's quantized rows, gathered: the bytes the local
+		// quantizer would make (Batch.Q).
+		rb := kernels.ActivationBytes(gt, b.Embd)
+		q := w.xa.QuantizedRows(gt, nSlots, b.Embd)
+		for p, s := range w.slots[:nSlots] {
+			i := s / b.K
+			copy(q[p*rb:(p+1)*rb], b.Q[i*rb:(i+1)*rb])
+		}
+	} else {
+		w.xg = grow(w.xg, nSlots*b.Embd)
+		for p, s := range w.slots[:nSlots] {
+			i := s / b.K
+			copy(w.xg[p*b.Embd:(p+1)*b.Embd], b.X[i*b.Embd:(i+1)*b.Embd])
+		}
+		w.xa.Reset(w.xg, nSlots, b.Embd)
 	}
+	w.xa.SetSegments(w.start)
+	pool.Prepare(&w.xa, g)
+	pool.Prepare(&w.xa, u)
 	w.hidden = grow(w.hidden, nSlots*ly.ff)
 	w.upv = grow(w.upv, nSlots*ly.ff)
 	w.y = grow(w.y, nSlots*ly.embd)
-	h := &w.hq
-	h.x, h.cols, h.q = w.hidden, ly.ff, nil
-	if t, ok := needsQuant(&ly.down[e0]); ok {
-		rb := kernels.ActivationBytes(t, ly.ff)
-		if rb == 0 {
-			return fmt.Errorf("experts: rows of %d cannot be quantized to %v", ly.ff, t)
-		}
-		h.typ, h.row = t, rb
-		h.own = grow(h.own, nSlots*rb)
-		h.q = h.own
-	}
 	w.gateUp.w, w.quantH.w, w.down.w = w, w, w
 	return nil
+}
+
+// prepareDown sets up the down product's activations: the hidden rows,
+// one segment per active expert.
+func (w *localWork) prepareDown() {
+	n := w.b.N * w.b.K
+	w.ha.Reset(w.hidden, n, w.ly.ff)
+	w.ha.SetSegments(w.start)
+	w.pool.Prepare(&w.ha, &w.ly.down[w.active[0]])
 }
 
 // release drops the references to the caller's batch.
 func (w *localWork) release() {
 	w.b = nil
-	w.xq[0].x, w.xq[0].q = nil, nil
-	w.xq[1].x, w.xq[1].q = nil, nil
+	w.xa.Reset(nil, 0, 0)
+	w.ha.Reset(nil, 0, 0)
 }
 
-// gateUpTask computes hidden[s] = gate_e . x_i and upv[s] = up_e . x_i
-// for units (active expert a, ff row r) = a*ff + r; quantTask applies
-// the swiglu.
+// tileRows is the unit of the product tasks: a block of weight rows of
+// one expert.
+const tileRows = 16
+
+// gateUpTask computes hidden[p] = gate_e . x_p and upv[p] = up_e . x_p
+// for units (active expert a, block of tileRows ff rows); swigluTask
+// applies the swiglu.
 type gateUpTask struct{ w *localWork }
 
-func (t gateUpTask) Do(lo, hi, _ int) {
+func (t gateUpTask) Do(lo, hi, worker int) {
 	w := t.w
-	ly, k, ff := w.ly, w.b.K, w.ly.ff
+	ly, ff := w.ly, w.ly.ff
+	nrb := (ff + tileRows - 1) / tileRows
 	for u := lo; u < hi; u++ {
-		a, r := u/ff, u%ff
-		e := w.active[a]
-		g, up := &ly.gate[e], &ly.up[e]
-		for _, s := range w.slots[w.start[a]:w.start[a+1]] {
-			i := s / k
-			w.hidden[s*ff+r] = w.xq[0].dot(g, r, i)
-			w.upv[s*ff+r] = w.xq[1].dot(up, r, i)
-		}
+		a, r0 := u/nrb, u%nrb*tileRows
+		r1 := min(r0+tileRows, ff)
+		e, p0 := w.active[a], w.start[a]
+		w.pool.RowsProduct(worker, w.hidden[p0*ff+r0:], ff, &ly.gate[e], r0, r1, &w.xa, a)
+		w.pool.RowsProduct(worker, w.upv[p0*ff+r0:], ff, &ly.up[e], r0, r1, &w.xa, a)
 	}
 }
 
-// quantTask sets each slot's hidden row to silu(gate) * up as ggml's
-// swiglu does (16-lane blocks, the row's ff%16 tail scalar) and quantizes
-// it for the down product.
-type quantTask struct{ w *localWork }
+// swigluTask sets each position's hidden row to silu(gate) * up as ggml's
+// swiglu does (16-lane blocks, the row's ff%16 tail scalar).
+type swigluTask struct{ w *localWork }
 
-func (t quantTask) Do(lo, hi, _ int) {
+func (t swigluTask) Do(lo, hi, _ int) {
 	w := t.w
-	h, ff := &w.hq, w.ly.ff
-	for s := lo; s < hi; s++ {
-		g, u := w.hidden[s*ff:(s+1)*ff], w.upv[s*ff:(s+1)*ff]
+	ff := w.ly.ff
+	for p := lo; p < hi; p++ {
+		g, u := w.hidden[p*ff:(p+1)*ff], w.upv[p*ff:(p+1)*ff]
 		for j := kernels.SwigluBlocks(g, u); j < ff; j++ {
 			g[j] = ggmlfp.Silu(g[j]) * u[j]
 		}
 	}
-	if h.q == nil {
-		return
-	}
-	for s := lo; s < hi; s++ {
-		// Lengths are checked in prepare; QuantizeActivation cannot fail.
-		_ = kernels.QuantizeActivation(h.typ, h.q[s*h.row:(s+1)*h.row], h.x[s*h.cols:(s+1)*h.cols])
-	}
 }
 
-// downTask computes y[s] = down_e . hidden[s] for units (active expert a,
-// embd row r) = a*embd + r.
+// downTask computes y[p] = down_e . hidden[p] for units (active expert a,
+// block of tileRows embd rows).
 type downTask struct{ w *localWork }
 
-func (t downTask) Do(lo, hi, _ int) {
+func (t downTask) Do(lo, hi, worker int) {
 	w := t.w
 	ly, embd := w.ly, w.ly.embd
+	nrb := (embd + tileRows - 1) / tileRows
 	for u := lo; u < hi; u++ {
-		a, r := u/embd, u%embd
-		d := &ly.down[w.active[a]]
-		for _, s := range w.slots[w.start[a]:w.start[a+1]] {
-			w.y[s*embd+r] = w.hq.dot(d, r, s)
-		}
+		a, r0 := u/nrb, u%nrb*tileRows
+		r1 := min(r0+tileRows, embd)
+		w.pool.RowsProduct(worker, w.y[w.start[a]*embd+r0:], embd, &ly.down[w.active[a]], r0, r1, &w.ha, a)
 	}
 }
 
@@ -234,7 +218,8 @@ func (w *localWork) combine(out []float32) {
 		for k := 0; k < b.K; k++ {
 			s := i*b.K + k
 			wt := b.Weights[s]
-			y := w.y[s*embd : (s+1)*embd]
+			p := w.pos[s]
+			y := w.y[p*embd : (p+1)*embd]
 			if k == 0 {
 				for j := range o {
 					o[j] = y[j] * wt

@@ -333,17 +333,19 @@ func (s *Store) Forward(ctx context.Context, layer int, b *Batch, out []float32)
 // compute runs the grouped batch in s.work.
 func (s *Store) compute(ctx context.Context, ly *localLayer, b *Batch, out []float32) error {
 	w := &s.work
-	if err := w.prepare(); err != nil {
+	if err := w.prepare(s.pool); err != nil {
 		return err
 	}
-	// gate and up, then SwiGLU: one unit per (active expert, ff row).
-	s.pool.Run(len(w.active)*ly.ff, 4, &w.gateUp)
+	// gate and up, then SwiGLU: one unit per (active expert, block of
+	// tileRows ff rows).
+	s.pool.Run(len(w.active)*((ly.ff+tileRows-1)/tileRows), 1, &w.gateUp)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The down projection's activations, quantized per slot.
 	s.pool.Run(b.N*b.K, 1, &w.quantH)
-	s.pool.Run(len(w.active)*ly.embd, 4, &w.down)
+	// The down projection's activations, quantized (and packed) per expert.
+	w.prepareDown()
+	s.pool.Run(len(w.active)*((ly.embd+tileRows-1)/tileRows), 1, &w.down)
 	w.combine(out[:b.N*b.Embd])
 	return nil
 }

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/inference-x/inference-x/gguf"
 )
@@ -112,97 +113,218 @@ func packQ8KGroup(dst, q []byte, qRow, n, nb, g int) {
 	}
 }
 
-// tilesOf returns x's Q8_K rows packed for the tile kernels, packing them
-// (shared out over p) on first use.
+// Segments: the rows of an Activations may be consecutive segments that
+// multiply different matrices (the tokens routed to each expert of a MoE
+// layer, see SetSegments). Quantization covers all rows at once; the tiles
+// are packed per segment (a segment's first token starts a group), and a
+// product takes one segment.
+
+// segment returns the bounds of segment seg of x (the whole of x when it
+// has no segments).
+func (x *Activations) segment(seg int) (lo, hi int) {
+	if x.segs == nil {
+		return 0, x.N
+	}
+	return x.segs[seg], x.segs[seg+1]
+}
+
+// numSegments is the number of segments of x.
+func (x *Activations) numSegments() int {
+	if x.segs == nil {
+		return 1
+	}
+	return len(x.segs) - 1
+}
+
+// tilesOf packs x's Q8_K rows for the tile kernels, every segment of at
+// least tilesMinTokens rows (shared out over p), on first use, and returns
+// the packed bytes.
 func (x *Activations) tilesOf(p *Pool) []byte {
 	nb := x.Cols / 256
-	size := packedQ8KBytes(x.N, nb)
 	if x.tilesValid {
-		return x.tiles[:size]
+		return x.tiles
 	}
 	q := x.quantized(p, gguf.TypeQ8_K)
+	ns := x.numSegments()
+	x.tileOff = x.tileOff[:0]
+	size := 0
+	for s := 0; s < ns; s++ {
+		lo, hi := x.segment(s)
+		x.tileOff = append(x.tileOff, size)
+		if hi-lo >= tilesMinTokens {
+			size += packedQ8KBytes(hi-lo, nb)
+		}
+	}
+	x.tileOff = append(x.tileOff, size)
 	if cap(x.tiles) < size {
 		x.tiles = make([]byte, size)
 	}
+	x.tiles = x.tiles[:size]
 	pt := &p.pt
-	*pt = packTask{dst: x.tiles[:size], q: q, qRow: len(q) / x.N, n: x.N, nb: nb}
-	p.Run(tileGroups(x.N), 1, pt)
+	*pt = packTask{x: x, q: q, qRow: len(q) / x.N, nb: nb}
+	p.Run(size/(nb*amxPackBytes), 1, pt)
 	*pt = packTask{}
 	x.tilesValid = true
-	return x.tiles[:size]
+	return x.tiles
 }
 
-// packTask packs token groups [lo, hi).
+// packTask packs token groups [lo, hi) of all packed segments, counted
+// in packing order.
 type packTask struct {
-	dst, q      []byte
-	qRow, n, nb int
+	x        *Activations
+	q        []byte
+	qRow, nb int
 }
 
 func (t *packTask) Do(lo, hi, _ int) {
-	gb := t.nb * amxPackBytes
+	x, gb := t.x, t.nb*amxPackBytes
+	s := 0
 	for g := lo; g < hi; g++ {
-		packQ8KGroup(t.dst[g*gb:(g+1)*gb], t.q, t.qRow, t.n, t.nb, g)
+		for x.tileOff[s+1] <= g*gb {
+			s++
+		}
+		a, b := x.segment(s)
+		sg := (g*gb - x.tileOff[s]) / gb
+		packQ8KGroup(x.tiles[g*gb:(g+1)*gb], t.q[a*t.qRow:], t.qRow, b-a, t.nb, sg)
 	}
 }
 
-// tileTask is a tile product's work: row groups of 16, each worker with its
-// own scratch and accumulator tile.
+// tileTask is a tile product's work: row groups of 16 shared out over the
+// pool's workers.
 type tileTask struct {
-	out     []float32
-	w       *Matrix
-	packed  []byte
-	n, nb   int
-	gpc     int // token groups per kernel call, even
-	kernel  tileKernel
-	scratch [][]byte
-	acc     [][]float32
+	out    []float32
+	w      *Matrix
+	packed []byte
+	n, nb  int
+	gpc    int // token groups per kernel call, even
+	kernel tileKernel
+	ws     []tileScratch // per worker
+}
+
+// tileScratch is one worker's scratch for the tile kernels.
+type tileScratch struct {
+	scratch []byte
+	acc     []float32
 }
 
 // tileGroupBytes is how many bytes of packed tokens one kernel call takes
 // at most: they stay in L2 while the call's row groups pass over them.
 const tileGroupBytes = 1 << 20
 
+// tileGPC is the number of token groups (even) one kernel call takes for
+// rows of nb blocks.
+func tileGPC(nb int) int { return max(2, tileGroupBytes/(nb*amxPackBytes)&^1) }
+
+// tileSetup sizes every worker's tile scratch for rows of nb blocks and
+// returns the token groups per kernel call.
+func (p *Pool) tileSetup(nb int) int {
+	tt := &p.tt
+	gpc := tileGPC(nb)
+	for len(tt.ws) < p.threads {
+		tt.ws = append(tt.ws, tileScratch{scratch: make([]byte, amxScratch)})
+	}
+	for i := range tt.ws {
+		if len(tt.ws[i].acc) < 2*gpc*256 {
+			tt.ws[i].acc = make([]float32, 2*gpc*256)
+		}
+	}
+	return gpc
+}
+
 // tileMatMul is MatMul on the tile kernel k.
 func (p *Pool) tileMatMul(out []float32, w *Matrix, x *Activations, k tileKernel) {
 	tt := &p.tt
-	for len(tt.scratch) < p.threads {
-		tt.scratch = append(tt.scratch, make([]byte, amxScratch))
-		tt.acc = append(tt.acc, nil)
-	}
 	tt.out, tt.w, tt.n, tt.nb, tt.kernel = out[:x.N*w.Rows], w, x.N, x.Cols/256, k
-	tt.gpc = max(2, tileGroupBytes/(tt.nb*amxPackBytes)&^1)
-	for i := range tt.acc {
-		if len(tt.acc[i]) < 2*tt.gpc*256 {
-			tt.acc[i] = make([]float32, 2*tt.gpc*256)
-		}
-	}
-	tt.packed = x.tilesOf(p)
+	tt.gpc = p.tileSetup(tt.nb)
+	tt.packed = x.tilesOf(p)[:packedQ8KBytes(x.N, tt.nb)]
 	p.Run((w.Rows+amxTileRows-1)/amxTileRows, 1, tt)
 	tt.out, tt.w, tt.packed, tt.kernel = nil, nil, nil, nil
 }
 
 func (tt *tileTask) Do(lo, hi, worker int) {
-	w, rb := tt.w, tt.w.RowBytes
-	scratch, acc := tt.scratch[worker], tt.acc[worker]
-	gb := tt.nb * amxPackBytes
-	groups := tileGroups(tt.n)
-	// Row groups in chunks that stay in L2 while every token group passes.
-	step := max(1, rowBlockBytes/(amxTileRows*rb))
+	r0, r1 := lo*amxTileRows, min(hi*amxTileRows, tt.w.Rows)
+	tileRows(&tt.ws[worker], tt.gpc, tt.kernel, tt.out[r0:], tt.w.Rows, tt.w, r0, r1, tt.packed, tt.n, tt.nb)
+}
+
+// tileRows computes rows [lo, hi) of w times the n tokens packed in
+// packed, with kernel k and scratch s, into out[t*ldo+r-lo].
+func tileRows(s *tileScratch, gpc int, k tileKernel, out []float32, ldo int, w *Matrix, lo, hi int, packed []byte, n, nb int) {
+	rb := w.RowBytes
+	gb := nb * amxPackBytes
+	groups := tileGroups(n)
+	// Rows in chunks that stay in L2 while every token group passes.
+	step := max(1, rowBlockBytes/(amxTileRows*rb)) * amxTileRows
 	for c0 := lo; c0 < hi; c0 += step {
 		c1 := min(c0+step, hi)
-		for g0 := 0; g0 < groups; g0 += tt.gpc {
-			ng := min(tt.gpc, groups-g0)
-			b := tt.packed[g0*gb : (g0+ng)*gb]
-			for rg := c0; rg < c1; rg++ {
-				r0 := rg * amxTileRows
-				rows := min(amxTileRows, w.Rows-r0)
-				tt.kernel(acc, w.Data[r0*rb:], rb, rows, b, gb, ng, tt.nb, scratch)
-				res := acc[ng*256:]
-				for t := g0 * amxTileTokens; t < min(tt.n, (g0+ng)*amxTileTokens); t++ {
+		for g0 := 0; g0 < groups; g0 += gpc {
+			ng := min(gpc, groups-g0)
+			b := packed[g0*gb : (g0+ng)*gb]
+			for r0 := c0; r0 < c1; r0 += amxTileRows {
+				rows := min(amxTileRows, c1-r0)
+				k(s.acc, w.Data[r0*rb:], rb, rows, b, gb, ng, nb, s.scratch)
+				res := s.acc[ng*256:]
+				for t := g0 * amxTileTokens; t < min(n, (g0+ng)*amxTileTokens); t++ {
 					i := (t - g0*amxTileTokens) * amxTileRows
-					copy(tt.out[t*w.Rows+r0:t*w.Rows+r0+rows], res[i:i+rows])
+					o := out[t*ldo+r0-lo:]
+					copy(o[:rows], res[i:i+rows])
 				}
 			}
 		}
 	}
+}
+
+// Prepare makes x ready for RowsProduct with m from several goroutines
+// at once: its rows quantized to m's companion type and, where the tile
+// path takes a segment's product, packed for the tiles (the work shared
+// out over p). Like MatMul, it must not run concurrently with other uses
+// of p.
+func (p *Pool) Prepare(x *Activations, m *Matrix) {
+	f := m.format
+	if f.VecDot == gguf.TypeF32 || f.Dot == nil || x.N == 0 {
+		return
+	}
+	x.quantized(p, f.VecDot)
+	if tileKernelFor(m, tilesMinTokens) != nil && f.VecDot == gguf.TypeQ8_K {
+		p.tileSetup(x.Cols / 256)
+		x.tilesOf(p)
+	}
+}
+
+// RowsProduct sets out[t*ldo+r-lo] = row r of m times row t of segment
+// seg of x (see Activations.SetSegments; seg 0 without segments) for lo <=
+// r < hi and every row t of the segment, on the calling goroutine, with
+// the kernel MatMul would use (the tiles, the rows kernels, or the f32
+// dot); with the rows kernels the result is Format.Dot's, bit for bit.
+// worker (0 to p.Threads()-1) selects p's scratch: a Task's Do passes its
+// own. x must have been prepared for m by Prepare; distinct workers may
+// run RowsProduct on the same x at once.
+func (p *Pool) RowsProduct(worker int, out []float32, ldo int, m *Matrix, lo, hi int, x *Activations, seg int) {
+	f := m.format
+	s0, s1 := x.segment(seg)
+	n := s1 - s0
+	if n == 0 || lo >= hi {
+		return
+	}
+	if x.Cols != m.Cols {
+		panic(fmt.Sprintf("kernels: RowsProduct of %d-wide rows by a %dx%d matrix", x.Cols, m.Rows, m.Cols))
+	}
+	if f.VecDot == gguf.TypeF32 || f.Dot == nil {
+		for r := lo; r < hi; r++ {
+			row := m.Row(r)
+			for t := 0; t < n; t++ {
+				out[t*ldo+r-lo] = f.DotF32(row, x.X[(s0+t)*x.Cols:(s0+t+1)*x.Cols])
+			}
+		}
+		return
+	}
+	if !x.valid[f.VecDot] {
+		panic(fmt.Sprintf("kernels: RowsProduct on activations not prepared for %v", m.Type))
+	}
+	if k := tileKernelFor(m, n); k != nil && f.VecDot == gguf.TypeQ8_K && x.tilesValid {
+		nb := x.Cols / 256
+		tileRows(&p.tt.ws[worker], tileGPC(nb), k, out, ldo, m, lo, hi, x.tiles[x.tileOff[seg]:x.tileOff[seg+1]], n, nb)
+		return
+	}
+	rb, _ := f.VecDot.RowBytes(x.Cols)
+	m.dotRows(out, ldo, lo, hi, x.quant[f.VecDot][s0*rb:s1*rb], rb, n)
 }

@@ -276,3 +276,78 @@ func BenchmarkPrefill(b *testing.B) {
 		p.Close()
 	}
 }
+
+// TestRowsProductSegments runs RowsProduct on segmented activations (the
+// tokens of several experts in one buffer) from two workers: segments of
+// tilesMinTokens rows or more take the tiles (checked against the Go
+// model), smaller ones the rows kernels (Format.Dot's bits).
+func TestRowsProductSegments(t *testing.T) {
+	defer SetTiles(true)
+	rng := rand.New(rand.NewPCG(8, 9))
+	p := NewPool(2)
+	defer p.Close()
+	typ := gguf.TypeQ4_K
+	f, _ := Lookup(typ)
+	const rows, cols = 40, 512
+	rb, qb := mustRowBytes(typ, cols), mustRowBytes(gguf.TypeQ8_K, cols)
+	w := make([]byte, rows*rb)
+	src := make([]float32, cols)
+	for r := 0; r < rows; r++ {
+		for i := range src {
+			src[i] = float32(rng.NormFloat64())
+		}
+		f.Quantize(w[r*rb:(r+1)*rb], src, nil)
+	}
+	m, err := NewMatrix(typ, rows, cols, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds := []int{0, 3, 3, 23, 32, 33}
+	n := bounds[len(bounds)-1]
+	x := make([]float32, n*cols)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	for _, tiles := range []bool{true, false} {
+		SetTiles(tiles)
+		var acts Activations
+		acts.Reset(x, n, cols)
+		acts.SetSegments(bounds)
+		p.Prepare(&acts, &m)
+		q := acts.Quantized(gguf.TypeQ8_K)
+		out := make([]float32, n*rows)
+		var task segTask
+		task = segTask{p: p, m: &m, x: &acts, out: out, bounds: bounds}
+		p.Run((len(bounds)-1)*3, 1, &task)
+		for s := 0; s+1 < len(bounds); s++ {
+			for tk := bounds[s]; tk < bounds[s+1]; tk++ {
+				for r := 0; r < rows; r++ {
+					want := pureDot(typ)(cols, w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb])
+					if tiles && TilesAvailable() && bounds[s+1]-bounds[s] >= tilesMinTokens {
+						want = tileDotQ4KRef(w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb], cols/256)
+					}
+					if got := out[tk*rows+r]; !sameFloat(got, want) {
+						t.Fatalf("tiles=%v segment %d token %d row %d: %g, want %g", tiles, s, tk, r, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// segTask computes each segment's product in three row ranges.
+type segTask struct {
+	p      *Pool
+	m      *Matrix
+	x      *Activations
+	out    []float32
+	bounds []int
+}
+
+func (s *segTask) Do(lo, hi, worker int) {
+	for u := lo; u < hi; u++ {
+		seg, part := u/3, u%3
+		r0, r1 := part*16, min(part*16+16, s.m.Rows)
+		s.p.RowsProduct(worker, s.out[s.bounds[seg]*s.m.Rows+r0:], s.m.Rows, s.m, r0, r1, s.x, seg)
+	}
+}

@@ -61,16 +61,45 @@ type Activations struct {
 	quant [gguf.TypeCount][]byte
 	valid [gguf.TypeCount]bool
 	// tiles is the Q8_K quantization packed for the AMX tile kernels,
-	// made on demand like quant.
+	// made on demand like quant; segment s's groups start at tileOff[s].
 	tiles      []byte
+	tileOff    []int
 	tilesValid bool
+	// segs are the segment bounds (SetSegments), nil for one segment.
+	segs []int
+}
+
+// SetSegments splits a's rows into consecutive segments, segment i being
+// rows [bounds[i], bounds[i+1]) (bounds[0] = 0, the last bound = a.N),
+// which multiply different matrices (Pool.RowsProduct takes one segment).
+// a keeps bounds until the next Reset; MatMul does not take segmented
+// activations.
+func (a *Activations) SetSegments(bounds []int) {
+	a.segs = bounds
+	a.tilesValid = false
 }
 
 // Reset points a at n rows of cols values in x and drops cached quantizations.
 func (a *Activations) Reset(x []float32, n, cols int) {
 	a.X, a.N, a.Cols, a.Strided = x[:n*cols], n, cols, false
 	clear(a.valid[:])
-	a.tilesValid = false
+	a.tilesValid, a.segs = false, nil
+}
+
+// QuantizedRows points a at n rows of cols values that the caller holds
+// only quantized to t: it returns a's buffer of n rows of t for the caller
+// to fill before any product uses a. Only products whose companion type is
+// t can use a then.
+func (a *Activations) QuantizedRows(t gguf.Type, n, cols int) []byte {
+	a.X, a.N, a.Cols, a.Strided = nil, n, cols, false
+	clear(a.valid[:])
+	a.tilesValid, a.segs = false, nil
+	rb, _ := t.RowBytes(cols)
+	if cap(a.quant[t]) < rb*n {
+		a.quant[t] = make([]byte, rb*n)
+	}
+	a.valid[t] = true
+	return a.quant[t][:rb*n]
 }
 
 // Quantized returns the rows quantized to t (ggml-cpu's run-time rule),
@@ -131,6 +160,9 @@ func quantizeCPU(f *Format, dst []byte, src []float32) {
 func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 	if x.Cols != w.Cols {
 		panic(fmt.Sprintf("kernels: MatMul of %d-wide rows by a %dx%d matrix", x.Cols, w.Rows, w.Cols))
+	}
+	if x.segs != nil {
+		panic("kernels: MatMul of segmented activations")
 	}
 	mm := &p.mm
 	mm.out, mm.w, mm.x, mm.n = out[:x.N*w.Rows], w, x.X, x.N
