@@ -120,6 +120,7 @@ func q4kAVX512() *rowsKernel {
 		},
 		wBlock: q4kBytes, aBlock: q8kBytes, accs: 2,
 		prefetch: prefetchLines(q4kBytes), twoLevel: true,
+		streamAccs: [][]Op{{Y20, Y21}, {Y22, Y23}, {Y24, Y25}, {Y19, Y30}},
 		setup: func() {
 			sc, mins := q4kScaleTables()
 			scCtl, minCtl = table("q4kScaleCtl", sc), table("q4kMinCtl", mins)

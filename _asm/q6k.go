@@ -37,6 +37,7 @@ func q6kAVX512() *rowsKernel {
 		},
 		wBlock: q6kBytes, aBlock: q8kBytes, accs: 1,
 		prefetch: prefetchLines(q6kBytes), twoLevel: true,
+		streamAccs: [][]Op{{Y20}, {Y21}, {Y22}, {Y23}},
 		setup: func() {
 			// VPERMW indices: 128-bit lane L of register k gets scale 4k+L.
 			var idx []byte

@@ -11,31 +11,64 @@ TEXT ·cpuRelax(SB), NOSPLIT, $0
 	RET
 
 // func readBytesAVX512(p *byte, n int) uint64
-// Requires: AVX, AVX512F, AVX512VL, MMX+
+// Requires: AVX, AVX512F, AVX512VL
 TEXT ·readBytesAVX512(SB), NOSPLIT, $0-24
 	// XOR of every 64-byte line of p[0:n], folded to 64 bits.
 	MOVQ   p+0(FP), SI
 	MOVQ   n+8(FP), CX
-	SHRQ   $0x08, CX
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
 	VPXORQ Z2, Z2, Z2
 	VPXORQ Z3, Z3, Z3
-	TESTQ  CX, CX
-	JZ     readBytesAVX512_fold
+
+	// Four streams over the quarters of n&^1023: DI, R8, R9 = SI + q, 2q, 3q.
+	MOVQ CX, DX
+	SHRQ $0x0a, DX
+	JZ   readBytesAVX512_tail
+	MOVQ DX, AX
+	SHLQ $0x08, AX
+	LEAQ (SI)(AX*1), DI
+	LEAQ (DI)(AX*1), R8
+	LEAQ (R8)(AX*1), R9
+
+readBytesAVX512_loop4:
+	VPXORQ (SI), Z0, Z0
+	VPXORQ 64(SI), Z1, Z1
+	VPXORQ 128(SI), Z2, Z2
+	VPXORQ 192(SI), Z3, Z3
+	ADDQ   $0x00000100, SI
+	VPXORQ (DI), Z0, Z0
+	VPXORQ 64(DI), Z1, Z1
+	VPXORQ 128(DI), Z2, Z2
+	VPXORQ 192(DI), Z3, Z3
+	ADDQ   $0x00000100, DI
+	VPXORQ (R8), Z0, Z0
+	VPXORQ 64(R8), Z1, Z1
+	VPXORQ 128(R8), Z2, Z2
+	VPXORQ 192(R8), Z3, Z3
+	ADDQ   $0x00000100, R8
+	VPXORQ (R9), Z0, Z0
+	VPXORQ 64(R9), Z1, Z1
+	VPXORQ 128(R9), Z2, Z2
+	VPXORQ 192(R9), Z3, Z3
+	ADDQ   $0x00000100, R9
+	DECQ   DX
+	JNZ    readBytesAVX512_loop4
+	MOVQ   R9, SI
+
+readBytesAVX512_tail:
+	ANDQ $0x000003ff, CX
+	SHRQ $0x08, CX
+	JZ   readBytesAVX512_fold
 
 readBytesAVX512_loop:
-	PREFETCHT0 6144(SI)
-	PREFETCHT0 6208(SI)
-	PREFETCHT0 6272(SI)
-	PREFETCHT0 6336(SI)
-	VPXORQ     (SI), Z0, Z0
-	VPXORQ     64(SI), Z1, Z1
-	VPXORQ     128(SI), Z2, Z2
-	VPXORQ     192(SI), Z3, Z3
-	ADDQ       $0x00000100, SI
-	DECQ       CX
-	JNZ        readBytesAVX512_loop
+	VPXORQ (SI), Z0, Z0
+	VPXORQ 64(SI), Z1, Z1
+	VPXORQ 128(SI), Z2, Z2
+	VPXORQ 192(SI), Z3, Z3
+	ADDQ   $0x00000100, SI
+	DECQ   CX
+	JNZ    readBytesAVX512_loop
 
 readBytesAVX512_fold:
 	VPXORQ        Z1, Z0, Z0
@@ -6483,6 +6516,452 @@ TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64
 	JNE       dotQ4KAVX512_row
 
 	// One token: accumulators in registers.
+	// Rows in 4 streams: R9 = rows per stream; the rows%4 left go to the loop below.
+	MOVQ R9, AX
+	SHRQ $0x02, AX
+	JZ   dotQ4KAVX512_row1
+
+	// Stream s's weights start s*q rows on: RDX = q*nb*wBlock.
+	MOVQ   R13, DX
+	IMUL3Q $0x00000090, DX, DX
+	IMULQ  AX, DX
+	LEAQ   (SI)(DX*1), R15
+	LEAQ   (R15)(DX*1), R10
+	LEAQ   (R10)(DX*1), R11
+
+	// Keep rows in its argument slot (reloaded below).
+	MOVQ R9, rows+24(FP)
+	MOVQ AX, R9
+
+dotQ4KAVX512_streams:
+	VXORPS Y20, Y20, Y20
+	VXORPS Y21, Y21, Y21
+	VXORPS Y22, Y22, Y22
+	VXORPS Y23, Y23, Y23
+	VXORPS Y24, Y24, Y24
+	VXORPS Y25, Y25, Y25
+	VXORPS Y19, Y19, Y19
+	VXORPS Y30, Y30, Y30
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4KAVX512_sblock:
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VCVTDQ2PS     Y16, Y16
+	VBROADCASTSS  (BX), Y14
+	VMULPS        Y12, Y14, Y17
+	VFMADD231PS   Y17, Y16, Y20
+
+	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VPMADDWD     X10, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULPS       X13, X14, X17
+	VFNMADD231PS X17, X15, X21
+	XCHGQ        SI, R15
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VCVTDQ2PS     Y16, Y16
+	VBROADCASTSS  (BX), Y14
+	VMULPS        Y12, Y14, Y17
+	VFMADD231PS   Y17, Y16, Y22
+
+	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VPMADDWD     X10, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULPS       X13, X14, X17
+	VFNMADD231PS X17, X15, X23
+	XCHGQ        SI, R15
+	XCHGQ        SI, R10
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VCVTDQ2PS     Y16, Y16
+	VBROADCASTSS  (BX), Y14
+	VMULPS        Y12, Y14, Y17
+	VFMADD231PS   Y17, Y16, Y24
+
+	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VPMADDWD     X10, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULPS       X13, X14, X17
+	VFNMADD231PS X17, X15, X25
+	XCHGQ        SI, R10
+	XCHGQ        SI, R11
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VCVTDQ2PS     Y16, Y16
+	VBROADCASTSS  (BX), Y14
+	VMULPS        Y12, Y14, Y17
+	VFMADD231PS   Y17, Y16, Y19
+
+	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VPMADDWD     X10, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULPS       X13, X14, X17
+	VFNMADD231PS X17, X15, X30
+	XCHGQ        SI, R11
+	ADDQ         $0x00000090, SI
+	ADDQ         $0x00000090, R15
+	ADDQ         $0x00000090, R10
+	ADDQ         $0x00000090, R11
+	ADDQ         $0x00000124, BX
+	DECQ         CX
+	JNZ          dotQ4KAVX512_sblock
+
+	// Stream s's result goes to DI + s*q*4.
+	MOVQ rows+24(FP), DX
+	SHRQ $0x02, DX
+	SHLQ $0x02, DX
+	MOVQ DI, AX
+
+	// hsum8(acc) + hsum4(accm)
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVAPS      X21, X3
+	VMOVHLPS     X3, X3, X2
+	VADDPS       X2, X3, X3
+	VMOVSHDUP    X3, X2
+	VADDSS       X2, X3, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+
+	// hsum8(acc) + hsum4(accm)
+	VMOVAPS      Y22, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVAPS      X23, X3
+	VMOVHLPS     X3, X3, X2
+	VADDPS       X2, X3, X3
+	VMOVSHDUP    X3, X2
+	VADDSS       X2, X3, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+
+	// hsum8(acc) + hsum4(accm)
+	VMOVAPS      Y24, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVAPS      X25, X3
+	VMOVHLPS     X3, X3, X2
+	VADDPS       X2, X3, X3
+	VMOVSHDUP    X3, X2
+	VADDSS       X2, X3, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+
+	// hsum8(acc) + hsum4(accm)
+	VMOVAPS      Y19, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVAPS      X30, X3
+	VMOVHLPS     X3, X3, X2
+	VADDPS       X2, X3, X3
+	VMOVSHDUP    X3, X2
+	VADDSS       X2, X3, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4KAVX512_streams
+
+	// Past all streams: SI = the last stream's position, DI past its rows, R9 = rows%n.
+	MOVQ   R11, SI
+	MOVQ   rows+24(FP), R9
+	MOVQ   R9, AX
+	SHRQ   $0x02, AX
+	IMUL3Q $0x00000003, AX, AX
+	LEAQ   (DI)(AX*4), DI
+	ANDQ   $0x03, R9
+	JZ     dotQ4KAVX512_done
+
 dotQ4KAVX512_row1:
 	VXORPS Y20, Y20, Y20
 	VXORPS Y21, Y21, Y21
@@ -6796,6 +7275,388 @@ TEXT ·dotQ6KAVX512(SB), NOSPLIT, $256-64
 	JNE       dotQ6KAVX512_row
 
 	// One token: accumulators in registers.
+	// Rows in 4 streams: R9 = rows per stream; the rows%4 left go to the loop below.
+	MOVQ R9, AX
+	SHRQ $0x02, AX
+	JZ   dotQ6KAVX512_row1
+
+	// Stream s's weights start s*q rows on: RDX = q*nb*wBlock.
+	MOVQ   R13, DX
+	IMUL3Q $0x000000d2, DX, DX
+	IMULQ  AX, DX
+	LEAQ   (SI)(DX*1), R15
+	LEAQ   (R15)(DX*1), R10
+	LEAQ   (R10)(DX*1), R11
+
+	// Keep rows in its argument slot (reloaded below).
+	MOVQ R9, rows+24(FP)
+	MOVQ AX, R9
+
+dotQ6KAVX512_streams:
+	VXORPS Y20, Y20, Y20
+	VXORPS Y21, Y21, Y21
+	VXORPS Y22, Y22, Y22
+	VXORPS Y23, Y23, Y23
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ6KAVX512_sblock:
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// acc = fma(d*y.d, float(lanes), acc)
+	VCVTDQ2PS    Y16, Y16
+	VBROADCASTSS (BX), Y14
+	VMULPS       Y12, Y14, Y17
+	VFMADD231PS  Y17, Y16, Y20
+	XCHGQ        SI, R15
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// acc = fma(d*y.d, float(lanes), acc)
+	VCVTDQ2PS    Y16, Y16
+	VBROADCASTSS (BX), Y14
+	VMULPS       Y12, Y14, Y17
+	VFMADD231PS  Y17, Y16, Y21
+	XCHGQ        SI, R15
+	XCHGQ        SI, R10
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// acc = fma(d*y.d, float(lanes), acc)
+	VCVTDQ2PS    Y16, Y16
+	VBROADCASTSS (BX), Y14
+	VMULPS       Y12, Y14, Y17
+	VFMADD231PS  Y17, Y16, Y22
+	XCHGQ        SI, R10
+	XCHGQ        SI, R11
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// acc = fma(d*y.d, float(lanes), acc)
+	VCVTDQ2PS    Y16, Y16
+	VBROADCASTSS (BX), Y14
+	VMULPS       Y12, Y14, Y17
+	VFMADD231PS  Y17, Y16, Y23
+	XCHGQ        SI, R11
+	ADDQ         $0x000000d2, SI
+	ADDQ         $0x000000d2, R15
+	ADDQ         $0x000000d2, R10
+	ADDQ         $0x000000d2, R11
+	ADDQ         $0x00000124, BX
+	DECQ         CX
+	JNZ          dotQ6KAVX512_sblock
+
+	// Stream s's result goes to DI + s*q*4.
+	MOVQ         rows+24(FP), DX
+	SHRQ         $0x02, DX
+	SHLQ         $0x02, DX
+	MOVQ         DI, AX
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	VMOVAPS      Y21, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	VMOVAPS      Y22, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	VMOVAPS      Y23, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ6KAVX512_streams
+
+	// Past all streams: SI = the last stream's position, DI past its rows, R9 = rows%n.
+	MOVQ   R11, SI
+	MOVQ   rows+24(FP), R9
+	MOVQ   R9, AX
+	SHRQ   $0x02, AX
+	IMUL3Q $0x00000003, AX, AX
+	LEAQ   (DI)(AX*4), DI
+	ANDQ   $0x03, R9
+	JZ     dotQ6KAVX512_done
+
 dotQ6KAVX512_row1:
 	VXORPS Y20, Y20, Y20
 	MOVQ   a+32(FP), BX
@@ -7303,6 +8164,126 @@ TEXT ·dotQ8_0AVX512(SB), NOSPLIT, $256-64
 	JNE          dotQ8_0AVX512_row
 
 	// One token: accumulators in registers.
+	// Rows in 2 streams: R9 = rows per stream; the rows%2 left go to the loop below.
+	MOVQ R9, AX
+	SHRQ $0x01, AX
+	JZ   dotQ8_0AVX512_row1
+
+	// Stream s's weights start s*q rows on: RDX = q*nb*wBlock.
+	MOVQ   R13, DX
+	IMUL3Q $0x00000022, DX, DX
+	IMULQ  AX, DX
+	LEAQ   (SI)(DX*1), R15
+
+	// Keep rows in its argument slot (reloaded below).
+	MOVQ R9, rows+24(FP)
+	MOVQ AX, R9
+
+dotQ8_0AVX512_streams:
+	VXORPS Y20, Y20, Y20
+	VXORPS Y22, Y22, Y22
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ8_0AVX512_sblock:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 int8 weights, Y1 = dx
+	VMOVDQU      2(SI), Y0
+	VPBROADCASTW (SI), X1
+	VCVTPH2PS    X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y20
+	XCHGQ        SI, R15
+
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 int8 weights, Y1 = dx
+	VMOVDQU      2(SI), Y0
+	VPBROADCASTW (SI), X1
+	VCVTPH2PS    X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y22
+	XCHGQ        SI, R15
+	ADDQ         $0x00000022, SI
+	ADDQ         $0x00000022, R15
+	ADDQ         $0x00000022, BX
+	DECQ         CX
+	JNZ          dotQ8_0AVX512_sblock
+
+	// Stream s's result goes to DI + s*q*4.
+	MOVQ         rows+24(FP), DX
+	SHRQ         $0x01, DX
+	SHLQ         $0x02, DX
+	MOVQ         DI, AX
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	VMOVAPS      Y22, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ8_0AVX512_streams
+
+	// Past all streams: SI = the last stream's position, DI past its rows, R9 = rows%n.
+	MOVQ   R15, SI
+	MOVQ   rows+24(FP), R9
+	MOVQ   R9, AX
+	SHRQ   $0x01, AX
+	IMUL3Q $0x00000001, AX, AX
+	LEAQ   (DI)(AX*4), DI
+	ANDQ   $0x01, R9
+	JZ     dotQ8_0AVX512_done
+
 dotQ8_0AVX512_row1:
 	VXORPS Y20, Y20, Y20
 	MOVQ   a+32(FP), BX
@@ -7492,6 +8473,128 @@ TEXT ·dotQ4_0AVX512(SB), NOSPLIT, $256-64
 	JNE          dotQ4_0AVX512_row
 
 	// One token: accumulators in registers.
+	// Rows in 2 streams: R9 = rows per stream; the rows%2 left go to the loop below.
+	MOVQ R9, AX
+	SHRQ $0x01, AX
+	JZ   dotQ4_0AVX512_row1
+
+	// Stream s's weights start s*q rows on: RDX = q*nb*wBlock.
+	MOVQ   R13, DX
+	IMUL3Q $0x00000012, DX, DX
+	IMULQ  AX, DX
+	LEAQ   (SI)(DX*1), R15
+
+	// Keep rows in its argument slot (reloaded below).
+	MOVQ R9, rows+24(FP)
+	MOVQ AX, R9
+
+dotQ4_0AVX512_streams:
+	VXORPS Y20, Y20, Y20
+	VXORPS Y22, Y22, Y22
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4_0AVX512_sblock:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 weights nibble-8, Y1 = dx
+	VBROADCASTI32X4 2(SI), Y0
+	VGF2P8AFFINEQB  $0xf8, Y29, Y0, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y20
+	XCHGQ        SI, R15
+
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 weights nibble-8, Y1 = dx
+	VBROADCASTI32X4 2(SI), Y0
+	VGF2P8AFFINEQB  $0xf8, Y29, Y0, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y22
+	XCHGQ        SI, R15
+	ADDQ         $0x00000012, SI
+	ADDQ         $0x00000012, R15
+	ADDQ         $0x00000022, BX
+	DECQ         CX
+	JNZ          dotQ4_0AVX512_sblock
+
+	// Stream s's result goes to DI + s*q*4.
+	MOVQ         rows+24(FP), DX
+	SHRQ         $0x01, DX
+	SHLQ         $0x02, DX
+	MOVQ         DI, AX
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	VMOVAPS      Y22, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4_0AVX512_streams
+
+	// Past all streams: SI = the last stream's position, DI past its rows, R9 = rows%n.
+	MOVQ   R15, SI
+	MOVQ   rows+24(FP), R9
+	MOVQ   R9, AX
+	SHRQ   $0x01, AX
+	IMUL3Q $0x00000001, AX, AX
+	LEAQ   (DI)(AX*4), DI
+	ANDQ   $0x01, R9
+	JZ     dotQ4_0AVX512_done
+
 dotQ4_0AVX512_row1:
 	VXORPS Y20, Y20, Y20
 	MOVQ   a+32(FP), BX
@@ -7684,6 +8787,136 @@ TEXT ·dotQ5_0AVX512(SB), NOSPLIT, $256-64
 	JNE          dotQ5_0AVX512_row
 
 	// One token: accumulators in registers.
+	// Rows in 2 streams: R9 = rows per stream; the rows%2 left go to the loop below.
+	MOVQ R9, AX
+	SHRQ $0x01, AX
+	JZ   dotQ5_0AVX512_row1
+
+	// Stream s's weights start s*q rows on: RDX = q*nb*wBlock.
+	MOVQ   R13, DX
+	IMUL3Q $0x00000016, DX, DX
+	IMULQ  AX, DX
+	LEAQ   (SI)(DX*1), R15
+
+	// Keep rows in its argument slot (reloaded below).
+	MOVQ R9, rows+24(FP)
+	MOVQ AX, R9
+
+dotQ5_0AVX512_streams:
+	VXORPS Y20, Y20, Y20
+	VXORPS Y22, Y22, Y22
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ5_0AVX512_sblock:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = nibble | (fifth bit ? 0 : 0xF0), Y1 = dx
+	VBROADCASTI32X4 6(SI), Y0
+	VGF2P8AFFINEQB  $0x00, Y29, Y0, Y0
+	MOVL            2(SI), AX
+	KMOVD           AX, K3
+	VPMOVM2B        K3, Y1
+	VPTERNLOGD      $0xf2, Y28, Y1, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y20
+	XCHGQ        SI, R15
+
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = nibble | (fifth bit ? 0 : 0xF0), Y1 = dx
+	VBROADCASTI32X4 6(SI), Y0
+	VGF2P8AFFINEQB  $0x00, Y29, Y0, Y0
+	MOVL            2(SI), AX
+	KMOVD           AX, K3
+	VPMOVM2B        K3, Y1
+	VPTERNLOGD      $0xf2, Y28, Y1, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+
+	// Y2 = -128 * (lane sums of x)
+	VPXORD   Y2, Y2, Y2
+	VPDPBUSD Y0, Y30, Y2
+	VPSLLD   $0x07, Y2, Y2
+	VPXORD   Y3, Y3, Y3
+	VPSUBD   Y2, Y3, Y2
+
+	// lanes = -128*Σx + Σ x*(y+128): exact int32 lanes of Σ x*y
+	VPXORD    2(BX), Y31, Y4
+	VMOVDQA64 Y2, Y5
+	VPDPBUSD  Y0, Y4, Y5
+	VCVTDQ2PS Y5, Y5
+
+	// acc = fma(dx*dy, float(lanes), acc)
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y22
+	XCHGQ        SI, R15
+	ADDQ         $0x00000016, SI
+	ADDQ         $0x00000016, R15
+	ADDQ         $0x00000022, BX
+	DECQ         CX
+	JNZ          dotQ5_0AVX512_sblock
+
+	// Stream s's result goes to DI + s*q*4.
+	MOVQ         rows+24(FP), DX
+	SHRQ         $0x01, DX
+	SHLQ         $0x02, DX
+	MOVQ         DI, AX
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	VMOVAPS      Y22, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ5_0AVX512_streams
+
+	// Past all streams: SI = the last stream's position, DI past its rows, R9 = rows%n.
+	MOVQ   R15, SI
+	MOVQ   rows+24(FP), R9
+	MOVQ   R9, AX
+	SHRQ   $0x01, AX
+	IMUL3Q $0x00000001, AX, AX
+	LEAQ   (DI)(AX*4), DI
+	ANDQ   $0x01, R9
+	JZ     dotQ5_0AVX512_done
+
 dotQ5_0AVX512_row1:
 	VXORPS Y20, Y20, Y20
 	MOVQ   a+32(FP), BX
@@ -7888,6 +9121,128 @@ TEXT ·dotQ4_1AVX512(SB), NOSPLIT, $512-64
 	JNE       dotQ4_1AVX512_row
 
 	// One token: accumulators in registers.
+	// Rows in 2 streams: R9 = rows per stream; the rows%2 left go to the loop below.
+	MOVQ R9, AX
+	SHRQ $0x01, AX
+	JZ   dotQ4_1AVX512_row1
+
+	// Stream s's weights start s*q rows on: RDX = q*nb*wBlock.
+	MOVQ   R13, DX
+	IMUL3Q $0x00000014, DX, DX
+	IMULQ  AX, DX
+	LEAQ   (SI)(DX*1), R15
+
+	// Keep rows in its argument slot (reloaded below).
+	MOVQ R9, rows+24(FP)
+	MOVQ AX, R9
+
+dotQ4_1AVX512_streams:
+	VXORPS Y20, Y20, Y20
+	VXORPS Y21, Y21, Y21
+	VXORPS Y22, Y22, Y22
+	VXORPS Y23, Y23, Y23
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4_1AVX512_sblock:
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 nibbles, Y1 = dx, X9 = m
+	VBROADCASTI32X4 4(SI), Y0
+	VGF2P8AFFINEQB  $0x00, Y29, Y0, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+	VPBROADCASTW    2(SI), X9
+	VCVTPH2PS       X9, X9
+
+	// lanes = Σ nibble*y (unsigned x signed, exact); acc = fma(dx*dy, lanes, acc)
+	VPXORD       Y5, Y5, Y5
+	VPDPBUSD     4(BX), Y0, Y5
+	VCVTDQ2PS    Y5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y20
+
+	// summs = fma(m, s, summs)
+	VPBROADCASTW 2(BX), X7
+	VCVTPH2PS    X7, X7
+	VFMADD231SS  X7, X9, X21
+	XCHGQ        SI, R15
+
+	// Prefetch the weight stream 6144 bytes ahead.
+	PREFETCHT0 6144(SI)
+
+	// Y0 = the 32 nibbles, Y1 = dx, X9 = m
+	VBROADCASTI32X4 4(SI), Y0
+	VGF2P8AFFINEQB  $0x00, Y29, Y0, Y0
+	VPBROADCASTW    (SI), X1
+	VCVTPH2PS       X1, Y1
+	VPBROADCASTW    2(SI), X9
+	VCVTPH2PS       X9, X9
+
+	// lanes = Σ nibble*y (unsigned x signed, exact); acc = fma(dx*dy, lanes, acc)
+	VPXORD       Y5, Y5, Y5
+	VPDPBUSD     4(BX), Y0, Y5
+	VCVTDQ2PS    Y5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y1, Y6
+	VFMADD231PS  Y6, Y5, Y22
+
+	// summs = fma(m, s, summs)
+	VPBROADCASTW 2(BX), X7
+	VCVTPH2PS    X7, X7
+	VFMADD231SS  X7, X9, X23
+	XCHGQ        SI, R15
+	ADDQ         $0x00000014, SI
+	ADDQ         $0x00000014, R15
+	ADDQ         $0x00000024, BX
+	DECQ         CX
+	JNZ          dotQ4_1AVX512_sblock
+
+	// Stream s's result goes to DI + s*q*4.
+	MOVQ         rows+24(FP), DX
+	SHRQ         $0x01, DX
+	SHLQ         $0x02, DX
+	MOVQ         DI, AX
+	VMOVAPS      Y20, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVAPS      X21, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	VMOVAPS      Y22, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VMOVAPS      X23, X3
+	VADDSS       X3, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         DX, AX
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4_1AVX512_streams
+
+	// Past all streams: SI = the last stream's position, DI past its rows, R9 = rows%n.
+	MOVQ   R15, SI
+	MOVQ   rows+24(FP), R9
+	MOVQ   R9, AX
+	SHRQ   $0x01, AX
+	IMUL3Q $0x00000001, AX, AX
+	LEAQ   (DI)(AX*4), DI
+	ANDQ   $0x01, R9
+	JZ     dotQ4_1AVX512_done
+
 dotQ4_1AVX512_row1:
 	VXORPS Y20, Y20, Y20
 	VXORPS Y21, Y21, Y21

@@ -398,3 +398,47 @@ func TestFormatDotDispatch(t *testing.T) {
 		}
 	}
 }
+
+// TestDotRowsOneToken covers the one-token streams of the rows kernels
+// (rows split into two or four interleaved streams, the remainder row by
+// row): every row count from 1 to 13, checked against Format.Dot bit for
+// bit with a strided output.
+func TestDotRowsOneToken(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, v := range allVariants(t) {
+		f, _ := Lookup(v.typ)
+		t.Run(v.typ.String()+"/"+v.isa, func(t *testing.T) {
+			nb := 3
+			cols := nb * v.typ.BlockSize()
+			rb, ab := mustRowBytes(v.typ, cols), mustRowBytes(f.VecDot, cols)
+			for rows := 1; rows <= 13; rows++ {
+				w, a := integerRows(rng, v.typ, rows, 1, nb, rows%3 == 0)
+				out := make([]float32, rows+1)
+				out[rows] = -1
+				runVariant(v, out, rows, w, rows, a, ab, 1, cols)
+				for r := 0; r < rows; r++ {
+					if want := pureDot(v.typ)(cols, w[r*rb:(r+1)*rb], a); !sameFloat(out[r], want) {
+						t.Fatalf("%d rows: row %d = %g, pure Go %g", rows, r, out[r], want)
+					}
+				}
+				if out[rows] != -1 {
+					t.Fatalf("%d rows: wrote past the rows", rows)
+				}
+			}
+		})
+	}
+}
+
+// TestReadBytes checks the read-bandwidth reference's checksum against
+// the Go one for lengths with and without a single-stream tail.
+func TestReadBytes(t *testing.T) {
+	p := make([]byte, 1<<16)
+	for i := range p {
+		p[i] = byte(i*7 + i>>8)
+	}
+	for _, n := range []int{0, 256, 768, 1024, 1280, 4096 + 768, 1 << 16} {
+		if got, want := readBytes(p[:n]), readBytesGo(p[:n]); got != want {
+			t.Fatalf("%d bytes: %#x, Go %#x", n, got, want)
+		}
+	}
+}
