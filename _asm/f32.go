@@ -533,3 +533,61 @@ func genAxpyF16Rows() {
 	VZEROUPPER()
 	RET()
 }
+
+// genF16Convert emits toF16AVX512 (dst[i] = F16 bits of src[i], rounded
+// to nearest even by VCVTPS2PH, as ggml's F16C conversion) and
+// roundF16AVX512 (x[i] = float32(F16(x[i])) in place), 16 values at a
+// time and the tail under a mask.
+func genF16Convert() {
+	for _, inPlace := range []bool{false, true} {
+		fn := "toF16AVX512"
+		if inPlace {
+			fn = "roundF16AVX512"
+		}
+		Implement(fn)
+		Attributes(NOSPLIT)
+		if inPlace {
+			Load(Param("x"), RSI)
+			MOVQ(RSI, RDI)
+		} else {
+			Load(Param("dst"), RDI)
+			Load(Param("src"), RSI)
+		}
+		Load(Param("n"), RCX)
+		MOVQ(RCX, RDX)
+		SHRQ(U8(4), RDX)
+		JZ(LabelRef(lbl(fn, "tail")))
+		Label(lbl(fn, "loop"))
+		VMOVUPS(Mem{Base: RSI}, Z0)
+		VCVTPS2PH(U8(0), Z0, Y1)
+		if inPlace {
+			VCVTPH2PS(Y1, Z1)
+			VMOVUPS(Z1, Mem{Base: RDI})
+			ADDQ(U8(64), RDI)
+		} else {
+			VMOVDQU(Y1, Mem{Base: RDI})
+			ADDQ(U8(32), RDI)
+		}
+		ADDQ(U8(64), RSI)
+		DECQ(RDX)
+		JNZ(LabelRef(lbl(fn, "loop")))
+		Label(lbl(fn, "tail"))
+		ANDQ(U8(15), RCX)
+		JZ(LabelRef(lbl(fn, "done")))
+		MOVL(U32(1), EAX)
+		SHLL(CL, EAX)
+		DECL(EAX)
+		KMOVW(EAX, K1)
+		VMOVUPS_Z(Mem{Base: RSI}, K1, Z0)
+		VCVTPS2PH(U8(0), Z0, Y1)
+		if inPlace {
+			VCVTPH2PS(Y1, Z1)
+			VMOVUPS(Z1, K1, Mem{Base: RDI})
+		} else {
+			VMOVDQU16(Y1, K1, Mem{Base: RDI})
+		}
+		Label(lbl(fn, "done"))
+		VZEROUPPER()
+		RET()
+	}
+}

@@ -26,6 +26,7 @@ func main() {
 	genAxpyF16()
 	genDotF16Lanes16Rows()
 	genAxpyF16Rows()
+	genF16Convert()
 	genKQVSum()
 	genExpBlock()
 	genSwiglu()

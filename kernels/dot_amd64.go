@@ -449,3 +449,36 @@ func AxpyF16Rows(acc []float32, vd, width int, v []uint16, vstride int, p []floa
 	_ = v[(len(p)-1)*vstride+vd-1]
 	axpyF16RowsAVX512(&acc[0], vd, width, &v[0], vstride, &p[0], len(p))
 }
+
+// toF16AVX512 is toF16Go on n values (VCVTPS2PH): the same bits for every
+// value but NaNs with payload bits below the half's (F16C keeps the top
+// ones, toF16Go makes 0x7e00).
+//
+//go:noescape
+func toF16AVX512(dst *uint16, src *float32, n int)
+
+// roundF16AVX512 is roundF16Go on n values, like toF16AVX512.
+//
+//go:noescape
+func roundF16AVX512(x *float32, n int)
+
+// ToF16 sets dst[i] to the F16 bits of src[i] (rounded to nearest even,
+// as F16C and ggml convert) for i < len(src); len(dst) >= len(src).
+func ToF16(dst []uint16, src []float32) {
+	if n := len(src); n > 0 && f32AVX512.on() && cpu.f16c {
+		dst = dst[:n]
+		toF16AVX512(&dst[0], &src[0], n)
+		return
+	}
+	toF16Go(dst, src)
+}
+
+// RoundF16 rounds every value of x to F16 precision in place (x[i] =
+// FP16ToF32(F32ToFP16(x[i]))).
+func RoundF16(x []float32) {
+	if n := len(x); n > 0 && f32AVX512.on() && cpu.f16c {
+		roundF16AVX512(&x[0], n)
+		return
+	}
+	roundF16Go(x)
+}

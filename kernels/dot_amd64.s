@@ -866,6 +866,76 @@ axpyF16RowsAVX512_done:
 	VZEROUPPER
 	RET
 
+// func toF16AVX512(dst *uint16, src *float32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL
+TEXT ·toF16AVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ CX, DX
+	SHRQ $0x04, DX
+	JZ   toF16AVX512_tail
+
+toF16AVX512_loop:
+	VMOVUPS   (SI), Z0
+	VCVTPS2PH $0x00, Z0, Y1
+	VMOVDQU   Y1, (DI)
+	ADDQ      $0x20, DI
+	ADDQ      $0x40, SI
+	DECQ      DX
+	JNZ       toF16AVX512_loop
+
+toF16AVX512_tail:
+	ANDQ      $0x0f, CX
+	JZ        toF16AVX512_done
+	MOVL      $0x00000001, AX
+	SHLL      CL, AX
+	DECL      AX
+	KMOVW     AX, K1
+	VMOVUPS.Z (SI), K1, Z0
+	VCVTPS2PH $0x00, Z0, Y1
+	VMOVDQU16 Y1, K1, (DI)
+
+toF16AVX512_done:
+	VZEROUPPER
+	RET
+
+// func roundF16AVX512(x *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·roundF16AVX512(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), SI
+	MOVQ SI, DI
+	MOVQ n+8(FP), CX
+	MOVQ CX, DX
+	SHRQ $0x04, DX
+	JZ   roundF16AVX512_tail
+
+roundF16AVX512_loop:
+	VMOVUPS   (SI), Z0
+	VCVTPS2PH $0x00, Z0, Y1
+	VCVTPH2PS Y1, Z1
+	VMOVUPS   Z1, (DI)
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, SI
+	DECQ      DX
+	JNZ       roundF16AVX512_loop
+
+roundF16AVX512_tail:
+	ANDQ      $0x0f, CX
+	JZ        roundF16AVX512_done
+	MOVL      $0x00000001, AX
+	SHLL      CL, AX
+	DECL      AX
+	KMOVW     AX, K1
+	VMOVUPS.Z (SI), K1, Z0
+	VCVTPS2PH $0x00, Z0, Y1
+	VCVTPH2PS Y1, Z1
+	VMOVUPS   Z1, K1, (DI)
+
+roundF16AVX512_done:
+	VZEROUPPER
+	RET
+
 // func kqvSumAVX512(out *float32, acc *float32, vd int, n int, width int)
 // Requires: AVX, AVX512F
 TEXT ·kqvSumAVX512(SB), NOSPLIT, $0-40

@@ -77,3 +77,11 @@ func DotF16Lanes16Rows(out, q []float32, k []uint16, kstride int) {
 func AxpyF16Rows(acc []float32, vd, width int, v []uint16, vstride int, p []float32) {
 	axpyF16RowsGo(acc, vd, width, v, vstride, p)
 }
+
+// ToF16 sets dst[i] to the F16 bits of src[i] (rounded to nearest even,
+// as F16C and ggml convert) for i < len(src); len(dst) >= len(src).
+func ToF16(dst []uint16, src []float32) { toF16Go(dst, src) }
+
+// RoundF16 rounds every value of x to F16 precision in place (x[i] =
+// FP16ToF32(F32ToFP16(x[i]))).
+func RoundF16(x []float32) { roundF16Go(x) }

@@ -321,3 +321,39 @@ func TestF16RowsKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestF16Convert checks ToF16 and RoundF16 against the Go conversion on
+// every kind of value (ties, subnormals, overflow, infinities, the
+// default NaN) and lengths with masked tails.
+func TestF16Convert(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 65504, 65520, 1e6, -1e6, 6e-8, 3e-8, 1e-10,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1 + 0x1p-11, 1 + 3*0x1p-11, 0x1p-14 + 0x1p-25}
+	for _, n := range []int{0, 1, 15, 16, 17, 100, 1000} {
+		x := make([]float32, n)
+		for i := range x {
+			if i < len(special) && n > 20 {
+				x[i] = special[i]
+				continue
+			}
+			x[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(12)-8)))
+		}
+		got := make([]uint16, n+1)
+		ToF16(got, x)
+		for i, v := range x {
+			if want := F32ToFP16(v); got[i] != want {
+				t.Fatalf("n=%d: ToF16(%g) = %#04x, Go %#04x", n, v, got[i], want)
+			}
+		}
+		if got[n] != 0 {
+			t.Fatalf("n=%d: wrote past the end", n)
+		}
+		r := append([]float32(nil), x...)
+		RoundF16(r)
+		for i, v := range x {
+			if want := FP16ToF32(F32ToFP16(v)); math.Float32bits(r[i]) != math.Float32bits(want) {
+				t.Fatalf("n=%d: RoundF16(%g) = %g, Go %g", n, v, r[i], want)
+			}
+		}
+	}
+}

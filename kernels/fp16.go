@@ -56,3 +56,18 @@ func F32ToBF16(f float32) uint16 {
 }
 
 func abs32(f float32) float32 { return math.Float32frombits(math.Float32bits(f) &^ 0x80000000) }
+
+// toF16Go is ToF16 in Go.
+func toF16Go(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = F32ToFP16(v)
+	}
+}
+
+// roundF16Go is RoundF16 in Go.
+func roundF16Go(x []float32) {
+	for i, v := range x {
+		x[i] = FP16ToF32(F32ToFP16(v))
+	}
+}

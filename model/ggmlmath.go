@@ -100,9 +100,7 @@ func attendF16(out, scores, qh []float32, k []uint16, kstride int, v []uint16, v
 	softmaxRow(scores, (len(scores)+15)&^15)
 	var kqv kqvAcc
 	kqv.reset(acc, len(out), batch)
-	for j := range scores {
-		scores[j] = kernels.FP16ToF32(kernels.F32ToFP16(scores[j]))
-	}
+	kernels.RoundF16(scores)
 	kqv.addF16Rows(scores, v, vstride)
 	kqv.sum(out)
 }

@@ -91,8 +91,8 @@ func (a *gqa) forward(r *Runner, l int, b *Batch) {
 		} else {
 			hd, vd := a.headDim, a.vHeadDim
 			for h := 0; h < a.kvHeads; h++ {
-				toF16(c.k16[(h*c.ctx+p)*hd:(h*c.ctx+p+1)*hd], ki[h*hd:(h+1)*hd])
-				toF16(c.v16[(h*c.ctx+p)*vd:(h*c.ctx+p+1)*vd], vi[h*vd:(h+1)*vd])
+				kernels.ToF16(c.k16[(h*c.ctx+p)*hd:(h*c.ctx+p+1)*hd], ki[h*hd:(h+1)*hd])
+				kernels.ToF16(c.v16[(h*c.ctx+p)*vd:(h*c.ctx+p+1)*vd], vi[h*vd:(h+1)*vd])
 			}
 		}
 	}
@@ -175,9 +175,8 @@ func (t *attnTask) Do(lo, hi, worker int) {
 		// F16 cache: ggml rounds q to F16 for the K product and the
 		// probabilities to F16 for the V product.
 		qh := buf[npos : npos+hd]
-		for d := range q {
-			qh[d] = kernels.FP16ToF32(kernels.F32ToFP16(q[d]))
-		}
+		copy(qh, q)
+		kernels.RoundF16(qh)
 		attendF16(out, scores, qh, c.k16[kh*c.ctx*hd:], hd, c.v16[kh*c.ctx*vd:], vd, a.scale, t.batch, buf[npos+hd:])
 	}
 }
@@ -185,12 +184,6 @@ func (t *attnTask) Do(lo, hi, worker int) {
 func addBias(x, b []float32) {
 	if b != nil {
 		add(x, b)
-	}
-}
-
-func toF16(dst []uint16, src []float32) {
-	for i, v := range src {
-		dst[i] = kernels.F32ToFP16(v)
 	}
 }
 

@@ -95,7 +95,7 @@ func (a *mla) forward(r *Runner, l int, b *Batch) {
 		if c.k32 != nil {
 			copy(c.k32[p*kw:(p+1)*kw], row)
 		} else {
-			toF16(c.k16[p*kw:(p+1)*kw], row)
+			kernels.ToF16(c.k16[p*kw:(p+1)*kw], row)
 		}
 	}
 
@@ -217,9 +217,8 @@ func (t *mlaTask) Do(lo, hi, worker int) {
 		// F16 cache: ggml rounds q to F16 for the K product and the
 		// probabilities to F16 for the V product.
 		qh := buf[npos : npos+kw]
-		for d := range q {
-			qh[d] = kernels.FP16ToF32(kernels.F32ToFP16(q[d]))
-		}
+		copy(qh, q)
+		kernels.RoundF16(qh)
 		attendF16(out, scores, qh, c.k16, kw, c.k16, kw, a.scale, t.batch, buf[npos+kw:])
 	}
 }
