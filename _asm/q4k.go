@@ -152,6 +152,13 @@ func q4kAVX512() *rowsKernel {
 				VGF2P8AFFINEQB(U8(0), Z31, z, z)
 			}
 		},
+		shared: func() {
+			Comment("From the activation block: Y14 = y.d, X18 = the pairwise bsums (the sub-block sums).")
+			VBROADCASTSS(Mem{Base: RBX}, Y14)
+			VMOVDQU(Mem{Base: RBX, Disp: q8kBsums}, X15)
+			VPHADDW(Mem{Base: RBX, Disp: q8kBsums + 16}, X15, X15)
+			VMOVDQA64(X15, X18)
+		},
 		token: func(acc []Op) {
 			Comment("Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.")
 			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs}, Z0, Z15)
@@ -166,16 +173,14 @@ func q4kAVX512() *rowsKernel {
 			VEXTRACTI64X4(U8(1), Z16, Y17)
 			VPADDD(Y17, Y16, Y16)
 			VCVTDQ2PS(Y16, Y16)
-			VBROADCASTSS(Mem{Base: RBX}, Y14)
 			VMULPS(Y12, Y14, Y17)
-			accFMA(Y17, Y16, acc[0], Y18)
-			Comment("Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).")
-			VMOVDQU(Mem{Base: RBX, Disp: q8kBsums}, X15)
-			VPHADDW(Mem{Base: RBX, Disp: q8kBsums + 16}, X15, X15)
-			VPMADDWD(X10, X15, X15)
+			Comment("(Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)")
+			accFMA(Y17, Y16, acc[0], Y24)
+			Comment("Mins: pairwise bsums times the mins; accm -= (dmin*y.d) * float(...).")
+			VPMADDWD(X10, X18, X15)
 			VCVTDQ2PS(X15, X15)
 			VMULPS(X13, X14, X17)
-			accumulate(VFNMADD231PS, X17, X15, acc[1], Y18, true)
+			accumulate(VFNMADD231PS, X17, X15, acc[1], Y24, true)
 		},
 		finish: func(acc []Op) {
 			Comment("hsum8(acc) + hsum4(accm)")

@@ -32,6 +32,10 @@ type rowsKernel struct {
 	setup    func()
 	decode   func()         // weight block at SI into registers
 	token    func(acc []Op) // activation block at BX into the accumulators
+	// shared, when set, computes what token needs from the activation
+	// block alone (after decode, before token); the interleaved one-token
+	// streams share one activation block and run it once per block.
+	shared func()
 	finish   func(acc []Op) // accumulators -> low float of X1 (X0-X3 free)
 	// twoLevel prefetches the weight stream into L2 (PREFETCHT1)
 	// prefetchAhead bytes ahead and from there into L1 (PREFETCHT0)
@@ -111,6 +115,7 @@ func (k *rowsKernel) gen() {
 	Label(lbl(fn, "block1"))
 	k.prefetchBlock()
 	k.decode()
+	k.emitShared()
 	k.token(regs)
 	ADDQ(U32(k.wBlock), RSI)
 	ADDQ(U32(k.aBlock), RBX)
@@ -151,6 +156,7 @@ func (k *rowsKernel) gen() {
 	LEAQ(frame, R14)
 	MOVQ(R12, RDX)
 	Label(lbl(fn, "tok"))
+	k.emitShared()
 	k.token(mems)
 	ADDQ(R11, RBX)
 	ADDQ(U8(accBytes), R14)
@@ -226,6 +232,9 @@ func (k *rowsKernel) genStreams(accs [][]Op) {
 		}
 		k.prefetchBlock()
 		k.decode()
+		if s == 0 {
+			k.emitShared()
+		}
 		k.token(accs[s])
 		if s > 0 {
 			XCHGQ(RSI, ptrs[s])
@@ -259,6 +268,13 @@ func (k *rowsKernel) genStreams(accs [][]Op) {
 	LEAQ(Mem{Base: RDI, Index: RAX, Scale: 4}, RDI)
 	ANDQ(U8(n-1), R9)
 	JZ(LabelRef(lbl(fn, "done")))
+}
+
+// emitShared emits the kernel's per-activation-block code, if any.
+func (k *rowsKernel) emitShared() {
+	if k.shared != nil {
+		k.shared()
+	}
 }
 
 func (k *rowsKernel) prefetchBlock() {

@@ -6546,7 +6546,7 @@ DATA splat32<>+63(SB)/1, $0x20
 GLOBL splat32<>(SB), RODATA|NOPTR, $64
 
 // func dotQ4KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VNNI, F16C, FMA3, GFNI, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, GFNI, MMX+
 TEXT ·dotQ4KAVX512(SB), NOSPLIT, $512-64
 	// dotQ4KAVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:
 	// 
@@ -6669,6 +6669,12 @@ dotQ4KAVX512_sblock:
 	VBROADCASTI64X4 112(SI), Z3
 	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
 
+	// From the activation block: Y14 = y.d, X18 = the pairwise bsums (the sub-block sums).
+	VBROADCASTSS (BX), Y14
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VMOVDQA64    X15, X18
+
 	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
 	VPMADDUBSW 4(BX), Z0, Z15
 	VPMADDWD   Z4, Z15, Z16
@@ -6683,14 +6689,13 @@ dotQ4KAVX512_sblock:
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
 	VCVTDQ2PS     Y16, Y16
-	VBROADCASTSS  (BX), Y14
 	VMULPS        Y12, Y14, Y17
-	VFMADD231PS   Y17, Y16, Y20
 
-	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
-	VMOVDQU      260(BX), X15
-	VPHADDW      276(BX), X15, X15
-	VPMADDWD     X10, X15, X15
+	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
+	VFMADD231PS Y17, Y16, Y20
+
+	// Mins: pairwise bsums times the mins; accm -= (dmin*y.d) * float(...).
+	VPMADDWD     X10, X18, X15
 	VCVTDQ2PS    X15, X15
 	VMULPS       X13, X14, X17
 	VFNMADD231PS X17, X15, X21
@@ -6763,14 +6768,13 @@ dotQ4KAVX512_sblock:
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
 	VCVTDQ2PS     Y16, Y16
-	VBROADCASTSS  (BX), Y14
 	VMULPS        Y12, Y14, Y17
-	VFMADD231PS   Y17, Y16, Y22
 
-	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
-	VMOVDQU      260(BX), X15
-	VPHADDW      276(BX), X15, X15
-	VPMADDWD     X10, X15, X15
+	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
+	VFMADD231PS Y17, Y16, Y22
+
+	// Mins: pairwise bsums times the mins; accm -= (dmin*y.d) * float(...).
+	VPMADDWD     X10, X18, X15
 	VCVTDQ2PS    X15, X15
 	VMULPS       X13, X14, X17
 	VFNMADD231PS X17, X15, X23
@@ -6844,14 +6848,13 @@ dotQ4KAVX512_sblock:
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
 	VCVTDQ2PS     Y16, Y16
-	VBROADCASTSS  (BX), Y14
 	VMULPS        Y12, Y14, Y17
-	VFMADD231PS   Y17, Y16, Y24
 
-	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
-	VMOVDQU      260(BX), X15
-	VPHADDW      276(BX), X15, X15
-	VPMADDWD     X10, X15, X15
+	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
+	VFMADD231PS Y17, Y16, Y24
+
+	// Mins: pairwise bsums times the mins; accm -= (dmin*y.d) * float(...).
+	VPMADDWD     X10, X18, X15
 	VCVTDQ2PS    X15, X15
 	VMULPS       X13, X14, X17
 	VFNMADD231PS X17, X15, X25
@@ -6925,14 +6928,13 @@ dotQ4KAVX512_sblock:
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
 	VCVTDQ2PS     Y16, Y16
-	VBROADCASTSS  (BX), Y14
 	VMULPS        Y12, Y14, Y17
-	VFMADD231PS   Y17, Y16, Y19
 
-	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
-	VMOVDQU      260(BX), X15
-	VPHADDW      276(BX), X15, X15
-	VPMADDWD     X10, X15, X15
+	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
+	VFMADD231PS Y17, Y16, Y19
+
+	// Mins: pairwise bsums times the mins; accm -= (dmin*y.d) * float(...).
+	VPMADDWD     X10, X18, X15
 	VCVTDQ2PS    X15, X15
 	VMULPS       X13, X14, X17
 	VFNMADD231PS X17, X15, X30
@@ -7092,6 +7094,12 @@ dotQ4KAVX512_block1:
 	VBROADCASTI64X4 112(SI), Z3
 	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
 
+	// From the activation block: Y14 = y.d, X18 = the pairwise bsums (the sub-block sums).
+	VBROADCASTSS (BX), Y14
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VMOVDQA64    X15, X18
+
 	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
 	VPMADDUBSW 4(BX), Z0, Z15
 	VPMADDWD   Z4, Z15, Z16
@@ -7106,14 +7114,13 @@ dotQ4KAVX512_block1:
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
 	VCVTDQ2PS     Y16, Y16
-	VBROADCASTSS  (BX), Y14
 	VMULPS        Y12, Y14, Y17
-	VFMADD231PS   Y17, Y16, Y20
 
-	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
-	VMOVDQU      260(BX), X15
-	VPHADDW      276(BX), X15, X15
-	VPMADDWD     X10, X15, X15
+	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
+	VFMADD231PS Y17, Y16, Y20
+
+	// Mins: pairwise bsums times the mins; accm -= (dmin*y.d) * float(...).
+	VPMADDWD     X10, X18, X15
 	VCVTDQ2PS    X15, X15
 	VMULPS       X13, X14, X17
 	VFNMADD231PS X17, X15, X21
@@ -7215,6 +7222,12 @@ dotQ4KAVX512_block:
 	MOVQ            R12, DX
 
 dotQ4KAVX512_tok:
+	// From the activation block: Y14 = y.d, X18 = the pairwise bsums (the sub-block sums).
+	VBROADCASTSS (BX), Y14
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VMOVDQA64    X15, X18
+
 	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
 	VPMADDUBSW 4(BX), Z0, Z15
 	VPMADDWD   Z4, Z15, Z16
@@ -7229,21 +7242,20 @@ dotQ4KAVX512_tok:
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
 	VCVTDQ2PS     Y16, Y16
-	VBROADCASTSS  (BX), Y14
 	VMULPS        Y12, Y14, Y17
-	VMOVUPS       (R14), Y18
-	VFMADD231PS   Y17, Y16, Y18
-	VMOVUPS       Y18, (R14)
 
-	// Mins: pairwise bsums, times the mins; accm -= (dmin*y.d) * float(...).
-	VMOVDQU      260(BX), X15
-	VPHADDW      276(BX), X15, X15
-	VPMADDWD     X10, X15, X15
+	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
+	VMOVUPS     (R14), Y24
+	VFMADD231PS Y17, Y16, Y24
+	VMOVUPS     Y24, (R14)
+
+	// Mins: pairwise bsums times the mins; accm -= (dmin*y.d) * float(...).
+	VPMADDWD     X10, X18, X15
 	VCVTDQ2PS    X15, X15
 	VMULPS       X13, X14, X17
-	VMOVUPS      32(R14), X18
-	VFNMADD231PS X17, X15, X18
-	VMOVUPS      X18, 32(R14)
+	VMOVUPS      32(R14), X24
+	VFNMADD231PS X17, X15, X24
+	VMOVUPS      X24, 32(R14)
 	ADDQ         R11, BX
 	ADDQ         $0x40, R14
 	DECQ         DX
