@@ -169,13 +169,24 @@ type gateUpTask struct{ w *localWork }
 func (t gateUpTask) Do(lo, hi, worker int) {
 	w := t.w
 	ly, ff := w.ly, w.ly.ff
-	nrb := (ff + tileRows - 1) / tileRows
-	for u := lo; u < hi; u++ {
-		a, r0 := u/nrb, u%nrb*tileRows
-		r1 := min(r0+tileRows, ff)
+	forRuns(lo, hi, ff, func(a, r0, r1 int) {
 		e, p0 := w.active[a], w.start[a]
 		w.pool.RowsProduct(worker, w.hidden[p0*ff+r0:], ff, &ly.gate[e], r0, r1, &w.xa, a)
 		w.pool.RowsProduct(worker, w.upv[p0*ff+r0:], ff, &ly.up[e], r0, r1, &w.xa, a)
+	})
+}
+
+// forRuns calls f(a, r0, r1) for the units [lo, hi) (active expert a,
+// block of tileRows of rows rows) merged into one row range per expert:
+// one kernel call covers many blocks, so its weight streams are long
+// enough for prefetching (decode reads each row once).
+func forRuns(lo, hi, rows int, f func(a, r0, r1 int)) {
+	nrb := (rows + tileRows - 1) / tileRows
+	for u := lo; u < hi; {
+		a := u / nrb
+		end := min(hi, (a+1)*nrb)
+		f(a, (u-a*nrb)*tileRows, min((end-a*nrb)*tileRows, rows))
+		u = end
 	}
 }
 
@@ -201,12 +212,9 @@ type downTask struct{ w *localWork }
 func (t downTask) Do(lo, hi, worker int) {
 	w := t.w
 	ly, embd := w.ly, w.ly.embd
-	nrb := (embd + tileRows - 1) / tileRows
-	for u := lo; u < hi; u++ {
-		a, r0 := u/nrb, u%nrb*tileRows
-		r1 := min(r0+tileRows, embd)
+	forRuns(lo, hi, embd, func(a, r0, r1 int) {
 		w.pool.RowsProduct(worker, w.y[w.start[a]*embd+r0:], embd, &ly.down[w.active[a]], r0, r1, &w.ha, a)
-	}
+	})
 }
 
 // combine writes out[i] = sum over k = 0..K-1 of weight_ik * y[i*K+k],

@@ -21,10 +21,14 @@ func benchMatrixBytes() int {
 	return 1 << 30
 }
 
-// benchMatrix returns a matrix of t with 4096 columns and about size
-// bytes of random (but finite) blocks, and a quantized activation row.
+// benchMatrix returns a matrix of t with 4096 columns (IX_BENCH_COLS
+// sets another multiple of 256) and about size bytes of random (but
+// finite) blocks, and a quantized activation row.
 func benchMatrix(b *testing.B, t gguf.Type, size int) (*Matrix, []byte) {
-	const cols = 4096
+	cols := 4096
+	if c, err := strconv.Atoi(os.Getenv("IX_BENCH_COLS")); err == nil && c > 0 && c%256 == 0 {
+		cols = c
+	}
 	f, _ := Lookup(t)
 	rb, _ := t.RowBytes(cols)
 	rows := max(1, size/rb)
