@@ -36,7 +36,7 @@ type rowsKernel struct {
 	// block alone (after decode, before token); the interleaved one-token
 	// streams share one activation block and run it once per block.
 	shared func()
-	finish   func(acc []Op) // accumulators -> low float of X1 (X0-X3 free)
+	finish func(acc []Op) // accumulators -> low float of X1 (X0-X3 free)
 	// twoLevel prefetches the weight stream into L2 (PREFETCHT1)
 	// prefetchAhead bytes ahead and from there into L1 (PREFETCHT0)
 	// prefetchNear bytes ahead, instead of into L1 prefetchAhead ahead.

@@ -12,23 +12,29 @@ import (
 // With many tokens a matrix product is bound by arithmetic, not by memory,
 // and the AVX-512 rows kernels spend most of it on multiplies that keep
 // ggml's eight SIMD lanes apart. The tile path computes each block's
-// integer dot products exactly with AMX (TDPBSSD, a 16x16 tile of weight
-// rows x tokens per 32-element sub-block) and rounds once per block and
-// token to float, where ggml's vec_dot rounds once per block and lane: the
-// results differ from vec_dot in the last bits, as llama.cpp's own AMX path
-// (its default on these CPUs) does. Decode (one token) and small batches
-// keep the bit-exact rows kernels; SetTiles(false) keeps them everywhere.
+// integer dot product exactly with AMX (TDPBSSD on 16 weight rows x 16
+// tokens x 64 elements) and rounds once per block and token to float,
+// where ggml's vec_dot rounds once per block and lane: the results differ
+// from vec_dot in the last bits, as llama.cpp's own AMX path (its default
+// on these CPUs) does. Decode (one token) and small batches keep the
+// bit-exact rows kernels; SetTiles(false) keeps them everywhere.
+//
+// The per-sub-block scales are folded into the int8 levels so that a tile
+// covers whole 64-element chunks: Q4_K's 6-bit scales as 8*hi + lo (two
+// tiles of levels times 3-bit parts), Q6_K's int8 scales as balanced
+// base-7 digits (three tiles of (levels-32) times digits in [-3, 3]).
 //
 // The weights are read in place from the mapped file: each kernel call
-// unpacks the blocks of 16 rows into a per-worker scratch, and the
-// activations are repacked once per product into the tiles' layout.
+// unpacks a block of 16 rows into a per-worker scratch once for all the
+// token groups of the call, and the activations are repacked once per
+// product into the tiles' layout.
 
 // Layout constants shared with ../_asm/amx.go.
 const (
 	amxPackBytes  = 4416            // packed activations per block and group of 16 tokens
 	amxPackD      = 4096            // 16 f32 scales
 	amxPackSums   = 4160            // 4 vectors of 16 tokens x 2 int16 sub-block sums
-	amxScratch    = 16*576 + 4*1024 // row records (at most 576 bytes), then four C tiles
+	amxScratch    = 16*832 + 3*1024 // row records (at most 832 bytes), then up to three C tiles
 	amxTileTokens = 16
 	amxTileRows   = 16
 )
