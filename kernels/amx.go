@@ -64,6 +64,10 @@ var (
 // while kernels run.
 func SetTiles(on bool) { tilesVariant.enable = on }
 
+// TilesEnabled reports whether products take the tile path where they can
+// (SetTiles; true by default).
+func TilesEnabled() bool { return tilesVariant.enable }
+
 // TilesAvailable reports whether this CPU and kernel run the tile path.
 func TilesAvailable() bool { return tilesVariant.available }
 

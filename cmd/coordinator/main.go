@@ -24,5 +24,6 @@ itself, and sends routed experts to the local expert pager (single-node
 mode) or to expert nodes over gRPC.`,
 	}
 	root.AddCommand(newInspectCmd(s), newRunCmd(s), newPerplexityCmd(s), newBenchCmd(s), newServeCmd(s), newAdaptiveBenchCmd(s))
+	cli.AddTilesFlag(root)
 	return root
 }

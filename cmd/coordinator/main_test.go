@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/internal/ixlg"
 	"github.com/inference-x/inference-x/internal/testenv"
+	"github.com/inference-x/inference-x/kernels"
 )
 
 // run executes the coordinator command line and returns its exit status,
@@ -151,5 +154,69 @@ func TestPerplexityCLI(t *testing.T) {
 	}
 	if rep.KL == nil || rep.KL.Mean <= 0 || rep.KL.Mean > 0.05 || rep.KL.Top1 < 0.9 {
 		t.Errorf("Q8_0 vs F32 KL report %+v: want a small positive mean and top-1 agreement above 90%%", rep.KL)
+	}
+}
+
+// TestNoTiles checks --no-tiles end to end: with it, a Q4_K_M prompt's
+// logits equal llama.cpp's no-repack reference bit for bit; with the AMX
+// tiles (the default where the CPU has them) they stay within the
+// reference's tolerance but are not all the same bits.
+func TestNoTiles(t *testing.T) {
+	dir := testenv.Shared(t, "testdata/models")
+	var ref struct {
+		Tokens    []int32     `json:"tokens"`
+		Positions []int       `json:"positions"`
+		Logits    [][]float32 `json:"logits"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "llama-dense.Q4_K_M.logits.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(ref.Tokens))
+	for i, id := range ref.Tokens {
+		ids[i] = strconv.Itoa(int(id))
+	}
+	defer kernels.SetTiles(true)
+	logits := func(flags ...string) *ixlg.File {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "out.ixlg")
+		args := append([]string{"run", "-m", filepath.Join(dir, "llama-dense.Q4_K_M.gguf"), "--prompt-tokens", strings.Join(ids, ","),
+			"-n", "0", "--kv-type", "f32", "-t", "2", "--logits-out", path}, flags...)
+		if code, _, errs := run(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", flags, code, errs)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		lg, err := ixlg.Read(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lg
+	}
+	exact, tiles := logits("--no-tiles"), logits()
+	if !kernels.TilesEnabled() {
+		t.Fatal("tiles stayed off after a run without --no-tiles")
+	}
+	same := true
+	for i, pos := range ref.Positions {
+		for v, want := range ref.Logits[i] {
+			if got := exact.Row(pos)[v]; math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("--no-tiles position %d token %d: %g, llama.cpp %g", pos, v, got, want)
+			}
+			got := tiles.Row(pos)[v]
+			if math.Abs(float64(got-want)) > 1e-3*math.Max(1, math.Abs(float64(want))) {
+				t.Fatalf("tiles position %d token %d: %g, llama.cpp %g", pos, v, got, want)
+			}
+			same = same && got == want
+		}
+	}
+	if kernels.TilesAvailable() && same {
+		t.Error("the tiles gave llama.cpp's vec_dot bits everywhere: did they run?")
 	}
 }

@@ -14,4 +14,8 @@ import (
 
 func main() { os.Exit(cli.Main("expertnode", newRoot)) }
 
-func newRoot(s cli.Streams) *cobra.Command { return newServeCmd(s) }
+func newRoot(s cli.Streams) *cobra.Command {
+	cmd := newServeCmd(s)
+	cli.AddTilesFlag(cmd)
+	return cmd
+}
