@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
@@ -195,7 +196,7 @@ func TestTileMatMul(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, n := range []int{tilesMinTokens, 16, 41} {
+		for _, n := range []int{max(tilesMinTokens, tileMinTokens[typ]), 16, 41} {
 			x := make([]float32, n*cols)
 			for i := range x {
 				x[i] = float32(rng.NormFloat64())
@@ -229,13 +230,13 @@ func TestTileMatMul(t *testing.T) {
 	}
 }
 
-// BenchmarkPrefill is a 4096x4096 matrix times 512 tokens (llama-7b's
-// attention projection on a 512-token prompt), on two threads, with the
-// tile path and with the rows kernels; ns/op is per product, tok/s
-// counts the tokens.
+// BenchmarkPrefill is a 4096x4096 matrix times n tokens (llama-7b's
+// attention projection; n = 512 is a 512-token prompt, 8 and 16 the tile
+// path's smallest products, as a MoE expert sees them), on two threads,
+// with the tile path and with the rows kernels; tok/s counts the tokens.
 func BenchmarkPrefill(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	const rows, cols, n = 4096, 4096, 512
+	const rows, cols = 4096, 4096
 	for _, typ := range []gguf.Type{gguf.TypeQ4_K, gguf.TypeQ6_K} {
 		f, _ := Lookup(typ)
 		rb := mustRowBytes(typ, cols)
@@ -248,30 +249,32 @@ func BenchmarkPrefill(b *testing.B) {
 			f.Quantize(w[r*rb:(r+1)*rb], src, nil)
 		}
 		m, _ := NewMatrix(typ, rows, cols, w)
-		x := make([]float32, n*cols)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		out := make([]float32, n*rows)
 		p := NewPool(2)
-		for _, tiles := range []bool{true, false} {
-			name := typ.String() + "/rows"
-			if tiles {
-				if !TilesAvailable() || tileKernels[typ] == nil {
-					continue
-				}
-				name = typ.String() + "/tiles"
+		for _, n := range []int{8, 16, 512} {
+			x := make([]float32, n*cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
 			}
-			b.Run(name, func(b *testing.B) {
-				SetTiles(tiles)
-				defer SetTiles(true)
-				var acts Activations
-				for i := 0; i < b.N; i++ {
-					acts.Reset(x, n, cols)
-					p.MatMul(out, &m, &acts)
+			out := make([]float32, n*rows)
+			for _, tiles := range []bool{true, false} {
+				name := fmt.Sprintf("%v/n%d/rows", typ, n)
+				if tiles {
+					if !TilesAvailable() || tileKernels[typ] == nil {
+						continue
+					}
+					name = fmt.Sprintf("%v/n%d/tiles", typ, n)
 				}
-				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
-			})
+				b.Run(name, func(b *testing.B) {
+					SetTiles(tiles)
+					defer SetTiles(true)
+					var acts Activations
+					for i := 0; i < b.N; i++ {
+						acts.Reset(x, n, cols)
+						p.MatMul(out, &m, &acts)
+					}
+					b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+				})
+			}
 		}
 		p.Close()
 	}
