@@ -116,6 +116,29 @@ func bcst(op string, src2, src1, dst operand.Op, accumulates bool) {
 	})
 }
 
+// fullTiles is the configuration of eight tiles of 16 rows of 64 bytes.
+func fullTiles(name string) operand.Mem {
+	rows, colsb := make([]int, 8), make([]int, 8)
+	for t := range rows {
+		rows[t], colsb[t] = 16, 64
+	}
+	return tileConfig(name, rows, colsb)
+}
+
+// groupsDoc is a groups kernel's doc comment: what it computes for the
+// weight type typ, formula being acc's update, more the rest.
+func groupsDoc(fn, typ, formula string, more ...string) []string {
+	return append([]string{
+		fn + " computes, for 16 weight rows (rows of them read from w, rowBytes apart;",
+		"the others are left over from earlier calls and their results are to be",
+		"ignored) and ngroups groups of 16 packed tokens, over nb " + typ + " blocks:",
+		"",
+		"\tacc[256*g+16*r+t] = " + formula,
+		"",
+		"(returned transposed after the accumulators: acc[256*(ngroups+g)+16*t+r])",
+	}, more...)
+}
+
 // tileConfig returns a 64-byte LDTILECFG block (palette 1) giving tiles
 // 0..len-1 the rows and bytes per row listed.
 func tileConfig(name string, rows, colsb []int) operand.Mem {
@@ -315,20 +338,12 @@ func amxQ4KGroups() *groupsKernel {
 	sums := []reg.VecPhysical{reg.Z8, reg.Z9, reg.Z10, reg.Z11}
 	return &groupsKernel{
 		name: fn,
-		doc: []string{
-			fn + " computes, for 16 weight rows (rows of them read from w, rowBytes apart;",
-			"the others are left over from earlier calls and their results are to be",
-			"ignored) and ngroups groups of 16 packed tokens, over nb Q4_K blocks:",
-			"",
-			"\tacc[256*g+16*r+t] = Σ_blocks fma(float(sumi), d_r*d_t, ·) then fnma(float(mins), dmin_r*d_t, ·)",
-			"",
-			"(returned transposed after the accumulators: acc[256*(ngroups+g)+16*t+r])",
+		doc: groupsDoc(fn, "Q4_K", "Σ_blocks fma(float(sumi), d_r*d_t, ·) then fnma(float(mins), dmin_r*d_t, ·)",
 			"with sumi = Σ_j scale_rj * (levels_rj . q8_tj) = 8*C_hi + C_lo exact in int32",
 			"(AMX TDPBSSD on levels times the high and low 3 bits of the scales) and",
-			"mins = Σ_j min_rj * sum_tj; acc starts at 0.",
-		},
+			"mins = Σ_j min_rj * sum_tj; acc starts at 0."),
 		wBlock: q4kBytes, rec: q4kGRec, cTiles: 2,
-		cfg: tileConfig(fn+"Tiles", []int{16, 16, 16, 16, 16, 16, 16, 16}, []int{64, 64, 64, 64, 64, 64, 64, 64}),
+		cfg: fullTiles(fn + "Tiles"),
 		setup: func() {
 			mins := table("amxQ4KScaleCtl", []byte{0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15})
 			sc, _ := q4kScaleTables()
@@ -434,20 +449,12 @@ func amxQ6KGroups() *groupsKernel {
 	}
 	return &groupsKernel{
 		name: fn,
-		doc: []string{
-			fn + " computes, for 16 weight rows (rows of them read from w, rowBytes apart;",
-			"the others are left over from earlier calls and their results are to be",
-			"ignored) and ngroups groups of 16 packed tokens, over nb Q6_K blocks:",
-			"",
-			"\tacc[256*g+16*r+t] = Σ_blocks fma(float(sumi), d_r*d_t, ·)",
-			"",
-			"(returned transposed after the accumulators: acc[256*(ngroups+g)+16*t+r])",
+		doc: groupsDoc(fn, "Q6_K", "Σ_blocks fma(float(sumi), d_r*d_t, ·)",
 			"with sumi = Σ_j scale_rj * ((levels_rj-32) . q8_tj) = 49*C2 + 7*C1 + C0 exact in",
 			"int32 (AMX TDPBSSD on (levels-32) times the balanced base-7 digits of the",
-			"scales); acc starts at 0.",
-		},
+			"scales); acc starts at 0."),
 		wBlock: q6kBytes, rec: q6kGRec, cTiles: 3,
-		cfg: tileConfig(fn+"Tiles", []int{16, 16, 16, 16, 16, 16, 16, 16}, []int{64, 64, 64, 64, 64, 64, 64, 64}),
+		cfg: fullTiles(fn + "Tiles"),
 		setup: func() {
 			build.Comment("Constants: nibble mask, 0x30 mask, qh shifts, 32s, 1/7, the digit permutation and its step.")
 			build.VMOVDQU64(table("nibbleMask", splat(0x0f, 64)), reg.Z31)

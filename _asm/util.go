@@ -5,6 +5,7 @@ import (
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
 )
 
 // consts remembers the read-only tables already emitted, by name.
@@ -46,3 +47,12 @@ func u64of(v byte) []byte { return splat(v, 8) }
 
 // lbl makes a label unique to the current function.
 func lbl(fn, name string) string { return fmt.Sprintf("%s_%s", fn, name) }
+
+// tailMask sets K1 to the low CL bits (1<<CL - 1): the lanes of a tail of
+// CL < 16 values. It clobbers AX.
+func tailMask() {
+	MOVL(U32(1), EAX)
+	SHLL(CL, EAX)
+	DECL(EAX)
+	KMOVW(EAX, K1)
+}

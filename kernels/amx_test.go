@@ -1,8 +1,8 @@
 package kernels
 
 import (
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -181,21 +181,9 @@ func TestTileMatMul(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	for typ, ref := range tileRefs {
-		f, _ := Lookup(typ)
 		const rows, cols = 37, 768
 		rb, qb := mustRowBytes(typ, cols), mustRowBytes(gguf.TypeQ8_K, cols)
-		w := make([]byte, rows*rb)
-		src := make([]float32, cols)
-		for r := 0; r < rows; r++ {
-			for i := range src {
-				src[i] = float32(rng.NormFloat64())
-			}
-			f.Quantize(w[r*rb:(r+1)*rb], src, nil)
-		}
-		m, err := NewMatrix(typ, rows, cols, w)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, w := quantizedMatrix(t, rng, typ, rows, cols)
 		for _, n := range []int{max(tilesMinTokens, tileMinTokens[typ]), 16, 41} {
 			x := make([]float32, n*cols)
 			for i := range x {
@@ -238,17 +226,7 @@ func BenchmarkPrefill(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const rows, cols = 4096, 4096
 	for _, typ := range []gguf.Type{gguf.TypeQ4_K, gguf.TypeQ6_K} {
-		f, _ := Lookup(typ)
-		rb := mustRowBytes(typ, cols)
-		w := make([]byte, rows*rb)
-		src := make([]float32, cols)
-		for r := 0; r < rows; r++ {
-			for i := range src {
-				src[i] = float32(rng.NormFloat64())
-			}
-			f.Quantize(w[r*rb:(r+1)*rb], src, nil)
-		}
-		m, _ := NewMatrix(typ, rows, cols, w)
+		m, _ := quantizedMatrix(b, rng, typ, rows, cols)
 		p := NewPool(2)
 		for _, n := range []int{8, 16, 512} {
 			x := make([]float32, n*cols)
@@ -290,21 +268,9 @@ func TestRowsProductSegments(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	typ := gguf.TypeQ4_K
-	f, _ := Lookup(typ)
 	const rows, cols = 40, 512
 	rb, qb := mustRowBytes(typ, cols), mustRowBytes(gguf.TypeQ8_K, cols)
-	w := make([]byte, rows*rb)
-	src := make([]float32, cols)
-	for r := 0; r < rows; r++ {
-		for i := range src {
-			src[i] = float32(rng.NormFloat64())
-		}
-		f.Quantize(w[r*rb:(r+1)*rb], src, nil)
-	}
-	m, err := NewMatrix(typ, rows, cols, w)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, w := quantizedMatrix(t, rng, typ, rows, cols)
 	bounds := []int{0, 3, 3, 23, 32, 33}
 	n := bounds[len(bounds)-1]
 	x := make([]float32, n*cols)
@@ -353,4 +319,25 @@ func (s *segTask) Do(lo, hi, worker int) {
 		r0, r1 := part*16, min(part*16+16, s.m.Rows)
 		s.p.RowsProduct(worker, s.out[s.bounds[seg]*s.m.Rows+r0:], s.m.Rows, s.m, r0, r1, s.x, seg)
 	}
+}
+
+// quantizedMatrix returns rows x cols random normal weights quantized to
+// typ, as a Matrix and its bytes.
+func quantizedMatrix(t testing.TB, rng *rand.Rand, typ gguf.Type, rows, cols int) (Matrix, []byte) {
+	t.Helper()
+	f, _ := Lookup(typ)
+	rb := mustRowBytes(typ, cols)
+	w := make([]byte, rows*rb)
+	src := make([]float32, cols)
+	for r := 0; r < rows; r++ {
+		for i := range src {
+			src[i] = float32(rng.NormFloat64())
+		}
+		f.Quantize(w[r*rb:(r+1)*rb], src, nil)
+	}
+	m, err := NewMatrix(typ, rows, cols, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, w
 }

@@ -54,15 +54,7 @@ func TestRunLogitsOut(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	lg, err := ixlg.Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lg := readIXLG(t, path)
 	var ref struct {
 		Tokens []int32     `json:"tokens"`
 		Logits [][]float32 `json:"logits"`
@@ -188,16 +180,7 @@ func TestNoTiles(t *testing.T) {
 		if code, _, errs := run(t, args...); code != 0 {
 			t.Fatalf("%v: exit %d: %s", flags, code, errs)
 		}
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		lg, err := ixlg.Read(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return lg
+		return readIXLG(t, path)
 	}
 	exact, tiles := logits("--no-tiles"), logits()
 	if !kernels.TilesEnabled() {
@@ -219,4 +202,19 @@ func TestNoTiles(t *testing.T) {
 	if kernels.TilesAvailable() && same {
 		t.Error("the tiles gave llama.cpp's vec_dot bits everywhere: did they run?")
 	}
+}
+
+// readIXLG reads the IXLG logits file at path.
+func readIXLG(t *testing.T, path string) *ixlg.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lg, err := ixlg.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lg
 }
