@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/inference-x/inference-x/chat"
-	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/experttest"
 	"github.com/inference-x/inference-x/internal/testenv"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server/scheduler"
@@ -47,17 +47,8 @@ func newTestServer(t testing.TB, o serverOpts) *testServer {
 	if o.modelFile == "" {
 		o.modelFile = "stories260K.gguf"
 	}
-	path := filepath.Join(testenv.Shared(t, "models/stories260K"), o.modelFile)
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	m, err := model.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.New(f)
+	m := experttest.OpenModel(t, filepath.Join(testenv.Shared(t, "models/stories260K"), o.modelFile))
+	tok, err := tokenizer.New(m.File)
 	if err != nil {
 		t.Fatal(err)
 	}

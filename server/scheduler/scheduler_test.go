@@ -10,24 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/experttest"
 	"github.com/inference-x/inference-x/internal/testenv"
 	"github.com/inference-x/inference-x/model"
 )
 
 func openStories(t testing.TB, name string) *model.Model {
 	t.Helper()
-	p := filepath.Join(testenv.Shared(t, "models/stories260K"), name)
-	f, err := gguf.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	m, err := model.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return experttest.OpenModel(t, filepath.Join(testenv.Shared(t, "models/stories260K"), name))
 }
 
 type reference struct {
