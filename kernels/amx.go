@@ -46,10 +46,10 @@ const (
 // acc[256*(ngroups+g)+16*t+r].
 type tileKernel func(acc []float32, w []byte, rowBytes, rows int, b []byte, gstride, ngroups, nb int, scratch []byte)
 
-// tilesMinTokens is the fewest tokens any product needs to take the tile
-// path (activation segments shorter than this are not packed); each type
-// has its own threshold in tileMinTokens.
-const tilesMinTokens = 8
+// packMinTokens is the shortest activation segment packed for the tiles:
+// the smallest of the per-type thresholds in tileMinTokens (packing does
+// not know which matrix will use it).
+const packMinTokens = 8
 
 var (
 	// tileKernels holds the tile kernel per weight type where the CPU has
@@ -82,7 +82,7 @@ func TilesAvailable() bool { return tilesVariant.available }
 // tileKernelFor returns the tile kernel for a product of w with n tokens,
 // or nil when the rows kernels take it.
 func tileKernelFor(w *Matrix, n int) tileKernel {
-	if !tilesVariant.on() || n < max(tilesMinTokens, tileMinTokens[w.Type]) || w.Cols%256 != 0 {
+	if !tilesVariant.on() || n < max(packMinTokens, tileMinTokens[w.Type]) || w.Cols%256 != 0 {
 		return nil
 	}
 	return tileKernels[w.Type]
@@ -155,7 +155,7 @@ func (x *Activations) numSegments() int {
 }
 
 // tilesOf packs x's Q8_K rows for the tile kernels, every segment of at
-// least tilesMinTokens rows (shared out over p), on first use, and returns
+// least packMinTokens rows (shared out over p), on first use, and returns
 // the packed bytes.
 func (x *Activations) tilesOf(p *Pool) []byte {
 	nb := x.Cols / 256
@@ -169,7 +169,7 @@ func (x *Activations) tilesOf(p *Pool) []byte {
 	for s := 0; s < ns; s++ {
 		lo, hi := x.segment(s)
 		x.tileOff = append(x.tileOff, size)
-		if hi-lo >= tilesMinTokens {
+		if hi-lo >= packMinTokens {
 			size += packedQ8KBytes(hi-lo, nb)
 		}
 	}

@@ -177,6 +177,11 @@ func TestTileMatMul(t *testing.T) {
 		t.Skip("no AMX tiles on this CPU or kernel")
 	}
 	defer SetTiles(true)
+	for typ, k := range tileKernels {
+		if k != nil && tileMinTokens[typ] < packMinTokens {
+			t.Fatalf("%v tiles take %d tokens, fewer than the %d packed", gguf.Type(typ), tileMinTokens[typ], packMinTokens)
+		}
+	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	p := NewPool(2)
 	defer p.Close()
@@ -184,7 +189,7 @@ func TestTileMatMul(t *testing.T) {
 		const rows, cols = 37, 768
 		rb, qb := mustRowBytes(typ, cols), mustRowBytes(gguf.TypeQ8_K, cols)
 		m, w := quantizedMatrix(t, rng, typ, rows, cols)
-		for _, n := range []int{max(tilesMinTokens, tileMinTokens[typ]), 16, 41} {
+		for _, n := range []int{max(packMinTokens, tileMinTokens[typ]), 16, 41} {
 			x := make([]float32, n*cols)
 			for i := range x {
 				x[i] = float32(rng.NormFloat64())
@@ -260,7 +265,7 @@ func BenchmarkPrefill(b *testing.B) {
 
 // TestRowsProductSegments runs RowsProduct on segmented activations (the
 // tokens of several experts in one buffer) from two workers: segments of
-// tilesMinTokens rows or more take the tiles (checked against the Go
+// packMinTokens rows or more take the tiles (checked against the Go
 // model), smaller ones the rows kernels (Format.Dot's bits).
 func TestRowsProductSegments(t *testing.T) {
 	defer SetTiles(true)
@@ -292,7 +297,7 @@ func TestRowsProductSegments(t *testing.T) {
 			for tk := bounds[s]; tk < bounds[s+1]; tk++ {
 				for r := 0; r < rows; r++ {
 					want := pureDot(typ)(cols, w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb])
-					if tiles && TilesAvailable() && bounds[s+1]-bounds[s] >= tilesMinTokens {
+					if tiles && TilesAvailable() && bounds[s+1]-bounds[s] >= packMinTokens {
 						want = tileDotQ4KRef(w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb], cols/256)
 					}
 					if got := out[tk*rows+r]; !sameFloat(got, want) {
