@@ -35,7 +35,7 @@ type localWork struct {
 	y      []float32           // by position: the expert's output, embd wide
 
 	gateUp gateUpTask
-	quantH swigluTask
+	swiglu swigluTask
 	down   downTask
 }
 
@@ -137,7 +137,7 @@ func (w *localWork) prepare(pool *kernels.Pool) error {
 	w.hidden = grow(w.hidden, nSlots*ly.ff)
 	w.upv = grow(w.upv, nSlots*ly.ff)
 	w.y = grow(w.y, nSlots*ly.embd)
-	w.gateUp.w, w.quantH.w, w.down.w = w, w, w
+	w.gateUp.w, w.swiglu.w, w.down.w = w, w, w
 	return nil
 }
 

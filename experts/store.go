@@ -342,7 +342,7 @@ func (s *Store) compute(ctx context.Context, ly *localLayer, b *Batch, out []flo
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.pool.Run(b.N*b.K, 1, &w.quantH)
+	s.pool.Run(b.N*b.K, 1, &w.swiglu)
 	// The down projection's activations, quantized (and packed) per expert.
 	w.prepareDown()
 	s.pool.Run(len(w.active)*((ly.embd+tileRows-1)/tileRows), 1, &w.down)
