@@ -7,6 +7,12 @@ BIN       ?= bin
 FUZZTIME  ?= 100000x
 BENCHTIME ?= 1s
 PKGS      := ./...
+# The version every binary reports (--version, ix_build_info) and the image
+# tag: the VERSION file, and the commit it was built from.
+VERSION   ?= $(shell cat VERSION)
+REVISION  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X github.com/inference-x/inference-x/internal/buildinfo.version=$(VERSION) \
+             -X github.com/inference-x/inference-x/internal/buildinfo.revision=$(REVISION)
 
 .DEFAULT_GOAL := help
 .PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench bench-kernels generate verify-asm fuzz demo \
@@ -18,7 +24,7 @@ help: ## list the targets
 
 build: ## build coordinator, expertnode and ixctl into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 test: lint verify-asm test-go test-purego fuzz ## the whole suite: lint, generated assembly, tests (also pure Go), short fuzz runs (what CI runs)
 
