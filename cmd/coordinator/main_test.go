@@ -28,7 +28,7 @@ func run(t *testing.T, args ...string) (int, string, string) {
 }
 
 func stories(t *testing.T) string {
-	return filepath.Join(testenv.Shared(t, "models/stories260K"), "stories260K.gguf")
+	return testenv.Shared(t, "models/stories260K/stories260K.gguf")
 }
 
 func TestRunGreedy(t *testing.T) {
@@ -59,7 +59,7 @@ func TestRunLogitsOut(t *testing.T) {
 		Tokens []int32     `json:"tokens"`
 		Logits [][]float32 `json:"logits"`
 	}
-	b, _ := os.ReadFile(filepath.Join(filepath.Dir(stories(t)), "ref", "stories260K-F32.once.logits.json"))
+	b, _ := os.ReadFile(testenv.Shared(t, "models/stories260K/ref/stories260K-F32.once.logits.json"))
 	if err := json.Unmarshal(b, &ref); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestPerplexityCLI(t *testing.T) {
 	if rep.Chunks != 20 || rep.Running[19] < 55.2435-0.001 || rep.Running[19] > 55.2435+0.001 {
 		t.Errorf("after 20 chunks PPL %.4f (%d chunks), llama.cpp 55.2435", rep.Running[len(rep.Running)-1], rep.Chunks)
 	}
-	q8 := filepath.Join(filepath.Dir(stories(t)), "stories260K-Q8_0.gguf")
+	q8 := testenv.Shared(t, "models/stories260K/stories260K-Q8_0.gguf")
 	code, out, errs = run(t, "perplexity", "-m", q8, "-f", text, "--ctx", "128", "--kv-type", "f32", "--chunks", "20", "--kl-base", base, "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
