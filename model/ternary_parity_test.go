@@ -18,8 +18,9 @@ import (
 // llama-quantize from synthetic F32 files (a dense llama and a qwen3moe
 // MoE; the --pure files put token_embd and the LM head in the ternary type
 // too) and checks that our logits equal the logits llama.cpp computes on
-// them right now (llamaref --no-repack --kv f32) bit for bit, as for the
-// other types on ggml's vec_dot path. The ternary dots run ggml's x86 code
+// them right now (llamaref --no-repack --kv f32, the prompt in one batch
+// and one token per decode) bit for bit, as for the other types on ggml's
+// vec_dot path. The ternary dots run ggml's x86 code
 // (eight float lanes, one FMA per block, hsum_float_8), not the scalar
 // generic C.
 func TestLiveParityTernary(t *testing.T) {
@@ -60,11 +61,18 @@ func TestLiveParityTernary(t *testing.T) {
 					args = append(args, v.suffix)
 				}
 				peerJSON(t, ref, nil, args...)
-				var want refLogits
-				peerJSON(t, ref, &want, "logits", path, "--tokens", strings.Join(ids, ","), "--no-repack", "--kv", "f32", "--threads", "2")
-				want.Model = name
-				got := evalPrompt(t, openModel(t, path), prompt, KVF32)
-				sameBits(t, &want, got)
+				m := openModel(t, path)
+				for _, mode := range []string{"batch", "incremental"} {
+					var want refLogits
+					peerJSON(t, ref, &want, "logits", path, "--tokens", strings.Join(ids, ","), "--mode", mode,
+						"--no-repack", "--kv", "f32", "--threads", "2")
+					want.Model = name + " " + mode
+					if mode == "batch" {
+						sameBits(t, &want, evalPrompt(t, m, prompt, KVF32))
+					} else {
+						sameBits(t, &want, evalIncremental(t, m, prompt, KVF32))
+					}
+				}
 			})
 		}
 	}
