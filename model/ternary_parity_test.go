@@ -15,8 +15,8 @@ import (
 )
 
 // TestLiveParityTernary makes TQ1_0 and TQ2_0 models with llama.cpp's own
-// llama-quantize from synthetic F32 files (a dense llama and a qwen3moe
-// MoE; the --pure files put token_embd and the LM head in the ternary type
+// llama-quantize from synthetic F32 files (a dense llama, a qwen3moe MoE
+// and a deepseek2 MLA MoE; the --pure files put token_embd and the LM head in the ternary type
 // too) and checks that our logits equal the logits llama.cpp computes on
 // them right now (llamaref --no-repack --kv f32, the prompt in one batch
 // and one token per decode) bit for bit, as for the other types on ggml's
@@ -39,6 +39,7 @@ func TestLiveParityTernary(t *testing.T) {
 	}{
 		{"llama", 512, 1024, []variant{{"TQ1_0", ""}, {"TQ2_0", ""}, {"TQ1_0", "--pure"}}},
 		{"qwen3moe", 256, 0, []variant{{"TQ1_0", ""}, {"TQ2_0", ""}, {"TQ2_0", "--pure"}}},
+		{"deepseek2", 256, 0, []variant{{"TQ1_0", ""}}}, // MLA, shared expert, leading dense layer
 	} {
 		cfg, err := synthpkg.DefaultConfig(c.arch)
 		if err != nil {
