@@ -83,7 +83,7 @@ SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 	f.StringVar(&o.Node, "node", "", "this node's name in the placement file (default: --listen)")
 	f.StringVar(&o.ID, "id", "", "node id reported in Status (default: hostname:port)")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads for expert compute (0: one per CPU)")
-	f.StringVar(&o.ExpertMem, "expert-mem", "", "budget for resident expert bytes (e.g. 48GiB): the pager advises MADV_RANDOM at open,\nMADV_WILLNEED on use and evicts (LRFU) past it; empty: plain mmap, the kernel pages on its own")
+	f.StringVar(&o.ExpertMem, "expert-mem", "", "budget for resident expert bytes (e.g. 48Gi, 12GiB, 50G): the pager advises MADV_RANDOM at open,\nMADV_WILLNEED on use and evicts (LRFU) past it; empty: plain mmap, the kernel pages on its own")
 	f.IntVar(&o.MaxConcurrent, "max-concurrent", 1, "Forward calls computing at once (each uses all threads)")
 	f.IntVar(&o.MaxMessageBytes, "max-message-bytes", rpc.DefaultMaxMessageBytes, "largest gRPC message accepted or sent")
 	f.DurationVar(&o.MaxCallTime, "max-call-time", time.Minute, "cap on a Forward call that carries no deadline")
@@ -235,8 +235,11 @@ func (o *ServeOptions) pager() (*experts.PagerConfig, error) {
 		return nil, nil
 	}
 	n, err := bytesize.Parse(o.ExpertMem)
-	if err != nil || n <= 0 {
-		return nil, fmt.Errorf("--expert-mem %q: want a positive size such as 48GiB", o.ExpertMem)
+	if err != nil {
+		return nil, fmt.Errorf("--expert-mem: %w", err)
+	}
+	if n <= 0 {
+		return nil, fmt.Errorf("--expert-mem %q: want a positive size such as 48Gi", o.ExpertMem)
 	}
 	cfg := experts.DefaultPagerConfig(n)
 	cfg.Predict = false
