@@ -20,6 +20,7 @@ import (
 	"github.com/inference-x/inference-x/adaptive"
 	"github.com/inference-x/inference-x/chat"
 	"github.com/inference-x/inference-x/experts"
+	"github.com/inference-x/inference-x/internal/buildinfo"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server"
@@ -43,7 +44,7 @@ type ServeOptions struct {
 	MaxTokens       int
 	Sampler         model.SamplerConfig
 	ShutdownTimeout time.Duration
-	LogLevel        string
+	Log             cli.LogFlags
 	Cluster         ServeClusterOptions // serve_cluster.go
 	Adaptive        AdaptiveFlags
 	Pager           PagerOptions // pager_flags.go; serve defaults to plain mmap
@@ -111,7 +112,7 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.Float32Var(&o.Sampler.Repeat, "repeat-penalty", sd.Sampler.Repeat, "default repetition penalty (1: off)")
 	f.IntVar(&o.Sampler.PenaltyLastN, "repeat-last-n", 64, "tokens the penalties look back over")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running requests may finish on shutdown")
-	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.Log.AddFlags(f)
 	o.Cluster.AddFlags(f)
 	o.Adaptive.AddFlags(f, true)
 	o.Pager.AddFlags(f)
@@ -194,7 +195,7 @@ type serveApp struct {
 // down: /health turns 503, running requests get --shutdown-timeout to
 // finish, the rest are cut, and the scheduler stops.
 func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
-	log, err := cli.Logger(s.Err, o.LogLevel)
+	log, err := o.Log.Logger(s.Err)
 	if err != nil {
 		return err
 	}
@@ -258,7 +259,7 @@ func (o *ServeOptions) setupModel(app *serveApp) error {
 
 func (o *ServeOptions) setupMetrics(app *serveApp) error {
 	app.registry = prometheus.NewRegistry()
-	app.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	app.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	m, err := server.NewMetrics(app.registry)
 	if err != nil {
 		return err

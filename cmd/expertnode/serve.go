@@ -33,7 +33,7 @@ type ServeOptions struct {
 	MaxMessageBytes int
 	MaxCallTime     time.Duration
 	ShutdownTimeout time.Duration
-	LogLevel        string
+	Log             cli.LogFlags
 	Security        rpc.SecurityFlags
 	Cluster         ClusterFlags // gossip.go
 }
@@ -88,7 +88,7 @@ SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 	f.IntVar(&o.MaxMessageBytes, "max-message-bytes", rpc.DefaultMaxMessageBytes, "largest gRPC message accepted or sent")
 	f.DurationVar(&o.MaxCallTime, "max-call-time", time.Minute, "cap on a Forward call that carries no deadline")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight calls")
-	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.Log.AddFlags(f)
 	o.Security.AddFlags(f, true)
 	o.Cluster.AddFlags(f)
 	return cmd
@@ -129,7 +129,7 @@ func (o *ServeOptions) Validate() error {
 
 // Run opens the model, serves until ctx ends and shuts down.
 func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
-	log, err := cli.Logger(s.Err, o.LogLevel)
+	log, err := o.Log.Logger(s.Err)
 	if err != nil {
 		return err
 	}

@@ -24,5 +24,7 @@ coordinator's admin API (--coordinator HOST:PORT or IX_COORDINATOR).`,
 	}
 	root.AddCommand(newInspectCmd(s), newTokenizeCmd(s), newSynthCmd(s), newQuantizeCmd(s), newUpcycleCmd(s),
 		newStatusCmd(s), newPlanCmd(s), newApplyCmd(s), newDrainCmd(s), newMoveCmd(s), newSplitCmd(s))
+	root.AddCommand(cli.NewVersionCmd("ixctl", s))
+	cli.SetVersion(root, "ixctl")
 	return root
 }
