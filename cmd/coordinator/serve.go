@@ -21,6 +21,7 @@ import (
 	"github.com/inference-x/inference-x/chat"
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/internal/buildinfo"
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server"
@@ -103,7 +104,7 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.IntVar(&o.Queue, "queue", d.Queue, "requests waiting for a slot before 429")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads (0: one per CPU)")
 	f.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16 or f32")
-	f.Int64Var(&o.MaxBody, "max-body", sd.MaxBodyBytes, "largest request body in bytes")
+	f.Var(bytesize.NewFlag(&o.MaxBody, sd.MaxBodyBytes), "max-body", "largest request body, e.g. 4Mi or 1M")
 	f.IntVarP(&o.MaxTokens, "n-predict", "n", 0, "default max_tokens (0: until the context is full or end of generation)")
 	f.Float32Var(&o.Sampler.Temperature, "temp", sd.Sampler.Temperature, "default temperature")
 	f.IntVar(&o.Sampler.TopK, "top-k", sd.Sampler.TopK, "default top-k (0: off)")

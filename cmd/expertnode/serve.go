@@ -85,7 +85,7 @@ SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads for expert compute (0: one per CPU)")
 	f.StringVar(&o.ExpertMem, "expert-mem", "", "budget for resident expert bytes (e.g. 48Gi, 12GiB, 50G): the pager advises MADV_RANDOM at open,\nMADV_WILLNEED on use and evicts (LRFU) past it; empty: plain mmap, the kernel pages on its own")
 	f.IntVar(&o.MaxConcurrent, "max-concurrent", 1, "Forward calls computing at once (each uses all threads)")
-	f.IntVar(&o.MaxMessageBytes, "max-message-bytes", rpc.DefaultMaxMessageBytes, "largest gRPC message accepted or sent")
+	f.Var(bytesize.NewFlag(&o.MaxMessageBytes, rpc.DefaultMaxMessageBytes), "max-message-bytes", "largest gRPC message accepted or sent, e.g. 64Mi")
 	f.DurationVar(&o.MaxCallTime, "max-call-time", time.Minute, "cap on a Forward call that carries no deadline")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight calls")
 	o.Log.AddFlags(f)

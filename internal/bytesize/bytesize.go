@@ -45,7 +45,7 @@ var maxBytes = *resource.NewQuantity(math.MaxInt64, resource.BinarySI)
 // So "2G" is 2,000,000,000 bytes and "2Gi" 2,147,483,648. A fraction of a
 // byte rounds up, as Kubernetes rounds quantities it reads as bytes.
 // Milli ("m") and the other units below one, negative sizes and sizes past
-// 8 EiB are refused; errors wrap ErrInvalid.
+// 2^63-1 bytes are refused; errors wrap ErrInvalid.
 func Parse(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	i := len(t)
@@ -54,7 +54,7 @@ func Parse(s string) (int64, error) {
 	}
 	num, unit := strings.TrimSpace(t[:i]), strings.TrimSpace(t[i:])
 	if num == "" {
-		return 0, fmt.Errorf("%w %q: want a number with an optional unit, e.g. %s", ErrInvalid, s, Examples)
+		return 0, fmt.Errorf("%w %q: want a number with an optional unit (e.g. %s)", ErrInvalid, s, Examples)
 	}
 	suffix, ok := suffixes[unit]
 	if !ok {
@@ -66,8 +66,7 @@ func Parse(s string) (int64, error) {
 	case unit == "m":
 		return 0, fmt.Errorf("%w %q: m is milli (1/1000) in Kubernetes; write M (10^6 bytes) or Mi (2^20)", ErrInvalid, s)
 	default:
-		return 0, fmt.Errorf("%w %q: unknown unit %q; want Ki, Mi, Gi, Ti (binary), k, M, G, T (decimal), KiB..TiB, KB..TB or none, e.g. %s",
-			ErrInvalid, s, unit, Examples)
+		return 0, fmt.Errorf("%w %q: unknown unit %q (want e.g. %s)", ErrInvalid, s, unit, Examples)
 	}
 	q, err := resource.ParseQuantity(num + suffix)
 	if err != nil {
@@ -79,7 +78,7 @@ func Parse(s string) (int64, error) {
 	case q.Cmp(maxBytes) > 0, q.Cmp(maxBytes) == 0 && strings.HasSuffix(suffix, "i"):
 		// ParseQuantity clamps a binary overflow (8Ei) to the largest
 		// int64, which no whole number of Ki..Ei equals.
-		return 0, fmt.Errorf("%w %q: too large (at most 8Ei)", ErrInvalid, s)
+		return 0, fmt.Errorf("%w %q: too large (the largest size is 2^63-1 bytes)", ErrInvalid, s)
 	}
 	return q.Value(), nil
 }

@@ -62,3 +62,27 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestFlag(t *testing.T) {
+	var n int
+	f := NewFlag(&n, 64<<20)
+	if f.String() != "64Mi" || f.Type() != "size" {
+		t.Errorf("default %q %q", f.String(), f.Type())
+	}
+	for in, want := range map[string]int{"4Mi": 4 << 20, "1G": 1e9, "12GiB": 12 << 30, "100": 100} {
+		if err := f.Set(in); err != nil || n != want {
+			t.Errorf("Set(%q): %d, %v; want %d", in, n, err, want)
+		}
+		if err := f.Set(f.String()); err != nil || n != want {
+			t.Errorf("Set(String()) after %q: %d, %v", in, n, err)
+		}
+	}
+	if err := f.Set("lots"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Set(lots): %v", err)
+	}
+	for n, want := range map[int64]string{0: "0", 1000: "1000", 1536: "1536", 1 << 10: "1Ki", 3 << 29: "1536Mi", 1 << 62: "4Ei", -2048: "-2Ki"} {
+		if got := Exact(n); got != want {
+			t.Errorf("Exact(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
