@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -85,4 +86,18 @@ func (v *formatValue) Set(s string) error {
 	}
 	*v = formatValue(s)
 	return nil
+}
+
+// CommandLogger returns the logger that cmd's --log-level and
+// --log-format ask for, whether cmd defines them or inherits them from a
+// parent's persistent flags (ixctl's root); text at info without them.
+func CommandLogger(cmd *cobra.Command, w io.Writer) (*slog.Logger, error) {
+	var l LogFlags
+	if f := cmd.Flags().Lookup("log-level"); f != nil {
+		l.Level = f.Value.String()
+	}
+	if f := cmd.Flags().Lookup("log-format"); f != nil {
+		l.Format = f.Value.String()
+	}
+	return l.Logger(w)
 }

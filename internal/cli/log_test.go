@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -42,5 +43,37 @@ func TestLogFlags(t *testing.T) {
 	}
 	if _, err := (LogFlags{Format: "xml"}).Logger(&b); err == nil {
 		t.Error("format xml: no error")
+	}
+}
+
+// TestCommandLogger: a subcommand logs as its parent's persistent
+// --log-format says.
+func TestCommandLogger(t *testing.T) {
+	var b bytes.Buffer
+	root := &cobra.Command{Use: "x"}
+	(&LogFlags{}).AddFlags(root.PersistentFlags())
+	root.AddCommand(&cobra.Command{Use: "sub", RunE: func(cmd *cobra.Command, _ []string) error {
+		log, err := CommandLogger(cmd, &b)
+		if err == nil {
+			log.Info("hello")
+		}
+		return err
+	}})
+	root.SetArgs([]string{"sub", "--log-format", "json"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(b.Bytes(), &rec); err != nil || rec["msg"] != "hello" {
+		t.Errorf("log %q: %v", b.String(), err)
+	}
+	b.Reset()
+	log, err := CommandLogger(&cobra.Command{}, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("x")
+	if !strings.HasPrefix(b.String(), "time=") {
+		t.Errorf("without the flags: %q", b.String())
 	}
 }
