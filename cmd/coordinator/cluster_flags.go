@@ -28,7 +28,7 @@ type ClusterOptions struct {
 	Placement    string
 	LocalExperts bool
 	NodeTimeout  time.Duration
-	LogLevel     string
+	Log          cli.LogFlags // --cluster-log-level; run adds --log-format
 	Security     rpc.SecurityFlags
 }
 
@@ -38,7 +38,7 @@ func (o *ClusterOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Placement, "placement", "", "placement file (JSON): the expert nodes and the experts each holds")
 	fs.BoolVar(&o.LocalExperts, "local-experts", true, "run experts locally when no node holding them is alive (false: this coordinator has only the dense weights)")
 	fs.DurationVar(&o.NodeTimeout, "node-timeout", 10*time.Second, "deadline of one expert call to a node before failing over")
-	fs.StringVar(&o.LogLevel, "cluster-log-level", "info", "level of the router's log on stderr (placement, failovers): debug, info, warn or error")
+	o.Log.AddLevelFlag(fs, "cluster-log-level", "level of the router's log on stderr (placement, failovers): debug, info, warn or error")
 	o.Security.AddFlags(fs, false)
 }
 
@@ -71,7 +71,7 @@ func (o *ClusterOptions) RunnerOptions(ctx context.Context, f *gguf.File, opt mo
 		_, err := shard.CheckCoordinator(f, false)
 		return opt, done, err
 	}
-	log, err := cli.Logger(stderr, o.LogLevel)
+	log, err := o.Log.Logger(stderr)
 	if err != nil {
 		return opt, done, err
 	}

@@ -100,6 +100,7 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.BoolVar(&o.ExpertStats, "expert-stats", false, "print per-layer expert activation counts and the expert store's stats (residency, hits, prediction, disk reads, time per token) at the end")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print model details to stderr")
 	o.Cluster.AddFlags(f)
+	o.Cluster.Log.AddFormatFlag(f)
 	f.BoolVar(&o.NoEcho, "no-display-prompt", false, "do not print the prompt before the generated text")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the run to FILE")
 	o.Pager.AddFlags(f)

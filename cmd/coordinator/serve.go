@@ -20,6 +20,8 @@ import (
 	"github.com/inference-x/inference-x/adaptive"
 	"github.com/inference-x/inference-x/chat"
 	"github.com/inference-x/inference-x/experts"
+	"github.com/inference-x/inference-x/internal/buildinfo"
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server"
@@ -43,7 +45,7 @@ type ServeOptions struct {
 	MaxTokens       int
 	Sampler         model.SamplerConfig
 	ShutdownTimeout time.Duration
-	LogLevel        string
+	Log             cli.LogFlags
 	Cluster         ServeClusterOptions // serve_cluster.go
 	Adaptive        AdaptiveFlags
 	Pager           PagerOptions // pager_flags.go; serve defaults to plain mmap
@@ -102,7 +104,7 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.IntVar(&o.Queue, "queue", d.Queue, "requests waiting for a slot before 429")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads (0: one per CPU)")
 	f.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16 or f32")
-	f.Int64Var(&o.MaxBody, "max-body", sd.MaxBodyBytes, "largest request body in bytes")
+	f.Var(bytesize.NewFlag(&o.MaxBody, sd.MaxBodyBytes), "max-body", "largest request body, e.g. 4Mi or 1M")
 	f.IntVarP(&o.MaxTokens, "n-predict", "n", 0, "default max_tokens (0: until the context is full or end of generation)")
 	f.Float32Var(&o.Sampler.Temperature, "temp", sd.Sampler.Temperature, "default temperature")
 	f.IntVar(&o.Sampler.TopK, "top-k", sd.Sampler.TopK, "default top-k (0: off)")
@@ -111,7 +113,7 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.Float32Var(&o.Sampler.Repeat, "repeat-penalty", sd.Sampler.Repeat, "default repetition penalty (1: off)")
 	f.IntVar(&o.Sampler.PenaltyLastN, "repeat-last-n", 64, "tokens the penalties look back over")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running requests may finish on shutdown")
-	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.Log.AddFlags(f)
 	o.Cluster.AddFlags(f)
 	o.Adaptive.AddFlags(f, true)
 	o.Pager.AddFlags(f)
@@ -194,7 +196,7 @@ type serveApp struct {
 // down: /health turns 503, running requests get --shutdown-timeout to
 // finish, the rest are cut, and the scheduler stops.
 func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
-	log, err := cli.Logger(s.Err, o.LogLevel)
+	log, err := o.Log.Logger(s.Err)
 	if err != nil {
 		return err
 	}
@@ -258,7 +260,7 @@ func (o *ServeOptions) setupModel(app *serveApp) error {
 
 func (o *ServeOptions) setupMetrics(app *serveApp) error {
 	app.registry = prometheus.NewRegistry()
-	app.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	app.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	m, err := server.NewMetrics(app.registry)
 	if err != nil {
 		return err

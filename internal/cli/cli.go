@@ -62,13 +62,10 @@ func PrintJSON(w io.Writer, v any) error {
 }
 
 // Logger returns a text slog logger on w at the given level name
-// (debug, info, warn, error).
+// (debug, info, warn, error). Commands take LogFlags instead, for
+// --log-format.
 func Logger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("bad log level %q (want debug, info, warn or error)", level)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return LogFlags{Level: level}.Logger(w)
 }
 
 // Main runs root with args and the process streams, cancelling its context
