@@ -160,3 +160,28 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressNotATerminal: with stderr not a terminal (a buffer here, a
+// log file or a pipe in real use) the model tools write no bar frames,
+// only a start and an end line.
+func TestProgressNotATerminal(t *testing.T) {
+	var b bytes.Buffer
+	update, finish := newProgress(&b, "synth", false)
+	for done := int64(0); done <= 1<<30; done += 1 << 24 {
+		update(done, 1<<30)
+	}
+	finish()
+	if strings.Contains(b.String(), "\r") || strings.Count(b.String(), "\n") != 2 || !strings.Contains(b.String(), "synth: 1.0 GiB to write") {
+		t.Fatalf("progress into a buffer:\n%q", b.String())
+	}
+
+	// A real synth of ~80 MB (above progressMin, where a bar would draw).
+	out := filepath.Join(t.TempDir(), "big.gguf")
+	code, _, errs := run(t, "synth", "--arch", "llama", "--layers", "2", "--dim", "1024", "--ff", "2048", "--vocab", "300", "--out", out)
+	if code != 0 {
+		t.Fatalf("synth: %d %s", code, errs)
+	}
+	if strings.Contains(errs, "\r") || !strings.Contains(errs, "synth: ") || strings.Count(errs, "\n") > 2 {
+		t.Fatalf("synth stderr into a buffer:\n%q", errs)
+	}
+}
