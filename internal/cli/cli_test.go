@@ -18,10 +18,10 @@ import (
 // ran with.
 type testRun struct {
 	slots, n, threads int
-	temp             float64
-	prompt, output   string
-	verbose          bool
-	args             []string
+	temp              float64
+	prompt, output    string
+	verbose           bool
+	args              []string
 }
 
 func testRoot(got *testRun, fail error) func(Streams) *cobra.Command {
