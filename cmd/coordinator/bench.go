@@ -59,6 +59,7 @@ and a single-token decode before tg.`,
 	f.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16 or f32")
 	f.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the measured runs to this file")
 	cli.AddOutputFlag(cmd, &o.Output)
+	llamaAliases(f)
 	return cmd
 }
 

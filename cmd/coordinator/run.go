@@ -81,7 +81,7 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.StringVar(&o.PromptTokens, "prompt-tokens", "", "comma-separated token ids, used as given (no BOS added)")
 	f.IntVarP(&o.N, "n-predict", "n", 128, "tokens to generate (0: evaluate the prompt only)")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads (0: one per CPU)")
-	f.IntVar(&o.Ctx, "ctx", 4096, "context size in tokens (capped at the model's training context)")
+	f.IntVarP(&o.Ctx, "ctx", "c", 4096, "context size in tokens (capped at the model's training context)")
 	f.IntVarP(&o.Batch, "batch", "b", 512, "prompt tokens per forward pass")
 	f.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16 or f32")
 	f.StringVar(&o.LogitsOut, "logits-out", "", "write the logits of every prompt position to FILE (IXLG format)")
@@ -96,7 +96,7 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.Float32Var(&o.Sampler.Presence, "presence-penalty", 0, "presence penalty")
 	f.Float32Var(&o.Sampler.Frequency, "frequency-penalty", 0, "frequency penalty")
 	f.IntVar(&o.Sampler.PenaltyLastN, "repeat-last-n", 64, "tokens the penalties look back over")
-	f.Int64Var(&o.Seed, "seed", -1, "sampling seed (-1: random)")
+	f.Int64VarP(&o.Seed, "seed", "s", -1, "sampling seed (-1: random)")
 	f.BoolVar(&o.ExpertStats, "expert-stats", false, "print per-layer expert activation counts and the expert store's stats (residency, hits, prediction, disk reads, time per token) at the end")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print model details to stderr")
 	o.Cluster.AddFlags(f)
@@ -105,6 +105,7 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	o.Pager.AddFlags(f)
 	f.MarkHidden("cpuprofile")
 	o.Adaptive.AddFlags(f, false)
+	llamaAliases(f)
 	return cmd
 }
 
