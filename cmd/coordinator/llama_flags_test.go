@@ -103,3 +103,27 @@ func TestServeCompat(t *testing.T) {
 		}
 	}
 }
+
+func TestExitCodes(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"run", "-m", "x.gguf"}, cli.ExitUsage, "give exactly one of -p PROMPT"},
+		{[]string{"run", "-m", "x.gguf", "-p", "x", "--kv-type", "q2"}, cli.ExitUsage, "q2"},
+		{[]string{"run", "-m", "x.gguf", "-p", "x", "--top-p", "7"}, cli.ExitUsage, "top"},
+		{[]string{"run", "-m", "/nonexistent/x.gguf", "-p", "x"}, cli.ExitError, "no such file"},
+		{[]string{"serve"}, cli.ExitUsage, "no model"},
+		{[]string{"serve", "-m", "x.gguf", "--nodes", "127.0.0.1:1", "--placement", "p.json"}, cli.ExitUsage, "not both"},
+		{[]string{"serve", "-m", "x.gguf", "--admin", "127.0.0.1:0"}, cli.ExitUsage, "--admin needs --gossip"},
+		{[]string{"perplexity", "-m", "x.gguf"}, cli.ExitUsage, "give a model with -m and a text with -f"},
+		{[]string{"bench", "-m", "x.gguf", "-r", "0"}, cli.ExitUsage, "-r >= 1"},
+		{[]string{"inspect"}, cli.ExitUsage, "arg"},
+	} {
+		code, _, errs := run(t, c.args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("coordinator %s: exit %d, stderr %q; want %d and %q", strings.Join(c.args, " "), code, errs, c.code, c.want)
+		}
+	}
+}

@@ -48,7 +48,7 @@ and reports mean KL divergence, its 99th percentile and top-1 agreement.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Model == "" || o.File == "" {
-				return errors.New("give a model with -m and a text with -f")
+				return cli.Usage(errors.New("give a model with -m and a text with -f"))
 			}
 			if err := o.Adaptive.Validate(o.Model); err != nil {
 				return err

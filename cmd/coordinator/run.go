@@ -121,26 +121,26 @@ func (o *RunOptions) Validate() error {
 		}
 	}
 	if n != 1 {
-		return errors.New("give exactly one of -p PROMPT, -f FILE or --prompt-tokens IDS")
+		return cli.Usage(errors.New("give exactly one of -p PROMPT, -f FILE or --prompt-tokens IDS"))
 	}
 	if o.PromptTokens != "" && o.Chat {
-		return errors.New("--chat needs a text prompt, not --prompt-tokens")
+		return cli.Usage(errors.New("--chat needs a text prompt, not --prompt-tokens"))
 	}
 	if o.N < 0 {
-		return fmt.Errorf("-n %d: must be >= 0", o.N)
+		return cli.Usage(fmt.Errorf("-n %d: must be >= 0", o.N))
 	}
 	if o.Ctx <= 0 || o.Batch <= 0 {
-		return fmt.Errorf("--ctx %d and --batch %d must be positive", o.Ctx, o.Batch)
+		return cli.Usage(fmt.Errorf("--ctx %d and --batch %d must be positive", o.Ctx, o.Batch))
 	}
 	if err := o.Pager.Validate(); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if o.Cluster.Enabled() && o.Pager.budget > 0 {
-		return fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only, not with --nodes", o.Pager.Mem)
+		return cli.Usage(fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only, not with --nodes", o.Pager.Mem))
 	}
 	kv, err := model.ParseKVType(o.KVType)
 	if err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	o.kv = kv
 	if err := o.Adaptive.Validate(o.Model); err != nil {
@@ -150,7 +150,7 @@ func (o *RunOptions) Validate() error {
 		for _, f := range strings.Split(o.PromptTokens, ",") {
 			v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32)
 			if err != nil {
-				return fmt.Errorf("--prompt-tokens: %q is not a token id", f)
+				return cli.Usage(fmt.Errorf("--prompt-tokens: %q is not a token id", f))
 			}
 			o.tokens = append(o.tokens, int32(v))
 		}
@@ -160,7 +160,7 @@ func (o *RunOptions) Validate() error {
 	} else {
 		o.Sampler.Seed = uint64(o.Seed)
 	}
-	return o.Sampler.Validate()
+	return cli.Usage(o.Sampler.Validate())
 }
 
 // Run loads the model and generates.

@@ -142,32 +142,32 @@ func (o *ServeOptions) Complete() error {
 // Validate checks the flags.
 func (o *ServeOptions) Validate() error {
 	if o.Model == "" {
-		return errors.New("no model: give one with -m MODEL.gguf")
+		return cli.Usage(errors.New("no model: give one with -m MODEL.gguf"))
 	}
 	kv, err := model.ParseKVType(o.KVType)
 	if err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	o.kv = kv
 	if err := o.Adaptive.Validate(o.Model); err != nil {
 		return err
 	}
 	if o.ShutdownTimeout < 0 {
-		return fmt.Errorf("--shutdown-timeout %v must be >= 0", o.ShutdownTimeout)
+		return cli.Usage(fmt.Errorf("--shutdown-timeout %v must be >= 0", o.ShutdownTimeout))
 	}
 	if o.MaxTokens < 0 {
-		return fmt.Errorf("-n %d must be >= 0", o.MaxTokens)
+		return cli.Usage(fmt.Errorf("-n %d must be >= 0", o.MaxTokens))
 	}
 	if err := o.Pager.Validate(); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if o.Cluster.Enabled() && o.Pager.budget >= 0 {
-		return fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only; expert nodes take their own --expert-mem", o.Pager.Mem)
+		return cli.Usage(fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only; expert nodes take their own --expert-mem", o.Pager.Mem))
 	}
 	if err := o.Cluster.Validate(); err != nil {
 		return err
 	}
-	return o.Sampler.Validate()
+	return cli.Usage(o.Sampler.Validate())
 }
 
 // listenAddr makes a bare port or ":port" a loopback address.

@@ -185,3 +185,34 @@ func TestProgressNotATerminal(t *testing.T) {
 		t.Fatalf("synth stderr into a buffer:\n%q", errs)
 	}
 }
+
+// TestExitCodes: usage errors (flags, arguments, flag combinations) exit
+// 2, failures of the work itself 1.
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"synth", "--arch", "llama"}, cli.ExitUsage, "--out FILE is required"},
+		{[]string{"synth", "--arch", "gpt5", "--out", "x.gguf"}, cli.ExitUsage, "valid: llama"},
+		{[]string{"synth", "--arch", "llama", "--layers", "x"}, cli.ExitUsage, `invalid argument "x"`},
+		{[]string{"synth", "--arch", "llama", "--heads", "5", "--out", "x.gguf"}, cli.ExitUsage, "--kv-heads"},
+		{[]string{"synth", "--arch", "llama", "--out", filepath.Join(dir, "no", "such", "dir", "x.gguf")}, cli.ExitError, "no such file"},
+		{[]string{"quantize", "a.gguf"}, cli.ExitUsage, "accepts 3 arg(s)"},
+		{[]string{"quantize", filepath.Join(dir, "missing.gguf"), filepath.Join(dir, "o.gguf"), "Q8_0"}, cli.ExitError, "no such file"},
+		{[]string{"quantize", "a.gguf", "b.gguf", "Q3_K_XL"}, cli.ExitUsage, "unknown quantization type"},
+		{[]string{"drain"}, cli.ExitUsage, "accepts 1 arg(s)"},
+		{[]string{"status", "--coordinator", "nowhere"}, cli.ExitUsage, "want HOST:PORT"},
+		{[]string{"move", "13", "node-a", "--coordinator", "127.0.0.1:1"}, cli.ExitUsage, "LAYER:EXPERT"},
+		{[]string{"plan", "--replicas", "-1", "--coordinator", "127.0.0.1:1"}, cli.ExitUsage, "--replicas must not be negative"},
+		{[]string{"frobnicate"}, cli.ExitUsage, `unknown command "frobnicate"`},
+		{[]string{"tokenize", "-m", "x.gguf"}, cli.ExitUsage, "exactly one of -p TEXT and -f FILE"},
+	} {
+		code, _, errs := run(t, c.args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("ixctl %s: exit %d, stderr %q; want %d and %q", strings.Join(c.args, " "), code, errs, c.code, c.want)
+		}
+	}
+}
