@@ -110,18 +110,8 @@ func Run(ctx context.Context, name string, newRoot func(Streams) *cobra.Command,
 		return ExitInterrupted
 	case IsUsage(err):
 		fmt.Fprintf(s.Err, "%s: %s\n", name, ErrorText(err))
-		fmt.Fprintf(s.Err, "see '%s --help'\n", helpPath(root, args))
 		return ExitUsage
 	}
 	fmt.Fprintf(s.Err, "%s: %s\n", name, ErrorText(err))
 	return ExitError
-}
-
-// helpPath is the command line that shows the help of the command args
-// select (the root when none).
-func helpPath(root *cobra.Command, args []string) string {
-	if c, _, err := root.Find(args); err == nil && c != nil {
-		return c.CommandPath()
-	}
-	return root.CommandPath()
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -140,9 +141,20 @@ func rewriteArgs(root *cobra.Command, args []string) ([]string, error) {
 		}
 	}
 	if findErr != nil {
-		return nil, Usage(findErr)
+		return nil, Usage(errors.New(oneLine(findErr.Error())))
 	}
 	return out, nil
+}
+
+// oneLine puts cobra's "unknown command" error with its suggestions on
+// one line: `unknown command "srve" for "coordinator"; did you mean serve?`.
+func oneLine(msg string) string {
+	const did = "Did you mean this?"
+	i := strings.Index(msg, did)
+	if i < 0 {
+		return strings.Join(strings.Fields(msg), " ")
+	}
+	return strings.TrimSpace(msg[:i]) + "; did you mean " + strings.Join(strings.Fields(msg[i+len(did):]), " or ") + "?"
 }
 
 // checkCluster checks a single-dash token of two or more characters the
