@@ -171,3 +171,27 @@ func TestErrorText(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckJSONKeys(t *testing.T) {
+	type inner struct {
+		OK  int `json:"ok_key"`
+		Bad int
+	}
+	type embedded struct {
+		CamelCase string `json:"camelCase,omitempty"`
+	}
+	type outer struct {
+		embedded
+		Items   []inner           `json:"items"`
+		ByName  map[string]*inner `json:"by_name"`
+		Skipped int               `json:"-"`
+		hidden  int
+	}
+	err := CheckJSONKeys(outer{})
+	if err == nil || err.Error() != "JSON keys not in snake_case: camelCase, items.Bad, by_name.Bad" {
+		t.Fatalf("%v", err)
+	}
+	if err := CheckJSONKeys(inner{}); err == nil {
+		t.Fatal("Bad passed")
+	}
+}
