@@ -65,6 +65,9 @@ func TestExitCodes(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"serve"}, nil, ExitOK, ""},
+		{[]string{"help", "serve"}, nil, ExitOK, ""},
+		{[]string{"completion", "bash"}, nil, ExitOK, ""},
+		{[]string{"__complete", "serve", "--sl"}, nil, ExitOK, ""},
 		{[]string{"serve", "--nope"}, nil, ExitUsage, "unknown flag: --nope"},
 		{[]string{"serve", "--slots", "x"}, nil, ExitUsage, `invalid argument "x"`},
 		{[]string{"serve", "--slots"}, nil, ExitUsage, "flag needs an argument"},

@@ -84,6 +84,11 @@ var dashFlags = map[string]dashRule{
 // that take one are left alone (--temp -1, -p -fa), and so is everything
 // after "--". Errors are usage errors.
 func rewriteArgs(root *cobra.Command, args []string) ([]string, error) {
+	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		return args, nil // shell completion: cobra reads partial command lines itself
+	}
+	root.InitDefaultHelpCmd() // as ExecuteC does before it looks the command up
+	root.InitDefaultCompletionCmd(args...)
 	cmd, _, findErr := root.Find(args)
 	if cmd == nil {
 		cmd = root
