@@ -44,7 +44,15 @@ func testRoot(got *testRun, fail error) func(Streams) *cobra.Command {
 		f.StringVarP(&got.output, "output", "o", "text", "output")
 		f.BoolVarP(&got.verbose, "verbose", "v", false, "verbose")
 		Alias(f, "slots", "parallel")
-		root.AddCommand(serve)
+		var x, y bool
+		f.BoolVar(&x, "x-one", false, "x")
+		f.BoolVar(&y, "y-one", false, "y")
+		serve.MarkFlagsMutuallyExclusive("x-one", "y-one")
+		pull := &cobra.Command{Use: "pull", RunE: func(*cobra.Command, []string) error { return nil }}
+		var from string
+		pull.Flags().StringVar(&from, "from", "", "source")
+		pull.MarkFlagRequired("from")
+		root.AddCommand(serve, pull)
 		return root
 	}
 }
@@ -72,6 +80,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"serve", "--slots", "x"}, nil, ExitUsage, `invalid argument "x"`},
 		{[]string{"serve", "--slots"}, nil, ExitUsage, "flag needs an argument"},
 		{[]string{"serve", "a", "b"}, nil, ExitUsage, "accepts at most 1 arg"},
+		{[]string{"pull"}, nil, ExitUsage, `required flag(s) "from" not set`},
+		{[]string{"pull", "--from", "x"}, nil, ExitOK, ""},
+		{[]string{"serve", "--x-one", "--y-one"}, nil, ExitUsage, "none of the others can be"},
 		{[]string{"srve"}, nil, ExitUsage, `unknown command "srve" for "tool"; did you mean serve?`},
 		{[]string{"serve"}, Usagef("--slots 0 must be positive"), ExitUsage, "--slots 0 must be positive"},
 		{[]string{"serve"}, fmt.Errorf("validate: %w", Usage(errors.New("wrapped"))), ExitUsage, "validate: wrapped"},

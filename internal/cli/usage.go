@@ -49,14 +49,34 @@ func IsUsage(err error) bool {
 }
 
 // markUsage makes cobra's own flag and argument errors usage errors on
-// every command of the tree: flag parsing (unknown flag, bad value) and
-// the Args validators (wrong argument count, unknown subcommand).
+// every command of the tree: flag parsing (unknown flag, bad value), the
+// Args validators (wrong argument count), required flags and flag groups.
 func markUsage(root *cobra.Command) {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return Usage(err) })
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if args := c.Args; args != nil {
 			c.Args = func(c *cobra.Command, a []string) error { return Usage(args(c, a)) }
+		}
+		if c.Runnable() {
+			// Required flags and flag groups are checked after PreRun:
+			// check them first, as usage errors.
+			pre, preE := c.PreRun, c.PreRunE
+			c.PreRun, c.PreRunE = nil, func(c *cobra.Command, a []string) error {
+				if err := c.ValidateRequiredFlags(); err != nil {
+					return Usage(err)
+				}
+				if err := c.ValidateFlagGroups(); err != nil {
+					return Usage(err)
+				}
+				if preE != nil {
+					return preE(c, a)
+				}
+				if pre != nil {
+					pre(c, a)
+				}
+				return nil
+			}
 		}
 		for _, sub := range c.Commands() {
 			walk(sub)
