@@ -20,6 +20,10 @@ func TestLlamaSpellingsRun(t *testing.T) {
 	if want := "park. They saw a big box with a big box. They wanted to play with it. They wanted to play with"; strings.TrimSpace(out) != want {
 		t.Errorf("output %q\nwant     %q", out, want)
 	}
+	// -sys is --system-prompt, llama-cli's name of --system.
+	if code, _, errs := run(t, "run", "-m", stories(t), "--chat", "-sys", "Be brief.", "-p", "Hi", "-n", "1", "--temp", "0", "-v"); code != 0 {
+		t.Fatalf("-sys: exit %d: %s", code, errs)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
