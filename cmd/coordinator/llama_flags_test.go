@@ -119,6 +119,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"run", "-m", "x.gguf", "-p", "x", "--top-p", "7"}, cli.ExitUsage, "top"},
 		{[]string{"run", "-m", "/nonexistent/x.gguf", "-p", "x"}, cli.ExitError, "no such file"},
 		{[]string{"serve"}, cli.ExitUsage, "no model"},
+		// llama-server's spellings parse: the model is what fails.
+		{[]string{"serve", "-m", "/nonexistent/x.gguf", "-np", "4", "-c", "512", "--host", "127.0.0.1", "--port", "0", "-s", "1"}, cli.ExitError, "no such file"},
 		{[]string{"serve", "-m", "x.gguf", "--nodes", "127.0.0.1:1", "--placement", "p.json"}, cli.ExitUsage, "not both"},
 		{[]string{"serve", "-m", "x.gguf", "--admin", "127.0.0.1:0"}, cli.ExitUsage, "--admin needs --gossip"},
 		{[]string{"perplexity", "-m", "x.gguf"}, cli.ExitUsage, "give a model with -m and a text with -f"},
