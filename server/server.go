@@ -47,6 +47,9 @@ type Config struct {
 	// MaxTokens is the default generation limit (<= 0: until the context
 	// is full or an end-of-generation token).
 	MaxTokens int
+	// FixedSeed: requests without "seed" sample with Sampler.Seed
+	// (llama-server --seed) instead of a random seed each.
+	FixedSeed bool
 }
 
 // DefaultConfig returns the defaults: 4 MiB bodies, 16 stop strings,

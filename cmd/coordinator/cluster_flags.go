@@ -48,13 +48,13 @@ func (o *ClusterOptions) Enabled() bool { return len(o.Nodes) > 0 || o.Placement
 // Validate checks the flags and reads the token.
 func (o *ClusterOptions) Validate() error {
 	if len(o.Nodes) > 0 && o.Placement != "" {
-		return errors.New("give --nodes or --placement, not both")
+		return cli.Usage(errors.New("give --nodes or --placement, not both"))
 	}
 	if o.NodeTimeout <= 0 {
-		return fmt.Errorf("--node-timeout %v must be positive", o.NodeTimeout)
+		return cli.Usage(fmt.Errorf("--node-timeout %v must be positive", o.NodeTimeout))
 	}
 	if !o.Enabled() && !o.LocalExperts {
-		return errors.New("--local-experts=false needs expert nodes (--nodes or --placement)")
+		return cli.Usage(errors.New("--local-experts=false needs expert nodes (--nodes or --placement)"))
 	}
 	return o.Security.Complete()
 }

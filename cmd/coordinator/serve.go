@@ -49,6 +49,7 @@ type ServeOptions struct {
 	Cluster         ServeClusterOptions // serve_cluster.go
 	Adaptive        AdaptiveFlags
 	Pager           PagerOptions // pager_flags.go; serve defaults to plain mmap
+	Compat          ServeCompat  // llama_flags.go: --host, --port, --api-key-file, --seed
 
 	kv model.KVType
 	// ready, when set, is called with the bound address (tests).
@@ -95,11 +96,11 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.Model, "model", "m", "", "GGUF model file (first part of a split model)")
 	f.StringVar(&o.HTTP, "http", "127.0.0.1:8080", "address to listen on (loopback unless a host is given)")
-	f.StringVar(&o.Alias, "alias", "", "model id clients use (default: the file's base name without .gguf)")
+	f.StringVarP(&o.Alias, "alias", "a", "", "model id clients use (default: the file's base name without .gguf)")
 	f.StringVar(&o.APIKey, "api-key", "", "require this bearer token (default: $IX_API_KEY; empty: no auth)")
 	f.StringVar(&o.ChatTemplate, "chat-template-file", "", "Jinja chat template to use instead of the model's")
 	f.IntVar(&o.Slots, "slots", d.Slots, "sequences decoded together")
-	f.IntVar(&o.Ctx, "ctx", d.Ctx, "context size per slot in tokens (capped at the model's training context)")
+	f.IntVarP(&o.Ctx, "ctx", "c", d.Ctx, "context size per slot in tokens (capped at the model's training context)")
 	f.IntVarP(&o.Batch, "batch", "b", d.MaxBatch, "most tokens per forward step (decode tokens plus prompt chunks)")
 	f.IntVar(&o.Queue, "queue", d.Queue, "requests waiting for a slot before 429")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads (0: one per CPU)")
@@ -121,11 +122,15 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	// sized for its model, and auto would reserve every slot's KV cache.
 	o.Pager.Mem = "plain"
 	f.Lookup("expert-mem").DefValue = "plain"
+	o.Compat.AddFlags(f)
 	return cmd
 }
 
 // Complete fills defaults that depend on the environment.
 func (o *ServeOptions) Complete() error {
+	if err := o.completeCompat(); err != nil {
+		return err
+	}
 	if o.APIKey == "" {
 		o.APIKey = os.Getenv("IX_API_KEY")
 	}
@@ -139,32 +144,32 @@ func (o *ServeOptions) Complete() error {
 // Validate checks the flags.
 func (o *ServeOptions) Validate() error {
 	if o.Model == "" {
-		return errors.New("no model: give one with -m MODEL.gguf")
+		return cli.Usage(errors.New("no model: give one with -m MODEL.gguf"))
 	}
 	kv, err := model.ParseKVType(o.KVType)
 	if err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	o.kv = kv
 	if err := o.Adaptive.Validate(o.Model); err != nil {
 		return err
 	}
 	if o.ShutdownTimeout < 0 {
-		return fmt.Errorf("--shutdown-timeout %v must be >= 0", o.ShutdownTimeout)
+		return cli.Usage(fmt.Errorf("--shutdown-timeout %v must be >= 0", o.ShutdownTimeout))
 	}
 	if o.MaxTokens < 0 {
-		return fmt.Errorf("-n %d must be >= 0", o.MaxTokens)
+		return cli.Usage(fmt.Errorf("-n %d must be >= 0", o.MaxTokens))
 	}
 	if err := o.Pager.Validate(); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if o.Cluster.Enabled() && o.Pager.budget >= 0 {
-		return fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only; expert nodes take their own --expert-mem", o.Pager.Mem)
+		return cli.Usage(fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only; expert nodes take their own --expert-mem", o.Pager.Mem))
 	}
 	if err := o.Cluster.Validate(); err != nil {
 		return err
 	}
-	return o.Sampler.Validate()
+	return cli.Usage(o.Sampler.Validate())
 }
 
 // listenAddr makes a bare port or ":port" a loopback address.
@@ -304,6 +309,7 @@ func (o *ServeOptions) setupAPI(app *serveApp) error {
 	}
 	cfg := server.DefaultConfig()
 	cfg.ModelID, cfg.APIKey, cfg.MaxBodyBytes, cfg.MaxTokens, cfg.Sampler = o.Alias, o.APIKey, o.MaxBody, o.MaxTokens, o.Sampler
+	cfg.FixedSeed = o.Compat.Seed >= 0
 	api, err := server.New(cfg, server.Deps{Scheduler: app.sched, Tokenizer: app.lm.tok, Template: tmpl,
 		Metrics: app.metrics, Gatherer: app.registry, Logger: app.log})
 	if err != nil {

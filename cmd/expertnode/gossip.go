@@ -13,6 +13,7 @@ import (
 
 	"github.com/inference-x/inference-x/expertnode"
 	"github.com/inference-x/inference-x/internal/bytesize"
+	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/internal/numa"
 	"github.com/inference-x/inference-x/membership"
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
@@ -49,7 +50,7 @@ func (c *ClusterFlags) Complete() error {
 	}
 	n, err := bytesize.Parse(c.Capacity)
 	if err != nil {
-		return fmt.Errorf("--capacity: %w", err)
+		return cli.Usagef("--capacity: %w", err)
 	}
 	c.capacity = n
 	if c.Host == "" {
@@ -64,14 +65,14 @@ func (c *ClusterFlags) Complete() error {
 // Validate checks the flags.
 func (c *ClusterFlags) Validate() error {
 	if c.NUMANode < -1 {
-		return fmt.Errorf("--numa-node %d", c.NUMANode)
+		return cli.Usage(fmt.Errorf("--numa-node %d", c.NUMANode))
 	}
 	if c.RPCAdvertise != "" {
 		if _, _, err := net.SplitHostPort(c.RPCAdvertise); err != nil {
-			return fmt.Errorf("--rpc-advertise %q: %w", c.RPCAdvertise, err)
+			return cli.Usage(fmt.Errorf("--rpc-advertise %q: %w", c.RPCAdvertise, err))
 		}
 	}
-	return c.Gossip.Validate()
+	return cli.Usage(c.Gossip.Validate())
 }
 
 // StartsEmpty reports whether the node starts holding no experts: with

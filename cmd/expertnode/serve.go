@@ -112,17 +112,17 @@ func (o *ServeOptions) Complete() error {
 func (o *ServeOptions) Validate() error {
 	switch {
 	case o.Model == "":
-		return errors.New("no model: give one with -m MODEL.gguf")
+		return cli.Usage(errors.New("no model: give one with -m MODEL.gguf"))
 	case o.Experts != "" && o.Placement != "":
-		return errors.New("give --experts or --placement, not both")
+		return cli.Usage(errors.New("give --experts or --placement, not both"))
 	case o.MaxConcurrent <= 0 || o.MaxMessageBytes <= 0 || o.MaxCallTime <= 0 || o.ShutdownTimeout <= 0:
-		return errors.New("--max-concurrent, --max-message-bytes, --max-call-time and --shutdown-timeout must be positive")
+		return cli.Usage(errors.New("--max-concurrent, --max-message-bytes, --max-call-time and --shutdown-timeout must be positive"))
 	}
 	if _, err := o.pager(); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
-		return fmt.Errorf("--listen %q: %w", o.Listen, err)
+		return cli.Usage(fmt.Errorf("--listen %q: %w", o.Listen, err))
 	}
 	return o.Cluster.Validate()
 }
