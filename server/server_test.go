@@ -440,25 +440,47 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// TestQueueFull429 fills the queue of a stopped scheduler: the next
-// request gets 429 in OpenAI's shape.
-func TestQueueFull429(t *testing.T) {
-	ts := newTestServer(t, serverOpts{noRun: true, sched: scheduler.Config{Slots: 1, Ctx: 128, MaxBatch: 8, Queue: 1}})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/completions", strings.NewReader(`{"prompt":"x"}`))
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
+// TestAdmissionBurst sends bursts of slots+queue and slots+queue+1
+// concurrent requests to a scheduler whose loop is stopped (so nothing
+// ends): the first burst is accepted whole, the second gets exactly one
+// 429 in OpenAI's shape with Retry-After.
+func TestAdmissionBurst(t *testing.T) {
+	const slots, queue = 2, 1
+	for _, burst := range []int{slots + queue, slots + queue + 1} {
+		ts := newTestServer(t, serverOpts{noRun: true, sched: scheduler.Config{Slots: slots, Ctx: 128, MaxBatch: 8, Queue: queue}})
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel) // before the server closes
+		answers := make(chan *http.Response, burst)
+		var wg sync.WaitGroup
+		for range burst {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/completions", strings.NewReader(`{"prompt":"x"}`))
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					answers <- resp
+				}
+			}()
+		}
+		waitFor(t, "the burst to be admitted", func() bool { return ts.sched.InFlight() == slots+queue })
+		if burst > slots+queue {
+			resp := <-answers
+			if got := resp.Header.Get("Retry-After"); got != "1" {
+				t.Errorf("429 Retry-After %q", got)
+			}
+			expectError(t, resp, 429, "rate_limit_exceeded")
+		}
+		cancel()
+		wg.Wait()
+		close(answers)
+		for resp := range answers {
+			t.Errorf("burst %d: another answer %d", burst, resp.StatusCode)
 			resp.Body.Close()
 		}
-	}()
-	waitFor(t, "the first request to queue", func() bool { return ts.sched.QueueDepth() == 1 })
-	expectError(t, ts.post(t, "/v1/completions", `{"prompt":"y"}`), 429, "rate_limit_exceeded")
-	cancel()
-	wg.Wait()
+		if n := ts.sched.InFlight(); n != slots+queue {
+			t.Errorf("burst %d: %d in flight, want %d", burst, n, slots+queue)
+		}
+	}
 }
 
 // TestDisconnectCancels drops a streaming client after a few chunks: its

@@ -192,7 +192,6 @@ type Scheduler struct {
 	isDown   bool
 	pending  chan *job // capacity Slots+Queue: a send never blocks
 	stopped  chan struct{}
-	started  atomic.Bool
 	inflight atomic.Int64 // requests accepted and not ended (queued or in a slot)
 	running  atomic.Int32 // sequences in slots
 	kvUsed   atomic.Int64 // KV cache positions filled, over all slots
@@ -272,14 +271,14 @@ func (s *Scheduler) QueueDepth() int { return max(0, s.InFlight()-s.cfg.Slots) }
 // slot, or admitted and waiting for one.
 func (s *Scheduler) InFlight() int { return int(s.inflight.Load()) }
 
-// Running reports whether the loop runs: Run started and has not
-// returned.
+// Running reports whether the scheduler takes work: Run has not
+// returned (a failed step does not end it).
 func (s *Scheduler) Running() bool {
 	select {
 	case <-s.stopped:
 		return false
 	default:
-		return s.started.Load()
+		return true
 	}
 }
 
@@ -351,7 +350,6 @@ func (s *Scheduler) end(j *job, ev Event) {
 // that fails ends the requests whose rows were in it with FinishError and
 // the loop goes on: Run returns only when ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	s.started.Store(true)
 	defer s.shutdown()
 	for {
 		if s.active() == 0 {
