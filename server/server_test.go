@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/inference-x/inference-x/chat"
+	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/internal/experttest"
 	"github.com/inference-x/inference-x/internal/testenv"
 	"github.com/inference-x/inference-x/model"
@@ -40,6 +42,9 @@ type serverOpts struct {
 	maxBody   int64
 	modelFile string
 	template  *chat.Template
+	coverage  experts.CoverageReporter
+	waitReady time.Duration
+	log       io.Writer // JSON logs at debug level
 }
 
 func newTestServer(t testing.TB, o serverOpts) *testServer {
@@ -70,7 +75,13 @@ func newTestServer(t testing.TB, o serverOpts) *testServer {
 	if o.maxBody > 0 {
 		cfg.MaxBodyBytes = o.maxBody
 	}
-	srv, err := New(cfg, Deps{Scheduler: sched, Tokenizer: tok, Template: o.template, Metrics: metrics, Gatherer: reg})
+	cfg.WaitReady = o.waitReady
+	var log *slog.Logger
+	if o.log != nil {
+		log = slog.New(slog.NewJSONHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, err := New(cfg, Deps{Scheduler: sched, Tokenizer: tok, Template: o.template, Metrics: metrics, Gatherer: reg,
+		Coverage: o.coverage, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
