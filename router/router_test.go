@@ -238,7 +238,7 @@ func TestDeadlineFailover(t *testing.T) {
 // callLog is a router.Observer counting calls, errors and failovers by
 // node.
 type callLog struct {
-	mu                      sync.Mutex
+	mu                     sync.Mutex
 	calls, errs, failovers map[string]int
 }
 
