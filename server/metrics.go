@@ -26,7 +26,6 @@ type Metrics struct {
 	promptToks prometheus.Counter
 	genToks    prometheus.Counter
 	tokRate    prometheus.Gauge
-	queue      prometheus.Gauge
 	step       prometheus.Histogram
 	stepRows   prometheus.Histogram
 	occupancy  []prometheus.Collector // gauge funcs over the scheduler's Stats
@@ -81,10 +80,6 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "ix", Subsystem: "server", Name: "generation_tokens_per_second",
 			Help: "Aggregate generation speed over all sequences (moving average over steps).",
 		}),
-		queue: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "ix", Subsystem: "server", Name: "queue_depth",
-			Help: "Requests waiting for a free slot.",
-		}),
 		step: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "ix", Subsystem: "scheduler", Name: "step_duration_seconds",
 			Help: "Duration of one batched forward step.", Buckets: secs,
@@ -126,6 +121,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return 0
 		}))
 	}
+	gauge("server", "queue_depth", "Requests waiting for a free slot.", func(s scheduler.Stats) int { return s.Queued })
 	gauge("server", "active_sequences", "Sequences holding a slot.", func(s scheduler.Stats) int { return s.Busy })
 	gauge("scheduler", "slots_busy", "Slots holding a sequence.", func(s scheduler.Stats) int { return s.Busy })
 	gauge("scheduler", "slots_idle", "Free slots.", func(s scheduler.Stats) int { return s.Slots - s.Busy })
@@ -133,7 +129,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	gauge("scheduler", "kv_cache_capacity_tokens", "KV cache positions of all slots (slots x context).", func(s scheduler.Stats) int { return s.KVCapacity })
 	if reg != nil {
 		for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.ttft, m.tpot, m.e2e, m.promptToks, m.genToks, m.tokRate,
-			m.queue, m.step, m.stepRows, m.expertCalls, m.expertRows, m.rpc, m.rpcErrors, m.failovers}, m.occupancy...) {
+			m.step, m.stepRows, m.expertCalls, m.expertRows, m.rpc, m.rpcErrors, m.failovers}, m.occupancy...) {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -164,8 +160,9 @@ func (m *Metrics) Step(prompt, decode, seqs int, d time.Duration) {
 	}
 }
 
-// Queue implements scheduler.Observer.
-func (m *Metrics) Queue(depth int) { m.queue.Set(float64(depth)) }
+// Queue implements scheduler.Observer; ix_server_queue_depth reads the
+// scheduler's Stats when scraped instead.
+func (m *Metrics) Queue(int) {}
 
 // Idle implements scheduler.Observer: no sequence runs, so the generation
 // speed is 0 (the moving average starts afresh with the next request).
