@@ -189,6 +189,8 @@ func (s *Server) waitCovered(ctx context.Context) error {
 		return nil
 	}
 	if s.cfg.WaitReady > 0 {
+		s.metrics.waiting.Inc()
+		defer s.metrics.waiting.Dec()
 		deadline := time.NewTimer(s.cfg.WaitReady)
 		defer deadline.Stop()
 		tick := time.NewTicker(readyPoll)

@@ -26,6 +26,7 @@ type Metrics struct {
 	promptToks prometheus.Counter
 	genToks    prometheus.Counter
 	tokRate    prometheus.Gauge
+	waiting    prometheus.Gauge
 	step       prometheus.Histogram
 	stepRows   prometheus.Histogram
 	occupancy  []prometheus.Collector // gauge funcs over the scheduler's Stats
@@ -80,6 +81,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "ix", Subsystem: "server", Name: "generation_tokens_per_second",
 			Help: "Aggregate generation speed over all sequences (moving average over steps).",
 		}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "ix", Subsystem: "server", Name: "requests_waiting_ready",
+			Help: "Requests waiting for every routed expert to be covered (--wait-ready).",
+		}),
 		step: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "ix", Subsystem: "scheduler", Name: "step_duration_seconds",
 			Help: "Duration of one batched forward step.", Buckets: secs,
@@ -128,7 +133,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	gauge("scheduler", "kv_cache_used_tokens", "KV cache positions filled, over all slots.", func(s scheduler.Stats) int { return s.KVTokens })
 	gauge("scheduler", "kv_cache_capacity_tokens", "KV cache positions of all slots (slots x context).", func(s scheduler.Stats) int { return s.KVCapacity })
 	if reg != nil {
-		for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.ttft, m.tpot, m.e2e, m.promptToks, m.genToks, m.tokRate,
+		for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.ttft, m.tpot, m.e2e, m.promptToks, m.genToks, m.tokRate, m.waiting,
 			m.step, m.stepRows, m.expertCalls, m.expertRows, m.rpc, m.rpcErrors, m.failovers}, m.occupancy...) {
 			if err := reg.Register(c); err != nil {
 				return nil, err

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/internal/experttest"
+	"github.com/inference-x/inference-x/membership"
 	"github.com/inference-x/inference-x/router"
 	"github.com/inference-x/inference-x/synth"
 )
@@ -35,26 +37,9 @@ type failoverCluster struct {
 // parts n .. n+replication-1 (mod nodes).
 func startFailoverCluster(t *testing.T, nodes, replication int) *failoverCluster {
 	t.Helper()
-	c, err := synth.Preset("kimi-k2-mini")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Layers, c.Embd, c.FF, c.Heads, c.ExpertFF, c.Vocab, c.Experts = 3, 128, 128, 2, 32, 512, 16
-	c.QLoraRank, c.KVLoraRank, c.RopeDim, c.NopeDim, c.VHeadDim = 32, 32, 32, 32, 32
 	dir := t.TempDir()
 	fc := &failoverCluster{model: filepath.Join(dir, "kimi.gguf"), placement: filepath.Join(dir, "placement.json")}
-	if _, err := synth.WriteFile(context.Background(), c, synth.Options{Type: "Q8_0", Seed: 2}, fc.model); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(fc.model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	info, err := router.InfoFromFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, info := synthMoE(t, fc.model)
 	var pf router.PlacementFile
 	for n := range nodes {
 		var s router.Set
@@ -81,6 +66,31 @@ func startFailoverCluster(t *testing.T, nodes, replication int) *failoverCluster
 		t.Fatal(err)
 	}
 	return fc
+}
+
+// synthMoE writes a small Kimi-shaped model (16 experts) to path and
+// opens it.
+func synthMoE(t *testing.T, path string) (*gguf.File, router.ModelInfo) {
+	t.Helper()
+	c, err := synth.Preset("kimi-k2-mini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Layers, c.Embd, c.FF, c.Heads, c.ExpertFF, c.Vocab, c.Experts = 3, 128, 128, 2, 32, 512, 16
+	c.QLoraRank, c.KVLoraRank, c.RopeDim, c.NopeDim, c.VHeadDim = 32, 32, 32, 32, 32
+	if _, err := synth.WriteFile(context.Background(), c, synth.Options{Type: "Q8_0", Seed: 2}, path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	info, err := router.InfoFromFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, info
 }
 
 // sseResult is what one streamed completion returned.
@@ -249,4 +259,83 @@ func TestServeNodeKilledUnreplicated(t *testing.T) {
 	if resp, err := http.Get(base + "/readyz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("/readyz once served again: %v %v", resp, err)
 	}
+}
+
+// TestServeWaitsForFirstNode starts a gossip coordinator without local
+// experts before any expert node exists: /readyz says why it is not
+// ready, and a completion sent then waits (--wait-ready) until a node
+// joins by gossip, is given the experts, and is served.
+func TestServeWaitsForFirstNode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "kimi.gguf")
+	f, info := synthMoE(t, path)
+	base, _, logs := startServeLogs(t, "-m", path, "--http", "127.0.0.1:0", "--slots", "2", "--ctx", "128", "-t", "1",
+		"--gossip", "127.0.0.1:0", "--local-experts=false", "--replicas", "1", "--wait-ready", "2m")
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Status, Reason   string
+		UncoveredExperts int `json:"uncovered_experts"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || st.UncoveredExperts != len(info.MoELayers)*info.Experts || !strings.Contains(st.Reason, "no live holder") {
+		t.Fatalf("/readyz before any node: %d %+v", resp.StatusCode, st)
+	}
+	m := regexp.MustCompile(`msg="cluster mode: gossip" gossip=(\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no gossip address in the log:\n%s", logs.String())
+	}
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(base+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"x","max_tokens":4}`))
+		if err != nil {
+			done <- -1
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(getBody(t, base+"/metrics"), "ix_server_requests_waiting_ready 1") {
+		if time.Now().After(deadline) {
+			t.Fatal("the completion is not waiting for readiness")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	local, err := experts.NewLocal(f, experts.LocalConfig{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(local.Close)
+	cfg := expertnode.DefaultConfig()
+	cfg.Service.NodeID, cfg.Service.Model, cfg.Service.Executor, cfg.Service.Holdings = "n1", info, local, router.Holdings{}
+	node := experttest.StartNode(t, cfg)
+	mc := membership.DefaultConfig()
+	mc.Name, mc.Bind, mc.Seeds, mc.Profile = "n1", "127.0.0.1:0", []string{m[1]}, "local"
+	mc.Meta = membership.Meta{Role: membership.RoleExpert, RPC: node.Addr}
+	member, err := membership.Start(context.Background(), mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { member.Shutdown() })
+	if code := <-done; code != 200 {
+		t.Fatalf("the waiting completion: %d\n%s", code, logs.String())
+	}
+	if resp, err := http.Get(base + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/readyz once the node serves: %v %v", resp, err)
+	}
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
