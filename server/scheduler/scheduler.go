@@ -337,12 +337,13 @@ func (s *Scheduler) Submit(ctx context.Context, req *Request) (*Stream, error) {
 }
 
 // end sends j's Done event and counts it out of the requests in flight.
+// The count drops first, so a reader of the Done event sees it.
 func (s *Scheduler) end(j *job, ev Event) {
+	s.inflight.Add(-1)
+	s.obs.Queue(s.QueueDepth())
 	ev.Done = true
 	j.events <- ev
 	close(j.events)
-	s.inflight.Add(-1)
-	s.obs.Queue(s.QueueDepth())
 }
 
 // Run runs the loop until ctx ends, then ends every sequence with
