@@ -41,25 +41,9 @@ func startFailoverCluster(t *testing.T, nodes, replication int) *failoverCluster
 	fc := &failoverCluster{model: filepath.Join(dir, "kimi.gguf"), placement: filepath.Join(dir, "placement.json")}
 	f, info := synthMoE(t, fc.model)
 	var pf router.PlacementFile
-	for n := range nodes {
-		var s router.Set
-		for j := range replication {
-			part := (n + j) % nodes
-			s.AddRange(part*info.Experts/nodes, (part+1)*info.Experts/nodes-1)
-		}
-		local, err := experts.NewLocal(f, experts.LocalConfig{Threads: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(local.Close)
-		cfg := expertnode.DefaultConfig()
-		name := string(rune('a' + n))
-		cfg.Service.NodeID, cfg.Service.Model, cfg.Service.Executor = name, info, local
-		cfg.Service.Holdings = router.Uniform(s, info.MoELayers)
-		node := experttest.StartNode(t, cfg)
-		p := experttest.StartProxy(t, node.Addr)
-		fc.nodes, fc.proxies = append(fc.nodes, node), append(fc.proxies, p)
-		pf.Nodes = append(pf.Nodes, router.PlacementNode{Name: name, Addr: p.Addr, Experts: s.String()})
+	for _, n := range experttest.StartModelNodes(t, f, info, nodes, replication) {
+		fc.nodes, fc.proxies = append(fc.nodes, n.Node), append(fc.proxies, n.Proxy)
+		pf.Nodes = append(pf.Nodes, router.PlacementNode{Name: n.Name, Addr: n.Proxy.Addr, Experts: n.Set.String()})
 	}
 	b, _ := json.Marshal(pf)
 	if err := os.WriteFile(fc.placement, b, 0o644); err != nil {
@@ -81,11 +65,7 @@ func synthMoE(t *testing.T, path string) (*gguf.File, router.ModelInfo) {
 	if _, err := synth.WriteFile(context.Background(), c, synth.Options{Type: "Q8_0", Seed: 2}, path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	f := experttest.OpenModel(t, path).File
 	info, err := router.InfoFromFile(f)
 	if err != nil {
 		t.Fatal(err)
