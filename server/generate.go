@@ -101,6 +101,9 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32
 	info := infoOf(r)
 	info.promptTokens = len(tokens)
 	if err := s.waitCovered(r.Context()); err != nil {
+		if r.Context().Err() != nil {
+			return nil // the client went away while waiting
+		}
 		return err
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -164,7 +167,6 @@ loop:
 		failure = errors.New("the stream ended without a reason")
 	}
 	if failure != nil {
-		reason = ""
 		return out.fail(fmt.Errorf("generation failed: %w", failure))
 	}
 	if !stops.hit {

@@ -300,8 +300,8 @@ func (s *Scheduler) Stats() Stats {
 // Submit queues req: it is accepted whenever a slot is free or fewer than
 // Queue requests wait for one. It fails at once with ErrQueueFull when
 // Slots+Queue requests are in flight, ErrPromptTooLong when the prompt
-// cannot fit a slot, or ErrStopped after Run returned. ctx ending cancels the sequence (the
-// stream then ends with FinishCancelled).
+// cannot fit a slot, or ErrStopped after Run returned. ctx ending cancels
+// the sequence (the stream then ends with FinishCancelled).
 func (s *Scheduler) Submit(ctx context.Context, req *Request) (*Stream, error) {
 	if len(req.Prompt) == 0 {
 		return nil, errors.New("scheduler: empty prompt")
