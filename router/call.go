@@ -282,7 +282,7 @@ func (c *call) finish() error {
 			groups := c.local[c.localDone:]
 			start := time.Now()
 			err := c.grouper.Run(c.ctx, c.r.cfg.Local, c.layer, b.Embd, b.X, b.Q, b.QType, groups, c.localOut[c.localDone*b.Embd:])
-			c.r.obs.ExpertCall(LocalNode, len(groups), time.Since(start), err)
+			c.r.obs.ExpertCall(LocalNode, groupRows(groups), time.Since(start), err)
 			if err != nil {
 				c.wg.Wait()
 				return fmt.Errorf("router: local experts of layer %d: %w", c.layer, err)
@@ -350,6 +350,17 @@ func (c *call) gather() {
 			}
 		}
 	}
+}
+
+// groupRows counts the rows of groups (a row's groups are adjacent).
+func groupRows(groups []Group) int {
+	n := 0
+	for i, g := range groups {
+		if i == 0 || g.Row != groups[i-1].Row {
+			n++
+		}
+	}
+	return n
 }
 
 func add(dst, x []float32) {
