@@ -127,7 +127,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 		return nil, err
 	}
 	rc := router.DefaultConfig()
-	rc.Model, rc.CallTimeout = info, o.Static.NodeTimeout
+	rc.Model, rc.CallTimeout, rc.Observer = info, o.Static.NodeTimeout, o.Static.Observer
 	rc.Client.Security = o.Static.Security.Security
 	local, err := localExperts(f, o.Static.LocalExperts, threads, log)
 	if err != nil {
