@@ -325,7 +325,7 @@ func (o *ServeOptions) chatTemplate(app *serveApp) (*chat.Template, error) {
 	src, _ := app.lm.file.String("tokenizer.chat_template")
 	from := "tokenizer.chat_template"
 	if o.ChatTemplate != "" {
-		b, err := os.ReadFile(o.ChatTemplate)
+		b, err := readInputFile(o.ChatTemplate)
 		if err != nil {
 			return nil, err
 		}
