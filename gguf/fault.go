@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sync"
 	"syscall"
@@ -29,6 +30,11 @@ func (id Identity) String() string {
 	return fmt.Sprintf("%d bytes, mtime %s, inode %d", id.Size, id.ModTime.UTC().Format(time.RFC3339Nano), id.Inode)
 }
 
+// LogValue logs the identity as a group: size, mtime, inode.
+func (id Identity) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int64("size", id.Size), slog.Time("mtime", id.ModTime), slog.Uint64("inode", id.Inode))
+}
+
 func identityOf(path string, st fs.FileInfo) Identity {
 	id := Identity{Path: path, Size: st.Size(), ModTime: st.ModTime()}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
@@ -38,7 +44,8 @@ func identityOf(path string, st fs.FileInfo) Identity {
 }
 
 // Identity returns the identity of every part as it was opened (empty
-// for a File from Parse).
+// for a File from Parse). Binaries log it when they open a model, so that
+// a later "model file changed while in use" can be matched to it.
 func (f *File) Identity() []Identity {
 	var out []Identity
 	for _, p := range f.parts {

@@ -252,7 +252,7 @@ func (o *ServeOptions) setupModel(app *serveApp) error {
 	app.lm = lm
 	c := lm.model.Config
 	app.log.Info("model loaded", "file", o.Model, "arch", c.Arch, "layers", c.Layers, "embd", c.Embd,
-		"vocab", c.Vocab, "experts", c.Experts, "took", lm.took)
+		"vocab", c.Vocab, "experts", c.Experts, "took", lm.took, "file_id", lm.file.Identity()[0])
 	return nil
 }
 
