@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/inference-x/inference-x/internal/testenv"
 )
 
 // blockedStdout returns a pipe whose buffer is full: a process writing
@@ -156,6 +159,53 @@ func TestTruncatedModelFile(t *testing.T) {
 			t.Logf("node: %s", firstMatch(nodeLogs.String(), "model file changed"))
 		}
 	})
+}
+
+var serveAddr = regexp.MustCompile(`msg=serving addr=(\S+)`)
+
+// TestTruncatedServeFile truncates the model under `coordinator serve`:
+// the request in flight fails with "model file changed while in use"
+// and the process does not crash (it either goes on serving or stops
+// with status 1, depending on what the scheduler does with a failed
+// step; never a fault trace, never status 2).
+func TestTruncatedServeFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	bin := binaries(t)
+	path := filepath.Join(t.TempDir(), "stories.gguf")
+	copyFile(t, testenv.Shared(t, "models/stories260K/stories260K.gguf"), path)
+	cmd := exec.Command(filepath.Join(bin, "coordinator"), "serve", "-m", path, "--http", "127.0.0.1:0", "-t", "2")
+	_, logs := startCmd(t, cmd)
+	base := "http://" + waitLog(t, logs, serveAddr, "serve listening")[1]
+	complete := func() (int, string) {
+		resp, err := http.Post(base+"/v1/completions", "application/json",
+			strings.NewReader(`{"prompt": "Once upon a time", "max_tokens": 16, "temperature": 0}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := complete(); code != http.StatusOK {
+		t.Fatalf("completion before the truncation: %d %s", code, body)
+	}
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	code, body := complete()
+	if code == http.StatusOK || !strings.Contains(body, "model file changed while in use") {
+		t.Errorf("completion on a truncated file: %d %s", code, body)
+	}
+	t.Logf("serve answered %d %s", code, body)
+	cmd.Process.Signal(unix.SIGTERM) // if it is still up
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if err != nil && (!errors.As(err, &exit) || exit.ExitCode() != 1) {
+		t.Errorf("serve ended with %v, want status 0 or 1", err)
+	}
+	noFaultTrace(t, "coordinator serve", logs.String())
 }
 
 // firstMatch returns the first line of s containing sub.
