@@ -206,7 +206,6 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err := o.setupMetrics(app); err != nil {
 		return err
 	}
-	o.Cluster.Registerer = app.registry
 	be, stopCluster, err := o.Cluster.StartCluster(ctx, app.lm.file, o.Threads, log)
 	if err != nil {
 		return err
@@ -265,6 +264,7 @@ func (o *ServeOptions) setupMetrics(app *serveApp) error {
 		return err
 	}
 	app.metrics = m
+	o.Cluster.Registerer = app.registry // gossip metrics
 	return nil
 }
 

@@ -145,8 +145,8 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 		return err
 	}
 	defer node.Close()
-	log.Info("model opened", "file", o.Model, "file_id", node.File.Identity()[0])
 	info := node.Info
+	log.Info("model opened", "file", o.Model, "file_id", node.File.Identity()[0])
 	held, err := o.holdings(node)
 	if err != nil {
 		return err
