@@ -273,7 +273,7 @@ func (o *ServeOptions) setupModel(app *serveApp) error {
 	app.lm = lm
 	c := lm.model.Config
 	app.log.Info("model loaded", "file", o.Model, "arch", c.Arch, "layers", c.Layers, "embd", c.Embd,
-		"vocab", c.Vocab, "experts", c.Experts, "took", lm.took)
+		"vocab", c.Vocab, "experts", c.Experts, "took", lm.took, "file_id", lm.file.Identity()[0])
 	return nil
 }
 
@@ -285,6 +285,7 @@ func (o *ServeOptions) setupMetrics(app *serveApp) error {
 		return err
 	}
 	app.metrics = m
+	o.Cluster.Registerer = app.registry // gossip metrics
 	return nil
 }
 
@@ -349,7 +350,7 @@ func (o *ServeOptions) chatTemplate(app *serveApp) (*chat.Template, error) {
 	src, _ := app.lm.file.String("tokenizer.chat_template")
 	from := "tokenizer.chat_template"
 	if o.ChatTemplate != "" {
-		b, err := os.ReadFile(o.ChatTemplate)
+		b, err := readInputFile(o.ChatTemplate)
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/inference-x/inference-x/admin"
@@ -37,6 +38,9 @@ type ServeClusterOptions struct {
 	// (retries failed loads).
 	Rescan time.Duration
 	ID     string
+	// Registerer gets the gossip metrics (ix_gossip_errors_total); serve
+	// sets it to its /metrics registry.
+	Registerer prometheus.Registerer
 }
 
 // AddFlags registers the flags.
@@ -163,6 +167,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 	}
 	cfg := o.Gossip.Config(o.ID, meta)
 	cfg.Logger = log.With("component", "gossip")
+	cfg.Registerer = o.Registerer
 	cl, err := membership.Start(ctx, cfg)
 	if err != nil {
 		sc.stop(0)

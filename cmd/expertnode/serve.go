@@ -146,6 +146,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	}
 	defer node.Close()
 	info := node.Info
+	log.Info("model opened", "file", o.Model, "file_id", node.File.Identity()[0])
 	held, err := o.holdings(node)
 	if err != nil {
 		return err
