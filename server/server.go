@@ -95,6 +95,10 @@ type Deps struct {
 	// Coverage says whether every routed expert can run (the router);
 	// nil: always (single node, or local experts on).
 	Coverage experts.CoverageReporter
+	// FileCheck, when set, reports whether the model file is still the
+	// one mapped ((*gguf.File).Check: nil, or an error wrapping
+	// gguf.ErrFileChanged); readiness turns false while it fails.
+	FileCheck func() error
 	// Gatherer serves /metrics (nil: no /metrics endpoint).
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
@@ -110,6 +114,7 @@ type Server struct {
 	tmpl    *chat.Template
 	metrics *Metrics
 	cov     experts.CoverageReporter
+	check   func() error
 	gather  prometheus.Gatherer
 	log     *slog.Logger
 	now     func() time.Time
@@ -129,7 +134,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, errors.New("server: a scheduler and a tokenizer are required")
 	}
 	s := &Server{cfg: cfg, sched: d.Scheduler, tok: d.Tokenizer, tmpl: d.Template, metrics: d.Metrics,
-		cov: d.Coverage, gather: d.Gatherer, log: d.Logger, now: d.Now}
+		cov: d.Coverage, check: d.FileCheck, gather: d.Gatherer, log: d.Logger, now: d.Now}
 	if s.tmpl == nil {
 		s.tmpl = chat.Builtin(chat.ChatML)
 	}
@@ -336,6 +341,11 @@ func (s *Server) Readiness() (ok bool, reason string, uncovered int) {
 		return false, "shutting down", 0
 	case !s.sched.Running():
 		return false, "the scheduler is not running", 0
+	}
+	if s.check != nil {
+		if err := s.check(); err != nil {
+			return false, err.Error(), 0
+		}
 	}
 	if s.cov != nil {
 		if c := s.cov.Coverage(); !c.Covered() {

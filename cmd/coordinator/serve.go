@@ -328,7 +328,7 @@ func (o *ServeOptions) setupAPI(app *serveApp) error {
 	cfg.WaitReady = o.WaitReady
 	cov, _ := app.experts.(experts.CoverageReporter) // the router: readiness follows expert coverage
 	api, err := server.New(cfg, server.Deps{Scheduler: app.sched, Tokenizer: app.lm.tok, Template: tmpl,
-		Metrics: app.metrics, Coverage: cov, Gatherer: app.registry, Logger: app.log})
+		Metrics: app.metrics, Coverage: cov, FileCheck: app.lm.file.Check, Gatherer: app.registry, Logger: app.log})
 	if err != nil {
 		return err
 	}

@@ -199,11 +199,27 @@ func TestTruncatedServeFile(t *testing.T) {
 		t.Errorf("completion on a truncated file: %d %s", code, body)
 	}
 	t.Logf("serve answered %d %s", code, body)
-	cmd.Process.Signal(unix.SIGTERM) // if it is still up
-	err := cmd.Wait()
-	var exit *exec.ExitError
-	if err != nil && (!errors.As(err, &exit) || exit.ExitCode() != 1) {
-		t.Errorf("serve ended with %v, want status 0 or 1", err)
+	// The process stays up: alive, but not ready while the file differs.
+	probe := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s after the truncation: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := probe("/livez"); code != http.StatusOK {
+		t.Errorf("/livez after the truncation: %d %s", code, body)
+	}
+	for _, p := range []string{"/readyz", "/health"} {
+		if code, body := probe(p); code != http.StatusServiceUnavailable || !strings.Contains(body, "model file changed while in use") {
+			t.Errorf("%s after the truncation: %d %s, want 503 naming the changed file", p, code, body)
+		}
+	}
+	cmd.Process.Signal(unix.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("serve ended with %v after SIGTERM, want status 0", err)
 	}
 	noFaultTrace(t, "coordinator serve", logs.String())
 }
