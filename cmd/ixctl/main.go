@@ -1,5 +1,5 @@
 // Command ixctl is the Inference-X operator CLI: model tools (tokenize,
-// synth, quantize, upcycle, split) and cluster operations (status, plan,
+// synth, quantize, upcycle, split, fetch) and cluster operations (status, plan,
 // apply, drain, move) against a coordinator's admin API.
 package main
 
@@ -23,6 +23,6 @@ Model tools work on GGUF files directly; cluster commands talk to a
 coordinator's admin API (--coordinator HOST:PORT or IX_COORDINATOR).`,
 	}
 	root.AddCommand(newInspectCmd(s), newTokenizeCmd(s), newSynthCmd(s), newQuantizeCmd(s), newUpcycleCmd(s),
-		newStatusCmd(s), newPlanCmd(s), newApplyCmd(s), newDrainCmd(s), newMoveCmd(s), newSplitCmd(s))
+		newStatusCmd(s), newPlanCmd(s), newApplyCmd(s), newDrainCmd(s), newMoveCmd(s), newSplitCmd(s), newFetchCmd(s))
 	return root
 }
