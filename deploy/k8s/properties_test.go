@@ -45,6 +45,7 @@ func checkProperties(t *testing.T, dir string, m *manifests) {
 		checkSecurity(t, w)
 		checkQoS(t, w, prod)
 		checkThreads(t, m, w)
+		checkModels(t, w)
 		checkHealthProbes(t, m, w)
 		checkScrape(t, m, w)
 		if prod {
@@ -296,6 +297,33 @@ func checkThreads(t *testing.T, m *manifests, w workload) {
 		lim := c.Resources.Limits.Cpu()
 		if err != nil || lim.MilliValue()%1000 == 0 && int64(n) != lim.Value() {
 			t.Errorf("%s container %s: --threads %s (%d), want its CPU limit %s", w.name, c.Name, v, n, lim)
+		}
+	}
+}
+
+// checkModels: every main container's model (-m) is a file an init
+// container fetches (ixctl fetch --dir DIR FILE...), and an expert node's
+// file is named by its --id, as ixctl split names a placement node's
+// shard.
+func checkModels(t *testing.T, w workload) {
+	fetched := map[string]bool{}
+	for _, c := range w.pod.Spec.InitContainers {
+		dir, _ := flagValue(c.Args, "dir")
+		for i := 1; i < len(c.Args); i++ {
+			if strings.HasPrefix(c.Args[i], "-") {
+				i++
+				continue
+			}
+			fetched[dir+"/"+c.Args[i]] = true
+		}
+	}
+	for _, c := range w.pod.Spec.Containers {
+		model, _ := flagValue(c.Args, "m")
+		if !fetched[model] {
+			t.Errorf("%s container %s: model %q is not fetched by an init container (%v)", w.name, c.Name, model, slices.Sorted(maps.Keys(fetched)))
+		}
+		if id, ok := flagValue(c.Args, "id"); ok && filepath.Base(model) != id+".gguf" {
+			t.Errorf("%s container %s: model %s is not its --id %s's shard (%s.gguf)", w.name, c.Name, model, id, id)
 		}
 	}
 }
