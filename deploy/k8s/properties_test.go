@@ -46,6 +46,7 @@ func checkProperties(t *testing.T, dir string, m *manifests) {
 		checkQoS(t, w, prod)
 		checkThreads(t, m, w)
 		checkModels(t, w)
+		checkServerName(t, w)
 		checkHealthProbes(t, m, w)
 		checkScrape(t, m, w)
 		if prod {
@@ -324,6 +325,20 @@ func checkModels(t *testing.T, w workload) {
 		}
 		if id, ok := flagValue(c.Args, "id"); ok && filepath.Base(model) != id+".gguf" {
 			t.Errorf("%s container %s: model %s is not its --id %s's shard (%s.gguf)", w.name, c.Name, model, id, id)
+		}
+	}
+}
+
+// checkServerName: the coordinator dials the expert nodes at the pod IPs
+// they advertise (--rpc-advertise $(POD_IP):PORT), which no certificate
+// lists; with TLS it must verify a fixed name (--tls-server-name).
+func checkServerName(t *testing.T, w workload) {
+	for _, c := range w.pod.Spec.Containers {
+		if filepath.Base(c.Command[0]) != "coordinator" || !hasFlag(c.Args, "tls-ca") {
+			continue
+		}
+		if v, _ := flagValue(c.Args, "tls-server-name"); v == "" {
+			t.Errorf("%s container %s: TLS to nodes at pod IPs needs --tls-server-name (a SAN of the nodes' certificate)", w.name, c.Name)
 		}
 	}
 }
