@@ -72,7 +72,13 @@ bench: build bench-kernels ## speed: kernels GB/s vs read bandwidth, then pp512/
 bench-kernels: ## per-type mat-vec GB/s on a matrix far larger than cache, against the measured read bandwidth
 	IX_BENCH_MB=1024 $(GO) test ./kernels -run '^$$' -bench '^Benchmark(ReadBandwidth|MatVec)$$' -benchtime 10x
 
-DEMO_MODEL ?= out/demo-kimi-k2-mini.Q4_K_M.gguf
+# make demo (scripts/demo.sh): the committed real model, the Kimi-shaped
+# random-weight file it synthesizes, and the first of the 4 loopback ports
+# its 2 expert nodes use (gRPC, then health; DEMO_PORT=0: any free ports).
+DEMO_STORIES ?= testdata/stories260K/stories260K.gguf
+DEMO_MODEL   ?= out/demo-kimi-k2-mini.Q4_K_M.gguf
+DEMO_PROMPT  ?= Once upon a time
+DEMO_PORT    ?= 47310
 
 BENCH_PAGING_FLAGS ?=
 
@@ -80,12 +86,9 @@ bench-paging: build ## expert pager vs plain mmap vs llama.cpp on a model ~2x a 
 	$(GO) build -o $(BIN)/benchpaging ./internal/benchpaging
 	$(BIN)/benchpaging $(BENCH_PAGING_FLAGS)
 
-demo: build ## generate a small Kimi-K2-shaped MoE model (no download) and run it end to end
-	@mkdir -p out
-	@test -f $(DEMO_MODEL) || $(BIN)/ixctl synth --preset kimi-k2-mini --layers 3 --dim 256 --experts 64 \
-		--type Q4_K_M --seed 1 --out $(DEMO_MODEL)
-	$(BIN)/coordinator inspect $(DEMO_MODEL) | head -8
-	$(BIN)/coordinator run -m $(DEMO_MODEL) -p "The mixture of experts" -n 48 --temp 0.7 --seed 1 --expert-stats
+demo: build ## real text from the committed stories260K: dense, upcycled to 64 experts, over 2 expert nodes; then a Kimi-K2-shaped random-weight MoE (no download)
+	@BIN=$(BIN) OUT=out DEMO_STORIES=$(DEMO_STORIES) DEMO_MODEL=$(DEMO_MODEL) DEMO_PROMPT='$(DEMO_PROMPT)' \
+		DEMO_PORT=$(DEMO_PORT) sh scripts/demo.sh
 
 proto: ## regenerate the gRPC code in proto/ with buf and the plugins pinned in go.mod
 	$(GO) tool buf generate

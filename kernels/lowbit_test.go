@@ -10,17 +10,20 @@ import (
 	"github.com/inference-x/inference-x/kernels/internal/ggqv"
 )
 
-// lowbitTypes are the formats of lowbit_common.go; their dots keep ggml's
-// scalar operation order, so fed act_q_x64 they reproduce dot_x64 exactly.
+// lowbitTypes are the formats of lowbit_common.go. TQ1_0 and TQ2_0 follow
+// ggml's x86 SIMD order (fed act_q_simd they reproduce dot_simd exactly,
+// see simdExact); the others keep ggml's scalar order, so fed act_q_x64
+// they reproduce dot_x64 exactly.
 var lowbitTypes = []gguf.Type{
 	gguf.TypeTQ1_0, gguf.TypeTQ2_0, gguf.TypeMXFP4, gguf.TypeNVFP4, gguf.TypeQ1_0, gguf.TypeQ2_0,
 }
 
 // TestLowbitDots checks the integer dot of the low-bit formats on ggml's own
 // activation bytes (so it does not depend on the Q8_0/Q8_K quantizers):
-// bit-exact against dot_x64 with act_q_x64, within dotTolerance of
-// dot_simd with act_q_simd; and DotF32 against a float64 reference. It logs
-// the worst relative errors.
+// bit-exact against ggml (checkDotBits: dot_simd for the formats in
+// simdExact, else dot_x64), within dotTolerance of dot_simd with
+// act_q_simd; and DotF32 against a float64 reference. It logs the worst
+// relative errors.
 func TestLowbitDots(t *testing.T) {
 	files := map[uint32]*ggqv.File{}
 	for _, vf := range loadVectors(t) {
@@ -47,8 +50,8 @@ func TestLowbitDots(t *testing.T) {
 				for r := 0; r < c.Rows; r++ {
 					q := c.Quant[r*rs : (r+1)*rs]
 					scale := absDotScale(f, deq, q, c.Act)
-					if got := f.Dot(n, q, c.ActX64); math.Float32bits(got) != math.Float32bits(c.DotX64[r]) {
-						t.Errorf("%s row %d: dot(act_q_x64) = %g, ggml x64 %g", c.Name, r, got, c.DotX64[r])
+					if err := checkDotBits(f, n, q, &c, r); err != "" {
+						t.Errorf("%s row %d: %s", c.Name, r, err)
 					}
 					got := f.Dot(n, q, c.ActSIMD)
 					e := math.Abs(float64(got)-float64(c.DotSIMD[r])) / scale
@@ -67,7 +70,7 @@ func TestLowbitDots(t *testing.T) {
 					worstF32 = max(worstF32, e)
 				}
 			}
-			t.Logf("%v: worst relative error dot vs dot_simd %.3g, dotf32 vs float64 %.3g; dot_x64 exact", typ, worstSIMD, worstF32)
+			t.Logf("%v: worst relative error dot vs dot_simd %.3g, dotf32 vs float64 %.3g; bit-exact (simd: %v)", typ, worstSIMD, worstF32, simdExact[typ])
 		})
 	}
 }
@@ -182,8 +185,9 @@ func TestLowbitQuantizeSpecials(t *testing.T) {
 }
 
 // refDotLowbit is a literal port of ggml's scalar vec_dot loops
-// (ggml-cpu/quants.c: ggml_vec_dot_*_generic) for the low-bit formats, as a
-// second opinion on the restructured loops over arbitrary bytes.
+// (ggml-cpu/quants.c: ggml_vec_dot_*_generic) for the low-bit formats, and
+// of the AVX2 code for TQ1_0/TQ2_0 (refDotTernaryAVX2), as a second opinion
+// on the restructured loops over arbitrary bytes.
 func refDotLowbit(typ gguf.Type, n int, w, a []byte) float32 {
 	le16 := func(b []byte) float32 { return FP16ToF32(uint16(b[0]) | uint16(b[1])<<8) }
 	q8 := func(k int) ([]byte, float32) { // Q8_0 block k: qs and d
@@ -258,51 +262,168 @@ func refDotLowbit(typ gguf.Type, n int, w, a []byte) float32 {
 			}
 		}
 	case gguf.TypeTQ1_0, gguf.TypeTQ2_0:
-		pow3 := []uint8{1, 3, 9, 27, 81, 243}
-		for i := 0; i < n/256; i++ {
-			yb := a[i*q8KBlockBytes:]
-			qy := yb[4:260]
-			dy := math.Float32frombits(uint32(yb[0]) | uint32(yb[1])<<8 | uint32(yb[2])<<16 | uint32(yb[3])<<24)
-			var sum int32
-			var dx float32
-			if typ == gguf.TypeTQ1_0 {
-				x := w[i*54:]
-				trit := func(q uint8, l int) int32 { return int32(uint16(q*pow3[l])*3>>8) - 1 }
-				for l := 0; l < 5; l++ {
-					for m := 0; m < 32; m++ {
-						sum += trit(x[m], l) * int32(int8(qy[l*32+m]))
-					}
-				}
-				for l := 0; l < 5; l++ {
-					for m := 0; m < 16; m++ {
-						sum += trit(x[32+m], l) * int32(int8(qy[160+l*16+m]))
-					}
-				}
-				for l := 0; l < 4; l++ {
-					for j := 0; j < 4; j++ {
-						sum += trit(x[48+j], l) * int32(int8(qy[240+l*4+j]))
-					}
-				}
-				dx = le16(x[52:])
-				sumf += float32(sb2f(sum) * float32(dx*dy))
-			} else {
-				x := w[i*66:]
-				for j := 0; j < 64; j += 32 {
-					for l := 0; l < 4; l++ {
-						for k := 0; k < 32; k++ {
-							sum += int32(int8(qy[j*4+l*32+k])) * (int32(x[j+k]>>(l*2)&3) - 1)
-						}
-					}
-				}
-				dx = le16(x[64:])
-				sumf += float32(sb2f(sum) * float32(dy*dx))
-			}
-		}
+		return refDotTernaryAVX2(typ, n, w, a)
 	}
 	return sumf
 }
 
 func sb2f(i int32) float32 { return float32(i) }
+
+// A ymm is a 256-bit register as 32 bytes, for refDotTernaryAVX2.
+type ymm [32]byte
+
+func (v ymm) i16(p int) int16 { return int16(uint16(v[2*p]) | uint16(v[2*p+1])<<8) }
+
+func (v *ymm) setI16(p int, x int16) { v[2*p], v[2*p+1] = byte(x), byte(uint16(x)>>8) }
+
+// srli16 is _mm256_srli_epi16: each 16-bit lane shifted right by k.
+func (v ymm) srli16(k uint) (r ymm) {
+	for p := range 16 {
+		r.setI16(p, int16(uint16(v.i16(p))>>k))
+	}
+	return r
+}
+
+// slli16 is _mm256_slli_epi16.
+func (v ymm) slli16(k uint) (r ymm) {
+	for p := range 16 {
+		r.setI16(p, int16(uint16(v.i16(p))<<k))
+	}
+	return r
+}
+
+// ymmOp applies a byte operation (and, add_epi8, subs_epu8, avg_epu8).
+func (v ymm) ymmOp(u ymm, op func(a, b byte) byte) (r ymm) {
+	for i := range r {
+		r[i] = op(v[i], u[i])
+	}
+	return r
+}
+
+func splat8(b byte) (r ymm) {
+	for i := range r {
+		r[i] = b
+	}
+	return r
+}
+
+func and8(a, b byte) byte  { return a & b }
+func add8(a, b byte) byte  { return a + b }
+func subs8(a, b byte) byte { return byte(max(int(a)-int(b), 0)) }
+func avg8(a, b byte) byte  { return byte((int(a) + int(b) + 1) >> 1) }
+
+// maddubs is _mm256_maddubs_epi16: unsigned bytes of v times signed bytes
+// of y, adjacent pairs added with signed saturation.
+func (v ymm) maddubs(y ymm) (r ymm) {
+	for p := range 16 {
+		s := int32(v[2*p])*int32(int8(y[2*p])) + int32(v[2*p+1])*int32(int8(y[2*p+1]))
+		r.setI16(p, int16(min(max(s, -32768), 32767)))
+	}
+	return r
+}
+
+// addw and subw are _mm256_add_epi16 and _mm256_sub_epi16 (wrapping).
+func (v ymm) addw(u ymm) (r ymm) {
+	for p := range 16 {
+		r.setI16(p, v.i16(p)+u.i16(p))
+	}
+	return r
+}
+
+func (v ymm) subw(u ymm) (r ymm) {
+	for p := range 16 {
+		r.setI16(p, v.i16(p)-u.i16(p))
+	}
+	return r
+}
+
+// tq1Digits is the AVX2 trit extraction of ggml_vec_dot_tq1_0_q8_K: q*3^n
+// already in the bytes; subs_epu8 1, avg_epu8(q, avg_epu8(q, 0)), srli 6,
+// and 3.
+func tq1Digits(q ymm) ymm {
+	q = q.ymmOp(splat8(1), subs8)
+	q = q.ymmOp(q.ymmOp(ymm{}, avg8), avg8)
+	return q.srli16(6).ymmOp(splat8(3), and8)
+}
+
+// refDotTernaryAVX2 ports ggml_vec_dot_tq1_0_q8_K and
+// ggml_vec_dot_tq2_0_q8_K (arch/x86/quants.c, __AVX2__) instruction by
+// instruction on emulated registers.
+func refDotTernaryAVX2(typ gguf.Type, n int, w, a []byte) float32 {
+	var sumf [8]float32
+	load := func(b []byte) (r ymm) { copy(r[:], b); return r }
+	times3 := func(v ymm) ymm { return v.ymmOp(v.ymmOp(v, add8), add8) }
+	times9 := func(v ymm) ymm { return v.slli16(3).ymmOp(splat8(0xf8), and8).ymmOp(v, add8) }
+	for i := 0; i < n/256; i++ {
+		y := a[i*q8KBlockBytes:]
+		qy := func(off int) ymm { return load(y[4+off:]) }
+		var sumi0 ymm
+		var dx float32
+		if typ == gguf.TypeTQ1_0 {
+			x := w[i*54:]
+			var sumi1, sumi2 ymm
+			qx0 := load(x[0:32])
+			qx1 := times3(qx0)
+			qx2 := times9(qx0)
+			qx3 := times9(qx1)
+			qx4 := times9(qx2)
+			m0, m1 := tq1Digits(qx0).maddubs(qy(0)), tq1Digits(qx1).maddubs(qy(32))
+			m2, m3 := tq1Digits(qx2).maddubs(qy(64)), tq1Digits(qx3).maddubs(qy(96))
+			m4 := tq1Digits(qx4).maddubs(qy(128))
+			sumi0 = sumi0.addw(m0.addw(m1))
+			sumi1 = sumi1.addw(m2.addw(m3))
+			sumi2 = sumi2.addw(m4)
+
+			var lo ymm // the 16 bytes qs[32:48] in the low half
+			copy(lo[:16], x[32:48])
+			l1, l2 := times3(lo), times9(lo)
+			l3, l4 := times9(l1), times9(l2)
+			pow3 := [4]uint16{1, 3, 9, 27}
+			var qx5 [16]byte
+			for k := range qx5 {
+				qx5[k] = byte(uint16(x[48+k%4]) * pow3[k/4] & 0xff)
+			}
+			var qx01, qx23, qx45 ymm
+			copy(qx01[:16], lo[:16])
+			copy(qx01[16:], l1[:16])
+			copy(qx23[:16], l2[:16])
+			copy(qx23[16:], l3[:16])
+			copy(qx45[:16], l4[:16])
+			copy(qx45[16:], qx5[:])
+			sumi0 = sumi0.addw(tq1Digits(qx01).maddubs(qy(160)))
+			sumi1 = sumi1.addw(tq1Digits(qx23).maddubs(qy(192)))
+			sumi2 = sumi2.addw(tq1Digits(qx45).maddubs(qy(224)))
+
+			ysum := load(y[260:292])
+			sumi0 = sumi0.subw(ysum)
+			sumi0 = sumi0.addw(sumi1.addw(sumi2))
+			dx = FP16ToF32(binary.LittleEndian.Uint16(x[52:]))
+		} else {
+			x := w[i*66:]
+			var sumi1 ymm
+			for j := 0; j < 64; j += 32 {
+				qx0 := load(x[j : j+32])
+				qx1, qx2, qx3 := qx0.srli16(2), qx0.srli16(4), qx0.srli16(6)
+				three := splat8(3)
+				qx0, qx1, qx2, qx3 = qx0.ymmOp(three, and8), qx1.ymmOp(three, and8), qx2.ymmOp(three, and8), qx3.ymmOp(three, and8)
+				m0, m1 := qx0.maddubs(qy(j*4)), qx1.maddubs(qy(j*4+32))
+				m2, m3 := qx2.maddubs(qy(j*4+64)), qx3.maddubs(qy(j*4+96))
+				sumi0 = sumi0.addw(m0.addw(m1))
+				sumi1 = sumi1.addw(m2.addw(m3))
+			}
+			ysum := load(y[260:292])
+			sumi0 = sumi0.addw(sumi1)
+			sumi0 = sumi0.subw(ysum)
+			dx = FP16ToF32(binary.LittleEndian.Uint16(x[64:]))
+		}
+		d := math.Float32frombits(binary.LittleEndian.Uint32(y)) * dx
+		for t := range sumf { // _mm256_madd_epi16(sumi0, 1), cvtepi32_ps, fmadd
+			lane := int32(sumi0.i16(2*t)) + int32(sumi0.i16(2*t+1))
+			sumf[t] = fma32(float32(lane), d, sumf[t])
+		}
+	}
+	return hsum8(&sumf)
+}
 
 // TestLowbitDotRandomBytes compares the dots with the literal ggml ports on
 // random blocks (every code pattern, TQ1_0 bytes >= 243 and TQ2_0/Q2_0

@@ -1009,3 +1009,47 @@ func dotIQ3XXSSIMD(n int, w, a []byte) float32 {
 	return iqGridDot(formats[gguf.TypeIQ3_XXS], n, w, a, 0.25)
 }
 func dotIQ3SSIMD(n int, w, a []byte) float32 { return iqGridDot(formats[gguf.TypeIQ3_S], n, w, a, 1) }
+
+// ternaryDot is ggml_vec_dot_tq{1,2}_0_q8_K's AVX2 code (arch/x86/quants.c),
+// which llama.cpp runs on x86 in place of the generic C: per block the
+// unsigned codes (0..2, TQ2_0 also 3) times the Q8_K codes in sixteen
+// 16-bit lanes (lane p: elements 32c+2p and 32c+2p+1 of the eight 32-byte
+// runs c), minus bsums[p] (the sum of codes 16p..16p+15, standing for the
+// -1 of every weight), wrapped to 16 bits; lanes paired into eight 32-bit
+// lanes (vpmaddwd); acc = fma(y.d*d, float(lane), acc); hsum_float_8. The
+// generic C instead adds each block's whole integer sum times the scale to
+// one float, a different rounding of every block.
+//
+// tq1 selects the TQ1_0 block layout, else TQ2_0's (a flag rather than a
+// func value keeps the code buffer on the stack).
+func ternaryDot(n int, w, a []byte, tq1 bool) float32 {
+	var acc [8]float32
+	var q [kqBlock]uint8
+	for i := 0; i < n/kqBlock; i++ {
+		var dx float32
+		if tq1 {
+			dx = decodeTQ1_0(w[i*tq1BlockBytes:(i+1)*tq1BlockBytes], &q)
+		} else {
+			dx = decodeTQ2_0(w[i*tq2BlockBytes:(i+1)*tq2BlockBytes], &q)
+		}
+		yd, qs, yb := q8KParts(a[i*kqQ8Bytes:])
+		lanes := ternaryLanes(&q, qs, yb)
+		fma8(&acc, yd*dx, &lanes)
+	}
+	return ggmlfp.Reduce8(&acc)
+}
+
+// ternaryLanes returns the eight 32-bit lanes of ternaryDot for one block.
+func ternaryLanes(q *[kqBlock]uint8, qs *[kqBlock]byte, yb *[kqQ8Bytes]byte) (lanes [8]int32) {
+	var s [16]int32
+	for c := 0; c < kqBlock; c += 32 {
+		qc, yc := (*[32]uint8)(q[c:]), (*[32]byte)(qs[c:])
+		for p := range s {
+			s[p] += int32(qc[2*p])*int32(int8(yc[2*p])) + int32(qc[2*p+1])*int32(int8(yc[2*p+1]))
+		}
+	}
+	for t := range lanes {
+		lanes[t] = int32(int16(s[2*t]-kqQ8Bsum(yb[:], 2*t))) + int32(int16(s[2*t+1]-kqQ8Bsum(yb[:], 2*t+1)))
+	}
+	return lanes
+}

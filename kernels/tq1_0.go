@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"encoding/binary"
-	"math"
 
 	"github.com/inference-x/inference-x/gguf"
 )
@@ -127,42 +126,31 @@ func quantizeTQ1_0(dst []byte, src []float32) {
 	}
 }
 
-// dotTQ1_0 is ggml_vec_dot_tq1_0_q8_K_generic: an integer sum per block,
-// then sum += float(isum) * (dx*d8). The integer sum of (t-1)*y is
-// computed as sum t*y - sum y.
-func dotTQ1_0(n int, w, a []byte) float32 {
-	var sum float32
-	for i := 0; i < n/tq1BlockSize; i++ {
-		b := w[i*tq1BlockBytes:][:tq1BlockBytes]
-		y := a[i*q8KBlockBytes:][:q8KBlockBytes]
-		qy := y[q8KQsOffset:][:256]
-		s := tq1DotInt(qy[0:160], b[0:32]) + tq1DotInt(qy[160:240], b[32:48])
-		y0, y1, y2, y3 := qy[240:244], qy[244:248], qy[248:252], qy[252:256]
-		for j, q := range b[tq1QhOffset:][:4] {
-			t0, t1, t2, t3, _ := tq1Trits(q)
-			s += (int32(t0)-1)*int32(int8(y0[j])) + (int32(t1)-1)*int32(int8(y1[j])) +
-				(int32(t2)-1)*int32(int8(y2[j])) + (int32(t3)-1)*int32(int8(y3[j]))
-		}
-		dx := FP16ToF32(binary.LittleEndian.Uint16(b[tq1DOffset:]))
-		dy := math.Float32frombits(binary.LittleEndian.Uint32(y))
-		sum += float32(float32(s) * float32(dx*dy))
+// dotTQ1_0 is ggml_vec_dot_tq1_0_q8_K as llama.cpp runs it on x86 (the
+// AVX2 code, not the scalar generic C): see ternaryDot.
+func dotTQ1_0(n int, w, a []byte) float32 { return ternaryDot(n, w, a, true) }
+
+// decodeTQ1_0 fills q with the block's 256 trits (0, 1, 2 for -1, 0, +1)
+// in weight order and returns its scale.
+func decodeTQ1_0(b []byte, q *[256]uint8) float32 {
+	tq1SpreadCodes(q[0:160], b[0:32])
+	tq1SpreadCodes(q[160:240], b[32:48])
+	q0, q1, q2, q3 := q[240:244], q[244:248], q[248:252], q[252:256]
+	for j, c := range b[tq1QhOffset:][:4] {
+		t0, t1, t2, t3, _ := tq1Trits(c)
+		q0[j], q1[j], q2[j], q3[j] = uint8(t0), uint8(t1), uint8(t2), uint8(t3)
 	}
-	return sum
+	return FP16ToF32(binary.LittleEndian.Uint16(b[tq1DOffset:]))
 }
 
-// tq1DotInt returns sum (t-1)*y over the five-trit bytes qs and the int8
-// activations y laid out as in tq1Spread.
-func tq1DotInt(y []byte, qs []byte) int32 {
+// tq1SpreadCodes is tq1Spread for the trits themselves.
+func tq1SpreadCodes(q []uint8, qs []byte) {
 	k := len(qs)
-	y0, y1, y2, y3, y4 := y[:k], y[k:2*k], y[2*k:3*k], y[3*k:4*k], y[4*k:5*k]
-	var st, sy int32
-	for m, q := range qs {
-		t0, t1, t2, t3, t4 := tq1Trits(q)
-		v0, v1, v2, v3, v4 := int32(int8(y0[m])), int32(int8(y1[m])), int32(int8(y2[m])), int32(int8(y3[m])), int32(int8(y4[m]))
-		st += int32(t0)*v0 + int32(t1)*v1 + int32(t2)*v2 + int32(t3)*v3 + int32(t4)*v4
-		sy += v0 + v1 + v2 + v3 + v4
+	q0, q1, q2, q3, q4 := q[:k], q[k:2*k], q[2*k:3*k], q[3*k:4*k], q[4*k:5*k]
+	for m, c := range qs {
+		t0, t1, t2, t3, t4 := tq1Trits(c)
+		q0[m], q1[m], q2[m], q3[m], q4[m] = uint8(t0), uint8(t1), uint8(t2), uint8(t3), uint8(t4)
 	}
-	return st - sy
 }
 
 func dotF32TQ1_0(w []byte, x []float32) float32 {

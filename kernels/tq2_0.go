@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"encoding/binary"
-	"math"
 
 	"github.com/inference-x/inference-x/gguf"
 )
@@ -67,29 +66,21 @@ func quantizeTQ2_0(dst []byte, src []float32) {
 	}
 }
 
-// dotTQ2_0 is ggml_vec_dot_tq2_0_q8_K_generic: an integer sum per block,
-// then sum += float(isum) * (d8*dx). The integer sum of (q-1)*y is
-// computed as sum q*y - sum y.
-func dotTQ2_0(n int, w, a []byte) float32 {
-	var sum float32
-	for i := 0; i < n/tq2BlockSize; i++ {
-		b := w[i*tq2BlockBytes:][:tq2BlockBytes]
-		y := a[i*q8KBlockBytes:][:q8KBlockBytes]
-		var sq, sy int32
-		for h := range 2 {
-			qy := y[q8KQsOffset+128*h:][:128]
-			y0, y1, y2, y3 := qy[0:32], qy[32:64], qy[64:96], qy[96:128]
-			for m, q := range b[32*h:][:32] {
-				v0, v1, v2, v3 := int32(int8(y0[m])), int32(int8(y1[m])), int32(int8(y2[m])), int32(int8(y3[m]))
-				sq += v0*int32(q&3) + v1*int32(q>>2&3) + v2*int32(q>>4&3) + v3*int32(q>>6)
-				sy += v0 + v1 + v2 + v3
-			}
+// dotTQ2_0 is ggml_vec_dot_tq2_0_q8_K as llama.cpp runs it on x86 (the
+// AVX2 code, not the scalar generic C): see ternaryDot.
+func dotTQ2_0(n int, w, a []byte) float32 { return ternaryDot(n, w, a, false) }
+
+// decodeTQ2_0 fills q with the block's 256 codes (0..3, as stored) in
+// weight order and returns its scale.
+func decodeTQ2_0(b []byte, q *[256]uint8) float32 {
+	for h := range 2 {
+		y := q[128*h:][:128]
+		y0, y1, y2, y3 := y[0:32], y[32:64], y[64:96], y[96:128]
+		for m, c := range b[32*h:][:32] {
+			y0[m], y1[m], y2[m], y3[m] = c&3, c>>2&3, c>>4&3, c>>6
 		}
-		dx := FP16ToF32(binary.LittleEndian.Uint16(b[tq2DOffset:]))
-		dy := math.Float32frombits(binary.LittleEndian.Uint32(y))
-		sum += float32(float32(sq-sy) * float32(dy*dx))
 	}
-	return sum
+	return FP16ToF32(binary.LittleEndian.Uint16(b[tq2DOffset:]))
 }
 
 func dotF32TQ2_0(w []byte, x []float32) float32 {

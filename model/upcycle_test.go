@@ -14,10 +14,13 @@ import (
 
 // TestUpcycledStoriesMatchesDense: stories260K upcycled with no noise to 64
 // experts, top-8, computes the dense model's function in our engine: logits
-// within 1e-4 × max|logit| at every position and the same greedy text.
-// (synth's TestUpcycleMatchesDense checks llama.cpp on the same file.)
+// within 1e-4 × max|logit| at every position and the same greedy text,
+// also from `make demo`'s prompt with both KV cache types (the demo prints
+// the two texts as equal). It uses the committed copy of the model, so it
+// runs on a fresh clone. (synth's TestUpcycleMatchesDense checks llama.cpp
+// on the same file.)
 func TestUpcycledStoriesMatchesDense(t *testing.T) {
-	densePath := testenv.Shared(t, "models/stories260K/stories260K.gguf")
+	densePath := testenv.CommittedStories260K(t)
 	moePath := filepath.Join(t.TempDir(), "stories260K-moe64.gguf")
 	in, err := gguf.Open(densePath)
 	if err != nil {
@@ -73,11 +76,23 @@ func TestUpcycledStoriesMatchesDense(t *testing.T) {
 		}
 	}
 
-	gd := greedy(t, dense, prompt[:1], 96, KVF32)
-	gm := greedy(t, moe, prompt[:1], 96, KVF32)
-	for i := range gd {
-		if gd[i] != gm[i] {
-			t.Fatalf("greedy token %d: upcycled %d, dense %d", i, gm[i], gd[i])
+	once := []int32{1, 403, 407, 261, 378} // <s> Once upon a time
+	for _, c := range []struct {
+		name   string
+		prompt []int32
+		n      int
+		kv     KVType
+	}{
+		{"bos f32", prompt[:1], 96, KVF32},
+		{"once f32", once, 64, KVF32},
+		{"once f16 (make demo)", once, 64, KVF16},
+	} {
+		gd := greedy(t, dense, c.prompt, c.n, c.kv)
+		gm := greedy(t, moe, c.prompt, c.n, c.kv)
+		for i := range gd {
+			if gd[i] != gm[i] {
+				t.Fatalf("%s: greedy token %d: upcycled %d, dense %d", c.name, i, gm[i], gd[i])
+			}
 		}
 	}
 }

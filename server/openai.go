@@ -166,7 +166,7 @@ func (s *Server) params(f *samplingFields) (params, error) {
 	}
 	if f.Seed != nil {
 		sc.Seed = uint64(*f.Seed)
-	} else {
+	} else if !s.cfg.FixedSeed {
 		sc.Seed = randomSeed()
 	}
 	stop, err := parseStop(f.Stop, s.cfg.MaxStop)

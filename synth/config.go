@@ -17,46 +17,46 @@ const (
 // gives named real-world shapes. Fields an architecture does not use are
 // ignored (Validate says which combinations are wrong).
 type Config struct {
-	Arch string // llama, qwen2, qwen3, qwen2moe, qwen3moe, deepseek2
-	Name string // general.name (default "synthetic-<arch>")
+	Arch string `json:"arch"` // llama, qwen2, qwen3, qwen2moe, qwen3moe, deepseek2
+	Name string `json:"name"` // general.name (default "synthetic-<arch>")
 
-	Layers   int
-	Embd     int // hidden width (n_embd)
-	FF       int // dense FFN width; for llama with experts, each expert's width
-	Heads    int
-	KVHeads  int
-	HeadDim  int // per-head width of q, k and v (0: Embd/Heads); qwen3/qwen3moe may differ
-	Vocab    int
-	Ctx      int // context_length
-	RopeBase float32
-	NormEps  float32
-	Tied     bool // no output.weight: the LM head is token_embd
+	Layers   int     `json:"layers"`
+	Embd     int     `json:"embd"` // hidden width (n_embd)
+	FF       int     `json:"ff"`   // dense FFN width; for llama with experts, each expert's width
+	Heads    int     `json:"heads"`
+	KVHeads  int     `json:"kv_heads"`
+	HeadDim  int     `json:"head_dim"` // per-head width of q, k and v (0: Embd/Heads); qwen3/qwen3moe may differ
+	Vocab    int     `json:"vocab"`
+	Ctx      int     `json:"ctx"` // context_length
+	RopeBase float32 `json:"rope_base"`
+	NormEps  float32 `json:"norm_eps"`
+	Tied     bool    `json:"tied"` // no output.weight: the LM head is token_embd
 
 	// Mixture of experts.
-	Experts       int
-	ExpertsUsed   int
-	ExpertFF      int // width of each routed expert (qwen2moe, qwen3moe, deepseek2)
-	SharedExperts int // deepseek2: shared experts (their FFN is SharedExperts*ExpertFF wide)
-	SharedFF      int // qwen2moe: the shared expert's width
-	LeadingDense  int // deepseek2: leading layers with a dense FFN of width FF
-	ExpertGroups  int // deepseek2: group-limited routing (0 or 1: off)
-	GroupsUsed    int
-	Gating        int     // deepseek2: GatingSoftmax or GatingSigmoid
-	WeightsScale  float32 // deepseek2: routed_scaling_factor (0: unset)
-	WeightsNorm   bool    // deepseek2: renormalise the top-k weights
-	ProbsBias     bool    // deepseek2: exp_probs_b (sigmoid routers' selection bias)
+	Experts       int     `json:"experts"`
+	ExpertsUsed   int     `json:"experts_used"`
+	ExpertFF      int     `json:"expert_ff"`      // width of each routed expert (qwen2moe, qwen3moe, deepseek2)
+	SharedExperts int     `json:"shared_experts"` // deepseek2: shared experts (their FFN is SharedExperts*ExpertFF wide)
+	SharedFF      int     `json:"shared_ff"`      // qwen2moe: the shared expert's width
+	LeadingDense  int     `json:"leading_dense"`  // deepseek2: leading layers with a dense FFN of width FF
+	ExpertGroups  int     `json:"expert_groups"`  // deepseek2: group-limited routing (0 or 1: off)
+	GroupsUsed    int     `json:"groups_used"`
+	Gating        int     `json:"gating"`        // deepseek2: GatingSoftmax or GatingSigmoid
+	WeightsScale  float32 `json:"weights_scale"` // deepseek2: routed_scaling_factor (0: unset)
+	WeightsNorm   bool    `json:"weights_norm"`  // deepseek2: renormalise the top-k weights
+	ProbsBias     bool    `json:"probs_bias"`    // deepseek2: exp_probs_b (sigmoid routers' selection bias)
 
 	// Multi-head latent attention (deepseek2).
-	QLoraRank  int // 0: no q compression (attn_q instead of attn_q_a/attn_q_b)
-	KVLoraRank int
-	RopeDim    int // qk_rope_head_dim (deepseek2); others rotate the whole head
-	NopeDim    int // qk_nope_head_dim
-	VHeadDim   int // v_head_dim
+	QLoraRank  int `json:"q_lora_rank"` // 0: no q compression (attn_q instead of attn_q_a/attn_q_b)
+	KVLoraRank int `json:"kv_lora_rank"`
+	RopeDim    int `json:"rope_dim"`   // qk_rope_head_dim (deepseek2); others rotate the whole head
+	NopeDim    int `json:"nope_dim"`   // qk_nope_head_dim
+	VHeadDim   int `json:"v_head_dim"` // v_head_dim
 
 	// YaRN context extension (0 factor: none).
-	YarnFactor  float32
-	YarnOrigCtx int
-	YarnLogMul  float32 // written as rope.scaling.yarn_log_multiplier (0.1*mscale_all_dim)
+	YarnFactor  float32 `json:"yarn_factor"`
+	YarnOrigCtx int     `json:"yarn_orig_ctx"`
+	YarnLogMul  float32 `json:"yarn_log_mul"` // written as rope.scaling.yarn_log_multiplier (0.1*mscale_all_dim)
 }
 
 // MaxExperts is llama.cpp's LLAMA_MAX_EXPERTS.

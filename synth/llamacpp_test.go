@@ -52,7 +52,7 @@ func canQuantize(t gguf.Type) bool {
 func TestLlamaCppLoadsEveryArch(t *testing.T) {
 	llamaref(t)
 	dir := t.TempDir()
-	types := []string{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q2_K", "Q3_K_M", "Q4_K_M", "Q4_K", "Q6_K", "IQ4_XS", "IQ3_M", "IQ2_XXS", "IQ1_M", "TQ2_0", "MXFP4_MOE"}
+	types := []string{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_1", "Q2_K", "Q3_K_M", "Q4_K_M", "Q4_K", "Q6_K", "IQ4_XS", "IQ3_M", "IQ2_XXS", "IQ1_M", "TQ1_0", "TQ2_0", "MXFP4_MOE"}
 	if testing.Short() {
 		types = []string{"Q8_0", "Q4_K_M"}
 	}
@@ -108,6 +108,7 @@ func TestSameAsLlamaQuantize(t *testing.T) {
 	cases := []struct{ arch, typ string }{
 		{"llama", "Q4_K_M"}, {"qwen2", "Q5_K_M"}, {"qwen3", "Q4_0"}, {"qwen2moe", "Q3_K_M"},
 		{"qwen3moe", "Q6_K"}, {"deepseek2", "Q4_K_M"}, {"deepseek2", "IQ2_XXS"},
+		{"llama", "TQ1_0"}, {"qwen3moe", "TQ2_0"},
 	}
 	if testing.Short() {
 		cases = cases[:1]

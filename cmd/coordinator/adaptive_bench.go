@@ -75,15 +75,15 @@ output is a markdown table.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Model == "" || o.File == "" {
-				return errors.New("give a model with -m and a text with -f")
+				return cli.Usage(errors.New("give a model with -m and a text with -f"))
 			}
 			if o.Ctx < 4 || o.Chunks < 0 || o.Decode < 0 || o.Reps < 1 || o.Rounds < 1 {
-				return fmt.Errorf("--ctx %d, --chunks %d, -n %d, -r %d, --rounds %d: need ctx >= 4, chunks and n >= 0, r and rounds >= 1",
-					o.Ctx, o.Chunks, o.Decode, o.Reps, o.Rounds)
+				return cli.Usage(fmt.Errorf("--ctx %d, --chunks %d, -n %d, -r %d, --rounds %d: need ctx >= 4, chunks and n >= 0, r and rounds >= 1",
+					o.Ctx, o.Chunks, o.Decode, o.Reps, o.Rounds))
 			}
 			for _, t := range o.Reference {
 				if _, err := adaptive.ParseChoice(t); err != nil {
-					return fmt.Errorf("--reference: %w", err)
+					return cli.Usage(fmt.Errorf("--reference: %w", err))
 				}
 			}
 			o.Adaptive.Enabled = true

@@ -15,6 +15,7 @@ import (
 
 	"github.com/inference-x/inference-x/adaptive"
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/model"
 )
 
@@ -52,16 +53,16 @@ func (a *AdaptiveFlags) AddFlags(f *pflag.FlagSet, prepare bool) {
 func (a *AdaptiveFlags) Validate(modelPath string) error {
 	if !a.Enabled {
 		if a.Tier != "" {
-			return fmt.Errorf("--adaptive-tier needs --adaptive")
+			return cli.Usage(fmt.Errorf("--adaptive-tier needs --adaptive"))
 		}
 		return nil
 	}
 	c := adaptive.DefaultConfig()
 	if err := c.ParsePlans(a.Plans); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if err := c.ParseThresholds(a.Thresholds); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	switch a.Cache {
 	case "", "ram":
@@ -73,12 +74,12 @@ func (a *AdaptiveFlags) Validate(modelPath string) error {
 	if a.Tier != "" {
 		t, err := adaptive.ParseTier(a.Tier)
 		if err != nil {
-			return err
+			return cli.Usage(err)
 		}
 		c.Forced, c.Force = true, t
 	}
 	a.cfg = c
-	return c.Validate()
+	return cli.Usage(c.Validate())
 }
 
 // Planner makes the planner for a loaded model (nil when --adaptive is

@@ -41,10 +41,10 @@ and a single-token decode before tg.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Model == "" {
-				return fmt.Errorf("give a model with -m")
+				return cli.Usage(fmt.Errorf("give a model with -m"))
 			}
 			if o.PP < 0 || o.TG < 0 || o.Reps < 1 || o.PP+o.TG == 0 {
-				return fmt.Errorf("-p %d, -n %d, -r %d: need -p or -n > 0 and -r >= 1", o.PP, o.TG, o.Reps)
+				return cli.Usage(fmt.Errorf("-p %d, -n %d, -r %d: need -p or -n > 0 and -r >= 1", o.PP, o.TG, o.Reps))
 			}
 			return o.Run(cmd.Context(), s)
 		},
@@ -59,6 +59,7 @@ and a single-token decode before tg.`,
 	f.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16 or f32")
 	f.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the measured runs to this file")
 	cli.AddOutputFlag(cmd, &o.Output)
+	llamaAliases(f)
 	return cmd
 }
 

@@ -28,8 +28,11 @@ type ClusterOptions struct {
 	Placement    string
 	LocalExperts bool
 	NodeTimeout  time.Duration
-	LogLevel     string
+	Log          cli.LogFlags // --cluster-log-level; run adds --log-format
 	Security     rpc.SecurityFlags
+	// Observer, when set, gets the router's per-call measurements
+	// (serve's metrics); not a flag.
+	Observer router.Observer
 }
 
 // AddFlags registers the cluster flags on fs.
@@ -38,7 +41,7 @@ func (o *ClusterOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Placement, "placement", "", "placement file (JSON): the expert nodes and the experts each holds")
 	fs.BoolVar(&o.LocalExperts, "local-experts", true, "run experts locally when no node holding them is alive (false: this coordinator has only the dense weights)")
 	fs.DurationVar(&o.NodeTimeout, "node-timeout", 10*time.Second, "deadline of one expert call to a node before failing over")
-	fs.StringVar(&o.LogLevel, "cluster-log-level", "info", "level of the router's log on stderr (placement, failovers): debug, info, warn or error")
+	o.Log.AddLevelFlag(fs, "cluster-log-level", "level of the router's log on stderr (placement, failovers): debug, info, warn or error")
 	o.Security.AddFlags(fs, false)
 }
 
@@ -48,13 +51,13 @@ func (o *ClusterOptions) Enabled() bool { return len(o.Nodes) > 0 || o.Placement
 // Validate checks the flags and reads the token.
 func (o *ClusterOptions) Validate() error {
 	if len(o.Nodes) > 0 && o.Placement != "" {
-		return errors.New("give --nodes or --placement, not both")
+		return cli.Usage(errors.New("give --nodes or --placement, not both"))
 	}
 	if o.NodeTimeout <= 0 {
-		return fmt.Errorf("--node-timeout %v must be positive", o.NodeTimeout)
+		return cli.Usage(fmt.Errorf("--node-timeout %v must be positive", o.NodeTimeout))
 	}
 	if !o.Enabled() && !o.LocalExperts {
-		return errors.New("--local-experts=false needs expert nodes (--nodes or --placement)")
+		return cli.Usage(errors.New("--local-experts=false needs expert nodes (--nodes or --placement)"))
 	}
 	return o.Security.Complete()
 }
@@ -71,7 +74,7 @@ func (o *ClusterOptions) RunnerOptions(ctx context.Context, f *gguf.File, opt mo
 		_, err := shard.CheckCoordinator(f, false)
 		return opt, done, err
 	}
-	log, err := cli.Logger(stderr, o.LogLevel)
+	log, err := o.Log.Logger(stderr)
 	if err != nil {
 		return opt, done, err
 	}
@@ -97,7 +100,7 @@ func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int,
 		return nil, nil, err
 	}
 	cfg := router.DefaultConfig()
-	cfg.Model, cfg.Logger, cfg.CallTimeout = info, log, o.NodeTimeout
+	cfg.Model, cfg.Logger, cfg.CallTimeout, cfg.Observer = info, log, o.NodeTimeout, o.Observer
 	cfg.Client.Security = o.Security.Security
 	local, err := localExperts(f, o.LocalExperts, threads, log)
 	if err != nil {

@@ -25,5 +25,7 @@ mode) or to expert nodes over gRPC.`,
 	}
 	root.AddCommand(newInspectCmd(s), newRunCmd(s), newPerplexityCmd(s), newBenchCmd(s), newServeCmd(s), newAdaptiveBenchCmd(s))
 	cli.AddTilesFlag(root)
+	root.AddCommand(cli.NewVersionCmd("coordinator", s))
+	cli.SetVersion(root, "coordinator")
 	return root
 }

@@ -28,7 +28,7 @@ func run(t *testing.T, args ...string) (int, string, string) {
 }
 
 func stories(t *testing.T) string {
-	return filepath.Join(testenv.Shared(t, "models/stories260K"), "stories260K.gguf")
+	return testenv.Shared(t, "models/stories260K/stories260K.gguf")
 }
 
 func TestRunGreedy(t *testing.T) {
@@ -59,7 +59,7 @@ func TestRunLogitsOut(t *testing.T) {
 		Tokens []int32     `json:"tokens"`
 		Logits [][]float32 `json:"logits"`
 	}
-	b, _ := os.ReadFile(filepath.Join(filepath.Dir(stories(t)), "ref", "stories260K-F32.once.logits.json"))
+	b, _ := os.ReadFile(testenv.Shared(t, "models/stories260K/ref/stories260K-F32.once.logits.json"))
 	if err := json.Unmarshal(b, &ref); err != nil {
 		t.Fatal(err)
 	}
@@ -96,22 +96,23 @@ func TestRunErrors(t *testing.T) {
 	os.WriteFile(garbage, []byte("this is not a model file at all"), 0o644)
 	long := strings.Repeat("Once upon a time ", 200)
 	for _, c := range []struct {
-		name string
-		args []string
-		want string
+		name  string
+		args  []string
+		want  string
+		usage bool // a usage error: exit 2
 	}{
-		{"unsupported arch", []string{"run", "-m", unsupported, "--prompt-tokens", "1"}, `architecture "gpt2"`},
-		{"missing tensor", []string{"run", "-m", missing, "--prompt-tokens", "1"}, "missing tensor output_norm.weight"},
-		{"prompt too long", []string{"run", "-m", stories(t), "-p", long, "--ctx", "64"}, "longer than the context"},
-		{"no prompt", []string{"run", "-m", stories(t)}, "exactly one of"},
-		{"bad token", []string{"run", "-m", stories(t), "--prompt-tokens", "1,99999"}, "outside the vocabulary"},
-		{"not gguf", []string{"run", "-m", garbage, "-p", "x"}, "not a GGUF file"},
-		{"bad kv type", []string{"run", "-m", stories(t), "-p", "x", "--kv-type", "q4"}, "unknown KV cache type"},
+		{"unsupported arch", []string{"run", "-m", unsupported, "--prompt-tokens", "1"}, `architecture "gpt2"`, false},
+		{"missing tensor", []string{"run", "-m", missing, "--prompt-tokens", "1"}, "missing tensor output_norm.weight", false},
+		{"prompt too long", []string{"run", "-m", stories(t), "-p", long, "--ctx", "64"}, "longer than the context", false},
+		{"no prompt", []string{"run", "-m", stories(t)}, "exactly one of", true},
+		{"bad token", []string{"run", "-m", stories(t), "--prompt-tokens", "1,99999"}, "outside the vocabulary", false},
+		{"not gguf", []string{"run", "-m", garbage, "-p", "x"}, "not a GGUF file", false},
+		{"bad kv type", []string{"run", "-m", stories(t), "-p", "x", "--kv-type", "q4"}, "unknown KV cache type", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, _, errs := run(t, c.args...)
-			if code != 1 {
-				t.Errorf("exit status %d, want 1", code)
+			if want := map[bool]int{false: 1, true: cli.ExitUsage}[c.usage]; code != want {
+				t.Errorf("exit status %d, want %d", code, want)
 			}
 			if !strings.Contains(errs, c.want) || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 				t.Errorf("stderr %q: want one line containing %q", errs, c.want)
@@ -135,7 +136,7 @@ func TestPerplexityCLI(t *testing.T) {
 	if rep.Chunks != 20 || rep.Running[19] < 55.2435-0.001 || rep.Running[19] > 55.2435+0.001 {
 		t.Errorf("after 20 chunks PPL %.4f (%d chunks), llama.cpp 55.2435", rep.Running[len(rep.Running)-1], rep.Chunks)
 	}
-	q8 := filepath.Join(filepath.Dir(stories(t)), "stories260K-Q8_0.gguf")
+	q8 := testenv.Shared(t, "models/stories260K/stories260K-Q8_0.gguf")
 	code, out, errs = run(t, "perplexity", "-m", q8, "-f", text, "--ctx", "128", "--kv-type", "f32", "--chunks", "20", "--kl-base", base, "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)

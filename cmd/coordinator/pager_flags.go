@@ -37,7 +37,7 @@ type PagerOptions struct {
 func (o *PagerOptions) AddFlags(f *pflag.FlagSet) {
 	d := experts.DefaultPagerConfig(1)
 	f.StringVar(&o.Mem, "expert-mem", "auto",
-		"memory for routed experts, e.g. 12GiB, 800MiB (K/M/G/T are binary units, KB/MB/GB/TB decimal); "+
+		"memory for routed experts, e.g. 12Gi, 800Mi (binary: Ki, Mi, Gi, Ti, or KiB..TiB), 12G, 800M (decimal, as Kubernetes: k, M, G, T, or KB..TB); "+
 			"auto: available memory minus the dense weights, the KV cache, 128 MiB and room for two layers' top-k experts "+
 			"(plain mmap when that holds every expert); "+
 			"plain: no pager, the kernel pages the mapped file on its own")

@@ -48,7 +48,7 @@ and reports mean KL divergence, its 99th percentile and top-1 agreement.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Model == "" || o.File == "" {
-				return errors.New("give a model with -m and a text with -f")
+				return cli.Usage(errors.New("give a model with -m and a text with -f"))
 			}
 			if err := o.Adaptive.Validate(o.Model); err != nil {
 				return err
@@ -59,7 +59,7 @@ and reports mean KL divergence, its 99th percentile and top-1 agreement.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.Model, "model", "m", "", "GGUF model file")
 	f.StringVarP(&o.File, "file", "f", "", "text file to score")
-	f.IntVar(&o.Ctx, "ctx", 512, "chunk length in tokens")
+	f.IntVarP(&o.Ctx, "ctx", "c", 512, "chunk length in tokens")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads (0: one per CPU)")
 	f.IntVarP(&o.Batch, "batch", "b", 512, "tokens per forward pass")
 	f.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16 or f32")
@@ -68,6 +68,7 @@ and reports mean KL divergence, its 99th percentile and top-1 agreement.`,
 	f.StringVar(&o.KLBase, "kl-base", "", "compare with logits saved by --save-logits")
 	cli.AddOutputFlag(cmd, &o.Output)
 	o.Adaptive.AddFlags(f, false)
+	llamaAliases(f)
 	return cmd
 }
 

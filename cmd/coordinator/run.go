@@ -81,7 +81,7 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.StringVar(&o.PromptTokens, "prompt-tokens", "", "comma-separated token ids, used as given (no BOS added)")
 	f.IntVarP(&o.N, "n-predict", "n", 128, "tokens to generate (0: evaluate the prompt only)")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads (0: one per CPU)")
-	f.IntVar(&o.Ctx, "ctx", 4096, "context size in tokens (capped at the model's training context)")
+	f.IntVarP(&o.Ctx, "ctx", "c", 4096, "context size in tokens (capped at the model's training context)")
 	f.IntVarP(&o.Batch, "batch", "b", 512, "prompt tokens per forward pass")
 	f.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16 or f32")
 	f.StringVar(&o.LogitsOut, "logits-out", "", "write the logits of every prompt position to FILE (IXLG format)")
@@ -96,15 +96,17 @@ takes token ids as given: no BOS is added. --temp 0 is greedy decoding.`,
 	f.Float32Var(&o.Sampler.Presence, "presence-penalty", 0, "presence penalty")
 	f.Float32Var(&o.Sampler.Frequency, "frequency-penalty", 0, "frequency penalty")
 	f.IntVar(&o.Sampler.PenaltyLastN, "repeat-last-n", 64, "tokens the penalties look back over")
-	f.Int64Var(&o.Seed, "seed", -1, "sampling seed (-1: random)")
+	f.Int64VarP(&o.Seed, "seed", "s", -1, "sampling seed (-1: random)")
 	f.BoolVar(&o.ExpertStats, "expert-stats", false, "print per-layer expert activation counts and the expert store's stats (residency, hits, prediction, disk reads, time per token) at the end")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "print model details to stderr")
 	o.Cluster.AddFlags(f)
+	o.Cluster.Log.AddFormatFlag(f)
 	f.BoolVar(&o.NoEcho, "no-display-prompt", false, "do not print the prompt before the generated text")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the run to FILE")
 	o.Pager.AddFlags(f)
 	f.MarkHidden("cpuprofile")
 	o.Adaptive.AddFlags(f, false)
+	llamaAliases(f)
 	return cmd
 }
 
@@ -120,26 +122,26 @@ func (o *RunOptions) Validate() error {
 		}
 	}
 	if n != 1 {
-		return errors.New("give exactly one of -p PROMPT, -f FILE or --prompt-tokens IDS")
+		return cli.Usage(errors.New("give exactly one of -p PROMPT, -f FILE or --prompt-tokens IDS"))
 	}
 	if o.PromptTokens != "" && o.Chat {
-		return errors.New("--chat needs a text prompt, not --prompt-tokens")
+		return cli.Usage(errors.New("--chat needs a text prompt, not --prompt-tokens"))
 	}
 	if o.N < 0 {
-		return fmt.Errorf("-n %d: must be >= 0", o.N)
+		return cli.Usage(fmt.Errorf("-n %d: must be >= 0", o.N))
 	}
 	if o.Ctx <= 0 || o.Batch <= 0 {
-		return fmt.Errorf("--ctx %d and --batch %d must be positive", o.Ctx, o.Batch)
+		return cli.Usage(fmt.Errorf("--ctx %d and --batch %d must be positive", o.Ctx, o.Batch))
 	}
 	if err := o.Pager.Validate(); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if o.Cluster.Enabled() && o.Pager.budget > 0 {
-		return fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only, not with --nodes", o.Pager.Mem)
+		return cli.Usage(fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only, not with --nodes", o.Pager.Mem))
 	}
 	kv, err := model.ParseKVType(o.KVType)
 	if err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	o.kv = kv
 	if err := o.Adaptive.Validate(o.Model); err != nil {
@@ -149,7 +151,7 @@ func (o *RunOptions) Validate() error {
 		for _, f := range strings.Split(o.PromptTokens, ",") {
 			v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32)
 			if err != nil {
-				return fmt.Errorf("--prompt-tokens: %q is not a token id", f)
+				return cli.Usage(fmt.Errorf("--prompt-tokens: %q is not a token id", f))
 			}
 			o.tokens = append(o.tokens, int32(v))
 		}
@@ -159,7 +161,7 @@ func (o *RunOptions) Validate() error {
 	} else {
 		o.Sampler.Seed = uint64(o.Seed)
 	}
-	return o.Sampler.Validate()
+	return cli.Usage(o.Sampler.Validate())
 }
 
 // Run loads the model and generates.

@@ -20,6 +20,8 @@ import (
 	"github.com/inference-x/inference-x/adaptive"
 	"github.com/inference-x/inference-x/chat"
 	"github.com/inference-x/inference-x/experts"
+	"github.com/inference-x/inference-x/internal/buildinfo"
+	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server"
@@ -43,10 +45,12 @@ type ServeOptions struct {
 	MaxTokens       int
 	Sampler         model.SamplerConfig
 	ShutdownTimeout time.Duration
-	LogLevel        string
+	Log             cli.LogFlags
+	WaitReady       time.Duration
 	Cluster         ServeClusterOptions // serve_cluster.go
 	Adaptive        AdaptiveFlags
 	Pager           PagerOptions // pager_flags.go; serve defaults to plain mmap
+	Compat          ServeCompat  // llama_flags.go: --host, --port, --api-key-file, --seed
 
 	kv model.KVType
 	// ready, when set, is called with the bound address (tests).
@@ -62,16 +66,21 @@ func serveCmd(s cli.Streams, o *ServeOptions) *cobra.Command {
 		Short: "Serve a model over an OpenAI-compatible HTTP API",
 		Long: `serve loads a GGUF model and answers OpenAI-compatible requests:
 POST /v1/chat/completions and /v1/completions (streaming or not),
-GET /v1/models, /health and /metrics (Prometheus).
+GET /v1/models, /metrics (Prometheus) and the probes /health, /readyz
+(ready: every routed expert has a live holder or local experts may run it)
+and /livez.
 
 Concurrent requests decode together: --slots sequences share each forward
-step (continuous batching), up to --queue more wait for a slot, and beyond
-that requests get 429. Chat requests use the model's chat template
+step (continuous batching); a request is admitted whenever a slot is free,
+up to --queue more wait for one, and beyond that requests get 429 with
+Retry-After. A request needing an expert no live node holds fails alone
+with 503 and Retry-After; one arriving while experts are uncovered (no
+node joined yet) first waits up to --wait-ready. Chat requests use the model's chat template
 (tokenizer.chat_template) or chatml when it has none.
 
 --http binds loopback unless the address names a host: "8080" and ":8080"
 mean 127.0.0.1:8080, "0.0.0.0:8080" every interface. With --api-key (or
-IX_API_KEY) every endpoint but /health requires "Authorization: Bearer KEY".
+IX_API_KEY) every endpoint but the probes requires "Authorization: Bearer KEY".
 The model id is the file's base name without .gguf unless --alias names it.`,
 		Example: `  coordinator serve -m stories260K.gguf
   coordinator serve -m model.gguf --http 0.0.0.0:8080 --api-key "$KEY" --slots 8 --ctx 8192
@@ -93,16 +102,16 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.Model, "model", "m", "", "GGUF model file (first part of a split model)")
 	f.StringVar(&o.HTTP, "http", "127.0.0.1:8080", "address to listen on (loopback unless a host is given)")
-	f.StringVar(&o.Alias, "alias", "", "model id clients use (default: the file's base name without .gguf)")
+	f.StringVarP(&o.Alias, "alias", "a", "", "model id clients use (default: the file's base name without .gguf)")
 	f.StringVar(&o.APIKey, "api-key", "", "require this bearer token (default: $IX_API_KEY; empty: no auth)")
 	f.StringVar(&o.ChatTemplate, "chat-template-file", "", "Jinja chat template to use instead of the model's")
 	f.IntVar(&o.Slots, "slots", d.Slots, "sequences decoded together")
-	f.IntVar(&o.Ctx, "ctx", d.Ctx, "context size per slot in tokens (capped at the model's training context)")
+	f.IntVarP(&o.Ctx, "ctx", "c", d.Ctx, "context size per slot in tokens (capped at the model's training context)")
 	f.IntVarP(&o.Batch, "batch", "b", d.MaxBatch, "most tokens per forward step (decode tokens plus prompt chunks)")
 	f.IntVar(&o.Queue, "queue", d.Queue, "requests waiting for a slot before 429")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads (0: one per CPU)")
 	f.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16 or f32")
-	f.Int64Var(&o.MaxBody, "max-body", sd.MaxBodyBytes, "largest request body in bytes")
+	f.Var(bytesize.NewFlag(&o.MaxBody, sd.MaxBodyBytes), "max-body", "largest request body, e.g. 4Mi or 1M")
 	f.IntVarP(&o.MaxTokens, "n-predict", "n", 0, "default max_tokens (0: until the context is full or end of generation)")
 	f.Float32Var(&o.Sampler.Temperature, "temp", sd.Sampler.Temperature, "default temperature")
 	f.IntVar(&o.Sampler.TopK, "top-k", sd.Sampler.TopK, "default top-k (0: off)")
@@ -111,7 +120,8 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.Float32Var(&o.Sampler.Repeat, "repeat-penalty", sd.Sampler.Repeat, "default repetition penalty (1: off)")
 	f.IntVar(&o.Sampler.PenaltyLastN, "repeat-last-n", 64, "tokens the penalties look back over")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running requests may finish on shutdown")
-	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&o.WaitReady, "wait-ready", 30*time.Second, "how long a request arriving while experts are uncovered waits before a 503 (0: no wait)")
+	o.Log.AddFlags(f)
 	o.Cluster.AddFlags(f)
 	o.Adaptive.AddFlags(f, true)
 	o.Pager.AddFlags(f)
@@ -119,11 +129,15 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	// sized for its model, and auto would reserve every slot's KV cache.
 	o.Pager.Mem = "plain"
 	f.Lookup("expert-mem").DefValue = "plain"
+	o.Compat.AddFlags(f)
 	return cmd
 }
 
 // Complete fills defaults that depend on the environment.
 func (o *ServeOptions) Complete() error {
+	if err := o.completeCompat(); err != nil {
+		return err
+	}
 	if o.APIKey == "" {
 		o.APIKey = os.Getenv("IX_API_KEY")
 	}
@@ -137,32 +151,35 @@ func (o *ServeOptions) Complete() error {
 // Validate checks the flags.
 func (o *ServeOptions) Validate() error {
 	if o.Model == "" {
-		return errors.New("no model: give one with -m MODEL.gguf")
+		return cli.Usage(errors.New("no model: give one with -m MODEL.gguf"))
 	}
 	kv, err := model.ParseKVType(o.KVType)
 	if err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	o.kv = kv
 	if err := o.Adaptive.Validate(o.Model); err != nil {
 		return err
 	}
 	if o.ShutdownTimeout < 0 {
-		return fmt.Errorf("--shutdown-timeout %v must be >= 0", o.ShutdownTimeout)
+		return cli.Usage(fmt.Errorf("--shutdown-timeout %v must be >= 0", o.ShutdownTimeout))
+	}
+	if o.WaitReady < 0 {
+		return cli.Usagef("--wait-ready %v must be >= 0", o.WaitReady)
 	}
 	if o.MaxTokens < 0 {
-		return fmt.Errorf("-n %d must be >= 0", o.MaxTokens)
+		return cli.Usage(fmt.Errorf("-n %d must be >= 0", o.MaxTokens))
 	}
 	if err := o.Pager.Validate(); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if o.Cluster.Enabled() && o.Pager.budget >= 0 {
-		return fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only; expert nodes take their own --expert-mem", o.Pager.Mem)
+		return cli.Usage(fmt.Errorf("--expert-mem %s: the pager runs in single-node mode only; expert nodes take their own --expert-mem", o.Pager.Mem))
 	}
 	if err := o.Cluster.Validate(); err != nil {
 		return err
 	}
-	return o.Sampler.Validate()
+	return cli.Usage(o.Sampler.Validate())
 }
 
 // listenAddr makes a bare port or ":port" a loopback address.
@@ -194,7 +211,7 @@ type serveApp struct {
 // down: /health turns 503, running requests get --shutdown-timeout to
 // finish, the rest are cut, and the scheduler stops.
 func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
-	log, err := cli.Logger(s.Err, o.LogLevel)
+	log, err := o.Log.Logger(s.Err)
 	if err != nil {
 		return err
 	}
@@ -206,6 +223,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err := o.setupMetrics(app); err != nil {
 		return err
 	}
+	o.Cluster.Static.Observer = app.metrics // per-node RPC metrics
 	be, stopCluster, err := o.Cluster.StartCluster(ctx, app.lm.file, o.Threads, log)
 	if err != nil {
 		return err
@@ -221,6 +239,9 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 			defer closer.Close()
 			defer store.Close() // after the scheduler has stopped
 			app.experts = store
+			if err := app.registry.Register(server.NewPagerCollector(store.Stats)); err != nil {
+				return err
+			}
 		}
 	}
 	if err := o.setupScheduler(ctx, app); err != nil {
@@ -258,7 +279,7 @@ func (o *ServeOptions) setupModel(app *serveApp) error {
 
 func (o *ServeOptions) setupMetrics(app *serveApp) error {
 	app.registry = prometheus.NewRegistry()
-	app.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	app.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	m, err := server.NewMetrics(app.registry)
 	if err != nil {
 		return err
@@ -302,8 +323,11 @@ func (o *ServeOptions) setupAPI(app *serveApp) error {
 	}
 	cfg := server.DefaultConfig()
 	cfg.ModelID, cfg.APIKey, cfg.MaxBodyBytes, cfg.MaxTokens, cfg.Sampler = o.Alias, o.APIKey, o.MaxBody, o.MaxTokens, o.Sampler
+	cfg.FixedSeed = o.Compat.Seed >= 0
+	cfg.WaitReady = o.WaitReady
+	cov, _ := app.experts.(experts.CoverageReporter) // the router: readiness follows expert coverage
 	api, err := server.New(cfg, server.Deps{Scheduler: app.sched, Tokenizer: app.lm.tok, Template: tmpl,
-		Metrics: app.metrics, Gatherer: app.registry, Logger: app.log})
+		Metrics: app.metrics, Coverage: cov, Gatherer: app.registry, Logger: app.log})
 	if err != nil {
 		return err
 	}

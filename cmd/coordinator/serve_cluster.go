@@ -15,6 +15,7 @@ import (
 	"github.com/inference-x/inference-x/admin"
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/internal/rpc"
 	"github.com/inference-x/inference-x/membership"
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
@@ -54,19 +55,19 @@ func (o *ServeClusterOptions) Validate() error {
 		return err
 	}
 	if err := o.Gossip.Validate(); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if o.Gossip.Enabled() && o.Static.Enabled() {
-		return errors.New("give --gossip or --nodes/--placement, not both")
+		return cli.Usage(errors.New("give --gossip or --nodes/--placement, not both"))
 	}
 	if o.Admin != "" && !o.Gossip.Enabled() {
-		return errors.New("--admin needs --gossip: the admin API steers a gossip cluster")
+		return cli.Usage(errors.New("--admin needs --gossip: the admin API steers a gossip cluster"))
 	}
 	if o.Replicas < 1 {
-		return fmt.Errorf("--replicas %d must be at least 1", o.Replicas)
+		return cli.Usage(fmt.Errorf("--replicas %d must be at least 1", o.Replicas))
 	}
 	if o.Rescan <= 0 {
-		return fmt.Errorf("--rebalance-interval %v must be positive", o.Rescan)
+		return cli.Usage(fmt.Errorf("--rebalance-interval %v must be positive", o.Rescan))
 	}
 	if o.ID == "" {
 		h, _ := os.Hostname()
@@ -126,7 +127,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 		return nil, err
 	}
 	rc := router.DefaultConfig()
-	rc.Model, rc.CallTimeout = info, o.Static.NodeTimeout
+	rc.Model, rc.CallTimeout, rc.Observer = info, o.Static.NodeTimeout, o.Static.Observer
 	rc.Client.Security = o.Static.Security.Security
 	local, err := localExperts(f, o.Static.LocalExperts, threads, log)
 	if err != nil {

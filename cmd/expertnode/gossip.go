@@ -2,18 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/inference-x/inference-x/expertnode"
+	"github.com/inference-x/inference-x/internal/bytesize"
+	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/internal/numa"
 	"github.com/inference-x/inference-x/membership"
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
@@ -39,7 +39,7 @@ func (c *ClusterFlags) AddFlags(fs *pflag.FlagSet) {
 	c.Gossip.AddFlags(fs)
 	fs.StringVar(&c.RPCAdvertise, "rpc-advertise", "", "gRPC address the coordinator dials, gossiped (default: --listen, with the gossip address's host when --listen has none)")
 	fs.StringVar(&c.Host, "host", "", "machine name gossiped for replica anti-affinity: NUMA nodes of one box share it (default: the hostname)")
-	fs.StringVar(&c.Capacity, "capacity", "0", "bytes of experts this node may hold, e.g. 340GiB (0: no limit)")
+	fs.StringVar(&c.Capacity, "capacity", "0", "bytes of experts this node may hold, e.g. 340Gi (binary), 360G (decimal) (0: no limit)")
 	fs.IntVar(&c.NUMANode, "numa-node", -1, "bind threads and memory to this NUMA node (-1: no binding)")
 }
 
@@ -48,9 +48,9 @@ func (c *ClusterFlags) Complete() error {
 	if err := c.Gossip.Complete(); err != nil {
 		return err
 	}
-	n, err := ParseBytes(c.Capacity)
+	n, err := bytesize.Parse(c.Capacity)
 	if err != nil {
-		return fmt.Errorf("--capacity: %w", err)
+		return cli.Usagef("--capacity: %w", err)
 	}
 	c.capacity = n
 	if c.Host == "" {
@@ -65,14 +65,14 @@ func (c *ClusterFlags) Complete() error {
 // Validate checks the flags.
 func (c *ClusterFlags) Validate() error {
 	if c.NUMANode < -1 {
-		return fmt.Errorf("--numa-node %d", c.NUMANode)
+		return cli.Usage(fmt.Errorf("--numa-node %d", c.NUMANode))
 	}
 	if c.RPCAdvertise != "" {
 		if _, _, err := net.SplitHostPort(c.RPCAdvertise); err != nil {
-			return fmt.Errorf("--rpc-advertise %q: %w", c.RPCAdvertise, err)
+			return cli.Usage(fmt.Errorf("--rpc-advertise %q: %w", c.RPCAdvertise, err))
 		}
 	}
-	return c.Gossip.Validate()
+	return cli.Usage(c.Gossip.Validate())
 }
 
 // StartsEmpty reports whether the node starts holding no experts: with
@@ -168,27 +168,4 @@ func (c *ClusterFlags) rpcAddr(lis net.Listener) string {
 		}
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// ParseBytes parses a size: bytes, or a number with a unit (K, M, G, T:
-// powers of 1000; KiB, MiB, GiB, TiB: powers of 1024).
-func ParseBytes(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 || v*float64(mult) > 1<<62 {
-		return 0, errors.New("want a size such as 340GiB, 512MiB or a byte count")
-	}
-	return int64(v * float64(mult)), nil
 }

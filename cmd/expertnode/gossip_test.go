@@ -5,17 +5,25 @@ import (
 	"testing"
 )
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "340GiB": 340 << 30, "1.5GiB": 3 << 29, "512MiB": 512 << 20, "2G": 2e9, "100": 100, "7B": 7} {
-		got, err := ParseBytes(in)
-		if err != nil || got != want {
-			t.Errorf("%s: %d, %v; want %d", in, got, err, want)
+// TestSizeFlags: --capacity and --expert-mem take Kubernetes quantities
+// (the 28Gi and 12Gi), decimal G, and today's GiB spellings; a bad
+// one is refused naming the flag.
+func TestSizeFlags(t *testing.T) {
+	for in, want := range map[string]int64{"28Gi": 28 << 30, "340GiB": 340 << 30, "2G": 2e9, "0": 0, "100": 100} {
+		c := &ClusterFlags{Capacity: in}
+		if err := c.Complete(); err != nil || c.capacity != want {
+			t.Errorf("--capacity %s: %d, %v; want %d", in, c.capacity, err, want)
 		}
 	}
-	for _, bad := range []string{"", "x", "-1GiB", "1PiB"} {
-		if _, err := ParseBytes(bad); err == nil {
-			t.Errorf("%q parsed", bad)
+	for _, bad := range []string{"", "x", "-1Gi", "800m", "12g"} {
+		c := &ClusterFlags{Capacity: bad}
+		if err := c.Complete(); err == nil || !strings.Contains(err.Error(), "--capacity") || !strings.Contains(err.Error(), "invalid size") {
+			t.Errorf("--capacity %q: %v", bad, err)
 		}
+	}
+	cfg, err := (&ServeOptions{ExpertMem: "12Gi"}).pager()
+	if err != nil || cfg == nil || cfg.Budget != 12<<30 {
+		t.Errorf("--expert-mem 12Gi: %+v, %v", cfg, err)
 	}
 }
 

@@ -17,5 +17,6 @@ func main() { os.Exit(cli.Main("expertnode", newRoot)) }
 func newRoot(s cli.Streams) *cobra.Command {
 	cmd := newServeCmd(s)
 	cli.AddTilesFlag(cmd)
+	cli.SetVersion(cmd, "expertnode")
 	return cmd
 }

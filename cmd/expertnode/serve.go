@@ -33,7 +33,7 @@ type ServeOptions struct {
 	MaxMessageBytes int
 	MaxCallTime     time.Duration
 	ShutdownTimeout time.Duration
-	LogLevel        string
+	Log             cli.LogFlags
 	Security        rpc.SecurityFlags
 	Cluster         ClusterFlags // gossip.go
 }
@@ -83,12 +83,12 @@ SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 	f.StringVar(&o.Node, "node", "", "this node's name in the placement file (default: --listen)")
 	f.StringVar(&o.ID, "id", "", "node id reported in Status (default: hostname:port)")
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads for expert compute (0: one per CPU)")
-	f.StringVar(&o.ExpertMem, "expert-mem", "", "budget for resident expert bytes (e.g. 48GiB): the pager advises MADV_RANDOM at open,\nMADV_WILLNEED on use and evicts (LRFU) past it; empty: plain mmap, the kernel pages on its own")
+	f.StringVar(&o.ExpertMem, "expert-mem", "", "budget for resident expert bytes (e.g. 48Gi, 12GiB, 50G): the pager advises MADV_RANDOM at open,\nMADV_WILLNEED on use and evicts (LRFU) past it; empty: plain mmap, the kernel pages on its own")
 	f.IntVar(&o.MaxConcurrent, "max-concurrent", 1, "Forward calls computing at once (each uses all threads)")
-	f.IntVar(&o.MaxMessageBytes, "max-message-bytes", rpc.DefaultMaxMessageBytes, "largest gRPC message accepted or sent")
+	f.Var(bytesize.NewFlag(&o.MaxMessageBytes, rpc.DefaultMaxMessageBytes), "max-message-bytes", "largest gRPC message accepted or sent, e.g. 64Mi")
 	f.DurationVar(&o.MaxCallTime, "max-call-time", time.Minute, "cap on a Forward call that carries no deadline")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight calls")
-	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.Log.AddFlags(f)
 	o.Security.AddFlags(f, true)
 	o.Cluster.AddFlags(f)
 	return cmd
@@ -112,24 +112,24 @@ func (o *ServeOptions) Complete() error {
 func (o *ServeOptions) Validate() error {
 	switch {
 	case o.Model == "":
-		return errors.New("no model: give one with -m MODEL.gguf")
+		return cli.Usage(errors.New("no model: give one with -m MODEL.gguf"))
 	case o.Experts != "" && o.Placement != "":
-		return errors.New("give --experts or --placement, not both")
+		return cli.Usage(errors.New("give --experts or --placement, not both"))
 	case o.MaxConcurrent <= 0 || o.MaxMessageBytes <= 0 || o.MaxCallTime <= 0 || o.ShutdownTimeout <= 0:
-		return errors.New("--max-concurrent, --max-message-bytes, --max-call-time and --shutdown-timeout must be positive")
+		return cli.Usage(errors.New("--max-concurrent, --max-message-bytes, --max-call-time and --shutdown-timeout must be positive"))
 	}
 	if _, err := o.pager(); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
-		return fmt.Errorf("--listen %q: %w", o.Listen, err)
+		return cli.Usage(fmt.Errorf("--listen %q: %w", o.Listen, err))
 	}
 	return o.Cluster.Validate()
 }
 
 // Run opens the model, serves until ctx ends and shuts down.
 func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
-	log, err := cli.Logger(s.Err, o.LogLevel)
+	log, err := o.Log.Logger(s.Err)
 	if err != nil {
 		return err
 	}
@@ -235,8 +235,11 @@ func (o *ServeOptions) pager() (*experts.PagerConfig, error) {
 		return nil, nil
 	}
 	n, err := bytesize.Parse(o.ExpertMem)
-	if err != nil || n <= 0 {
-		return nil, fmt.Errorf("--expert-mem %q: want a positive size such as 48GiB", o.ExpertMem)
+	if err != nil {
+		return nil, fmt.Errorf("--expert-mem: %w", err)
+	}
+	if n <= 0 {
+		return nil, fmt.Errorf("--expert-mem %q: want a positive size such as 48Gi", o.ExpertMem)
 	}
 	cfg := experts.DefaultPagerConfig(n)
 	cfg.Predict = false

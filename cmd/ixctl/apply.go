@@ -48,7 +48,7 @@ func (o *ApplyOptions) Complete() error { return o.complete() }
 // Validate checks the flags.
 func (o *ApplyOptions) Validate() error {
 	if o.Replicas < 0 {
-		return errors.New("--replicas must not be negative")
+		return cli.Usage(errors.New("--replicas must not be negative"))
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
@@ -27,6 +28,7 @@ const CoordinatorEnv = "IX_COORDINATOR"
 type ClusterFlags struct {
 	Coordinator string
 	Timeout     time.Duration
+	DialTimeout time.Duration
 	Security    rpc.SecurityFlags
 	Output      cli.Output
 }
@@ -35,6 +37,7 @@ func (c *ClusterFlags) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&c.Coordinator, "coordinator", "", "coordinator admin API HOST:PORT (default: $"+CoordinatorEnv+")")
 	f.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "how long to wait for the coordinator (changes wait for experts to load)")
+	f.DurationVar(&c.DialTimeout, "dial-timeout", 5*time.Second, "how long to try to reach the coordinator before giving up")
 	c.Security.AddFlags(f, false)
 	cli.AddOutputFlag(cmd, &c.Output)
 }
@@ -45,15 +48,20 @@ func (c *ClusterFlags) complete() error {
 		c.Coordinator = os.Getenv(CoordinatorEnv)
 	}
 	if c.Coordinator == "" {
-		return errors.New("no coordinator: give --coordinator HOST:PORT or set " + CoordinatorEnv)
+		return cli.Usage(errors.New("no coordinator: give --coordinator HOST:PORT or set " + CoordinatorEnv))
 	}
 	if !strings.Contains(c.Coordinator, ":") {
-		return fmt.Errorf("--coordinator %q: want HOST:PORT", c.Coordinator)
+		return cli.Usagef("--coordinator %q: want HOST:PORT", c.Coordinator)
+	}
+	if c.DialTimeout <= 0 {
+		return cli.Usagef("--dial-timeout %v must be positive", c.DialTimeout)
 	}
 	return c.Security.Complete()
 }
 
-// call dials the coordinator and runs f with its admin client.
+// call dials the coordinator and runs f with its admin client. It gives
+// up after --dial-timeout when the coordinator cannot be reached, rather
+// than after --timeout (calls wait for a connection).
 func (c *ClusterFlags) call(ctx context.Context, f func(context.Context, ixv1.AdminServiceClient) error) error {
 	cfg := rpc.DefaultClientConfig()
 	cfg.Security = c.Security.Security
@@ -62,10 +70,49 @@ func (c *ClusterFlags) call(ctx context.Context, f func(context.Context, ixv1.Ad
 		return err
 	}
 	defer conn.Close()
+	dctx, dcancel := context.WithTimeout(ctx, c.DialTimeout)
+	err = rpc.Reach(dctx, conn)
+	dcancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &UnreachableError{Addr: c.Coordinator, Within: c.DialTimeout, Err: err}
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	return f(ctx, ixv1.NewAdminServiceClient(conn))
 }
+
+// UnreachableError is the error of a coordinator that did not answer
+// within --dial-timeout.
+type UnreachableError struct {
+	Addr   string
+	Within time.Duration
+	Err    error // the last connection failure
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the coordinator at %s within %v: %s; check that it runs, that --coordinator (or $%s) is its admin API address, and that the TLS flags and token are the cluster's",
+		e.Addr, e.Within, e.reason(), CoordinatorEnv)
+}
+
+// reason is the connection failure without gRPC's layers of prefixes:
+// "dial tcp 127.0.0.1:7080: connect: connection refused".
+func (e *UnreachableError) reason() string {
+	msg := status.Convert(e.Err).Message()
+	if i := strings.LastIndex(msg, "desc = "); i >= 0 {
+		msg = strings.Trim(msg[i+len("desc = "):], `"`)
+	}
+	msg = strings.TrimPrefix(msg, "transport: ")
+	msg = strings.TrimPrefix(msg, "Error while dialing: ")
+	if msg == context.DeadlineExceeded.Error() {
+		return "no answer"
+	}
+	return msg
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // waitReady is the call option of every admin call: wait for the
 // connection rather than fail on the first refused dial.

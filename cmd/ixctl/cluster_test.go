@@ -1,17 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/inference-x/inference-x/admin"
 	"github.com/inference-x/inference-x/expertnode"
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/cli"
 	"github.com/inference-x/inference-x/internal/experttest"
 	"github.com/inference-x/inference-x/internal/rpc"
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
@@ -115,7 +120,7 @@ func TestClusterCommands(t *testing.T) {
 	if _, errs, code = runIxctl(t, "", "move", "1:3", "node-a"); code != 0 {
 		t.Fatalf("move: %s", errs)
 	}
-	if _, errs, code = runIxctl(t, "", "move", "1:3", "nowhere"); code == 0 || !strings.Contains(errs, "unknown node") {
+	if _, errs, code = runIxctl(t, "", "move", "1:3", "nowhere"); code != 1 || !strings.Contains(errs, "unknown node") || strings.Contains(errs, "rpc error") || !strings.HasPrefix(errs, "ixctl: ") {
 		t.Fatalf("move to an unknown node: %d %s", code, errs)
 	}
 	if _, errs, code = runIxctl(t, "", "move", "13", "node-a"); code == 0 || !strings.Contains(errs, "LAYER:EXPERT") {
@@ -132,5 +137,42 @@ func TestClusterCommands(t *testing.T) {
 	t.Setenv(CoordinatorEnv, "")
 	if _, errs, code = runIxctl(t, "", "status"); code == 0 || !strings.Contains(errs, CoordinatorEnv) {
 		t.Fatalf("no coordinator: %s", errs)
+	}
+}
+
+// TestCoordinatorDown: with nothing listening, cluster commands fail after
+// --dial-timeout with the connection error, not after --timeout.
+func TestCoordinatorDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	o := &StatusOptions{ClusterFlags{Coordinator: addr, Timeout: 10 * time.Minute, DialTimeout: 200 * time.Millisecond}}
+	if err := o.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	err = o.Run(ctx, cli.Streams{Out: io.Discard, Err: io.Discard})
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || ctx.Err() != nil {
+		t.Fatalf("status against a closed port: %v (context: %v)", err, ctx.Err())
+	}
+
+	var out, errb bytes.Buffer
+	code := cli.Run(ctx, "ixctl", newRoot, []string{"status", "--coordinator", addr, "--timeout", "10m", "--dial-timeout", "200ms"},
+		cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
+	msg := errb.String()
+	if code != 1 || !strings.Contains(msg, "ixctl: cannot reach the coordinator at "+addr+" within 200ms: ") ||
+		!strings.Contains(msg, "connection refused") || strings.Contains(msg, "rpc error:") {
+		t.Fatalf("exit %d:\n%s", code, msg)
+	}
+	t.Log(msg)
+	if code := cli.Run(ctx, "ixctl", newRoot, []string{"status", "--coordinator", addr, "--dial-timeout", "0s"},
+		cli.Streams{Out: &out, Err: &errb}); code != cli.ExitUsage {
+		t.Fatalf("--dial-timeout 0s: exit %d", code)
 	}
 }

@@ -568,9 +568,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// fetchProgress reports download progress: a bar when stderr is a
-// terminal, nothing otherwise (an init container's log gets the summary
-// line).
+// fetchProgress counts bytes written for newProgress: a bar when stderr
+// is a terminal, a line at the start and one at the end otherwise.
 type fetchProgress struct {
 	update      func(done, total int64)
 	finishFn    func()
@@ -578,10 +577,8 @@ type fetchProgress struct {
 }
 
 func (c *fetcher) progress(name string, total int64) *fetchProgress {
-	p := &fetchProgress{total: total, finishFn: func() {}}
-	if !c.o.NoProgress && isTerminal(c.s.Err) {
-		p.update, p.finishFn = newProgress(c.s.Err, name, false)
-	}
+	p := &fetchProgress{total: total}
+	p.update, p.finishFn = newProgress(c.s.Err, name, c.o.NoProgress)
 	return p
 }
 
@@ -594,13 +591,3 @@ func (p *fetchProgress) Write(b []byte) (int, error) {
 }
 
 func (p *fetchProgress) finish() { p.finishFn() }
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}

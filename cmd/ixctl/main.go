@@ -24,5 +24,9 @@ coordinator's admin API (--coordinator HOST:PORT or IX_COORDINATOR).`,
 	}
 	root.AddCommand(newInspectCmd(s), newTokenizeCmd(s), newSynthCmd(s), newQuantizeCmd(s), newUpcycleCmd(s),
 		newStatusCmd(s), newPlanCmd(s), newApplyCmd(s), newDrainCmd(s), newMoveCmd(s), newSplitCmd(s), newFetchCmd(s))
+	root.AddCommand(cli.NewVersionCmd("ixctl", s))
+	// For the commands that log (cli.CommandLogger), as on every binary.
+	(&cli.LogFlags{}).AddFlags(root.PersistentFlags())
+	cli.SetVersion(root, "ixctl")
 	return root
 }

@@ -46,7 +46,7 @@ func (o *MoveOptions) Complete(args []string) error {
 	o.Layer, err1 = strconv.Atoi(l)
 	o.Expert, err2 = strconv.Atoi(e)
 	if !ok || err1 != nil || err2 != nil || o.Layer < 0 || o.Expert < 0 {
-		return fmt.Errorf("%q: want LAYER:EXPERT, e.g. 3:17", args[0])
+		return cli.Usage(fmt.Errorf("%q: want LAYER:EXPERT, e.g. 3:17", args[0]))
 	}
 	o.Node = args[1]
 	return o.complete()

@@ -65,7 +65,7 @@ func (o *PlanOptions) Complete() error { return o.complete() }
 // Validate checks the flags.
 func (o *PlanOptions) Validate() error {
 	if o.Replicas < 0 {
-		return errors.New("--replicas must not be negative")
+		return cli.Usage(errors.New("--replicas must not be negative"))
 	}
 	return nil
 }

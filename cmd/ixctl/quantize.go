@@ -90,14 +90,14 @@ func quantizeTypeList() string {
 func (o *QuantizeOptions) Complete() error {
 	t, err := quantize.ParseTarget(o.Type, o.Pure)
 	if err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	o.target = t
 	if o.Threads < 0 {
-		return fmt.Errorf("--threads %d must not be negative", o.Threads)
+		return cli.Usage(fmt.Errorf("--threads %d must not be negative", o.Threads))
 	}
 	if same, _ := samePath(o.In, o.Out); same {
-		return errors.New("OUT.gguf must differ from IN.gguf (the input is read while the output is written)")
+		return cli.Usage(errors.New("OUT.gguf must differ from IN.gguf (the input is read while the output is written)"))
 	}
 	return nil
 }

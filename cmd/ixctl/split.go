@@ -68,7 +68,7 @@ grow with the model. Run the parts with
 // Validate checks the flags.
 func (o *SplitOptions) Validate() error {
 	if o.Plan == "" || o.Out == "" {
-		return errors.New("--plan FILE and --out DIR are required")
+		return cli.Usage(errors.New("--plan FILE and --out DIR are required"))
 	}
 	return nil
 }

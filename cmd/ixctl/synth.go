@@ -118,23 +118,23 @@ func presetList() string {
 // the shape flags that were set, and validates it.
 func (o *SynthOptions) Complete() error {
 	if o.Out == "" && !o.DryRun {
-		return errors.New("--out FILE is required (or --dry-run to see the size)")
+		return cli.Usage(errors.New("--out FILE is required (or --dry-run to see the size)"))
 	}
 	var err error
 	switch {
 	case o.Preset != "":
 		if o.cfg, err = synth.Preset(o.Preset); err != nil {
-			return err
+			return cli.Usage(err)
 		}
 		if o.Arch != "" && o.Arch != o.cfg.Arch {
-			return fmt.Errorf("--preset %s is a %s model; drop --arch %s", o.Preset, o.cfg.Arch, o.Arch)
+			return cli.Usage(fmt.Errorf("--preset %s is a %s model; drop --arch %s", o.Preset, o.cfg.Arch, o.Arch))
 		}
 	case o.Arch != "":
 		if o.cfg, err = synth.DefaultConfig(o.Arch); err != nil {
-			return err
+			return cli.Usage(err)
 		}
 	default:
-		return fmt.Errorf("give --arch (%s) or --preset (%s)", strings.Join(synth.Architectures(), ", "), strings.Join(synth.PresetNames(), ", "))
+		return cli.Usage(fmt.Errorf("give --arch (%s) or --preset (%s)", strings.Join(synth.Architectures(), ", "), strings.Join(synth.PresetNames(), ", ")))
 	}
 	c, sh := &o.cfg, &o.shape
 	set := func(name string, dst *int, v int) {
@@ -181,10 +181,10 @@ func (o *SynthOptions) Complete() error {
 		c.ExpertsUsed = 0
 	}
 	if err := c.Validate(); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	_, _, err = synth.Plan(*c, o.Synth)
-	return err
+	return cli.Usage(err)
 }
 
 // SynthResult is the JSON shape of `synth -o json`.

@@ -67,10 +67,10 @@ text. -f - reads the text from standard input.`,
 // Validate checks that exactly one text source and a model are given.
 func (o *TokenizeOptions) Validate() error {
 	if o.Model == "" {
-		return errors.New("tokenize: -m MODEL.gguf is required")
+		return cli.Usage(errors.New("tokenize: -m MODEL.gguf is required"))
 	}
 	if o.promptSet == (o.File != "") {
-		return errors.New("tokenize: give the text with exactly one of -p TEXT and -f FILE")
+		return cli.Usage(errors.New("tokenize: give the text with exactly one of -p TEXT and -f FILE"))
 	}
 	return nil
 }

@@ -73,16 +73,17 @@ func TestTokenizeErrors(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		want []string
+		code int // 2: a usage error
 	}{
-		{[]string{"tokenize", "-p", "x"}, []string{"-m MODEL.gguf is required"}},
-		{[]string{"tokenize", "-m", unsupported}, []string{"exactly one of -p TEXT and -f FILE"}},
-		{[]string{"tokenize", "-m", unsupported, "-p", "x", "-f", "y"}, []string{"exactly one of"}},
-		{[]string{"tokenize", "-m", unsupported, "-p", "x"}, []string{`pre-tokenizer "nonesuch"`, "llama-bpe", "qwen2", "kimi-k2"}},
-		{[]string{"tokenize", "-m", filepath.Join(dir, "missing.gguf"), "-p", "x"}, []string{"missing.gguf"}},
+		{[]string{"tokenize", "-p", "x"}, []string{"-m MODEL.gguf is required"}, 2},
+		{[]string{"tokenize", "-m", unsupported}, []string{"exactly one of -p TEXT and -f FILE"}, 2},
+		{[]string{"tokenize", "-m", unsupported, "-p", "x", "-f", "y"}, []string{"exactly one of"}, 2},
+		{[]string{"tokenize", "-m", unsupported, "-p", "x"}, []string{`pre-tokenizer "nonesuch"`, "llama-bpe", "qwen2", "kimi-k2"}, 1},
+		{[]string{"tokenize", "-m", filepath.Join(dir, "missing.gguf"), "-p", "x"}, []string{"missing.gguf"}, 1},
 	} {
 		_, errs, code := runIxctl(t, "", c.args...)
-		if code != 1 {
-			t.Errorf("%v: exit %d, want 1", c.args, code)
+		if code != c.code {
+			t.Errorf("%v: exit %d, want %d", c.args, code, c.code)
 		}
 		for _, w := range c.want {
 			if !strings.Contains(errs, w) {

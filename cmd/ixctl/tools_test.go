@@ -160,3 +160,59 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressNotATerminal: with stderr not a terminal (a buffer here, a
+// log file or a pipe in real use) the model tools write no bar frames,
+// only a start and an end line.
+func TestProgressNotATerminal(t *testing.T) {
+	var b bytes.Buffer
+	update, finish := newProgress(&b, "synth", false)
+	for done := int64(0); done <= 1<<30; done += 1 << 24 {
+		update(done, 1<<30)
+	}
+	finish()
+	if strings.Contains(b.String(), "\r") || strings.Count(b.String(), "\n") != 2 || !strings.Contains(b.String(), "synth: 1.0 GiB to write") {
+		t.Fatalf("progress into a buffer:\n%q", b.String())
+	}
+
+	// A real synth of ~80 MB (above progressMin, where a bar would draw).
+	out := filepath.Join(t.TempDir(), "big.gguf")
+	code, _, errs := run(t, "synth", "--arch", "llama", "--layers", "2", "--dim", "1024", "--ff", "2048", "--vocab", "300", "--out", out)
+	if code != 0 {
+		t.Fatalf("synth: %d %s", code, errs)
+	}
+	if strings.Contains(errs, "\r") || !strings.Contains(errs, "synth: ") || strings.Count(errs, "\n") > 2 {
+		t.Fatalf("synth stderr into a buffer:\n%q", errs)
+	}
+}
+
+// TestExitCodes: usage errors (flags, arguments, flag combinations) exit
+// 2, failures of the work itself 1.
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"synth", "--arch", "llama"}, cli.ExitUsage, "--out FILE is required"},
+		{[]string{"synth", "--arch", "gpt5", "--out", "x.gguf"}, cli.ExitUsage, "valid: llama"},
+		{[]string{"synth", "--arch", "llama", "--layers", "x"}, cli.ExitUsage, `invalid argument "x"`},
+		{[]string{"synth", "--arch", "llama", "--heads", "5", "--out", "x.gguf"}, cli.ExitUsage, "--kv-heads"},
+		{[]string{"synth", "--arch", "llama", "--out", filepath.Join(dir, "no", "such", "dir", "x.gguf")}, cli.ExitError, "no such file"},
+		{[]string{"quantize", "a.gguf"}, cli.ExitUsage, "accepts 3 arg(s)"},
+		{[]string{"quantize", filepath.Join(dir, "missing.gguf"), filepath.Join(dir, "o.gguf"), "Q8_0"}, cli.ExitError, "no such file"},
+		{[]string{"quantize", "a.gguf", "b.gguf", "Q3_K_XL"}, cli.ExitUsage, "unknown quantization type"},
+		{[]string{"drain"}, cli.ExitUsage, "accepts 1 arg(s)"},
+		{[]string{"status", "--coordinator", "nowhere"}, cli.ExitUsage, "want HOST:PORT"},
+		{[]string{"move", "13", "node-a", "--coordinator", "127.0.0.1:1"}, cli.ExitUsage, "LAYER:EXPERT"},
+		{[]string{"plan", "--replicas", "-1", "--coordinator", "127.0.0.1:1"}, cli.ExitUsage, "--replicas must not be negative"},
+		{[]string{"frobnicate"}, cli.ExitUsage, `unknown command "frobnicate"`},
+		{[]string{"tokenize", "-m", "x.gguf"}, cli.ExitUsage, "exactly one of -p TEXT and -f FILE"},
+	} {
+		code, _, errs := run(t, c.args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("ixctl %s: exit %d, stderr %q; want %d and %q", strings.Join(c.args, " "), code, errs, c.code, c.want)
+		}
+	}
+}

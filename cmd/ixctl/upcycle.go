@@ -64,12 +64,12 @@ re-encoded in their type). The same --seed gives the same file.`,
 // Validate checks the flags.
 func (o *UpcycleOptions) Validate() error {
 	if o.Upcycle.Experts == 0 || o.Upcycle.ExpertsUsed == 0 {
-		return errors.New("--experts N and --top-k K are required (e.g. --experts 8 --top-k 2)")
+		return cli.Usage(errors.New("--experts N and --top-k K are required (e.g. --experts 8 --top-k 2)"))
 	}
 	if same, _ := samePath(o.In, o.Out); same {
-		return errors.New("OUT.gguf must differ from DENSE.gguf")
+		return cli.Usage(errors.New("OUT.gguf must differ from DENSE.gguf"))
 	}
-	return o.Upcycle.Validate()
+	return cli.Usage(o.Upcycle.Validate())
 }
 
 // UpcycleResult is the JSON shape of `upcycle -o json`.

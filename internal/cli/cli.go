@@ -62,17 +62,15 @@ func PrintJSON(w io.Writer, v any) error {
 }
 
 // Logger returns a text slog logger on w at the given level name
-// (debug, info, warn, error).
+// (debug, info, warn, error). Commands take LogFlags instead, for
+// --log-format.
 func Logger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("bad log level %q (want debug, info, warn or error)", level)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return LogFlags{Level: level}.Logger(w)
 }
 
 // Main runs root with args and the process streams, cancelling its context
-// on SIGINT/SIGTERM, and returns the exit status: 0, or 1 after printing
+// on SIGINT/SIGTERM, and returns the exit status: 0; 2 (ExitUsage) after a
+// usage error; 130 when interrupted; 1 after any other error, printed as
 // "NAME: error" on one line. A second signal kills the process.
 func Main(name string, newRoot func(Streams) *cobra.Command) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,22 +83,32 @@ func Main(name string, newRoot func(Streams) *cobra.Command) int {
 }
 
 // Run executes the command tree on args; it is Main without the process
-// around it, for tests.
+// around it, for tests. llama.cpp's multi-letter single-dash flags are
+// rewritten or refused first (see dashFlags); flag and argument errors
+// are usage errors; gRPC status wrapping is stripped from the message.
 func Run(ctx context.Context, name string, newRoot func(Streams) *cobra.Command, args []string, s Streams) int {
 	root := newRoot(s)
-	root.SetArgs(args)
-	root.SetIn(s.In)
-	root.SetOut(s.Out)
-	root.SetErr(s.Err)
-	root.SilenceErrors = true
-	root.SilenceUsage = true
-	if err := root.ExecuteContext(ctx); err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintf(s.Err, "%s: interrupted\n", name)
-			return 130
-		}
-		fmt.Fprintf(s.Err, "%s: %v\n", name, err)
-		return 1
+	markUsage(root)
+	rewritten, err := rewriteArgs(root, args)
+	if err == nil {
+		root.SetArgs(rewritten)
+		root.SetIn(s.In)
+		root.SetOut(s.Out)
+		root.SetErr(s.Err)
+		root.SilenceErrors = true
+		root.SilenceUsage = true
+		err = root.ExecuteContext(ctx)
 	}
-	return 0
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		fmt.Fprintf(s.Err, "%s: interrupted\n", name)
+		return ExitInterrupted
+	case IsUsage(err):
+		fmt.Fprintf(s.Err, "%s: %s\n", name, ErrorText(err))
+		return ExitUsage
+	}
+	fmt.Fprintf(s.Err, "%s: %s\n", name, ErrorText(err))
+	return ExitError
 }

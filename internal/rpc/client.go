@@ -1,13 +1,17 @@
 package rpc
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 )
 
 // ClientConfig configures Dial.
@@ -89,3 +93,18 @@ const bufferSize = 256 << 10
 // windowSize is a flow-control window that holds a whole message of n
 // bytes (at least gRPC's 64 KiB minimum, at most 1 GiB).
 func windowSize(n int) int32 { return int32(min(max(n, 64<<10), 1<<30)) }
+
+// Reach waits until the server of cc answers a call (a health check: any
+// answer but Unavailable counts, Unimplemented or Unauthenticated too) or
+// ctx ends. Give ctx a dial timeout: calls made with grpc.WaitForReady
+// would otherwise wait their whole deadline for a server that is down.
+// The error then carries the last connection failure (connection
+// refused, TLS handshake, ...).
+func Reach(ctx context.Context, cc *grpc.ClientConn) error {
+	_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	switch status.Code(err) {
+	case codes.DeadlineExceeded, codes.Unavailable, codes.Canceled:
+		return err
+	}
+	return nil
+}

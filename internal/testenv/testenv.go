@@ -16,18 +16,29 @@ func SharedDir() string {
 	if d := os.Getenv("IX_SHARED"); d != "" {
 		return d
 	}
+	root := RepoDir()
+	if root == "" {
+		return ""
+	}
+	p := filepath.Join(root, "..", "shared")
+	if st, err := os.Stat(p); err != nil || !st.IsDir() {
+		return ""
+	}
+	abs, _ := filepath.Abs(p)
+	return abs
+}
+
+// RepoDir returns the absolute path of the repository root: the first
+// folder holding go.mod from the working directory up, or "" when none
+// does.
+func RepoDir() string {
 	wd, err := os.Getwd()
 	if err != nil {
 		return ""
 	}
 	for d := wd; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			p := filepath.Join(d, "..", "shared")
-			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				abs, _ := filepath.Abs(p)
-				return abs
-			}
-			return ""
+			return d
 		}
 		if filepath.Dir(d) == d {
 			return ""
@@ -35,19 +46,59 @@ func SharedDir() string {
 	}
 }
 
+// committed maps the files of ../shared that the repository also holds
+// to their copies (relative to the root), so that the tests needing only
+// them run on a fresh clone.
+var committed = map[string]string{
+	"models/stories260K/stories260K.gguf": "testdata/stories260K/stories260K.gguf",
+}
+
 // Shared returns the path of rel inside ../shared, skipping the test with a
-// message saying what is missing when it is absent.
+// message saying what is missing when it is absent. A file the repository
+// also commits (the stories260K model, in testdata/) is found there when
+// ../shared does not have it.
 func Shared(t testing.TB, rel string) string {
 	t.Helper()
 	d := SharedDir()
+	var p string
+	var err error
+	if d != "" {
+		p = filepath.Join(d, rel)
+		if _, err = os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if c, ok := committed[filepath.ToSlash(rel)]; ok && RepoDir() != "" {
+		if q := filepath.Join(RepoDir(), filepath.FromSlash(c)); fileExists(q) {
+			return q
+		}
+	}
 	if d == "" {
 		t.Skipf("../shared not found beside the repository: this test needs ../shared/%s", rel)
 	}
-	p := filepath.Join(d, rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("this test needs ../shared/%s: %v", rel, err)
+	t.Skipf("this test needs ../shared/%s: %v", rel, err)
+	return p
+}
+
+// CommittedStories260K returns the stories260K model committed in the
+// repository (testdata/stories260K/stories260K.gguf), failing the test
+// when it is missing: unlike the files of ../shared, it is always there.
+func CommittedStories260K(t testing.TB) string {
+	t.Helper()
+	root := RepoDir()
+	if root == "" {
+		t.Fatal("testenv: no go.mod above the working directory")
+	}
+	p := filepath.Join(root, filepath.FromSlash(committed["models/stories260K/stories260K.gguf"]))
+	if !fileExists(p) {
+		t.Fatalf("testenv: the committed model %s is missing", p)
 	}
 	return p
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
 
 // PeerHome returns where ../shared/peer/setup.sh installs llama.cpp:
