@@ -54,6 +54,7 @@ func checkProperties(t *testing.T, dir string, m *manifests) {
 		}
 	}
 	checkPDBs(t, m)
+	checkPodSecurity(t, m)
 	checkNetworkPolicies(t, m)
 	checkPatches(t, dir)
 }
@@ -415,6 +416,52 @@ func checkScrape(t *testing.T, m *manifests, w workload) {
 	}
 	if err != nil || !metrics[int32(port)] || !podHasPort(w.pod.Spec, intstr.FromInt(port), corev1.ProtocolTCP) {
 		t.Errorf("%s: prometheus.io/port %q is not a declared port serving /metrics (%v)", w.name, a["prometheus.io/port"], metrics)
+	}
+}
+
+// podSecurityLevel is the most restrictive Pod Security standard a pod
+// meets, as far as these manifests go: restricted unless a container adds
+// a capability other than NET_BIND_SERVICE (baseline allows a short list,
+// privileged anything).
+func podSecurityLevel(spec corev1.PodSpec) string {
+	baseline := []corev1.Capability{"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+		"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+	level := "restricted"
+	for _, c := range containers(spec) {
+		if c.SecurityContext == nil || c.SecurityContext.Capabilities == nil {
+			continue
+		}
+		for _, a := range c.SecurityContext.Capabilities.Add {
+			switch {
+			case !slices.Contains(baseline, a):
+				return "privileged"
+			case a != "NET_BIND_SERVICE":
+				level = "baseline"
+			}
+		}
+	}
+	return level
+}
+
+// checkPodSecurity: the namespace's enforced Pod Security level admits
+// every pod, and is no looser than the pods need.
+func checkPodSecurity(t *testing.T, m *manifests) {
+	rank := map[string]int{"restricted": 0, "baseline": 1, "privileged": 2}
+	need := "restricted"
+	for _, w := range m.workloads() {
+		if l := podSecurityLevel(w.pod.Spec); rank[l] > rank[need] {
+			need = l
+		}
+	}
+	for _, ns := range m.namespaces {
+		got, ok := ns.Labels["pod-security.kubernetes.io/enforce"]
+		if _, known := rank[got]; !ok || !known {
+			t.Errorf("namespace %s: no pod-security.kubernetes.io/enforce level (want %s)", ns.Name, need)
+			continue
+		}
+		if got != need {
+			t.Errorf("namespace %s enforces Pod Security %q, its pods need %q", ns.Name, got, need)
+		}
 	}
 }
 
