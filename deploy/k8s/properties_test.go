@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ const (
 // (kustomize images:), the ones in this tree keep it.
 const imageName = "inference-x"
 
+// generatedName is a kustomize generator's NAME-HASH.
+var generatedName = regexp.MustCompile(`^[a-z0-9-]+-[a-z0-9]{10}$`)
+
 // checkProperties checks what issue 16 asks of the manifests (item 4) on
 // one built overlay.
 func checkProperties(t *testing.T, dir string, m *manifests) {
@@ -51,6 +55,13 @@ func checkProperties(t *testing.T, dir string, m *manifests) {
 		checkScrape(t, m, w)
 		if prod {
 			checkCPUFit(t, m, w)
+		}
+	}
+	for _, cm := range m.configMaps {
+		// A generator names it NAME-HASH: a change renames it, which
+		// rolls the pods that load it.
+		if !generatedName.MatchString(cm.Name) {
+			t.Errorf("ConfigMap %s is not generated with a content hash: changing it would not restart its pods", cm.Name)
 		}
 	}
 	checkPDBs(t, m)
