@@ -17,7 +17,7 @@ LDFLAGS   := -X github.com/inference-x/inference-x/internal/buildinfo.version=$(
 .DEFAULT_GOAL := help
 .PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench bench-kernels generate verify-asm fuzz demo \
 	adaptive-report bench-paging clean \
-	proto verify-proto buf-lint buf-breaking cluster-test bench-cluster
+	proto verify-proto buf-lint buf-breaking cluster-test bench-cluster kube-score
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -111,6 +111,16 @@ cluster-test: build ## processes: a static 3-node cluster losing a node mid-gene
 
 bench-cluster: ## per-layer RPC overhead and tokens/s of the cluster vs local mode on loopback
 	$(GO) test ./router -run '^$$' -bench . -benchtime $(BENCHTIME)
+
+# kube-score runs from the Go module proxy at a pinned version; it is not a
+# dependency of the module (go.mod does not list it).
+KUBE_SCORE ?= $(GO) run github.com/zegl/kube-score/cmd/kube-score@v1.20.0
+
+kube-score: ## lint every built Kubernetes overlay with kube-score (no critical finding; see deploy/k8s/README.md)
+	@for o in deploy/k8s/overlays/*/; do \
+		echo "== kube-score $$o"; \
+		$(GO) run ./internal/k8sbuild $$o | $(KUBE_SCORE) score - || exit 1; \
+	done
 
 SHARED         ?= ../shared
 ADAPTIVE_MOE   ?= out/kimi-k2-mini-L6-d256.Q8_0.gguf
