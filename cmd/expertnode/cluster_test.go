@@ -87,7 +87,7 @@ var servingAddr = regexp.MustCompile(`msg="expert node serving" addr=(\S+)`)
 // it with its address once it serves.
 func startNode(t *testing.T, bin, model, experts string) (*exec.Cmd, string, *syncBuffer) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(bin, "expertnode"), "-m", model, "--listen", "127.0.0.1:0", "--experts", experts, "--threads", "1")
+	cmd := exec.Command(filepath.Join(bin, "expertnode"), "-m", model, "--listen", "127.0.0.1:0", "--experts", experts, "--threads", "1", "--health-listen", "off")
 	logs := newSyncBuffer()
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
