@@ -23,6 +23,7 @@ import (
 	"github.com/inference-x/inference-x/internal/buildinfo"
 	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
+	"github.com/inference-x/inference-x/internal/pagermetrics"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server"
 	"github.com/inference-x/inference-x/server/scheduler"
@@ -239,7 +240,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 			defer closer.Close()
 			defer store.Close() // after the scheduler has stopped
 			app.experts = store
-			if err := app.registry.Register(server.NewPagerCollector(store.Stats)); err != nil {
+			if err := app.registry.Register(pagermetrics.New(store.Stats)); err != nil {
 				return err
 			}
 		}
