@@ -26,6 +26,11 @@ type Config struct {
 	// Metrics, when set, gets the node's metrics (ix_node_*: RPC counts,
 	// latencies and sizes, in-flight calls, holdings, readiness).
 	Metrics prometheus.Registerer
+	// FileCheck, when set, reports whether the model file is still the
+	// one mapped ((*gguf.File).Check); the node is not ready while it
+	// fails. It is polled by Ready (Check and /readyz), so a Watch stream
+	// learns of a changed file at the next other change of state.
+	FileCheck func() error
 }
 
 // DefaultConfig returns the defaults of the service and the gRPC server
@@ -114,6 +119,11 @@ func (s *Server) Ready() (bool, string) {
 	}
 	if why := s.svc.unready(); why != "" {
 		return false, why
+	}
+	if s.cfg.FileCheck != nil {
+		if err := s.cfg.FileCheck(); err != nil {
+			return false, err.Error()
+		}
 	}
 	return true, ""
 }

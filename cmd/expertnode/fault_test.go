@@ -126,7 +126,20 @@ func TestTruncatedModelFile(t *testing.T) {
 	t.Run("expertnode", func(t *testing.T) {
 		nodeFile := filepath.Join(dir, "node.gguf")
 		copyFile(t, model, nodeFile)
-		node, addr, nodeLogs := startNode(t, bin, nodeFile, "0-31")
+		node, addr, nodeLogs := startNode(t, bin, nodeFile, "0-31", "--health-listen", "127.0.0.1:0")
+		health := "http://" + waitLog(t, nodeLogs, healthAddr, "the node's health port")[1]
+		readyz := func() (int, string) {
+			resp, err := http.Get(health + "/readyz")
+			if err != nil {
+				t.Fatalf("GET /readyz: %v", err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		if code, body := readyz(); code != http.StatusOK {
+			t.Fatalf("node /readyz before the truncation: %d %s", code, body)
+		}
 		err, stderr := runTruncating(t, nodeFile, "-m", model, "--nodes", addr, "--local-experts=false")
 		if err == nil {
 			t.Fatalf("coordinator run against a node whose file was truncated succeeded\n%s", stderr)
@@ -153,6 +166,9 @@ func TestTruncatedModelFile(t *testing.T) {
 		}
 		if err := node.Process.Signal(unix.Signal(0)); err != nil {
 			t.Errorf("the node is gone: %v", err)
+		}
+		if code, body := readyz(); code != http.StatusServiceUnavailable || !strings.Contains(body, "model file changed while in use") {
+			t.Errorf("node /readyz after the truncation: %d %s, want 503 naming the changed file", code, body)
 		}
 		noFaultTrace(t, "expertnode", nodeLogs.String())
 		if bytes.Contains([]byte(nodeLogs.String()), []byte("model file changed")) {

@@ -199,6 +199,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	cfg.RPC.Security = o.Security.Security
 	cfg.RPC.MaxRecvBytes, cfg.RPC.MaxSendBytes = o.MaxMessageBytes, o.MaxMessageBytes
 	cfg.ShutdownTimeout = o.ShutdownTimeout
+	cfg.FileCheck = node.File.Check
 	if side.registry != nil {
 		cfg.Metrics = side.registry
 	}
