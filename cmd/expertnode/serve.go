@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/inference-x/inference-x/expertnode"
@@ -215,7 +216,11 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	log.Info("holding experts", "model", o.Model, "arch", info.Arch, "moe_layers", len(info.MoELayers),
 		"experts_per_layer", info.Experts, "held", n, "shard", shardName(node), "tls", cfg.RPC.Security.CertFile != "",
 		"mtls", cfg.RPC.Security.CAFile != "", "token", cfg.RPC.Security.Token != "")
-	return o.Cluster.Serve(ctx, srv, lis, o.ID, log)
+	var reg prometheus.Registerer
+	if side.registry != nil {
+		reg = side.registry
+	}
+	return o.Cluster.Serve(ctx, srv, lis, o.ID, reg, log)
 }
 
 // shardName describes the node's file for the log.
