@@ -80,9 +80,10 @@ func TilesEnabled() bool { return tilesVariant.enable }
 func TilesAvailable() bool { return tilesVariant.available }
 
 // tileKernelFor returns the tile kernel for a product of w with n tokens,
-// or nil when the rows kernels take it.
+// or nil when the rows kernels take it (always in the batch-invariant
+// mode: the tiles round per block, the rows kernels per lane).
 func tileKernelFor(w *Matrix, n int) tileKernel {
-	if !tilesVariant.on() || n < max(packMinTokens, tileMinTokens[w.Type]) || w.Cols%256 != 0 {
+	if batchInvariant || !tilesVariant.on() || n < max(packMinTokens, tileMinTokens[w.Type]) || w.Cols%256 != 0 {
 		return nil
 	}
 	return tileKernels[w.Type]

@@ -168,10 +168,10 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 	mm.out, mm.w, mm.x, mm.n = out[:x.N*w.Rows], w, x.X, x.N
 	f := w.format
 	mm.dot, mm.dotF32, mm.rows = f.Dot, f.DotF32, true
-	if bd := batchDotFor(w, x.N); bd != nil {
+	if bd := batchDotFor(w, x.N); bd != nil && !batchInvariant {
 		mm.dot, mm.rows = bd, false
 	}
-	if bd := batchDotF32For(w, x.N); bd != nil && !x.Strided {
+	if bd := batchDotF32For(w, x.N); bd != nil && !x.Strided && !batchInvariant {
 		mm.dotF32 = bd
 	}
 	if tk := tileKernelFor(w, x.N); tk != nil && f.VecDot == gguf.TypeQ8_K {

@@ -1,0 +1,136 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/inference-x/inference-x/gguf"
+)
+
+// TestMain runs the package's tests in llama.cpp's mode (kernels chosen by
+// token count), which most of them compare with ggml bit for bit;
+// TestBatchInvariantMatMul switches the batch-invariant mode on.
+func TestMain(m *testing.M) {
+	SetBatchInvariant(false)
+	os.Exit(m.Run())
+}
+
+// goTileKernel is a tile kernel in Go (tileDotQ4KRef or tileDotQ6KRef on
+// the packed tokens unpacked back to Q8_K), so that the tile path's
+// dispatch runs on CPUs without AMX.
+func goTileKernel(ref func(w, q []byte, nb int) float32) tileKernel {
+	return func(acc []float32, w []byte, rowBytes, rows int, b []byte, gstride, ngroups, nb int, _ []byte) {
+		y := make([]byte, nb*q8KBlockBytes)
+		for g := 0; g < ngroups; g++ {
+			for t := 0; t < amxTileTokens; t++ {
+				for blk := 0; blk < nb; blk++ {
+					p, yb := b[g*gstride+blk*amxPackBytes:], y[blk*q8KBlockBytes:]
+					copy(yb[:4], p[amxPackD+4*t:])
+					for k := 0; k < 64; k++ {
+						copy(yb[4+4*k:8+4*k], p[512*(k/8)+64*(k%8)+4*t:])
+					}
+				}
+				for r := 0; r < rows; r++ {
+					acc[256*(ngroups+g)+16*t+r] = ref(w[r*rowBytes:], y, nb)
+				}
+			}
+		}
+	}
+}
+
+// withGoTiles makes the tile path available with the Go kernels where the
+// CPU has no AMX, until the test ends.
+func withGoTiles(t *testing.T) {
+	if TilesAvailable() {
+		return
+	}
+	saved := tileKernels
+	tilesVariant.available = true
+	for typ, ref := range tileRefs {
+		tileKernels[typ] = goTileKernel(ref)
+	}
+	t.Cleanup(func() {
+		tileKernels, tilesVariant.available = saved, false
+	})
+}
+
+// TestBatchInvariantMatMul checks that in the batch-invariant mode a
+// token's row of a product (MatMul, and RowsProduct over segments of
+// several lengths) is the same bits whatever the number of tokens in the
+// product, for the types whose kernel llama.cpp picks by token count
+// (F32, F16, BF16 tinyBLAS; IQ4_NL and IQ2_XXS batched dots; Q4_K and
+// Q6_K tiles, AMX or their Go model), and that in llama.cpp's mode some
+// of them do depend on it (so the comparison can fail).
+func TestBatchInvariantMatMul(t *testing.T) {
+	withGoTiles(t)
+	defer SetBatchInvariant(false)
+	rng := rand.New(rand.NewPCG(17, 9))
+	p := NewPool(2)
+	defer p.Close()
+	const rows, cols = 32, 512
+	const most = 41
+	x := make([]float32, most*cols)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	product := func(m *Matrix, n int) []float32 {
+		var acts Activations
+		acts.Reset(x, n, cols)
+		out := make([]float32, n*rows)
+		p.MatMul(out, m, &acts)
+		return out
+	}
+	for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeIQ4_NL, gguf.TypeIQ2_XXS, gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeQ8_0} {
+		m, _ := quantizedMatrix(t, rng, typ, rows, cols)
+		for _, invariant := range []bool{false, true} {
+			SetBatchInvariant(invariant)
+			alone := make([]float32, most*rows) // token t's row computed alone
+			for tk := 0; tk < most; tk++ {
+				var acts Activations
+				acts.Reset(x[tk*cols:], 1, cols)
+				p.MatMul(alone[tk*rows:(tk+1)*rows], &m, &acts)
+			}
+			differs := false
+			for _, n := range []int{2, 7, 8, 16, 17, most} {
+				got := product(&m, n)
+				for i := range got {
+					if !sameFloat(got[i], alone[i]) {
+						if invariant {
+							t.Fatalf("%v, %d tokens: token %d row %d is %g, alone %g", typ, n, i/rows, i%rows, got[i], alone[i])
+						}
+						differs = true
+						break
+					}
+				}
+			}
+			if !invariant && !differs && typ != gguf.TypeQ8_0 {
+				t.Errorf("%v: llama.cpp's mode gives every token's row alone too: the kernel choice is not exercised", typ)
+			}
+		}
+		// MoE experts: segments of different lengths through RowsProduct.
+		if m.format.VecDot != gguf.TypeQ8_K && m.format.VecDot != gguf.TypeQ8_0 && m.format.VecDot != gguf.TypeF32 {
+			continue
+		}
+		SetBatchInvariant(true)
+		bounds := []int{0, 1, 8, 8, 24, 41}
+		var acts Activations
+		acts.Reset(x, most, cols)
+		acts.SetSegments(bounds)
+		p.Prepare(&acts, &m)
+		out := make([]float32, most*rows)
+		task := segTask{p: p, m: &m, x: &acts, out: out, bounds: bounds}
+		p.Run((len(bounds)-1)*3, 1, &task)
+		want := product(&m, 1)
+		for tk := 0; tk < most; tk++ {
+			var one Activations
+			one.Reset(x[tk*cols:], 1, cols)
+			p.MatMul(want, &m, &one)
+			for r := 0; r < rows; r++ {
+				if !sameFloat(out[tk*rows+r], want[r]) {
+					t.Fatalf("%v RowsProduct: token %d row %d is %g, alone %g", typ, tk, r, out[tk*rows+r], want[r])
+				}
+			}
+		}
+	}
+}
