@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -130,6 +131,43 @@ func TestBatchInvariantMatMul(t *testing.T) {
 				if !sameFloat(out[tk*rows+r], want[r]) {
 					t.Fatalf("%v RowsProduct: token %d row %d is %g, alone %g", typ, tk, r, out[tk*rows+r], want[r])
 				}
+			}
+		}
+	}
+}
+
+// BenchmarkBatchInvariant is a 1024x1024 product with 1 (decode) and 64
+// tokens (a prompt chunk) per type, in llama.cpp's mode (kernels chosen by
+// token count) and in the batch-invariant mode (per-row kernels); on AMX
+// CPUs llama.cpp's mode takes the tiles for Q4_K and Q6_K.
+func BenchmarkBatchInvariant(b *testing.B) {
+	defer SetBatchInvariant(false)
+	rng := rand.New(rand.NewPCG(3, 4))
+	p := NewPool(2)
+	defer p.Close()
+	const rows, cols = 1024, 1024
+	for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeIQ4_NL, gguf.TypeIQ2_XXS, gguf.TypeQ4_K, gguf.TypeQ6_K} {
+		m, _ := quantizedMatrix(b, rng, typ, rows, cols)
+		for _, n := range []int{1, 64} {
+			x := make([]float32, n*cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			out := make([]float32, n*rows)
+			for _, invariant := range []bool{false, true} {
+				mode := "llama"
+				if invariant {
+					mode = "invariant"
+				}
+				b.Run(fmt.Sprintf("%v/n=%d/%s", typ, n, mode), func(b *testing.B) {
+					SetBatchInvariant(invariant)
+					var acts Activations
+					for i := 0; i < b.N; i++ {
+						acts.Reset(x, n, cols)
+						p.MatMul(out, &m, &acts)
+					}
+					b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+				})
 			}
 		}
 	}
