@@ -12,11 +12,14 @@ import (
 )
 
 // invSeq is one sequence of a batched run (runMixed): a prompt, then gen
-// greedy tokens, joining the batch at step start.
+// greedy tokens, joining the batch at step start; with last, only the
+// last prompt position's logits are asked for (so the last layer's FFN
+// runs on fewer rows than the batch, as in the scheduler).
 type invSeq struct {
 	prompt []int32
 	gen    int
 	start  int
+	last   bool
 
 	seq    *Sequence
 	fed    int
@@ -61,8 +64,11 @@ func runMixed(t testing.TB, m *Model, kv KVType, maxBatch int, seqs []*invSeq) {
 			}
 			n := min(maxBatch-len(b.Tokens), len(s.prompt)-s.fed)
 			for k := 0; k < n; k++ {
-				b.Add(s.seq, s.prompt[s.fed], s.fed, true)
-				owner = append(owner, s)
+				want := !s.last || s.fed == len(s.prompt)-1
+				b.Add(s.seq, s.prompt[s.fed], s.fed, want)
+				if want {
+					owner = append(owner, s)
+				}
 				s.fed++
 			}
 		}
@@ -80,7 +86,7 @@ func runMixed(t testing.TB, m *Model, kv KVType, maxBatch int, seqs []*invSeq) {
 		for i, s := range owner {
 			row := append([]float32(nil), logits[i*v:(i+1)*v]...)
 			s.logits = append(s.logits, row)
-			if len(s.logits) >= len(s.prompt) && !s.done() {
+			if (s.last || len(s.logits) >= len(s.prompt)) && s.fed == len(s.prompt) && !s.done() {
 				s.next = int32(argmax(row))
 				s.toks = append(s.toks, s.next)
 			}
@@ -161,7 +167,9 @@ func TestBatchInvariance(t *testing.T) {
 					// Lengths 3..30, joining before, with and after the
 					// target so it shares steps with prompt chunks and
 					// decode tokens.
-					seqs = append(seqs, mk(3+(k*11)%28, 2+k%5, k%3, 100*(k+1)))
+					o := mk(3+(k*11)%28, 2+k%5, k%3, 100*(k+1))
+					o.last = k%2 == 1
+					seqs = append(seqs, o)
 				}
 				got := mk(promptLen, gen, 1, 0)
 				seqs = append(seqs[:others/2], append([]*invSeq{got}, seqs[others/2:]...)...)
