@@ -172,3 +172,74 @@ func BenchmarkBatchInvariant(b *testing.B) {
 		}
 	}
 }
+
+// TestBlockRowsKernels checks the rows kernels in the tile kernels'
+// arithmetic against its Go model (tileDotQ4KRef, tileDotQ6KRef) bit for
+// bit: quantized random rows and extreme bytes, 1 to 13 rows (the
+// one-token streams and their tails), 1 to 8 tokens.
+func TestBlockRowsKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for typ, ref := range tileRefs {
+		k := blockRows[typ]
+		if k == nil {
+			t.Logf("%v: no block rows kernel on this CPU", typ)
+			continue
+		}
+		for _, extreme := range []bool{false, true} {
+			for _, rows := range []int{1, 3, 4, 5, 8, 13} {
+				for _, nt := range []int{1, 2, 7, 8} {
+					const nb = 3
+					w, q, rb, qb := tileCase(t, rng, typ, rows, nt, nb, extreme)
+					out := make([]float32, nt*rows)
+					k(out, rows, w, rows, q, qb, nt, nb*256)
+					for tk := 0; tk < nt; tk++ {
+						for r := 0; r < rows; r++ {
+							want := ref(w[r*rb:(r+1)*rb], q[tk*qb:(tk+1)*qb], nb)
+							if got := out[tk*rows+r]; !sameFloat(got, want) {
+								t.Fatalf("%v extreme=%v rows=%d nt=%d: token %d row %d is %g, Go model %g", gguf.Type(typ), extreme, rows, nt, tk, r, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkBlockRows is one thread's 4096x4096 product with 1 and 8
+// tokens on the vec_dot rows kernel and on the rows kernel in the tile
+// kernels' arithmetic (what the batch-invariant mode runs on AMX CPUs for
+// products too small for the tiles).
+func BenchmarkBlockRows(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const rows, cols = 4096, 4096
+	for _, typ := range []gguf.Type{gguf.TypeQ4_K, gguf.TypeQ6_K} {
+		if blockRows[typ] == nil || active[typ] == nil {
+			b.Skipf("%v: no assembly kernels on this CPU", typ)
+		}
+		m, w := quantizedMatrix(b, rng, typ, rows, cols)
+		for _, nt := range []int{1, 8} {
+			x := make([]float32, nt*cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			var acts Activations
+			acts.Reset(x, nt, cols)
+			q := acts.Quantized(gguf.TypeQ8_K)
+			qb := len(q) / nt
+			out := make([]float32, nt*rows)
+			for _, k := range []struct {
+				name string
+				fn   rowsKernel
+			}{{"vecdot", active[typ].fn}, {"block", blockRows[typ]}} {
+				b.Run(fmt.Sprintf("%v/n=%d/%s", typ, nt, k.name), func(b *testing.B) {
+					b.SetBytes(int64(len(w)))
+					for i := 0; i < b.N; i++ {
+						k.fn(out, rows, w, rows, q, qb, nt, cols)
+					}
+				})
+			}
+		}
+		_ = m
+	}
+}

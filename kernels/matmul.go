@@ -217,7 +217,7 @@ func (m *matmulTask) Do(lo, hi, _ int) {
 		step := max(1, rowBlockBytes/w.RowBytes)
 		for r0 := lo; r0 < hi; r0 += step {
 			r1 := min(r0+step, hi)
-			w.dotRows(m.out[r0:], w.Rows, r0, r1, m.q, m.qRow, m.n)
+			w.productRows(m.out[r0:], w.Rows, r0, r1, m.q, m.qRow, m.n)
 		}
 		return
 	}

@@ -7,13 +7,13 @@ import (
 )
 
 // AddTilesFlag registers --no-tiles and --no-batch-invariance on cmd and
-// its subcommands. By default every product runs its per-row kernel
-// whatever the number of tokens in it (kernels.SetBatchInvariant): a
-// request's tokens and logits do not depend on what else is in the batch
-// or how its prompt is chunked. --no-batch-invariance follows llama.cpp's
-// choice of kernel by token count (tinyBLAS, batched IQ dots, and AMX
-// tiles for 8+ tokens of Q4_K/Q6_K where the CPU has them: exact integer
-// dots rounded once per block, as llama.cpp's own AMX path). --no-tiles
+// its subcommands. By default (kernels.SetBatchInvariant) a request's
+// tokens and logits do not depend on what else is in the batch or how its
+// prompt is chunked: every product runs one arithmetic per row whatever
+// its token count (vec_dot's; on CPUs with AMX, the tiles' for Q4_K/Q6_K,
+// whose smaller products then run rows kernels of the same arithmetic).
+// --no-batch-invariance follows llama.cpp's choice of kernel by token
+// count (tinyBLAS, batched IQ dots, AMX tiles for 8+ tokens). --no-tiles
 // keeps the rows kernels everywhere with llama.cpp's choice otherwise: the
 // arithmetic of llama.cpp with --no-repack, bit for bit.
 func AddTilesFlag(cmd *cobra.Command) {
@@ -21,7 +21,7 @@ func AddTilesFlag(cmd *cobra.Command) {
 	cmd.PersistentFlags().BoolVar(&off, "no-tiles", false,
 		"llama.cpp --no-repack arithmetic, bit for bit (its batch-size-dependent kernels, no AMX tiles)")
 	cmd.PersistentFlags().BoolVar(&variant, "no-batch-invariance", false,
-		"choose kernels by batch size as llama.cpp does (AMX tiles for prompts where the CPU has them): faster prompts, but a request's logits depend on what else is in the batch")
+		"choose kernels by batch size as llama.cpp does: a request's logits then depend on what else is in the batch and on --batch")
 	prev := cmd.PersistentPreRunE
 	cmd.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		kernels.SetTiles(!off)
