@@ -8,9 +8,9 @@
 //
 // The package has only a test. `make container-test` builds the image
 // (`make image`) and runs it with -image; without -image, or without a
-// working podman or docker, the test skips with a message, so `go test
+// working podman, the test skips with a message, so `go test
 // ./...` passes over it quickly:
 //
 //	make container-test
-//	go test -v -run TestContainerCluster ./deploy/container -args -image inference-x:v0.16.0 -engine podman
+//	go test -v -run TestContainerCluster ./deploy/container -args -image inference-x:v0.16.0
 package container
