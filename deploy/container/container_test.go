@@ -137,10 +137,12 @@ func lastLine(b []byte) string {
 // nodes (replication 2, each node's --capacity below the whole model's
 // experts) on a container network of its own and walks it through a
 // failure: a greedy completion over HTTP; the same completion streamed
-// while one node container is killed (same text, no failed request, with
-// other requests running); a second node stopped so that some experts
-// have no live holder (503 with Retry-After, the coordinator still up
-// and not ready); both nodes started again (ready, the same text).
+// while one node container is killed (same text, no failed request); a
+// second node stopped so that some experts have no live holder (503 with
+// Retry-After, the coordinator still up and not ready); both nodes
+// started again (ready, the same text). It waits on the endpoints the
+// manifests probe: /readyz on the coordinator's HTTP port and on each
+// node's --health-listen port, published on 127.0.0.1.
 func TestContainerCluster(t *testing.T) {
 	if *imageRef == "" {
 		t.Skip("needs a container image: run `make container-test` (it builds one with `make image` and passes -image)")
