@@ -466,13 +466,15 @@ func (c *cluster) startNode(n string, capacity int64) {
 // hostPort is the 127.0.0.1 address member n's port is published on (asked
 // anew each time: a restarted container may get another).
 func (c *cluster) hostPort(n, port string) string {
-	out := c.e.must(c.t, "port", c.name(n), port+"/tcp")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := c.e.do(ctx, "port", c.name(n), port+"/tcp")
 	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "127.0.0.1:") {
+		if err == nil && strings.HasPrefix(l, "127.0.0.1:") {
 			return l
 		}
 	}
-	c.t.Fatalf("%s: port %s not published on 127.0.0.1: %q", n, port, out)
+	c.t.Fatalf("%s: port %s not published on 127.0.0.1 (%q, %v); has it exited? its log:\n%s", n, port, out, err, c.logs(n))
 	return ""
 }
 
