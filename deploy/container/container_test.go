@@ -179,6 +179,7 @@ func TestContainerCluster(t *testing.T) {
 	c.waitHTTP(coord, base+"/readyz", http.StatusOK)
 	admin := c.admin()
 	c.settled(admin, "start", 3)
+	c.ixctlStatus(nodes)
 
 	want, err := complete(base)
 	if err != nil {
@@ -496,16 +497,38 @@ func (c *cluster) removeAll() {
 	names := c.started
 	c.mu.Unlock()
 	for _, n := range names {
-		if c.t.Failed() {
+		if c.t.Failed() && exec.Command(c.e.bin, "container", "exists", n).Run() == nil {
 			l := strings.Split(strings.TrimSpace(c.logs(strings.TrimPrefix(n, c.network+"-"))), "\n")
 			c.t.Logf("--- %s (last lines)\n%s", n, strings.Join(l[max(0, len(l)-30):], "\n"))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if _, err := c.e.do(ctx, "rm", "-f", "-t", "0", n); err != nil {
+		if _, err := c.e.do(ctx, "rm", "--force", "--ignore", "--time", "0", n); err != nil {
 			c.t.Errorf("removing container: %v", err)
 		}
 		cancel()
 	}
+}
+
+// ixctlStatus runs `ixctl status` from the image on the cluster's network,
+// as an operator's pod would, and checks that it lists the nodes.
+func (c *cluster) ixctlStatus(nodes []string) {
+	c.t.Helper()
+	n := "ixctl"
+	c.mu.Lock()
+	c.started = append(c.started, c.name(n))
+	c.mu.Unlock()
+	run := append([]string{"run", "--rm", "--name", c.name(n), "--network", c.network}, c.e.run...)
+	run = append(append(append(run, hardening...), c.mounts()...), c.image, "ixctl", "status",
+		"--coordinator", net.JoinHostPort(c.ips["coord"], adminPort), "--timeout", "30s",
+		"--tls-ca", tlsDir+"/ca.crt", "--tls-cert", tlsDir+"/tls.crt", "--tls-key", tlsDir+"/tls.key",
+		"--token-file", secretsDir+"/token")
+	out := c.e.must(c.t, run...)
+	for _, nd := range nodes {
+		if !strings.Contains(out, nd) {
+			c.t.Fatalf("ixctl status does not list %s:\n%s", nd, out)
+		}
+	}
+	c.t.Logf("ixctl status (in a container):\n%s", out)
 }
 
 // waitHTTP waits until GET url answers status, failing with member n's
