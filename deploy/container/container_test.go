@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -368,18 +369,38 @@ var security = []string{
 	"--token-file", secretsDir + "/token", "--gossip-key-file", secretsDir + "/gossip-key",
 }
 
-// checkImage checks the image's user and that each binary reports the
-// VERSION file's version.
+// checkImage checks the image's configuration (the numeric non-root
+// user, PATH, no entrypoint, the version label) and that each binary
+// reports the VERSION file's version.
 func (c *cluster) checkImage(t *testing.T) {
-	user := c.e.must(t, "image", "inspect", "-f", "{{.Config.User}}", c.image)
-	if user != "65532:65532" {
-		t.Errorf("image user %q, want 65532:65532", user)
-	}
 	v, err := os.ReadFile(filepath.Join("..", "..", "VERSION"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := strings.TrimSpace(string(v))
+	out := c.e.must(t, "image", "inspect", "--format", "{{json .Config}}", c.image)
+	var cfg struct {
+		User       string
+		Env        []string
+		Entrypoint []string
+		Cmd        []string
+		Labels     map[string]string
+	}
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatalf("image config %s: %v", out, err)
+	}
+	if cfg.User != "65532:65532" {
+		t.Errorf("image user %q, want 65532:65532", cfg.User)
+	}
+	if !slices.Contains(cfg.Env, "PATH=/usr/local/bin") {
+		t.Errorf("image env %q: want PATH=/usr/local/bin", cfg.Env)
+	}
+	if len(cfg.Entrypoint) > 0 || len(cfg.Cmd) > 0 {
+		t.Errorf("image entrypoint %q, cmd %q: want none (the binary is named on the command line)", cfg.Entrypoint, cfg.Cmd)
+	}
+	if l := cfg.Labels["org.opencontainers.image.version"]; l != want {
+		t.Errorf("image label org.opencontainers.image.version %q, want %q", l, want)
+	}
 	for _, bin := range []string{"coordinator", "expertnode", "ixctl"} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		out, err := c.e.do(ctx, append(append(append([]string{"run", "--rm"}, c.e.run...), hardening...), c.image, bin, "--version")...)
