@@ -276,6 +276,9 @@ func (s *Service) validate(req *ixv1.ForwardRequest, sc *scratch) (gguf.Type, er
 		if len(r.GetActivation()) != rowBytes {
 			return 0, fmt.Errorf("%w: row %d: activation of %d bytes, want %d (%d values as %v)", ErrBadRequest, i, len(r.GetActivation()), rowBytes, m.Embd, at)
 		}
+		if !finiteActivation(at, r.GetActivation()) {
+			return 0, fmt.Errorf("%w: row %d: activation holds NaN or infinity", ErrBadRequest, i)
+		}
 		ex, w := r.GetExperts(), r.GetWeights()
 		if len(ex) == 0 || len(ex) != len(w) || len(ex) > m.Experts {
 			return 0, fmt.Errorf("%w: row %d: %d experts and %d weights", ErrBadRequest, i, len(ex), len(w))
