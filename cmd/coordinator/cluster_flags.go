@@ -96,6 +96,7 @@ func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int,
 	if err != nil {
 		return nil, nil, err
 	}
+	router.LogHashing(log, f.Paths()[0], &info)
 	cfg := router.DefaultConfig()
 	cfg.Model, cfg.Logger, cfg.CallTimeout = info, log, o.NodeTimeout
 	cfg.Client.Security = o.Security.Security

@@ -126,6 +126,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 	if err != nil {
 		return nil, err
 	}
+	router.LogHashing(log, f.Paths()[0], &info)
 	rc := router.DefaultConfig()
 	rc.Model, rc.CallTimeout = info, o.Static.NodeTimeout
 	rc.Client.Security = o.Static.Security.Security

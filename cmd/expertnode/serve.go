@@ -146,6 +146,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	}
 	defer node.Close()
 	info := node.Info
+	router.LogHashing(log, o.Model, &info)
 	held, err := o.holdings(node)
 	if err != nil {
 		return err
