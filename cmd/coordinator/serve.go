@@ -245,6 +245,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "model", o.Alias, "slots", o.Slots, "ctx", app.sched.Config().Ctx,
 		"auth", o.APIKey != "")
+	warnExposed(log, o.HTTP, o.APIKey)
 	if o.ready != nil {
 		o.ready(ln.Addr())
 	}

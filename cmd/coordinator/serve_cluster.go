@@ -54,6 +54,7 @@ func (o *ServeClusterOptions) Validate() error {
 	if err := o.Gossip.Complete(); err != nil {
 		return err
 	}
+	o.Gossip.Insecure = o.Static.Security.Security.Insecure
 	if err := o.Gossip.Validate(); err != nil {
 		return cli.Usage(err)
 	}
@@ -162,6 +163,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 		}
 		meta.RPC = sc.adminLn.Addr().String()
 	}
+	o.Gossip.LogSecurity(log)
 	cfg := o.Gossip.Config(o.ID, meta)
 	cfg.Logger = log.With("component", "gossip")
 	cl, err := membership.Start(ctx, cfg)

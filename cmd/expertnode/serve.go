@@ -57,7 +57,8 @@ node's entry (default: the --listen address).
 Security: --tls-cert/--tls-key turn TLS on; --tls-ca adds mutual TLS (clients
 need a certificate signed by it). A shared token (--token-file or
 $IX_CLUSTER_TOKEN) is required on every call when set. Without TLS the node
-listens on loopback only unless --insecure is given.
+listens on loopback only; off loopback it also needs --tls-ca or a token, and
+--gossip off loopback needs a gossip key, unless --insecure is given.
 
 SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 --shutdown-timeout) and exits; a second signal kills it.`,
@@ -115,6 +116,8 @@ func (o *ServeOptions) Validate() error {
 		return cli.Usage(errors.New("no model: give one with -m MODEL.gguf"))
 	case o.Experts != "" && o.Placement != "":
 		return cli.Usage(errors.New("give --experts or --placement, not both"))
+	case o.Threads < 0:
+		return cli.Usagef("--threads %d must be >= 0 (0: one per CPU)", o.Threads)
 	case o.MaxConcurrent <= 0 || o.MaxMessageBytes <= 0 || o.MaxCallTime <= 0 || o.ShutdownTimeout <= 0:
 		return cli.Usage(errors.New("--max-concurrent, --max-message-bytes, --max-call-time and --shutdown-timeout must be positive"))
 	}
@@ -124,6 +127,7 @@ func (o *ServeOptions) Validate() error {
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		return cli.Usage(fmt.Errorf("--listen %q: %w", o.Listen, err))
 	}
+	o.Cluster.Gossip.Insecure = o.Security.Security.Insecure // one --insecure for every listener
 	return o.Cluster.Validate()
 }
 
