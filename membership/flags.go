@@ -129,7 +129,9 @@ func (f *Flags) LogSecurity(log *slog.Logger) {
 	}
 }
 
-func wildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" || host == "[::]" }
+func wildcard(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::" || host == "[::]"
+}
 
 func isLoopback(host string) bool {
 	if host == "localhost" {
