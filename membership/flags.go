@@ -78,6 +78,11 @@ func (f *Flags) Validate() error {
 		}
 		return nil
 	}
+	for i, j := range f.Join {
+		if strings.TrimSpace(j) == "" {
+			return fmt.Errorf("--join %q: empty entry %d (give SEED,... without empty items)", strings.Join(f.Join, ","), i+1)
+		}
+	}
 	host, _, err := splitAddr(f.Gossip)
 	if err != nil {
 		return fmt.Errorf("--gossip %q: %w", f.Gossip, err)

@@ -50,6 +50,9 @@ func (o *ClusterOptions) Validate() error {
 	if len(o.Nodes) > 0 && o.Placement != "" {
 		return cli.Usage(errors.New("give --nodes or --placement, not both"))
 	}
+	if err := cli.NoEmpty("--nodes", o.Nodes); err != nil {
+		return err
+	}
 	if o.NodeTimeout <= 0 {
 		return cli.Usage(fmt.Errorf("--node-timeout %v must be positive", o.NodeTimeout))
 	}

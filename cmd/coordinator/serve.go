@@ -160,6 +160,12 @@ func (o *ServeOptions) Validate() error {
 	if o.MaxTokens < 0 {
 		return cli.Usage(fmt.Errorf("-n %d must be >= 0", o.MaxTokens))
 	}
+	for _, err := range []error{cli.Threads(o.Threads), cli.AtLeast("--slots", o.Slots, 1), cli.AtLeast("--queue", o.Queue, 0),
+		cli.AtLeast("--ctx", o.Ctx, 1), cli.AtLeast("--batch", o.Batch, 1)} {
+		if err != nil {
+			return err
+		}
+	}
 	if err := o.Pager.Validate(); err != nil {
 		return cli.Usage(err)
 	}

@@ -117,7 +117,7 @@ func (o *ServeOptions) Validate() error {
 	case o.Experts != "" && o.Placement != "":
 		return cli.Usage(errors.New("give --experts or --placement, not both"))
 	case o.Threads < 0:
-		return cli.Usagef("--threads %d must be >= 0 (0: one per CPU)", o.Threads)
+		return cli.Threads(o.Threads)
 	case o.MaxConcurrent <= 0 || o.MaxMessageBytes <= 0 || o.MaxCallTime <= 0 || o.ShutdownTimeout <= 0:
 		return cli.Usage(errors.New("--max-concurrent, --max-message-bytes, --max-call-time and --shutdown-timeout must be positive"))
 	}
