@@ -196,7 +196,13 @@ func TestLoadRelease(t *testing.T) {
 		t.Fatalf("before load: %v", err)
 	}
 	set := []*ixv1.LayerExperts{{Layer: 1, Ranges: []*ixv1.ExpertRange{{First: 12, Last: 13}}}}
-	lr, err := c.Load(context.Background(), &ixv1.LoadRequest{Experts: set})
+	if _, err := c.Load(context.Background(), &ixv1.LoadRequest{Experts: set, ModelFingerprint: "other"}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("a Load for another model: %v, want FailedPrecondition", err)
+	}
+	if _, err := c.Forward(context.Background(), req); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("after a refused load: %v", err)
+	}
+	lr, err := c.Load(context.Background(), &ixv1.LoadRequest{Experts: set, ModelFingerprint: fpModel})
 	if err != nil {
 		t.Fatal(err)
 	}

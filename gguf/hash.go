@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -109,12 +111,12 @@ func (f *File) SliceHashes(names []string, n int) ([][]byte, HashStats, error) {
 			return nil, stats, err
 		}
 		side = paths[0] + HashSuffix
-		have = loadSidecar(side, ids, n)
+		have = loadSidecar(side, ids)
 	}
 	out := make([][]byte, len(names))
 	var todo []int
 	for i, name := range names {
-		if h, ok := have[name]; ok {
+		if h, ok := have[name]; ok && len(h) == n*sha256.Size {
 			out[i] = h
 			continue
 		}
@@ -142,7 +144,7 @@ func (f *File) SliceHashes(names []string, n int) ([][]byte, HashStats, error) {
 		for _, i := range todo {
 			have[names[i]] = out[i]
 		}
-		stats.CacheErr = storeSidecar(side, ids, n, have)
+		stats.CacheErr = storeSidecar(side, ids, have)
 	}
 	return out, stats, nil
 }
@@ -176,7 +178,7 @@ func hashSlices(f *File, names []string, todo []int, n int, out [][]byte) {
 
 // loadSidecar returns the hashes cached for the files ids (from memory or
 // the sidecar at path) or nil.
-func loadSidecar(path string, ids []fileID, n int) map[string][]byte {
+func loadSidecar(path string, ids []fileID) map[string][]byte {
 	sc, _ := hashCache.Load(path)
 	s, _ := sc.(*sidecar)
 	if s == nil || !sameFiles(s.Files, ids) {
@@ -191,10 +193,7 @@ func loadSidecar(path string, ids []fileID, n int) map[string][]byte {
 	}
 	have := map[string][]byte{}
 	for _, t := range s.Tensors {
-		if len(t.Slices) != n {
-			continue
-		}
-		h := make([]byte, 0, n*sha256.Size)
+		h := make([]byte, 0, len(t.Slices)*sha256.Size)
 		ok := true
 		for _, x := range t.Slices {
 			d, err := hex.DecodeString(x)
@@ -212,9 +211,11 @@ func loadSidecar(path string, ids []fileID, n int) map[string][]byte {
 }
 
 // storeSidecar remembers have in memory and writes it to path atomically.
-func storeSidecar(path string, ids []fileID, n int, have map[string][]byte) error {
+func storeSidecar(path string, ids []fileID, have map[string][]byte) error {
 	s := &sidecar{Version: 1, Files: ids}
-	for name, h := range have {
+	for _, name := range slices.Sorted(maps.Keys(have)) {
+		h := have[name]
+		n := len(h) / sha256.Size
 		t := hashedTn{Name: name, Slices: make([]string, n)}
 		for i := range n {
 			t.Slices[i] = hex.EncodeToString(h[i*sha256.Size : (i+1)*sha256.Size])

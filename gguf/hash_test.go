@@ -34,6 +34,10 @@ func TestSliceHashesCached(t *testing.T) {
 		t.Fatalf("no sidecar: %v", err)
 	}
 
+	// Hashes of other tensors in other slice counts join the sidecar.
+	if _, st, err := f.SliceHashes([]string{"a.f32"}, 1); err != nil || st.Cached {
+		t.Fatalf("another tensor: %+v %v", st, err)
+	}
 	// Another process (no memory cache) reads the sidecar.
 	hashCache.Clear()
 	again, st, err := f.SliceHashes(names, 2)
