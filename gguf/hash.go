@@ -238,6 +238,9 @@ func storeSidecar(path string, ids []fileID, have map[string][]byte) error {
 		return err
 	}
 	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Chmod(0o644) // readable like the model (CreateTemp makes 0600)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
