@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/inference-x/inference-x/experts"
+	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/internal/rpc"
 	"github.com/inference-x/inference-x/router"
 )
@@ -42,6 +43,9 @@ var errorTable = []rpc.ErrorCode{
 	{Err: ErrNoRoom, Code: codes.ResourceExhausted},
 	{Err: ErrModelMismatch, Code: codes.FailedPrecondition},
 	{Err: ErrShuttingDown, Code: codes.Unavailable},
+	// The node's model file was truncated or rewritten under it: it cannot
+	// serve until restarted; callers fail over to replicas.
+	{Err: gguf.ErrFileChanged, Code: codes.Unavailable},
 }
 
 // Status maps an error of the service to its gRPC status.

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/inference-x/inference-x/internal/rpc"
@@ -21,6 +23,14 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight calls at shutdown;
 	// calls still running then are cancelled.
 	ShutdownTimeout time.Duration
+	// Metrics, when set, gets the node's metrics (ix_node_*: RPC counts,
+	// latencies and sizes, in-flight calls, holdings, readiness).
+	Metrics prometheus.Registerer
+	// FileCheck, when set, reports whether the model file is still the
+	// one mapped ((*gguf.File).Check); the node is not ready while it
+	// fails. It is polled by Ready (Check and /readyz), so a Watch stream
+	// learns of a changed file at the next other change of state.
+	FileCheck func() error
 }
 
 // DefaultConfig returns the defaults of the service and the gRPC server
@@ -43,11 +53,21 @@ func (c *Config) Validate() error {
 // Server is an expert node: the expert service on the project's gRPC
 // server, with health reporting and graceful shutdown.
 type Server struct {
-	cfg Config
-	svc *Service
-	rpc *rpc.Server
-	log *slog.Logger
+	cfg   Config
+	svc   *Service
+	rpc   *rpc.Server
+	log   *slog.Logger
+	state atomic.Int32 // a serveState
 }
+
+// serveState is where a Server is in its life.
+type serveState int32
+
+const (
+	stateNew serveState = iota
+	stateServing
+	stateStopped
+)
 
 // New builds a Server; Serve runs it.
 func New(cfg Config) (*Server, error) {
@@ -63,6 +83,11 @@ func New(cfg Config) (*Server, error) {
 	if rc.Logger == nil {
 		rc.Logger = cfg.Service.Logger
 	}
+	var m *metrics
+	if cfg.Metrics != nil {
+		m = newMetrics()
+		rc.Interceptors = append(append([]grpc.UnaryServerInterceptor{}, rc.Interceptors...), m.intercept)
+	}
 	rs, err := rpc.NewServer(rc)
 	if err != nil {
 		return nil, err
@@ -72,7 +97,47 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, svc: svc, rpc: rs, log: log}, nil
+	s := &Server{cfg: cfg, svc: svc, rpc: rs, log: log}
+	if m != nil {
+		if err := m.register(cfg.Metrics, s); err != nil {
+			return nil, fmt.Errorf("expertnode: metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Ready reports whether the node can serve every expert it holds, and
+// when not, why: it is not serving yet or any more, it is draining, or a
+// Load is mapping experts. A node that holds nothing is ready (it can
+// take Loads). The health port's gRPC health and /readyz report this.
+func (s *Server) Ready() (bool, string) {
+	switch serveState(s.state.Load()) {
+	case stateNew:
+		return false, "starting: not serving yet"
+	case stateStopped:
+		return false, "stopped"
+	}
+	if why := s.svc.unready(); why != "" {
+		return false, why
+	}
+	if s.cfg.FileCheck != nil {
+		if err := s.cfg.FileCheck(); err != nil {
+			return false, err.Error()
+		}
+	}
+	return true, ""
+}
+
+// Live reports whether the serve loop is running or yet to start: false
+// once Serve has returned.
+func (s *Server) Live() bool { return serveState(s.state.Load()) != stateStopped }
+
+// Changed returns a channel closed at the next change of Ready or Live.
+func (s *Server) Changed() <-chan struct{} { return s.svc.changes.wait() }
+
+func (s *Server) setState(st serveState) {
+	s.state.Store(int32(st))
+	s.svc.changes.notify()
 }
 
 // Service returns the expert service (for counters and holdings).
@@ -85,6 +150,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.rpc.SetServing(ixv1.ExpertService_ServiceDesc.ServiceName, true)
 	errc := make(chan error, 1)
 	go func() { errc <- s.rpc.GRPC.Serve(lis) }()
+	s.setState(stateServing)
+	defer s.setState(stateStopped)
 	s.log.Info("expert node serving", "addr", lis.Addr().String(), "node", s.cfg.Service.NodeID,
 		"model", s.cfg.Service.Model.Fingerprint, "moe_layers", len(s.cfg.Service.Model.MoELayers))
 	select {

@@ -159,6 +159,8 @@ type Service struct {
 	calls, rows atomic.Uint64
 	inFlight    atomic.Int32
 	draining    atomic.Bool
+	loading     atomic.Int32 // Load calls between validation and publication
+	changes     notifier     // readiness changes: drain, Load start and end
 
 	scratch sync.Pool // *scratch
 }
@@ -185,7 +187,23 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 // Drain marks the service as shutting down: Status says so and new
 // Forward calls fail with UNAVAILABLE (callers go to another replica)
 // while calls already running finish.
-func (s *Service) Drain() { s.draining.Store(true) }
+func (s *Service) Drain() {
+	s.draining.Store(true)
+	s.changes.notify()
+}
+
+// unready returns why the service cannot serve everything it holds, or
+// "" when it can: it is draining, or a Load is mapping experts it is to
+// serve.
+func (s *Service) unready() string {
+	if s.draining.Load() {
+		return "draining: shutting down"
+	}
+	if n := s.loading.Load(); n > 0 {
+		return fmt.Sprintf("loading experts (%d Load calls in progress)", n)
+	}
+	return ""
+}
 
 // InFlight returns the number of Forward calls running.
 func (s *Service) InFlight() int { return int(s.inFlight.Load()) }
@@ -392,6 +410,12 @@ func (s *Service) Load(ctx context.Context, req *ixv1.LoadRequest) (*ixv1.LoadRe
 			return nil, err
 		}
 	}
+	s.loading.Add(1)
+	s.changes.notify()
+	defer func() {
+		s.loading.Add(-1)
+		s.changes.notify()
+	}()
 	if r, ok := s.cfg.Executor.(Resident); ok {
 		for l, set := range add {
 			if err := r.Load(ctx, l, ids(set)); err != nil {

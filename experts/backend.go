@@ -8,6 +8,7 @@ package experts
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/inference-x/inference-x/gguf"
 )
@@ -15,6 +16,36 @@ import (
 // ErrUnknownExpert is wrapped when a batch names an expert or layer the
 // backend does not have.
 var ErrUnknownExpert = errors.New("experts: unknown layer or expert")
+
+// ErrUnavailable is matched (errors.Is) by errors saying an expert cannot
+// run now: no live node holds it and local experts are off. It is
+// transient (a node may join); the server answers 503 with Retry-After.
+var ErrUnavailable = errors.New("experts: unavailable")
+
+// Coverage says whether every routed expert of every MoE layer can run.
+type Coverage struct {
+	// Uncovered counts the (layer, expert) pairs nothing can run now.
+	Uncovered int
+	// Layer and Expert name the first uncovered pair (when Uncovered > 0).
+	Layer, Expert int
+}
+
+// Covered reports whether every expert can run.
+func (c Coverage) Covered() bool { return c.Uncovered == 0 }
+
+// Reason says which expert is uncovered ("" when covered).
+func (c Coverage) Reason() string {
+	if c.Covered() {
+		return ""
+	}
+	return fmt.Sprintf("layer %d expert %d has no live holder", c.Layer, c.Expert)
+}
+
+// CoverageReporter is a backend that knows which experts it can run now
+// (the router). Coverage must be cheap and safe for concurrent use.
+type CoverageReporter interface {
+	Coverage() Coverage
+}
 
 // Batch is the work of one MoE layer for N token rows, each routed to K
 // experts. The slices are flat and owned by the caller, which reuses them

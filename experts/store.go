@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -278,8 +279,11 @@ func (s *Store) Holds(l, e int) bool {
 	return ly.held[e]
 }
 
-// Forward implements Backend.
-func (s *Store) Forward(ctx context.Context, layer int, b *Batch, out []float32) error {
+// Forward implements Backend. A model file truncated or rewritten while
+// mapped fails it with an error wrapping gguf.ErrFileChanged.
+func (s *Store) Forward(ctx context.Context, layer int, b *Batch, out []float32) (err error) {
+	defer gguf.CatchFault(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -322,8 +326,8 @@ func (s *Store) Forward(ctx context.Context, layer int, b *Batch, out []float32)
 			}
 		}
 	}
-	err := s.compute(ctx, ly, b, out)
-	w.release()
+	defer w.release()
+	err = s.compute(ctx, ly, b, out)
 	s.forwards++
 	s.rows += uint64(b.N)
 	s.fwdTime += time.Since(start)
@@ -407,8 +411,11 @@ func (s *Store) checkIDs(layer int, ids []int) (*localLayer, error) {
 // bytes are in memory (it reads every page), or when ctx ends. With a
 // pager they count against the budget like experts just used (pinned
 // ones stay pinned); a budget smaller than the load evicts the least
-// valuable experts, possibly some of these. Safe during Forward.
-func (s *Store) Load(ctx context.Context, layer int, ids []int) error {
+// valuable experts, possibly some of these. Safe during Forward. A model
+// file truncated underneath fails it with gguf.ErrFileChanged.
+func (s *Store) Load(ctx context.Context, layer int, ids []int) (err error) {
+	defer gguf.CatchFault(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	ly, err := s.checkIDs(layer, ids)
 	if err != nil {
 		return err

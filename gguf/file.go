@@ -3,11 +3,14 @@ package gguf
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -64,6 +67,7 @@ type mapping struct {
 	path string
 	data []byte
 	hdr  *header
+	id   Identity // what the file was when mapped
 }
 
 // File is an open GGUF model: one file, or every part of a split model
@@ -82,11 +86,17 @@ type File struct {
 	parts   []mapping
 	kvIndex map[string]int
 	tIndex  map[string]int
+	faulted atomic.Bool // a read of the mapping faulted (CatchFault)
 }
 
 // Open memory-maps the GGUF file at path (read-only, shared) and parses
 // its header. A file named NAME-00001-of-0000N.gguf with split.count N
-// opens all N parts from the same folder.
+// opens all N parts from the same folder. Anything but a regular file (a
+// named pipe, a device, a directory) is refused without reading it.
+//
+// Truncating or rewriting a mapped file in place makes reads of its
+// mapping fault: goroutines that read tensor data recover that as an
+// error wrapping ErrFileChanged with CatchFault, and Check reports it.
 func Open(path string) (*File, error) {
 	first, err := mapFile(path)
 	if err != nil {
@@ -105,6 +115,7 @@ func Open(path string) (*File, error) {
 		f.Close()
 		return nil, err
 	}
+	register(f)
 	return f, nil
 }
 
@@ -125,7 +136,14 @@ func Parse(b []byte) (*File, error) {
 }
 
 func mapFile(path string) (m mapping, err error) {
-	fd, err := os.Open(path)
+	// Stat before opening, and open non-blocking: opening a named pipe for
+	// reading would wait for a writer.
+	if st, err := os.Stat(path); err != nil {
+		return m, err
+	} else if err := regular(path, st); err != nil {
+		return m, err
+	}
+	fd, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return m, err
 	}
@@ -134,8 +152,8 @@ func mapFile(path string) (m mapping, err error) {
 	if err != nil {
 		return m, err
 	}
-	if !st.Mode().IsRegular() {
-		return m, fmt.Errorf("%s: not a regular file", path)
+	if err := regular(path, st); err != nil {
+		return m, err
 	}
 	if st.Size() < 8 {
 		return m, fmt.Errorf("%s: %w: truncated: %d bytes", path, ErrFormat, st.Size())
@@ -152,7 +170,31 @@ func mapFile(path string) (m mapping, err error) {
 		unix.Munmap(data)
 		return m, fmt.Errorf("%s: %w", path, err)
 	}
-	return mapping{path: path, data: data, hdr: h}, nil
+	return mapping{path: path, data: data, hdr: h, id: identityOf(path, st)}, nil
+}
+
+// regular refuses anything but a regular file, saying what it is.
+func regular(path string, st fs.FileInfo) error {
+	mode := st.Mode()
+	var kind string
+	switch {
+	case mode.IsRegular():
+		return nil
+	case mode.IsDir():
+		kind = "a directory"
+	case mode&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case mode&fs.ModeSocket != 0:
+		kind = "a socket"
+	case mode&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case mode&fs.ModeDevice != 0:
+		kind = "a block device"
+	default:
+		kind = "not a regular file (" + mode.Type().String() + ")"
+		return fmt.Errorf("%s is %s", path, kind)
+	}
+	return fmt.Errorf("%s is %s, not a regular file", path, kind)
 }
 
 var splitName = regexp.MustCompile(`^(.*)-(\d{5})-of-(\d{5})\.gguf$`)
@@ -230,6 +272,7 @@ func (f *File) collectTensors() error {
 
 // Close unmaps the file(s). Tensor data views are invalid afterwards.
 func (f *File) Close() error {
+	unregister(f)
 	var errs []error
 	for _, p := range f.parts {
 		if p.path != "" && p.data != nil {

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -30,6 +31,13 @@ type Task interface {
 //
 // Run is not safe for concurrent use: one goroutine drives a pool (one
 // pool per sequence batch driver). Close stops the workers.
+//
+// Tasks read weights from memory-mapped model files, and a file truncated
+// underneath makes those reads fault. The workers run with
+// debug.SetPanicOnFault: a fault in a chunk is recovered, the other
+// chunks finish, and Run panics with the fault on the caller's goroutine,
+// where the caller's boundary (gguf.CatchFault) turns it into an error;
+// the pool stays usable.
 type Pool struct {
 	threads int
 	workers []*poolWorker
@@ -53,6 +61,11 @@ type Pool struct {
 	done         chan struct{}
 	closed       atomic.Bool
 	stop         sync.Once
+
+	// The first memory fault a chunk of the current Run hit (do).
+	faulted  atomic.Bool
+	faultMu  sync.Mutex
+	faultVal any
 
 	mm matmulTask
 	qt quantTask
@@ -100,7 +113,8 @@ func NewPool(threads int) *Pool {
 func (p *Pool) Threads() int { return p.threads }
 
 func (p *Pool) worker(id int, w *poolWorker) {
-	var seen uint32 // generation 0 is NewPool's: a Run may come before this goroutine starts
+	debug.SetPanicOnFault(true) // see do
+	var seen uint32             // generation 0 is NewPool's: a Run may come before this goroutine starts
 	for {
 		seen = p.awaitGen(w, seen)
 		if p.closed.Load() {
@@ -159,10 +173,43 @@ func (p *Pool) work(id int, g uint32) bool {
 		}
 		// The claim succeeded while generation g had work left, so its
 		// Run is still waiting and task and shape belong to it.
-		p.task.Do(int(lo), int(min(lo+chunk, n)), id)
+		p.do(int(lo), int(min(lo+chunk, n)), id)
 		p.finished()
 		ran = true
 	}
+}
+
+// do runs one chunk. A memory fault in it (a read of a model file's
+// mapping after the file was truncated) is kept for Run to re-raise on
+// the caller's goroutine; any other panic crashes as before.
+func (p *Pool) do(lo, hi, worker int) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(interface{ Addr() uintptr }); !ok {
+				panic(r)
+			}
+			p.faultMu.Lock()
+			if p.faultVal == nil {
+				p.faultVal = r
+			}
+			p.faultMu.Unlock()
+			p.faulted.Store(true)
+		}
+	}()
+	p.task.Do(lo, hi, worker)
+}
+
+// raiseFault panics with the fault a chunk of the last Run hit, if any.
+func (p *Pool) raiseFault() {
+	if !p.faulted.Load() {
+		return
+	}
+	p.faultMu.Lock()
+	r := p.faultVal
+	p.faultVal = nil
+	p.faulted.Store(false)
+	p.faultMu.Unlock()
+	panic(r)
 }
 
 // finished marks a chunk done and wakes a parked caller after the last.
@@ -173,7 +220,8 @@ func (p *Pool) finished() {
 }
 
 // Run calls t.Do over [0, n) split across the pool in chunks that are
-// multiples of grain, and returns when all are done.
+// multiples of grain, and returns when all are done. A memory fault in a
+// chunk re-panics on the caller's goroutine once all are done.
 func (p *Pool) Run(n, grain int, t Task) {
 	if grain < 1 {
 		grain = 1
@@ -202,6 +250,7 @@ func (p *Pool) Run(n, grain int, t Task) {
 	p.work(0, g)
 	p.awaitChunks()
 	p.task = nil
+	p.raiseFault()
 }
 
 // awaitChunks returns when no claimed chunk is running.

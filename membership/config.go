@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultPort is the gossip port when an address gives none.
@@ -46,6 +47,14 @@ type Config struct {
 	ForgetAfter time.Duration
 	// Logger gets the member's and memberlist's logs.
 	Logger *slog.Logger
+	// LogInterval is how often one kind of memberlist warning or error
+	// (such as "Failed to decode ping request", one per garbage packet) is
+	// logged at most; the next line of its kind says how many were
+	// suppressed. 0: DefaultLogInterval.
+	LogInterval time.Duration
+	// Registerer, when set, gets the ix_gossip_errors_total counter
+	// (memberlist warnings and errors by level, suppressed ones too).
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig returns the defaults: LAN timings, rejoin every 10 s,
@@ -61,7 +70,7 @@ func (c *Config) Validate() error {
 		return errors.New("membership: no member name")
 	case c.Profile != "" && c.Profile != "lan" && c.Profile != "local":
 		return fmt.Errorf("membership: profile %q (want lan or local)", c.Profile)
-	case c.RejoinInterval < 0 || c.ForgetAfter < 0:
+	case c.RejoinInterval < 0 || c.ForgetAfter < 0 || c.LogInterval < 0:
 		return errors.New("membership: negative interval")
 	}
 	if _, _, err := splitAddr(c.Bind); err != nil {

@@ -75,9 +75,10 @@ type Event struct {
 // Cluster is this process's membership. Its methods are safe for
 // concurrent use.
 type Cluster struct {
-	cfg Config
-	log *slog.Logger
-	ml  *memberlist.Memberlist
+	cfg    Config
+	log    *slog.Logger
+	ml     *memberlist.Memberlist
+	bridge *logBridge
 
 	mu      sync.Mutex
 	meta    []byte
@@ -112,7 +113,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	mc.Delegate = (*delegate)(c)
 	mc.Events = (*events)(c)
-	mc.Logger = log.New(&logBridge{log: c.log.With("component", "memberlist")}, "", 0)
+	bridge, err := newLogBridge(c.log.With("component", "memberlist"), cfg.LogInterval, cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("membership: metrics: %w", err)
+	}
+	mc.Logger = log.New(bridge, "", 0)
+	c.bridge = bridge
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("membership: %w", err)

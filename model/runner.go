@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/inference-x/inference-x/experts"
+	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/kernels"
 )
 
@@ -233,7 +235,13 @@ func (r *Runner) buf(name string, n int) []float32 {
 // Forward evaluates b and returns the logits of the rows b.Logits names
 // (len(b.Logits) x Vocab, valid until the next call). It advances each
 // sequence's Len past its tokens.
-func (r *Runner) Forward(ctx context.Context, b *Batch) ([]float32, error) {
+//
+// A model file truncated or rewritten while mapped fails the Forward with
+// an error wrapping gguf.ErrFileChanged (the sequences are not advanced)
+// instead of crashing the process; the Runner stays usable.
+func (r *Runner) Forward(ctx context.Context, b *Batch) (logits []float32, err error) {
+	defer gguf.CatchFault(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	c := &r.m.Config
 	n := len(b.Tokens)
 	if n == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -77,6 +78,19 @@ func (c Converter) Convert(ctx context.Context, t gguf.Type, cols, rows int, src
 	fail := func(err error) { once.Do(func() { firstErr = err }) }
 	var failed atomic.Bool
 	work := func() {
+		// src usually reads a mapped model file: a fault on it (the file
+		// truncated underneath) fails the conversion instead of the process.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if r := recover(); r != nil {
+				err := gguf.FaultError(r)
+				if err == nil {
+					panic(r)
+				}
+				fail(err)
+				failed.Store(true)
+			}
+		}()
 		scratch := make([]float32, perChunk*cols)
 		for !failed.Load() {
 			k := int(next.Add(1) - 1)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/inference-x/inference-x/experts"
+	"github.com/inference-x/inference-x/internal/testenv"
 	"github.com/inference-x/inference-x/kernels"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server/scheduler"
@@ -81,7 +82,14 @@ func evalTogether(t *testing.T, m *model.Model, be experts.Backend, prompts [][]
 // llama.cpp's mode where the CPU has AMX (256-wide rows, segments of 8+).
 func TestClusterBatchInvariance(t *testing.T) {
 	kernels.SetBatchInvariant(true)
-	c := startModelCluster(t, kimiMini(t, "Q4_K_M"), 3, 2)
+	t.Run("kimi-k2-mini reduced Q4_K_M", func(t *testing.T) { clusterBatchInvariance(t, kimiMini(t, "Q4_K_M")) })
+	t.Run("qwen3moe-small.F32", func(t *testing.T) {
+		clusterBatchInvariance(t, testenv.Shared(t, "testdata/models/qwen3moe-small.F32.gguf"))
+	})
+}
+
+func clusterBatchInvariance(t *testing.T, path string) {
+	c := startModelCluster(t, path, 3, 2)
 	m := c.model
 	be := c.router(t)
 	vocab := m.Config.Vocab

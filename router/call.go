@@ -280,7 +280,10 @@ func (c *call) finish() error {
 		if c.localDone < len(c.local) {
 			c.localOut = grow(c.localOut, len(c.local)*b.Embd)
 			groups := c.local[c.localDone:]
-			if err := c.grouper.Run(c.ctx, c.r.cfg.Local, c.layer, b.Embd, b.X, b.Q, b.QType, groups, c.localOut[c.localDone*b.Embd:]); err != nil {
+			start := time.Now()
+			err := c.grouper.Run(c.ctx, c.r.cfg.Local, c.layer, b.Embd, b.X, b.Q, b.QType, groups, c.localOut[c.localDone*b.Embd:])
+			c.r.obs.ExpertCall(LocalNode, groupRows(groups), time.Since(start), err)
+			if err != nil {
 				c.wg.Wait()
 				return fmt.Errorf("router: local experts of layer %d: %w", c.layer, err)
 			}
@@ -300,6 +303,11 @@ func (c *call) finish() error {
 				c.failed[ch.node] = true
 				c.r.failed(c.r.nodes[ch.node], c.layer, len(ch.req.Rows), ch.err)
 			}
+			terms := 0
+			for _, g := range ch.groups {
+				terms += int(g.n)
+			}
+			c.r.obs.Failover(c.r.nodes[ch.node].name, terms)
 			for _, g := range ch.groups {
 				for s := g.first; s < g.first+g.n; s++ {
 					c.redo = append(c.redo, s)
@@ -342,6 +350,17 @@ func (c *call) gather() {
 			}
 		}
 	}
+}
+
+// groupRows counts the rows of groups (a row's groups are adjacent).
+func groupRows(groups []Group) int {
+	n := 0
+	for i, g := range groups {
+		if i == 0 || g.Row != groups[i-1].Row {
+			n++
+		}
+	}
+	return n
 }
 
 func add(dst, x []float32) {

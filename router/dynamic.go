@@ -51,6 +51,13 @@ func (d *Dynamic) Forward(ctx context.Context, layer int, b *experts.Batch, out 
 	return s.r.Forward(ctx, layer, b, out)
 }
 
+// Coverage implements experts.CoverageReporter with the current Router.
+func (d *Dynamic) Coverage() experts.Coverage {
+	s := d.acquire()
+	defer s.mu.RUnlock()
+	return s.r.Coverage()
+}
+
 // Router returns the current Router (for its table; do not close it).
 func (d *Dynamic) Router() *Router { return d.cur.Load().r }
 

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/inference-x/inference-x/expertnode"
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/internal/experttest"
@@ -54,24 +53,9 @@ func startModelCluster(t testing.TB, path string, nodes, replication int) *model
 		t.Fatal(err)
 	}
 	c := &modelCluster{file: f, model: m, info: info}
-	for n := range nodes {
-		var s router.Set
-		for j := range replication {
-			part := (n + j) % nodes
-			s.AddRange(part*info.Experts/nodes, (part+1)*info.Experts/nodes-1)
-		}
-		local, err := experts.NewLocal(f, experts.LocalConfig{Threads: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(local.Close)
-		cfg := expertnode.DefaultConfig()
-		cfg.Service.NodeID, cfg.Service.Model, cfg.Service.Executor = string(rune('a'+n)), info, local
-		cfg.Service.Holdings = router.Uniform(s, info.MoELayers)
-		node := experttest.StartNode(t, cfg)
-		p := experttest.StartProxy(t, node.Addr)
-		c.proxies, c.nodes = append(c.proxies, p), append(c.nodes, node)
-		c.specs = append(c.specs, router.NodeSpec{Name: cfg.Service.NodeID, Addr: p.Addr})
+	for _, n := range experttest.StartModelNodes(t, f, info, nodes, replication) {
+		c.proxies, c.nodes = append(c.proxies, n.Proxy), append(c.nodes, n.Node)
+		c.specs = append(c.specs, router.NodeSpec{Name: n.Name, Addr: n.Proxy.Addr})
 	}
 	return c
 }

@@ -21,7 +21,13 @@ import (
 
 // ErrNoHolder is wrapped when an expert has no live replica and the
 // coordinator cannot run it locally; the message names layer and expert.
-var ErrNoHolder = errors.New("router: no live holder")
+// It matches experts.ErrUnavailable (errors.Is).
+var ErrNoHolder error = noHolderError{}
+
+type noHolderError struct{}
+
+func (noHolderError) Error() string        { return "router: no live holder" }
+func (noHolderError) Is(target error) bool { return target == experts.ErrUnavailable }
 
 // Config configures a Router.
 type Config struct {
@@ -50,7 +56,30 @@ type Config struct {
 	WorkersPerNode int
 	// Logger gets failovers and node state changes.
 	Logger *slog.Logger
+	// Observer, when set, gets one report per expert call: every RPC
+	// attempt (failed ones included) and every local run, and every
+	// failover away from a node.
+	Observer Observer
 }
+
+// Observer receives the router's measurements (metrics). Its methods are
+// called from the router's workers concurrently and must not block.
+type Observer interface {
+	// ExpertCall reports one call: the node ("local" for the
+	// coordinator's own experts), its token rows, its latency and error.
+	ExpertCall(node string, rows int, d time.Duration, err error)
+	// Failover reports that terms of a failed call to node were sent
+	// elsewhere.
+	Failover(node string, terms int)
+}
+
+// LocalNode is the node name under which local expert runs are observed.
+const LocalNode = "local"
+
+type nopObserver struct{}
+
+func (nopObserver) ExpertCall(string, int, time.Duration, error) {}
+func (nopObserver) Failover(string, int)                         {}
 
 // DefaultConfig returns the defaults: 10 s per attempt, nodes skipped for
 // 2 s after a failure, 4 calls in flight per node.
@@ -100,6 +129,7 @@ type NodeSpec struct {
 type Router struct {
 	cfg   Config
 	log   *slog.Logger
+	obs   Observer
 	nodes []*node
 	table *Table
 	calls sync.Pool // *call
@@ -133,9 +163,12 @@ func New(ctx context.Context, cfg Config, specs []NodeSpec) (*Router, error) {
 	if cfg.Client.MaxSendBytes == 0 || cfg.Client.MaxSendBytes < cfg.MaxMessageBytes {
 		cfg.Client.MaxSendBytes = cfg.MaxMessageBytes
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger}
+	r := &Router{cfg: cfg, log: cfg.Logger, obs: cfg.Observer}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.obs == nil {
+		r.obs = nopObserver{}
 	}
 	holdings := make([]Holdings, len(specs))
 	for i, sp := range specs {
@@ -191,6 +224,33 @@ func (r *Router) status(ctx context.Context, n *node) (Holdings, error) {
 // Table returns the placement table.
 func (r *Router) Table() *Table { return r.table }
 
+// Coverage implements experts.CoverageReporter: the experts of MoE layers
+// with no replica on a node that is up (not skipped after a failure),
+// when there is no local fallback. It allocates nothing and is safe for
+// concurrent use.
+func (r *Router) Coverage() experts.Coverage {
+	var c experts.Coverage
+	if r.cfg.Local != nil {
+		return c
+	}
+	now := time.Now().UnixNano()
+	for _, l := range r.cfg.Model.MoELayers {
+	next:
+		for e := range r.cfg.Model.Experts {
+			for _, n := range r.table.Replicas(l, e) {
+				if r.nodes[n].up(now) {
+					continue next
+				}
+			}
+			if c.Uncovered == 0 {
+				c.Layer, c.Expert = l, e
+			}
+			c.Uncovered++
+		}
+	}
+	return c
+}
+
 // Close stops the workers and closes the connections. Calls must have
 // returned.
 func (r *Router) Close() error {
@@ -207,11 +267,14 @@ func (r *Router) Close() error {
 func (r *Router) worker(n *node) {
 	for ch := range n.work {
 		ctx, cancel := context.WithTimeout(ch.c.ctx, r.cfg.CallTimeout)
+		start := time.Now()
 		ch.err = n.conn.Invoke(ctx, ixv1.ExpertService_Forward_FullMethodName, &ch.req, &ch.resp)
+		d := time.Since(start)
 		cancel()
 		if want := ch.nGroups * r.cfg.Model.Embd * 4; ch.err == nil && len(ch.resp.Sums) != want {
 			ch.err = fmt.Errorf("router: node %s answered %d bytes of sums, want %d", n.name, len(ch.resp.Sums), want)
 		}
+		r.obs.ExpertCall(n.name, len(ch.req.Rows), d, ch.err)
 		ch.c.wg.Done()
 	}
 }

@@ -235,18 +235,60 @@ func TestDeadlineFailover(t *testing.T) {
 	sameBits(t, "after deadline", out, want(t, 1, b))
 }
 
+// callLog is a router.Observer counting calls, errors and failovers by
+// node.
+type callLog struct {
+	mu                     sync.Mutex
+	calls, errs, failovers map[string]int
+}
+
+func (l *callLog) ExpertCall(node string, _ int, _ time.Duration, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls[node]++
+	if err != nil {
+		l.errs[node]++
+	}
+}
+
+func (l *callLog) Failover(node string, terms int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failovers[node] += terms
+}
+
 func TestNoLiveHolder(t *testing.T) {
 	info := fakeInfo(gguf.TypeQ8_0)
 	c := startCluster(t, info)
-	r := newRouter(t, info, nil, c.specs, nil)
+	obs := &callLog{calls: map[string]int{}, errs: map[string]int{}, failovers: map[string]int{}}
+	cfg := router.DefaultConfig()
+	cfg.Model, cfg.Observer, cfg.CallTimeout, cfg.DownFor = info, obs, 2*time.Second, time.Minute
+	r, err := router.New(context.Background(), cfg, c.specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if cov := r.Coverage(); !cov.Covered() {
+		t.Fatalf("coverage with every node up: %+v", cov)
+	}
 	c.proxies[0].Kill()
 	c.proxies[1].Kill() // the second third lives on a and b only
 	b := experttest.Batch(1, 1, 1, tEmbd, tExperts, gguf.TypeQ8_0)
 	b.Experts[0] = tExperts/3 + 1
-	err := r.Forward(context.Background(), 2, b, make([]float32, tEmbd))
-	if !errors.Is(err, router.ErrNoHolder) || !strings.Contains(err.Error(), "layer 2 expert 9") {
-		t.Fatalf("err = %v, want ErrNoHolder naming layer 2 expert 9", err)
+	err = r.Forward(context.Background(), 2, b, make([]float32, tEmbd))
+	if !errors.Is(err, router.ErrNoHolder) || !errors.Is(err, experts.ErrUnavailable) || !strings.Contains(err.Error(), "layer 2 expert 9") {
+		t.Fatalf("err = %v, want ErrNoHolder (experts.ErrUnavailable) naming layer 2 expert 9", err)
 	}
+	// a and b failed and are skipped: the second third of every MoE layer
+	// is uncovered.
+	if cov := r.Coverage(); cov.Uncovered != len(tMoE)*tExperts/3 || cov.Layer != tMoE[0] || cov.Expert != tExperts/3 {
+		t.Errorf("coverage %+v, want %d uncovered from layer %d expert %d", cov, len(tMoE)*tExperts/3, tMoE[0], tExperts/3)
+	}
+	obs.mu.Lock()
+	if obs.calls["a"]+obs.calls["b"] != 2 || obs.errs["a"]+obs.errs["b"] != 2 || obs.failovers["a"]+obs.failovers["b"] != 2 {
+		t.Errorf("observed calls %v, errors %v, failovers %v", obs.calls, obs.errs, obs.failovers)
+	}
+	obs.mu.Unlock()
 	// experts c still holds keep working
 	b.Experts[0] = 2*tExperts/3 + 1
 	if err := r.Forward(context.Background(), 2, b, make([]float32, tEmbd)); err != nil {

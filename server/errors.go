@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/inference-x/inference-x/chat"
+	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/server/scheduler"
 )
 
@@ -14,11 +16,14 @@ import (
 //
 //	{"error": {"message": "...", "type": "...", "param": null, "code": null}}
 type apiError struct {
-	Status  int     `json:"-"`
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    *string `json:"code"`
+	Status int `json:"-"`
+	// RetryAfter, when positive, is sent as the Retry-After header
+	// (seconds).
+	RetryAfter int     `json:"-"`
+	Message    string  `json:"message"`
+	Type       string  `json:"type"`
+	Param      *string `json:"param"`
+	Code       *string `json:"code"`
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -51,8 +56,12 @@ func toAPIError(err error) *apiError {
 		return newError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
 			"request body is larger than %d bytes", mbe.Limit)
 	case errors.Is(err, scheduler.ErrQueueFull):
-		return newError(http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded",
+		e := newError(http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded",
 			"the server is busy: every slot is in use and the queue is full; retry later")
+		e.RetryAfter = retryBusy
+		return e
+	case errors.Is(err, experts.ErrUnavailable):
+		return unavailable("%v", err)
 	case errors.Is(err, scheduler.ErrPromptTooLong):
 		return newError(http.StatusBadRequest, "invalid_request_error", "context_length_exceeded", "%v", err)
 	case errors.Is(err, scheduler.ErrStopped):
@@ -63,9 +72,26 @@ func toAPIError(err error) *apiError {
 	return newError(http.StatusInternalServerError, "server_error", "", "%v", err)
 }
 
+// Retry-After values in seconds: a slot frees up when a generation ends;
+// experts come back when a node (re)joins and loads them.
+const (
+	retryBusy        = 1
+	retryUnavailable = 5
+)
+
+// unavailable is a 503 for experts that cannot run now.
+func unavailable(format string, args ...any) *apiError {
+	e := newError(http.StatusServiceUnavailable, "server_error", "experts_unavailable", format, args...)
+	e.RetryAfter = retryUnavailable
+	return e
+}
+
 // writeError writes err in OpenAI's shape.
 func writeError(w http.ResponseWriter, err error) {
 	ae := toAPIError(err)
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(ae.Status)
 	_ = json.NewEncoder(w).Encode(struct {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/inference-x/inference-x/chat"
 	"github.com/inference-x/inference-x/server/scheduler"
@@ -97,6 +98,14 @@ func (s *Server) encodePrompt(text string) ([]int32, error) {
 // the chat or completion shape, streaming or not.
 func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32, p params, isChat bool) error {
 	start := s.now()
+	info := infoOf(r)
+	info.promptTokens = len(tokens)
+	if err := s.waitCovered(r.Context()); err != nil {
+		if r.Context().Err() != nil {
+			return nil // the client went away while waiting
+		}
+		return err
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	st, err := s.sched.Submit(ctx, &scheduler.Request{
@@ -107,16 +116,15 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32
 	}
 	out := &responder{s: s, w: w, isChat: isChat, stream: p.stream, includeUsage: p.includeUsage,
 		created: start.Unix(), id: newID(isChat)}
-	if p.stream {
-		if err := out.begin(); err != nil {
-			return err
-		}
-	}
 	dec := s.newDecoder()
 	stops := stopper{stops: p.stop}
 	generated := 0
 	reason := ""
 	var failure error
+	defer func() {
+		info.outputTokens = generated
+		s.metrics.request(info.ttft, s.now().Sub(start), generated, reason != "")
+	}()
 loop:
 	for {
 		var ev scheduler.Event
@@ -142,7 +150,7 @@ loop:
 			break loop
 		}
 		if generated == 0 {
-			s.metrics.ttft.Observe(s.now().Sub(start).Seconds())
+			info.ttft = s.now().Sub(start)
 		}
 		generated++
 		text, hit := stops.feed(dec.Add(ev.Token))
@@ -170,6 +178,43 @@ loop:
 	u := usage{PromptTokens: len(tokens), CompletionTokens: generated, TotalTokens: len(tokens) + generated}
 	return out.finish(reason, u)
 }
+
+// waitCovered waits up to WaitReady for every routed expert to be
+// runnable (a request arriving before the expert nodes joined), then
+// fails with 503 + Retry-After naming an uncovered expert.
+func (s *Server) waitCovered(ctx context.Context) error {
+	if s.cov == nil {
+		return nil
+	}
+	c := s.cov.Coverage()
+	if c.Covered() {
+		return nil
+	}
+	if s.cfg.WaitReady > 0 {
+		s.metrics.waiting.Inc()
+		defer s.metrics.waiting.Dec()
+		deadline := time.NewTimer(s.cfg.WaitReady)
+		defer deadline.Stop()
+		tick := time.NewTicker(readyPoll)
+		defer tick.Stop()
+		for !c.Covered() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-deadline.C:
+				return unavailable("not ready after waiting %v: %s (%d experts uncovered); retry later",
+					s.cfg.WaitReady, c.Reason(), c.Uncovered)
+			case <-tick.C:
+				c = s.cov.Coverage()
+			}
+		}
+		return nil
+	}
+	return unavailable("not ready: %s (%d experts uncovered); retry later", c.Reason(), c.Uncovered)
+}
+
+// readyPoll is how often a waiting request checks coverage.
+const readyPoll = 50 * time.Millisecond
 
 // newDecoder returns a streaming decoder for generated text. The
 // decoder drops the leading space of the first token of a text, which is

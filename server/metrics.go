@@ -3,34 +3,41 @@ package server
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inference-x/inference-x/server/scheduler"
 )
 
 // Metrics are the server's Prometheus metrics, registered on an injected
 // Registerer. Names follow ix_<subsystem>_<name>_<unit>[_total].
 //
-// *Metrics is the scheduler's Observer, and it implements ExpertObserver
-// and PagerObserver, which the router and the pager feed once they exist.
+// *Metrics is the scheduler's Observer and the router's (ExpertObserver).
+// Occupancy gauges (slots, KV cache, active sequences) read the
+// scheduler when scraped, so they are never stale.
 type Metrics struct {
 	requests   *prometheus.CounterVec   // endpoint, code
 	duration   *prometheus.HistogramVec // endpoint
 	ttft       prometheus.Histogram
+	tpot       prometheus.Histogram
+	e2e        prometheus.Histogram
 	promptToks prometheus.Counter
 	genToks    prometheus.Counter
 	tokRate    prometheus.Gauge
-	queue      prometheus.Gauge
-	active     prometheus.Gauge
+	waiting    prometheus.Gauge
 	step       prometheus.Histogram
 	stepRows   prometheus.Histogram
+	occupancy  []prometheus.Collector // gauge funcs over the scheduler's Stats
 
 	expertCalls *prometheus.CounterVec   // node
 	expertRows  *prometheus.CounterVec   // node
 	rpc         *prometheus.HistogramVec // node
 	rpcErrors   *prometheus.CounterVec   // node
-	pagerHits   prometheus.Counter
-	pagerMisses prometheus.Counter
+	failovers   *prometheus.CounterVec   // node
+
+	stats atomic.Pointer[func() scheduler.Stats]
 
 	mu   sync.Mutex
 	rate float64 // EWMA of generated tokens per second
@@ -53,6 +60,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "ix", Subsystem: "server", Name: "time_to_first_token_seconds",
 			Help: "Time from a generation request's arrival to its first generated token.", Buckets: secs,
 		}),
+		tpot: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "ix", Subsystem: "server", Name: "time_per_output_token_seconds",
+			Help:    "Mean time between generated tokens after the first, per request.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		e2e: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "ix", Subsystem: "server", Name: "e2e_request_latency_seconds",
+			Help: "Time from a generation request's arrival to its last token (completed generations).", Buckets: secs,
+		}),
 		promptToks: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ix", Subsystem: "server", Name: "prompt_tokens_total",
 			Help: "Prompt tokens evaluated.",
@@ -65,13 +81,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "ix", Subsystem: "server", Name: "generation_tokens_per_second",
 			Help: "Aggregate generation speed over all sequences (moving average over steps).",
 		}),
-		queue: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "ix", Subsystem: "server", Name: "queue_depth",
-			Help: "Requests waiting for a free slot.",
-		}),
-		active: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "ix", Subsystem: "server", Name: "active_sequences",
-			Help: "Sequences in the last batch step.",
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "ix", Subsystem: "server", Name: "requests_waiting_ready",
+			Help: "Requests waiting for every routed expert to be covered (--wait-ready).",
 		}),
 		step: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "ix", Subsystem: "scheduler", Name: "step_duration_seconds",
@@ -99,18 +111,30 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "ix", Subsystem: "router", Name: "rpc_errors_total",
 			Help: "Failed expert calls by node.",
 		}, []string{"node"}),
-		pagerHits: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "ix", Subsystem: "pager", Name: "hits_total",
-			Help: "Expert uses whose weights were resident.",
-		}),
-		pagerMisses: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "ix", Subsystem: "pager", Name: "misses_total",
-			Help: "Expert uses that had to page weights in.",
-		}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ix", Subsystem: "router", Name: "failovers_total",
+			Help: "Expert terms of failed calls sent to another replica (or run locally), by the node that failed.",
+		}, []string{"node"}),
 	}
+	gauge := func(sub, name, help string, f func(scheduler.Stats) int) {
+		m.occupancy = append(m.occupancy, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "ix", Subsystem: sub, Name: name, Help: help,
+		}, func() float64 {
+			if p := m.stats.Load(); p != nil {
+				return float64(f((*p)()))
+			}
+			return 0
+		}))
+	}
+	gauge("server", "queue_depth", "Requests waiting for a free slot.", func(s scheduler.Stats) int { return s.Queued })
+	gauge("server", "active_sequences", "Sequences holding a slot.", func(s scheduler.Stats) int { return s.Busy })
+	gauge("scheduler", "slots_busy", "Slots holding a sequence.", func(s scheduler.Stats) int { return s.Busy })
+	gauge("scheduler", "slots_idle", "Free slots.", func(s scheduler.Stats) int { return s.Slots - s.Busy })
+	gauge("scheduler", "kv_cache_used_tokens", "KV cache positions filled, over all slots.", func(s scheduler.Stats) int { return s.KVTokens })
+	gauge("scheduler", "kv_cache_capacity_tokens", "KV cache positions of all slots (slots x context).", func(s scheduler.Stats) int { return s.KVCapacity })
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.ttft, m.promptToks, m.genToks, m.tokRate,
-			m.queue, m.active, m.step, m.stepRows, m.expertCalls, m.expertRows, m.rpc, m.rpcErrors, m.pagerHits, m.pagerMisses} {
+		for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.ttft, m.tpot, m.e2e, m.promptToks, m.genToks, m.tokRate, m.waiting,
+			m.step, m.stepRows, m.expertCalls, m.expertRows, m.rpc, m.rpcErrors, m.failovers}, m.occupancy...) {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -119,11 +143,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
+// Watch makes the occupancy gauges read stats (the scheduler's Stats).
+func (m *Metrics) Watch(stats func() scheduler.Stats) { m.stats.Store(&stats) }
+
 // Step implements scheduler.Observer.
 func (m *Metrics) Step(prompt, decode, seqs int, d time.Duration) {
 	m.step.Observe(d.Seconds())
 	m.stepRows.Observe(float64(prompt + decode))
-	m.active.Set(float64(seqs))
 	m.promptToks.Add(float64(prompt))
 	m.genToks.Add(float64(decode))
 	if s := d.Seconds(); s > 0 && decode > 0 {
@@ -139,20 +165,25 @@ func (m *Metrics) Step(prompt, decode, seqs int, d time.Duration) {
 	}
 }
 
-// Queue implements scheduler.Observer.
-func (m *Metrics) Queue(depth int) { m.queue.Set(float64(depth)) }
+// Queue implements scheduler.Observer; ix_server_queue_depth reads the
+// scheduler's Stats when scraped instead.
+func (m *Metrics) Queue(int) {}
 
-// ExpertObserver receives the router's per-node expert calls. The router
-// (issue 8) calls it once per RPC; implementations are safe for
-// concurrent use and do not block.
-type ExpertObserver interface {
-	ExpertCall(node string, rows int, d time.Duration, err error)
+// Idle implements scheduler.Observer: no sequence runs, so the generation
+// speed is 0 (the moving average starts afresh with the next request).
+func (m *Metrics) Idle() {
+	m.mu.Lock()
+	m.rate = 0
+	m.tokRate.Set(0)
+	m.mu.Unlock()
 }
 
-// PagerObserver receives the expert pager's residency outcomes; safe for
-// concurrent use, non-blocking.
-type PagerObserver interface {
-	PagerAccess(hits, misses int)
+// ExpertObserver receives the router's per-node expert calls
+// (router.Observer): once per RPC attempt and local run, and once per
+// failover; safe for concurrent use, non-blocking.
+type ExpertObserver interface {
+	ExpertCall(node string, rows int, d time.Duration, err error)
+	Failover(node string, terms int)
 }
 
 // ExpertCall implements ExpertObserver.
@@ -165,8 +196,21 @@ func (m *Metrics) ExpertCall(node string, rows int, d time.Duration, err error) 
 	}
 }
 
-// PagerAccess implements PagerObserver.
-func (m *Metrics) PagerAccess(hits, misses int) {
-	m.pagerHits.Add(float64(hits))
-	m.pagerMisses.Add(float64(misses))
+// Failover implements ExpertObserver.
+func (m *Metrics) Failover(node string, terms int) {
+	m.failovers.WithLabelValues(node).Add(float64(terms))
+}
+
+// request records a finished generation: time to first token (when one
+// came), mean time per output token after it, end-to-end latency.
+func (m *Metrics) request(ttft, total time.Duration, generated int, completed bool) {
+	if generated > 0 {
+		m.ttft.Observe(ttft.Seconds())
+	}
+	if generated > 1 {
+		m.tpot.Observe((total - ttft).Seconds() / float64(generated-1))
+	}
+	if completed {
+		m.e2e.Observe(total.Seconds())
+	}
 }

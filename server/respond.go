@@ -18,6 +18,7 @@ type responder struct {
 	includeUsage bool
 	id           string
 	created      int64
+	begun        bool // the event stream's header is sent
 
 	text_ strings.Builder // the whole text (non-streaming)
 	buf   bytes.Buffer
@@ -77,8 +78,14 @@ func (o *responder) envelope(choices []any) response {
 		SystemFingerprint: fingerprint, Choices: choices}
 }
 
-// begin starts the event stream (chat streams open with the role).
+// begin starts the event stream (chat streams open with the role); it is
+// called with the first token, so a request that fails before gets a
+// plain error response with its status.
 func (o *responder) begin() error {
+	if o.begun {
+		return nil
+	}
+	o.begun = true
 	h := o.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -101,6 +108,9 @@ func (o *responder) text(t string) error {
 		o.text_.WriteString(t)
 		return nil
 	}
+	if err := o.begin(); err != nil {
+		return err
+	}
 	if o.isChat {
 		return o.event(o.envelope([]any{chatChoice{Delta: &chatDelta{Content: &t}}}))
 	}
@@ -119,6 +129,9 @@ func (o *responder) finish(reason string, u usage) error {
 		resp := o.envelope([]any{c})
 		resp.Usage = &u
 		return writeJSON(o.w, resp)
+	}
+	if err := o.begin(); err != nil {
+		return err
 	}
 	var c any = completionChoice{FinishReason: &reason}
 	if o.isChat {
@@ -140,7 +153,7 @@ func (o *responder) finish(reason string, u usage) error {
 // fail reports err: as the error response when nothing was sent yet,
 // else as an error event closing the stream.
 func (o *responder) fail(err error) error {
-	if !o.stream {
+	if !o.stream || !o.begun {
 		return err
 	}
 	ae := toAPIError(err)

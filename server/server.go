@@ -1,6 +1,6 @@
 // Package server is the OpenAI-compatible HTTP API: /v1/chat/completions
-// and /v1/completions (streaming over SSE or not), /v1/models, /health and
-// /metrics. It turns requests into token ids (chat template, tokenizer),
+// and /v1/completions (streaming over SSE or not), /v1/models, /metrics
+// and the probes /health, /readyz and /livez. It turns requests into token ids (chat template, tokenizer),
 // submits them to a scheduler.Scheduler, which batches all concurrent
 // requests into one forward step, and streams the decoded text back,
 // handling stop strings, usage counts, bearer-token auth, request size
@@ -11,10 +11,13 @@
 package server
 
 import (
+	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -24,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/inference-x/inference-x/chat"
+	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server/scheduler"
 	"github.com/inference-x/inference-x/tokenizer"
@@ -34,8 +38,8 @@ type Config struct {
 	// ModelID is the id clients name in "model" (the file's base name
 	// without .gguf, or --alias).
 	ModelID string
-	// APIKey, when set, is the bearer token every endpoint but /health
-	// requires.
+	// APIKey, when set, is the bearer token every endpoint but the probes
+	// (/health, /readyz, /livez) requires.
 	APIKey string
 	// MaxBodyBytes bounds a request body.
 	MaxBodyBytes int64
@@ -50,6 +54,10 @@ type Config struct {
 	// FixedSeed: requests without "seed" sample with Sampler.Seed
 	// (llama-server --seed) instead of a random seed each.
 	FixedSeed bool
+	// WaitReady is how long a generation request arriving while some
+	// expert has no live holder waits for coverage before a 503 (0: no
+	// wait).
+	WaitReady time.Duration
 }
 
 // DefaultConfig returns the defaults: 4 MiB bodies, 16 stop strings,
@@ -71,6 +79,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: body limit %d must be positive", c.MaxBodyBytes)
 	case c.MaxStop < 0:
 		return fmt.Errorf("server: stop string limit %d must be >= 0", c.MaxStop)
+	case c.WaitReady < 0:
+		return fmt.Errorf("server: wait for readiness %v must be >= 0", c.WaitReady)
 	}
 	return c.Sampler.Validate()
 }
@@ -82,6 +92,13 @@ type Deps struct {
 	// Template renders chat messages (nil: chatml).
 	Template *chat.Template
 	Metrics  *Metrics
+	// Coverage says whether every routed expert can run (the router);
+	// nil: always (single node, or local experts on).
+	Coverage experts.CoverageReporter
+	// FileCheck, when set, reports whether the model file is still the
+	// one mapped ((*gguf.File).Check: nil, or an error wrapping
+	// gguf.ErrFileChanged); readiness turns false while it fails.
+	FileCheck func() error
 	// Gatherer serves /metrics (nil: no /metrics endpoint).
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
@@ -96,6 +113,8 @@ type Server struct {
 	tok     *tokenizer.Tokenizer
 	tmpl    *chat.Template
 	metrics *Metrics
+	cov     experts.CoverageReporter
+	check   func() error
 	gather  prometheus.Gatherer
 	log     *slog.Logger
 	now     func() time.Time
@@ -115,7 +134,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, errors.New("server: a scheduler and a tokenizer are required")
 	}
 	s := &Server{cfg: cfg, sched: d.Scheduler, tok: d.Tokenizer, tmpl: d.Template, metrics: d.Metrics,
-		gather: d.Gatherer, log: d.Logger, now: d.Now}
+		cov: d.Coverage, check: d.FileCheck, gather: d.Gatherer, log: d.Logger, now: d.Now}
 	if s.tmpl == nil {
 		s.tmpl = chat.Builtin(chat.ChatML)
 	}
@@ -128,6 +147,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if s.metrics == nil {
 		s.metrics, _ = NewMetrics(nil)
 	}
+	s.metrics.Watch(s.sched.Stats)
 	s.created = s.now().Unix()
 	if id := s.tok.BOS(); id >= 0 {
 		s.bos = s.tok.TokenText(id)
@@ -142,13 +162,18 @@ func New(cfg Config, d Deps) (*Server, error) {
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// SetDraining makes /health answer 503 (the first step of shutdown, so
-// load balancers stop sending traffic) or 200 again.
+// SetDraining makes /health and /readyz answer 503 (the first step of
+// shutdown, so load balancers stop sending traffic) or 200 again.
 func (s *Server) SetDraining(v bool) { s.draining.Store(v) }
+
+// probes are the endpoints whose request log is at debug level.
+var probes = map[string]bool{"health": true, "readyz": true, "livez": true, "metrics": true}
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/health", s.endpoint("health", http.MethodGet, s.health))
+	mux.Handle("/health", s.endpoint("health", http.MethodGet, s.readyz))
+	mux.Handle("/readyz", s.endpoint("readyz", http.MethodGet, s.readyz))
+	mux.Handle("/livez", s.endpoint("livez", http.MethodGet, s.livez))
 	mux.Handle("/v1/models", s.endpoint("models", http.MethodGet, s.authed(s.models)))
 	mux.Handle("/v1/models/{id}", s.endpoint("models", http.MethodGet, s.authed(s.modelByID)))
 	mux.Handle("/v1/chat/completions", s.endpoint("chat_completions", http.MethodPost, s.authed(s.chatCompletions)))
@@ -191,12 +216,48 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// requestInfo is what a handler tells the request log.
+type requestInfo struct {
+	promptTokens, outputTokens int
+	ttft                       time.Duration
+}
+
+type infoKey struct{}
+
+// infoOf returns r's requestInfo (a throwaway one outside endpoint).
+func infoOf(r *http.Request) *requestInfo {
+	if i, ok := r.Context().Value(infoKey{}).(*requestInfo); ok {
+		return i
+	}
+	return &requestInfo{}
+}
+
+// requestID returns the client's X-Request-Id when it is a sane token
+// (printable ASCII, at most 128 bytes), else a new random id.
+func requestID(r *http.Request) string {
+	id := r.Header.Get("X-Request-Id")
+	ok := id != "" && len(id) <= 128
+	for i := 0; ok && i < len(id); i++ {
+		ok = id[i] > ' ' && id[i] < 0x7f
+	}
+	if ok {
+		return id
+	}
+	return fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
+}
+
 // endpoint wraps h with the method check, body limit, error writing,
-// panic recovery and request metrics.
+// panic recovery, request metrics, the request id (X-Request-Id, taken
+// from the request or made) and one log line per request (probes at
+// debug level, the rest at info).
 func (s *Server) endpoint(name, method string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
 		sw := &statusWriter{ResponseWriter: w}
+		id := requestID(r)
+		sw.Header().Set("X-Request-Id", id)
+		info := &requestInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -211,8 +272,17 @@ func (s *Server) endpoint(name, method string, h handlerFunc) http.Handler {
 			if code == 0 {
 				code = http.StatusOK
 			}
+			d := s.now().Sub(start)
 			s.metrics.requests.WithLabelValues(name, fmt.Sprint(code)).Inc()
-			s.metrics.duration.WithLabelValues(name).Observe(s.now().Sub(start).Seconds())
+			s.metrics.duration.WithLabelValues(name).Observe(d.Seconds())
+			level := slog.LevelInfo
+			if probes[name] {
+				level = slog.LevelDebug
+			}
+			s.log.LogAttrs(r.Context(), level, "request", slog.String("request_id", id), slog.String("route", name),
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", code),
+				slog.Int("prompt_tokens", info.promptTokens), slog.Int("output_tokens", info.outputTokens),
+				slog.Float64("ttft_ms", ms(info.ttft)), slog.Float64("duration_ms", ms(d)))
 		}()
 		if method != "" && r.Method != method {
 			sw.Header().Set("Allow", method)
@@ -223,12 +293,12 @@ func (s *Server) endpoint(name, method string, h handlerFunc) http.Handler {
 		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
 		if err := h(sw, r); err != nil {
 			if sw.code != 0 { // the response had started: nothing to send
-				s.log.Warn("request failed after the response started", "endpoint", name, "err", err)
+				s.log.Warn("request failed after the response started", "endpoint", name, "request_id", id, "err", err)
 				return
 			}
 			ae := toAPIError(err)
 			if ae.Status >= 500 {
-				s.log.Error("request failed", "endpoint", name, "err", err)
+				s.log.Error("request failed", "endpoint", name, "request_id", id, "err", err)
 			}
 			writeError(sw, ae)
 		}
@@ -252,15 +322,63 @@ func (s *Server) authed(h handlerFunc) handlerFunc {
 	}
 }
 
-func (s *Server) health(w http.ResponseWriter, _ *http.Request) error {
-	w.Header().Set("Content-Type", "application/json")
-	if s.draining.Load() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, err := w.Write([]byte(`{"status":"shutting down"}` + "\n"))
-		return err
+// ms returns d in milliseconds (for logs).
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// probeStatus is the body of /health, /readyz and /livez.
+type probeStatus struct {
+	Status string `json:"status"` // "ok" or "unavailable"
+	Reason string `json:"reason,omitempty"`
+	// UncoveredExperts counts the (layer, expert) pairs no live node holds.
+	UncoveredExperts int `json:"uncovered_experts,omitempty"`
+}
+
+// Readiness reports whether the server can serve generations: not
+// draining, the scheduler loop running and every routed expert covered.
+func (s *Server) Readiness() (ok bool, reason string, uncovered int) {
+	switch {
+	case s.draining.Load():
+		return false, "shutting down", 0
+	case !s.sched.Running():
+		return false, "the scheduler is not running", 0
 	}
-	_, err := w.Write([]byte(`{"status":"ok"}` + "\n"))
-	return err
+	if s.check != nil {
+		if err := s.check(); err != nil {
+			return false, err.Error(), 0
+		}
+	}
+	if s.cov != nil {
+		if c := s.cov.Coverage(); !c.Covered() {
+			return false, c.Reason(), c.Uncovered
+		}
+	}
+	return true, "", 0
+}
+
+// readyz serves /readyz and /health: 200 {"status":"ok"} or 503 with why.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) error {
+	ok, reason, n := s.Readiness()
+	if ok {
+		return writeProbe(w, probeStatus{Status: "ok"})
+	}
+	return writeProbe(w, probeStatus{Status: "unavailable", Reason: reason, UncoveredExperts: n})
+}
+
+// livez serves /livez: the process answers and the scheduler loop runs.
+func (s *Server) livez(w http.ResponseWriter, _ *http.Request) error {
+	if !s.sched.Running() {
+		return writeProbe(w, probeStatus{Status: "unavailable", Reason: "the scheduler is not running"})
+	}
+	return writeProbe(w, probeStatus{Status: "ok"})
+}
+
+func writeProbe(w http.ResponseWriter, p probeStatus) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if p.Status != "ok" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	return json.NewEncoder(w).Encode(p)
 }
 
 type modelObject struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/inference-x/inference-x/chat"
+	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/internal/experttest"
 	"github.com/inference-x/inference-x/internal/testenv"
 	"github.com/inference-x/inference-x/model"
@@ -40,6 +42,9 @@ type serverOpts struct {
 	maxBody   int64
 	modelFile string
 	template  *chat.Template
+	coverage  experts.CoverageReporter
+	waitReady time.Duration
+	log       io.Writer // JSON logs at debug level
 }
 
 func newTestServer(t testing.TB, o serverOpts) *testServer {
@@ -70,7 +75,13 @@ func newTestServer(t testing.TB, o serverOpts) *testServer {
 	if o.maxBody > 0 {
 		cfg.MaxBodyBytes = o.maxBody
 	}
-	srv, err := New(cfg, Deps{Scheduler: sched, Tokenizer: tok, Template: o.template, Metrics: metrics, Gatherer: reg})
+	cfg.WaitReady = o.waitReady
+	var log *slog.Logger
+	if o.log != nil {
+		log = slog.New(slog.NewJSONHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, err := New(cfg, Deps{Scheduler: sched, Tokenizer: tok, Template: o.template, Metrics: metrics, Gatherer: reg,
+		Coverage: o.coverage, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,25 +451,47 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// TestQueueFull429 fills the queue of a stopped scheduler: the next
-// request gets 429 in OpenAI's shape.
-func TestQueueFull429(t *testing.T) {
-	ts := newTestServer(t, serverOpts{noRun: true, sched: scheduler.Config{Slots: 1, Ctx: 128, MaxBatch: 8, Queue: 1}})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/completions", strings.NewReader(`{"prompt":"x"}`))
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
+// TestAdmissionBurst sends bursts of slots+queue and slots+queue+1
+// concurrent requests to a scheduler whose loop is stopped (so nothing
+// ends): the first burst is accepted whole, the second gets exactly one
+// 429 in OpenAI's shape with Retry-After.
+func TestAdmissionBurst(t *testing.T) {
+	const slots, queue = 2, 1
+	for _, burst := range []int{slots + queue, slots + queue + 1} {
+		ts := newTestServer(t, serverOpts{noRun: true, sched: scheduler.Config{Slots: slots, Ctx: 128, MaxBatch: 8, Queue: queue}})
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel) // before the server closes
+		answers := make(chan *http.Response, burst)
+		var wg sync.WaitGroup
+		for range burst {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/completions", strings.NewReader(`{"prompt":"x"}`))
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					answers <- resp
+				}
+			}()
+		}
+		waitFor(t, "the burst to be admitted", func() bool { return ts.sched.InFlight() == slots+queue })
+		if burst > slots+queue {
+			resp := <-answers
+			if got := resp.Header.Get("Retry-After"); got != "1" {
+				t.Errorf("429 Retry-After %q", got)
+			}
+			expectError(t, resp, 429, "rate_limit_exceeded")
+		}
+		cancel()
+		wg.Wait()
+		close(answers)
+		for resp := range answers {
+			t.Errorf("burst %d: another answer %d", burst, resp.StatusCode)
 			resp.Body.Close()
 		}
-	}()
-	waitFor(t, "the first request to queue", func() bool { return ts.sched.QueueDepth() == 1 })
-	expectError(t, ts.post(t, "/v1/completions", `{"prompt":"y"}`), 429, "rate_limit_exceeded")
-	cancel()
-	wg.Wait()
+		if n := ts.sched.InFlight(); n != slots+queue {
+			t.Errorf("burst %d: %d in flight, want %d", burst, n, slots+queue)
+		}
+	}
 }
 
 // TestDisconnectCancels drops a streaming client after a few chunks: its

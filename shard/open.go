@@ -91,6 +91,10 @@ func newNode(f *gguf.File, cfg NodeConfig) (*Node, error) {
 	return n, nil
 }
 
+// Stats returns the counters of the node's expert store (the pager's
+// when it has one; see experts.Store.Stats).
+func (n *Node) Stats() experts.Stats { return n.local.Stats() }
+
 // Holdings returns the experts to hold at start for spec ("all", "" or
 // ranges such as 0-127,256-383, held in every MoE layer): for a shard,
 // "all" and "" mean the shard's experts and other specs must be within

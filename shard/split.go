@@ -274,3 +274,30 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// Files returns the coordinator's file and then every node's.
+func (m *Manifest) Files() []File {
+	return append([]File{m.Coordinator}, m.Nodes...)
+}
+
+// Lookup returns the entry of the file named name, or nil.
+func (m *Manifest) Lookup(name string) *File {
+	if m.Coordinator.File == name {
+		return &m.Coordinator
+	}
+	for i := range m.Nodes {
+		if m.Nodes[i].File == name {
+			return &m.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// Names returns the file names, coordinator first.
+func (m *Manifest) Names() []string {
+	var out []string
+	for _, f := range m.Files() {
+		out = append(out, f.File)
+	}
+	return out
+}

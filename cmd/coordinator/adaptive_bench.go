@@ -270,7 +270,7 @@ func (o *AdaptiveBenchOptions) runRow(ctx context.Context, row string) (*BenchRo
 	}
 	defer lm.Close()
 	m := lm.model
-	text, err := os.ReadFile(o.File)
+	text, err := readInputFile(o.File)
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,9 @@ type ClusterOptions struct {
 	NodeTimeout  time.Duration
 	Log          cli.LogFlags // --cluster-log-level; run adds --log-format
 	Security     rpc.SecurityFlags
+	// Observer, when set, gets the router's per-call measurements
+	// (serve's metrics); not a flag.
+	Observer router.Observer
 }
 
 // AddFlags registers the cluster flags on fs.
@@ -101,7 +104,7 @@ func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int,
 	}
 	router.LogHashing(log, f.Paths()[0], &info)
 	cfg := router.DefaultConfig()
-	cfg.Model, cfg.Logger, cfg.CallTimeout = info, log, o.NodeTimeout
+	cfg.Model, cfg.Logger, cfg.CallTimeout, cfg.Observer = info, log, o.NodeTimeout, o.Observer
 	cfg.Client.Security = o.Security.Security
 	local, err := localExperts(f, o.LocalExperts, threads, log)
 	if err != nil {

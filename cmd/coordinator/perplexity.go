@@ -104,7 +104,7 @@ func (o *PerplexityOptions) Run(cmd *cobra.Command, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
-	text, err := os.ReadFile(o.File)
+	text, err := readInputFile(o.File)
 	if err != nil {
 		return err
 	}

@@ -338,7 +338,7 @@ func (o *RunOptions) promptTokens(lm *loaded) ([]int32, error) {
 	}
 	text := o.Prompt
 	if o.PromptFile != "" {
-		b, err := os.ReadFile(o.PromptFile)
+		b, err := readInputFile(o.PromptFile)
 		if err != nil {
 			return nil, err
 		}

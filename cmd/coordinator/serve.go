@@ -23,6 +23,7 @@ import (
 	"github.com/inference-x/inference-x/internal/buildinfo"
 	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
+	"github.com/inference-x/inference-x/internal/pagermetrics"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server"
 	"github.com/inference-x/inference-x/server/scheduler"
@@ -46,6 +47,7 @@ type ServeOptions struct {
 	Sampler         model.SamplerConfig
 	ShutdownTimeout time.Duration
 	Log             cli.LogFlags
+	WaitReady       time.Duration
 	Cluster         ServeClusterOptions // serve_cluster.go
 	Adaptive        AdaptiveFlags
 	Pager           PagerOptions // pager_flags.go; serve defaults to plain mmap
@@ -65,16 +67,21 @@ func serveCmd(s cli.Streams, o *ServeOptions) *cobra.Command {
 		Short: "Serve a model over an OpenAI-compatible HTTP API",
 		Long: `serve loads a GGUF model and answers OpenAI-compatible requests:
 POST /v1/chat/completions and /v1/completions (streaming or not),
-GET /v1/models, /health and /metrics (Prometheus).
+GET /v1/models, /metrics (Prometheus) and the probes /health, /readyz
+(ready: every routed expert has a live holder or local experts may run it)
+and /livez.
 
 Concurrent requests decode together: --slots sequences share each forward
-step (continuous batching), up to --queue more wait for a slot, and beyond
-that requests get 429. Chat requests use the model's chat template
+step (continuous batching); a request is admitted whenever a slot is free,
+up to --queue more wait for one, and beyond that requests get 429 with
+Retry-After. A request needing an expert no live node holds fails alone
+with 503 and Retry-After; one arriving while experts are uncovered (no
+node joined yet) first waits up to --wait-ready. Chat requests use the model's chat template
 (tokenizer.chat_template) or chatml when it has none.
 
 --http binds loopback unless the address names a host: "8080" and ":8080"
 mean 127.0.0.1:8080, "0.0.0.0:8080" every interface. With --api-key (or
-IX_API_KEY) every endpoint but /health requires "Authorization: Bearer KEY".
+IX_API_KEY) every endpoint but the probes requires "Authorization: Bearer KEY".
 The model id is the file's base name without .gguf unless --alias names it.`,
 		Example: `  coordinator serve -m stories260K.gguf
   coordinator serve -m model.gguf --http 0.0.0.0:8080 --api-key "$KEY" --slots 8 --ctx 8192
@@ -114,6 +121,7 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.Float32Var(&o.Sampler.Repeat, "repeat-penalty", sd.Sampler.Repeat, "default repetition penalty (1: off)")
 	f.IntVar(&o.Sampler.PenaltyLastN, "repeat-last-n", 64, "tokens the penalties look back over")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running requests may finish on shutdown")
+	f.DurationVar(&o.WaitReady, "wait-ready", 30*time.Second, "how long a request arriving while experts are uncovered waits before a 503 (0: no wait)")
 	o.Log.AddFlags(f)
 	o.Cluster.AddFlags(f)
 	o.Adaptive.AddFlags(f, true)
@@ -156,6 +164,9 @@ func (o *ServeOptions) Validate() error {
 	}
 	if o.ShutdownTimeout < 0 {
 		return cli.Usage(fmt.Errorf("--shutdown-timeout %v must be >= 0", o.ShutdownTimeout))
+	}
+	if o.WaitReady < 0 {
+		return cli.Usagef("--wait-ready %v must be >= 0", o.WaitReady)
 	}
 	if o.MaxTokens < 0 {
 		return cli.Usage(fmt.Errorf("-n %d must be >= 0", o.MaxTokens))
@@ -219,6 +230,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err := o.setupMetrics(app); err != nil {
 		return err
 	}
+	o.Cluster.Static.Observer = app.metrics // per-node RPC metrics
 	be, stopCluster, err := o.Cluster.StartCluster(ctx, app.lm.file, o.Threads, log)
 	if err != nil {
 		return err
@@ -234,6 +246,9 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 			defer closer.Close()
 			defer store.Close() // after the scheduler has stopped
 			app.experts = store
+			if err := app.registry.Register(pagermetrics.New(store.Stats)); err != nil {
+				return err
+			}
 		}
 	}
 	if err := o.setupScheduler(ctx, app); err != nil {
@@ -266,7 +281,7 @@ func (o *ServeOptions) setupModel(app *serveApp) error {
 	app.lm = lm
 	c := lm.model.Config
 	app.log.Info("model loaded", "file", o.Model, "arch", c.Arch, "layers", c.Layers, "embd", c.Embd,
-		"vocab", c.Vocab, "experts", c.Experts, "took", lm.took)
+		"vocab", c.Vocab, "experts", c.Experts, "took", lm.took, "file_id", lm.file.Identity()[0])
 	return nil
 }
 
@@ -278,6 +293,7 @@ func (o *ServeOptions) setupMetrics(app *serveApp) error {
 		return err
 	}
 	app.metrics = m
+	o.Cluster.Registerer = app.registry // gossip metrics
 	return nil
 }
 
@@ -317,8 +333,10 @@ func (o *ServeOptions) setupAPI(app *serveApp) error {
 	cfg := server.DefaultConfig()
 	cfg.ModelID, cfg.APIKey, cfg.MaxBodyBytes, cfg.MaxTokens, cfg.Sampler = o.Alias, o.APIKey, o.MaxBody, o.MaxTokens, o.Sampler
 	cfg.FixedSeed = o.Compat.Seed >= 0
+	cfg.WaitReady = o.WaitReady
+	cov, _ := app.experts.(experts.CoverageReporter) // the router: readiness follows expert coverage
 	api, err := server.New(cfg, server.Deps{Scheduler: app.sched, Tokenizer: app.lm.tok, Template: tmpl,
-		Metrics: app.metrics, Gatherer: app.registry, Logger: app.log})
+		Metrics: app.metrics, Coverage: cov, FileCheck: app.lm.file.Check, Gatherer: app.registry, Logger: app.log})
 	if err != nil {
 		return err
 	}
@@ -340,7 +358,7 @@ func (o *ServeOptions) chatTemplate(app *serveApp) (*chat.Template, error) {
 	src, _ := app.lm.file.String("tokenizer.chat_template")
 	from := "tokenizer.chat_template"
 	if o.ChatTemplate != "" {
-		b, err := os.ReadFile(o.ChatTemplate)
+		b, err := readInputFile(o.ChatTemplate)
 		if err != nil {
 			return nil, err
 		}

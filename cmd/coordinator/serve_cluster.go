@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/inference-x/inference-x/admin"
@@ -37,6 +38,9 @@ type ServeClusterOptions struct {
 	// (retries failed loads).
 	Rescan time.Duration
 	ID     string
+	// Registerer gets the gossip metrics (ix_gossip_errors_total); serve
+	// sets it to its /metrics registry.
+	Registerer prometheus.Registerer
 }
 
 // AddFlags registers the flags.
@@ -129,7 +133,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 	}
 	router.LogHashing(log, f.Paths()[0], &info)
 	rc := router.DefaultConfig()
-	rc.Model, rc.CallTimeout = info, o.Static.NodeTimeout
+	rc.Model, rc.CallTimeout, rc.Observer = info, o.Static.NodeTimeout, o.Static.Observer
 	rc.Client.Security = o.Static.Security.Security
 	local, err := localExperts(f, o.Static.LocalExperts, threads, log)
 	if err != nil {
@@ -166,6 +170,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 	o.Gossip.LogSecurity(log)
 	cfg := o.Gossip.Config(o.ID, meta)
 	cfg.Logger = log.With("component", "gossip")
+	cfg.Registerer = o.Registerer
 	cl, err := membership.Start(ctx, cfg)
 	if err != nil {
 		sc.stop(0)

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/inference-x/inference-x/synth"
 )
 
 // serveCompletion starts serve with args, asks one greedy completion and
@@ -34,16 +32,8 @@ func serveCompletion(t *testing.T, args ...string) (string, string) {
 // TestServeExpertMem: serve with the expert pager under a budget of a few
 // experts answers exactly what plain mmap answers, and logs the budget.
 func TestServeExpertMem(t *testing.T) {
-	c, err := synth.Preset("kimi-k2-mini")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Layers, c.Embd, c.FF, c.Heads, c.ExpertFF, c.Vocab, c.Experts = 3, 128, 128, 2, 32, 512, 16
-	c.QLoraRank, c.KVLoraRank, c.RopeDim, c.NopeDim, c.VHeadDim = 32, 32, 32, 32, 32
 	path := filepath.Join(t.TempDir(), "kimi.gguf")
-	if _, err := synth.WriteFile(context.Background(), c, synth.Options{Type: "Q8_0", Seed: 2}, path); err != nil {
-		t.Fatal(err)
-	}
+	synthMoE(t, path)
 	want, plainLogs := serveCompletion(t, "-m", path)
 	if strings.Contains(plainLogs, "expert store") {
 		t.Errorf("serve without --expert-mem opened the pager:\n%s", plainLogs)
@@ -60,5 +50,33 @@ func TestServeExpertMem(t *testing.T) {
 	}
 	if code, _, errs := run(t, "serve", "-m", path, "--expert-mem", "1GiB", "--nodes", "127.0.0.1:1"); code == 0 || !strings.Contains(errs, "single-node") {
 		t.Errorf("--expert-mem with --nodes: exit %d, %s", code, errs)
+	}
+}
+
+// TestServeExpertMemMetrics: with --expert-mem, /metrics carries the
+// pager's statistics, fed by a completion.
+func TestServeExpertMemMetrics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kimi.gguf")
+	synthMoE(t, path)
+	base, _ := startServe(t, "-m", path, "--http", "127.0.0.1:0", "--slots", "1", "--ctx", "128", "-t", "1", "--expert-mem", "16KiB")
+	resp, err := http.Post(base+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"x","max_tokens":4}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("completion: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := string(b)
+	for _, name := range []string{"ix_pager_resident_bytes ", "ix_pager_budget_bytes 16384", "ix_pager_misses_total ", "ix_pager_hits_total "} {
+		if !strings.Contains(m, name) {
+			t.Errorf("/metrics lacks %q", name)
+		}
+	}
+	if strings.Contains(m, "ix_pager_misses_total 0\n") {
+		t.Error("no pager miss counted after a completion under a 16 KiB budget")
 	}
 }

@@ -86,11 +86,18 @@ func TestServe(t *testing.T) {
 // shuts it down as SIGINT does and returns its logs; base is its URL.
 func startServe(t *testing.T, args ...string) (base string, stop func() string) {
 	t.Helper()
+	base, stop, _ = startServeLogs(t, args...)
+	return base, stop
+}
+
+// startServeLogs is startServe that also returns the live log buffer.
+func startServeLogs(t *testing.T, args ...string) (base string, stop func() string, _ *lockedBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs lockedBuffer
+	logs := &lockedBuffer{}
 	addr := make(chan net.Addr, 1)
 	o := &ServeOptions{ready: func(a net.Addr) { addr <- a }}
-	cmd := serveCmd(cli.Streams{In: strings.NewReader(""), Out: io.Discard, Err: &logs}, o)
+	cmd := serveCmd(cli.Streams{In: strings.NewReader(""), Out: io.Discard, Err: logs}, o)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	cmd.SetArgs(args)
 	done := make(chan error, 1)
@@ -115,5 +122,5 @@ func startServe(t *testing.T, args ...string) (base string, stop func() string) 
 		return logs.String()
 	}
 	t.Cleanup(func() { stop() })
-	return base, stop
+	return base, stop, logs
 }

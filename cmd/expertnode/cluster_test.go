@@ -85,9 +85,10 @@ var servingAddr = regexp.MustCompile(`msg="expert node serving" addr=(\S+)`)
 
 // startNode runs an expertnode process on a free loopback port and returns
 // it with its address once it serves.
-func startNode(t *testing.T, bin, model, experts string) (*exec.Cmd, string, *syncBuffer) {
+func startNode(t *testing.T, bin, model, experts string, extra ...string) (*exec.Cmd, string, *syncBuffer) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(bin, "expertnode"), "-m", model, "--listen", "127.0.0.1:0", "--experts", experts, "--threads", "1")
+	args := append([]string{"-m", model, "--listen", "127.0.0.1:0", "--experts", experts, "--threads", "1", "--health-listen", "off"}, extra...)
+	cmd := exec.Command(filepath.Join(bin, "expertnode"), args...)
 	logs := newSyncBuffer()
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {

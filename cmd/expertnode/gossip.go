@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/inference-x/inference-x/expertnode"
@@ -101,7 +102,7 @@ func (c *ClusterFlags) BindNUMA(log *slog.Logger) error {
 // service drains (new calls fail over to replicas), gossip leaves (the
 // coordinator stops routing here and re-plans), then the gRPC server
 // stops gracefully (in-flight calls finish) and finally hard.
-func (c *ClusterFlags) Serve(ctx context.Context, srv *expertnode.Server, lis net.Listener, id string, log *slog.Logger) error {
+func (c *ClusterFlags) Serve(ctx context.Context, srv *expertnode.Server, lis net.Listener, id string, reg prometheus.Registerer, log *slog.Logger) error {
 	if !c.Gossip.Enabled() {
 		return srv.Serve(ctx, lis)
 	}
@@ -109,6 +110,7 @@ func (c *ClusterFlags) Serve(ctx context.Context, srv *expertnode.Server, lis ne
 	c.Gossip.LogSecurity(log)
 	cfg := c.Gossip.Config(id, meta)
 	cfg.Logger = log.With("component", "gossip")
+	cfg.Registerer = reg // ix_gossip_errors_total on --metrics-listen (nil: none)
 	if c.NUMANode >= 0 && cfg.Meta.Host == "" {
 		cfg.Meta.Host = strconv.Itoa(c.NUMANode)
 	}

@@ -107,7 +107,7 @@ func TestGossipClusterProcesses(t *testing.T) {
 		nm := tnet.member(t, id)
 		cmd, logs := startCmd(t, nm.command(filepath.Join(bin, "expertnode"), append([]string{"-m", model,
 			"--listen", net.JoinHostPort(nm.IP, "0"), "--id", id,
-			"--gossip", net.JoinHostPort(nm.IP, "0"), "--join", seed, "--threads", "1"}, tls...)...))
+			"--gossip", net.JoinHostPort(nm.IP, "0"), "--join", seed, "--threads", "1", "--health-listen", "off"}, tls...)...))
 		addr := waitLog(t, logs, servingAddr, id+" serving")[1]
 		t.Logf("%s serving on %s (%s)", id, addr, tnet.Mode)
 		nodes[id] = cmd

@@ -8,12 +8,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/inference-x/inference-x/expertnode"
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/cli"
+	"github.com/inference-x/inference-x/internal/pagermetrics"
 	"github.com/inference-x/inference-x/internal/rpc"
 	"github.com/inference-x/inference-x/router"
 	"github.com/inference-x/inference-x/shard"
@@ -36,6 +38,7 @@ type ServeOptions struct {
 	Log             cli.LogFlags
 	Security        rpc.SecurityFlags
 	Cluster         ClusterFlags // gossip.go
+	Probes          ProbeFlags   // probes.go
 }
 
 func newServeCmd(s cli.Streams) *cobra.Command {
@@ -59,6 +62,15 @@ need a certificate signed by it). A shared token (--token-file or
 $IX_CLUSTER_TOKEN) is required on every call when set. Without TLS the node
 listens on loopback only; off loopback it also needs --tls-ca or a token, and
 --gossip off loopback needs a gossip key, unless --insecure is given.
+
+Health: --health-listen (default 127.0.0.1:7079, plaintext: no TLS, no
+token) serves the gRPC health service and HTTP GET /livez and /readyz on
+one port, for the kubelet's grpc and httpGet probes. Ready means the model
+is open, every expert held is mapped (no Load in progress) and the node is
+not draining; a node that holds nothing yet is ready. gRPC service "" (and
+ix.v1.ExpertService) reports readiness, service "liveness" liveness.
+--metrics-listen serves Prometheus /metrics (ix_node_*, ix_pager_* with
+--expert-mem, ix_build_info); it may be the health address.
 
 SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 --shutdown-timeout) and exits; a second signal kills it.`,
@@ -92,6 +104,7 @@ SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 	o.Log.AddFlags(f)
 	o.Security.AddFlags(f, true)
 	o.Cluster.AddFlags(f)
+	o.Probes.AddFlags(f)
 	return cmd
 }
 
@@ -106,6 +119,7 @@ func (o *ServeOptions) Complete() error {
 	if o.Node == "" {
 		o.Node = o.Listen
 	}
+	o.Probes.Complete()
 	return o.Security.Complete()
 }
 
@@ -127,6 +141,9 @@ func (o *ServeOptions) Validate() error {
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		return cli.Usage(fmt.Errorf("--listen %q: %w", o.Listen, err))
 	}
+	if err := o.Probes.Validate(); err != nil {
+		return err
+	}
 	o.Cluster.Gossip.Insecure = o.Security.Security.Insecure // one --insecure for every listener
 	return o.Cluster.Validate()
 }
@@ -144,12 +161,21 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
+	side, err := o.Probes.start(log) // live, not ready, while the model opens
+	if err != nil {
+		return err
+	}
+	defer side.close()
 	node, err := shard.OpenNode(o.Model, shard.NodeConfig{Threads: o.Threads, Pager: pager})
 	if err != nil {
 		return err
 	}
 	defer node.Close()
+	if side.registry != nil && pager != nil {
+		side.registry.MustRegister(pagermetrics.New(node.Stats))
+	}
 	info := node.Info
+	log.Info("model opened", "file", o.Model, "file_id", node.File.Identity()[0])
 	router.LogHashing(log, o.Model, &info)
 	held, err := o.holdings(node)
 	if err != nil {
@@ -179,10 +205,15 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	cfg.RPC.Security = o.Security.Security
 	cfg.RPC.MaxRecvBytes, cfg.RPC.MaxSendBytes = o.MaxMessageBytes, o.MaxMessageBytes
 	cfg.ShutdownTimeout = o.ShutdownTimeout
+	cfg.FileCheck = node.File.Check
+	if side.registry != nil {
+		cfg.Metrics = side.registry
+	}
 	srv, err := expertnode.New(cfg)
 	if err != nil {
 		return err
 	}
+	side.attach(srv)
 	n := 0
 	for _, set := range held {
 		n += set.Len()
@@ -190,7 +221,11 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	log.Info("holding experts", "model", o.Model, "arch", info.Arch, "moe_layers", len(info.MoELayers),
 		"experts_per_layer", info.Experts, "held", n, "shard", shardName(node), "tls", cfg.RPC.Security.CertFile != "",
 		"mtls", cfg.RPC.Security.CAFile != "", "token", cfg.RPC.Security.Token != "")
-	return o.Cluster.Serve(ctx, srv, lis, o.ID, log)
+	var reg prometheus.Registerer
+	if side.registry != nil {
+		reg = side.registry
+	}
+	return o.Cluster.Serve(ctx, srv, lis, o.ID, reg, log)
 }
 
 // shardName describes the node's file for the log.

@@ -54,7 +54,7 @@ func TestShardProcesses(t *testing.T) {
 	var addrs []string
 	for _, n := range []string{"a", "b", "c"} {
 		_, logs := startProc(t, filepath.Join(bin, "expertnode"), "-m", filepath.Join(shards, n+".gguf"),
-			"--listen", "127.0.0.1:0", "--id", n, "--threads", "1")
+			"--listen", "127.0.0.1:0", "--id", n, "--threads", "1", "--health-listen", "off")
 		addrs = append(addrs, waitLog(t, logs, servingAddr, n+" serving")[1])
 	}
 	got, errs, err := run("coordinator", append(args, "-m", coordFile, "--nodes", strings.Join(addrs, ","), "--local-experts=false")...)

@@ -1,5 +1,5 @@
 // Command ixctl is the Inference-X operator CLI: model tools (tokenize,
-// synth, quantize, upcycle, split) and cluster operations (status, plan,
+// synth, quantize, upcycle, split, fetch) and cluster operations (status, plan,
 // apply, drain, move) against a coordinator's admin API.
 package main
 
@@ -23,7 +23,7 @@ Model tools work on GGUF files directly; cluster commands talk to a
 coordinator's admin API (--coordinator HOST:PORT or IX_COORDINATOR).`,
 	}
 	root.AddCommand(newInspectCmd(s), newTokenizeCmd(s), newSynthCmd(s), newQuantizeCmd(s), newUpcycleCmd(s),
-		newStatusCmd(s), newPlanCmd(s), newApplyCmd(s), newDrainCmd(s), newMoveCmd(s), newSplitCmd(s))
+		newStatusCmd(s), newPlanCmd(s), newApplyCmd(s), newDrainCmd(s), newMoveCmd(s), newSplitCmd(s), newFetchCmd(s))
 	root.AddCommand(cli.NewVersionCmd("ixctl", s))
 	// For the commands that log (cli.CommandLogger), as on every binary.
 	(&cli.LogFlags{}).AddFlags(root.PersistentFlags())

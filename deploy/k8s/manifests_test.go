@@ -17,6 +17,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -35,6 +36,7 @@ type manifests struct {
 	deployments  []appsv1.Deployment
 	statefulSets []appsv1.StatefulSet
 	pdbs         []policyv1.PodDisruptionBudget
+	policies     []networkingv1.NetworkPolicy
 }
 
 // strict decodes JSON into v, failing on fields v's type does not have.
@@ -89,6 +91,10 @@ func build(t *testing.T, dir string) *manifests {
 			var o policyv1.PodDisruptionBudget
 			derr = strict(b, &o)
 			m.pdbs = append(m.pdbs, o)
+		case "NetworkPolicy":
+			var o networkingv1.NetworkPolicy
+			derr = strict(b, &o)
+			m.policies = append(m.policies, o)
 		default:
 			t.Fatalf("%s: unexpected kind %s %s (add it to the test)", dir, kind, name)
 		}
@@ -105,6 +111,7 @@ func build(t *testing.T, dir string) *manifests {
 // workload is a pod template with where it came from.
 type workload struct {
 	name     string
+	replicas int32
 	selector map[string]string
 	pod      corev1.PodTemplateSpec
 	claims   []string // volumeClaimTemplates
@@ -113,16 +120,23 @@ type workload struct {
 func (m *manifests) workloads() []workload {
 	var out []workload
 	for _, d := range m.deployments {
-		out = append(out, workload{name: "Deployment " + d.Name, selector: d.Spec.Selector.MatchLabels, pod: d.Spec.Template})
+		out = append(out, workload{name: "Deployment " + d.Name, replicas: replicas(d.Spec.Replicas), selector: d.Spec.Selector.MatchLabels, pod: d.Spec.Template})
 	}
 	for _, s := range m.statefulSets {
-		w := workload{name: "StatefulSet " + s.Name, selector: s.Spec.Selector.MatchLabels, pod: s.Spec.Template}
+		w := workload{name: "StatefulSet " + s.Name, replicas: replicas(s.Spec.Replicas), selector: s.Spec.Selector.MatchLabels, pod: s.Spec.Template}
 		for _, c := range s.Spec.VolumeClaimTemplates {
 			w.claims = append(w.claims, c.Name)
 		}
 		out = append(out, w)
 	}
 	return out
+}
+
+func replicas(n *int32) int32 {
+	if n == nil {
+		return 1
+	}
+	return *n
 }
 
 func overlays(t *testing.T) []string {
@@ -150,6 +164,7 @@ func TestManifests(t *testing.T) {
 				checkPod(t, m, w, flags)
 			}
 			checkCluster(t, m)
+			checkProperties(t, dir, m)
 		})
 	}
 }
@@ -299,6 +314,7 @@ func checkPod(t *testing.T, m *manifests, w workload, flags map[string]map[strin
 			}
 		}
 		if !main {
+			checkCommandLine(t, where, c, flags)
 			continue
 		}
 		if c.ReadinessProbe == nil || c.LivenessProbe == nil {
@@ -338,8 +354,16 @@ func (m *manifests) configMap(name string) *corev1.ConfigMap {
 // gossip port over TCP and UDP).
 var listenFlags = map[string][]corev1.Protocol{
 	"http": {corev1.ProtocolTCP}, "admin": {corev1.ProtocolTCP}, "listen": {corev1.ProtocolTCP},
+	"health-listen": {corev1.ProtocolTCP}, "metrics-listen": {corev1.ProtocolTCP},
 	"gossip": {corev1.ProtocolTCP, corev1.ProtocolUDP},
 }
+
+// subcommands are the commands the manifests run per binary; operands
+// marks those that take arguments besides flags (ixctl fetch FILE...).
+var (
+	subcommands = map[string]string{"coordinator": "serve", "ixctl": "fetch"}
+	operands    = map[string]bool{"ixctl fetch": true}
+)
 
 // checkCommandLine checks every flag of the container's command line
 // against the flags its binary defines, and that listen addresses use
@@ -352,12 +376,12 @@ func checkCommandLine(t *testing.T, where string, c corev1.Container, flags map[
 	bin := filepath.Base(c.Command[0])
 	args := c.Args
 	key := bin
-	if bin == "coordinator" {
-		if len(args) == 0 || args[0] != "serve" {
-			t.Errorf("%s: coordinator args must start with serve", where)
+	if sub := subcommands[bin]; sub != "" {
+		if len(args) == 0 || args[0] != sub {
+			t.Errorf("%s: %s args must start with %s", where, bin, sub)
 			return
 		}
-		key, args = "coordinator serve", args[1:]
+		key, args = bin+" "+sub, args[1:]
 	}
 	known, ok := flags[key]
 	if !ok {
@@ -367,12 +391,17 @@ func checkCommandLine(t *testing.T, where string, c corev1.Container, flags map[
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if !strings.HasPrefix(a, "-") {
-			t.Errorf("%s: stray argument %q", where, a)
+			if !operands[key] {
+				t.Errorf("%s: stray argument %q", where, a)
+			}
 			continue
 		}
 		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if !known[name] {
-			t.Errorf("%s: %s has no flag %s", where, key, a)
+			t.Errorf("%s: %s has no flag %s (built from this tree: a flag another change adds fails here until it is merged)", where, key, a)
+			if !hasVal && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				i++ // its value, most likely
+			}
 			continue
 		}
 		if !hasVal && !known[name+"=bool"] {
@@ -439,9 +468,10 @@ func checkCluster(t *testing.T, m *manifests) {
 	}
 }
 
-// binaryFlags builds coordinator and expertnode and asks each (cobra's
-// __complete) for its flags: "coordinator serve" and "expertnode" map to
-// flag names; NAME=bool marks flags that take no value.
+// binaryFlags builds coordinator, expertnode and ixctl and asks each
+// (cobra's __complete) for its flags: "coordinator serve", "expertnode"
+// and "ixctl fetch" map to flag names; NAME=bool marks flags that take no
+// value.
 func binaryFlags(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	flagsOnce.Do(func() { flagsVal, flagsErr = loadFlags(t.TempDir()) })
@@ -462,7 +492,7 @@ func loadFlags(dir string) (map[string]map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	build := exec.Command(gobin, "build", "-o", dir+string(os.PathSeparator), "./cmd/coordinator", "./cmd/expertnode")
+	build := exec.Command(gobin, "build", "-o", dir+string(os.PathSeparator), "./cmd/coordinator", "./cmd/expertnode", "./cmd/ixctl")
 	build.Dir = filepath.Join("..", "..")
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build: %v\n%s", err, out)
@@ -471,6 +501,7 @@ func loadFlags(dir string) (map[string]map[string]bool, error) {
 	for key, args := range map[string][]string{
 		"coordinator serve": {filepath.Join(dir, "coordinator"), "__complete", "serve", "--"},
 		"expertnode":        {filepath.Join(dir, "expertnode"), "__complete", "--"},
+		"ixctl fetch":       {filepath.Join(dir, "ixctl"), "__complete", "fetch", "--"},
 	} {
 		b, err := exec.Command(args[0], args[1:]...).Output()
 		if err != nil {

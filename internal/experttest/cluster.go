@@ -60,7 +60,14 @@ type Proxy struct {
 // StartProxy listens on 127.0.0.1:0 and forwards to target.
 func StartProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return StartProxyAt(t, "127.0.0.1:0", target)
+}
+
+// StartProxyAt listens on addr and forwards to target: given a killed
+// proxy's address, the node comes back where it was.
+func StartProxyAt(t testing.TB, addr, target string) *Proxy {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

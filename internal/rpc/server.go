@@ -39,6 +39,10 @@ type ServerConfig struct {
 	Status func(error) *status.Status
 	// Logger gets panics and failed calls at debug level.
 	Logger *slog.Logger
+	// Interceptors run inside panic recovery and outside the token check
+	// and the error mapping, so they see every call's final status (for
+	// metrics).
+	Interceptors []grpc.UnaryServerInterceptor
 }
 
 // DefaultServerConfig returns the defaults: plaintext, 64 MiB messages.
@@ -93,11 +97,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		grpc.InitialConnWindowSize(windowSize(cfg.MaxRecvBytes)),
 		grpc.ReadBufferSize(bufferSize),
 		grpc.WriteBufferSize(bufferSize),
-		grpc.ChainUnaryInterceptor(
-			recoverInterceptor(log),
+		grpc.ChainUnaryInterceptor(append(append([]grpc.UnaryServerInterceptor{recoverInterceptor(log)}, cfg.Interceptors...),
 			authInterceptor(cfg.Security.Token),
-			errorInterceptor(mapErr, log),
-		),
+			errorInterceptor(mapErr, log))...),
 	}
 	if cfg.MaxConcurrentStreams > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams))

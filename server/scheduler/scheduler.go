@@ -5,7 +5,9 @@
 // token), samples each sequence's next token and streams it out through
 // the request's channel. Requests decode together, so a MoE layer's
 // expert work for all of them goes to the experts backend in one call per
-// layer per step. A bounded queue holds requests waiting for a slot.
+// layer per step. A request is admitted whenever a slot is free; a
+// bounded queue holds those waiting for one. A failed step fails only the
+// requests whose rows were in it: the loop keeps running.
 //
 // It knows token ids only: tokenization, chat templates, stop strings and
 // HTTP are the server's.
@@ -16,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +28,7 @@ import (
 
 // Errors returned by Submit.
 var (
-	// ErrQueueFull means every slot is busy and the queue is full.
+	// ErrQueueFull means every slot is taken and the queue is full.
 	ErrQueueFull = errors.New("scheduler: queue is full")
 	// ErrStopped means the scheduler is not running.
 	ErrStopped = errors.New("scheduler: stopped")
@@ -44,8 +47,9 @@ type Config struct {
 	// MaxBatch is the most tokens one Forward evaluates: the decode
 	// tokens of all active sequences plus prompt chunks.
 	MaxBatch int
-	// Queue is the most requests waiting for a slot; Submit fails with
-	// ErrQueueFull beyond it.
+	// Queue is the most requests waiting for a slot once every slot is
+	// taken; Submit fails with ErrQueueFull beyond Slots+Queue requests
+	// in flight.
 	Queue int
 	// Threads for the runner (0: one per CPU).
 	Threads int
@@ -75,14 +79,17 @@ func (c *Config) Validate() error {
 }
 
 // Observer receives the scheduler's measurements (metrics). Its methods
-// are called from the scheduler's goroutine, must not block and should
-// not allocate.
+// are called from the scheduler's goroutine (Queue also from Submit's),
+// must not block and should not allocate.
 type Observer interface {
 	// Step reports one Forward: rows evaluated (prompt and decode tokens),
 	// active sequences, and its duration.
 	Step(promptTokens, decodeTokens, sequences int, d time.Duration)
 	// Queue reports the number of requests waiting for a slot.
 	Queue(depth int)
+	// Idle reports that the last sequence ended: no work until the next
+	// request (gauges go back to their idle values).
+	Idle()
 }
 
 // Planner chooses a per-request precision plan when a request is admitted
@@ -179,14 +186,22 @@ type Scheduler struct {
 	planner Planner
 	experts experts.Backend
 
-	pending chan *job
-	stopped chan struct{}
-	running atomic.Int32 // sequences in slots
+	// mu orders Submit's admission against shutdown, so no job is
+	// queued after shutdown drained the queue.
+	mu       sync.Mutex
+	isDown   bool
+	pending  chan *job // capacity Slots+Queue: a send never blocks
+	stopped  chan struct{}
+	inflight atomic.Int64 // requests accepted and not ended (queued or in a slot)
+	running  atomic.Int32 // sequences in slots
+	kvUsed   atomic.Int64 // KV cache positions filled, over all slots
 
 	slots []slot
 	batch model.Batch
 	// rowSlot[i] is the slot whose logits are row i of the Forward output.
 	rowSlot []int
+	// inBatch lists the slots with rows in the current step.
+	inBatch []int
 }
 
 // Option configures a Scheduler.
@@ -216,10 +231,11 @@ func New(m *model.Model, cfg Config, opts ...Option) (*Scheduler, error) {
 		m:       m,
 		log:     slog.New(slog.DiscardHandler),
 		obs:     nopObserver{},
-		pending: make(chan *job, cfg.Queue),
+		pending: make(chan *job, cfg.Slots+cfg.Queue),
 		stopped: make(chan struct{}),
 		slots:   make([]slot, cfg.Slots),
 		rowSlot: make([]int, 0, cfg.MaxBatch),
+		inBatch: make([]int, 0, cfg.Slots),
 	}
 	for _, o := range opts {
 		o(s)
@@ -247,13 +263,45 @@ func (s *Scheduler) Config() Config { return s.cfg }
 // Active returns the number of sequences holding a slot.
 func (s *Scheduler) Active() int { return int(s.running.Load()) }
 
-// QueueDepth returns the number of requests waiting for a slot.
-func (s *Scheduler) QueueDepth() int { return len(s.pending) }
+// QueueDepth returns the number of requests waiting for a slot: those in
+// flight beyond the slots.
+func (s *Scheduler) QueueDepth() int { return max(0, s.InFlight()-s.cfg.Slots) }
 
-// Submit queues req. It fails at once with ErrQueueFull when the queue is
-// full, ErrPromptTooLong when the prompt cannot fit a slot, or
-// ErrStopped after Run returned. ctx ending cancels the sequence (the
-// stream then ends with FinishCancelled).
+// InFlight returns the number of requests accepted and not ended: in a
+// slot, or admitted and waiting for one.
+func (s *Scheduler) InFlight() int { return int(s.inflight.Load()) }
+
+// Running reports whether the scheduler takes work: Run has not
+// returned (a failed step does not end it).
+func (s *Scheduler) Running() bool {
+	select {
+	case <-s.stopped:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stats is a snapshot of the scheduler's occupancy.
+type Stats struct {
+	Slots, Busy int // slots, and slots holding a sequence
+	Queued      int // requests waiting for a slot
+	// KVTokens are the cache positions the sequences fill; KVCapacity all
+	// slots' positions (Slots x Ctx).
+	KVTokens, KVCapacity int
+}
+
+// Stats returns the occupancy; safe for concurrent use.
+func (s *Scheduler) Stats() Stats {
+	return Stats{Slots: s.cfg.Slots, Busy: s.Active(), Queued: s.QueueDepth(),
+		KVTokens: int(s.kvUsed.Load()), KVCapacity: s.cfg.Slots * s.cfg.Ctx}
+}
+
+// Submit queues req: it is accepted whenever a slot is free or fewer than
+// Queue requests wait for one. It fails at once with ErrQueueFull when
+// Slots+Queue requests are in flight, ErrPromptTooLong when the prompt
+// cannot fit a slot, or ErrStopped after Run returned. ctx ending cancels
+// the sequence (the stream then ends with FinishCancelled).
 func (s *Scheduler) Submit(ctx context.Context, req *Request) (*Stream, error) {
 	if len(req.Prompt) == 0 {
 		return nil, errors.New("scheduler: empty prompt")
@@ -269,52 +317,65 @@ func (s *Scheduler) Submit(ctx context.Context, req *Request) (*Stream, error) {
 	if err := req.Sampler.Validate(); err != nil {
 		return nil, err
 	}
-	select {
-	case <-s.stopped:
-		return nil, ErrStopped
-	default:
-	}
 	budget := s.cfg.Ctx - len(req.Prompt)
 	if req.MaxTokens > 0 {
 		budget = min(budget, req.MaxTokens)
 	}
-	j := &job{ctx: ctx, req: req, events: make(chan Event, budget+1), queued: time.Now()}
-	select {
-	case s.pending <- j:
-		s.obs.Queue(len(s.pending))
-		return &Stream{Events: j.events}, nil
-	default:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.isDown {
+		return nil, ErrStopped
+	}
+	if s.inflight.Load() >= int64(s.cfg.Slots+s.cfg.Queue) {
 		return nil, ErrQueueFull
 	}
+	s.inflight.Add(1)
+	j := &job{ctx: ctx, req: req, events: make(chan Event, budget+1), queued: time.Now()}
+	s.pending <- j // never blocks: at most Slots+Queue jobs are in flight
+	s.obs.Queue(s.QueueDepth())
+	return &Stream{Events: j.events}, nil
+}
+
+// end sends j's Done event and counts it out of the requests in flight.
+// The count drops first, so a reader of the Done event sees it.
+func (s *Scheduler) end(j *job, ev Event) {
+	s.inflight.Add(-1)
+	s.obs.Queue(s.QueueDepth())
+	ev.Done = true
+	j.events <- ev
+	close(j.events)
 }
 
 // Run runs the loop until ctx ends, then ends every sequence with
-// FinishCancelled, rejects further Submits and frees the runner.
+// FinishCancelled, rejects further Submits and frees the runner. A step
+// that fails ends the requests whose rows were in it with FinishError and
+// the loop goes on: Run returns only when ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer s.shutdown()
 	for {
 		if s.active() == 0 {
 			// Idle: block until work or shutdown.
+			s.kvUsed.Store(0)
+			s.obs.Idle()
 			select {
 			case <-ctx.Done():
 				return nil
 			case j := <-s.pending:
-				s.obs.Queue(len(s.pending))
 				s.admit(j)
 			}
 		}
 		s.admitPending()
-		if err := s.step(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+		if err := s.step(ctx); err != nil && ctx.Err() != nil {
+			return nil
 		}
 	}
 }
 
 func (s *Scheduler) shutdown() {
+	s.mu.Lock()
+	s.isDown = true
 	close(s.stopped)
+	s.mu.Unlock()
 	for i := range s.slots {
 		if s.slots[i].job != nil {
 			s.finish(i, FinishCancelled, ErrStopped)
@@ -323,9 +384,10 @@ func (s *Scheduler) shutdown() {
 	for {
 		select {
 		case j := <-s.pending:
-			j.events <- Event{Done: true, Reason: FinishCancelled, Err: ErrStopped, PromptTokens: len(j.req.Prompt)}
-			close(j.events)
+			s.end(j, Event{Reason: FinishCancelled, Err: ErrStopped, PromptTokens: len(j.req.Prompt)})
 		default:
+			s.kvUsed.Store(0)
+			s.obs.Idle()
 			s.runner.Close()
 			return
 		}
@@ -347,7 +409,6 @@ func (s *Scheduler) admitPending() {
 	for s.active() < len(s.slots) {
 		select {
 		case j := <-s.pending:
-			s.obs.Queue(len(s.pending))
 			s.admit(j)
 		default:
 			return
@@ -358,8 +419,7 @@ func (s *Scheduler) admitPending() {
 // admit puts j into a free slot (the caller checked there is one).
 func (s *Scheduler) admit(j *job) {
 	if err := j.ctx.Err(); err != nil {
-		j.events <- Event{Done: true, Reason: FinishCancelled, Err: err, PromptTokens: len(j.req.Prompt)}
-		close(j.events)
+		s.end(j, Event{Reason: FinishCancelled, Err: err, PromptTokens: len(j.req.Prompt)})
 		return
 	}
 	i := 0
@@ -369,8 +429,7 @@ func (s *Scheduler) admit(j *job) {
 	sl := &s.slots[i]
 	sampler, err := model.NewSampler(j.req.Sampler, s.m.Config.Vocab)
 	if err != nil { // validated in Submit
-		j.events <- Event{Done: true, Reason: FinishError, Err: err}
-		close(j.events)
+		s.end(j, Event{Reason: FinishError, Err: err, PromptTokens: len(j.req.Prompt)})
 		return
 	}
 	for _, t := range j.req.Prompt {
@@ -395,22 +454,27 @@ func (s *Scheduler) admit(j *job) {
 		"waited", time.Since(j.queued))
 }
 
-// finish ends slot i's job and frees the slot.
+// finish ends slot i's job and frees the slot; its cache positions are
+// discarded (the next sequence starts at 0).
 func (s *Scheduler) finish(i int, reason FinishReason, err error) {
 	sl := &s.slots[i]
 	j := sl.job
-	j.events <- Event{Done: true, Reason: reason, Err: err, PromptTokens: len(j.req.Prompt), Generated: sl.gen}
-	close(j.events)
 	sl.job, sl.sampler = nil, nil
 	sl.seq.SetPrecision(nil)
+	sl.seq.Len = 0
+	s.kvUsed.Add(-int64(sl.pos))
 	s.running.Add(-1)
+	s.end(j, Event{Reason: reason, Err: err, PromptTokens: len(j.req.Prompt), Generated: sl.gen})
 }
 
-// step runs one Forward over every active sequence.
+// step runs one Forward over every active sequence. When it fails, the
+// sequences with rows in it end with FinishError and the error; the
+// others (prompts waiting for room in the batch) go on.
 func (s *Scheduler) step(ctx context.Context) error {
 	b := &s.batch
 	b.Reset()
 	s.rowSlot = s.rowSlot[:0]
+	s.inBatch = s.inBatch[:0]
 	// Drop cancelled sequences; decode tokens first (one per generating
 	// sequence, so streams keep moving), then prompt chunks fill the rest.
 	decode := 0
@@ -427,6 +491,7 @@ func (s *Scheduler) step(ctx context.Context) error {
 			continue
 		}
 		s.rowSlot = append(s.rowSlot, i)
+		s.inBatch = append(s.inBatch, i)
 		b.Add(sl.seq, sl.next, sl.pos, true)
 		sl.pos++
 		decode++
@@ -443,6 +508,7 @@ func (s *Scheduler) step(ctx context.Context) error {
 		}
 		p := sl.job.req.Prompt
 		n := min(room, len(p)-sl.fed)
+		s.inBatch = append(s.inBatch, i)
 		for k := 0; k < n; k++ {
 			last := sl.fed+k == len(p)-1
 			if last {
@@ -457,14 +523,16 @@ func (s *Scheduler) step(ctx context.Context) error {
 	if len(b.Tokens) == 0 {
 		return nil
 	}
+	s.kvUsed.Add(int64(len(b.Tokens)))
 	start := time.Now()
 	logits, err := s.runner.Forward(ctx, b)
 	if err != nil {
-		s.log.Error("forward failed", "err", err, "rows", len(b.Tokens))
-		for i := range s.slots {
-			if s.slots[i].job != nil {
-				s.finish(i, FinishError, err)
-			}
+		if ctx.Err() != nil {
+			return err // shutting down: shutdown ends the sequences
+		}
+		s.log.Error("forward step failed: ending its sequences", "err", err, "rows", len(b.Tokens), "sequences", len(s.inBatch))
+		for _, i := range s.inBatch {
+			s.finish(i, FinishError, err)
 		}
 		return err
 	}
@@ -493,3 +561,4 @@ type nopObserver struct{}
 
 func (nopObserver) Step(int, int, int, time.Duration) {}
 func (nopObserver) Queue(int)                         {}
+func (nopObserver) Idle()                             {}

@@ -115,15 +115,19 @@ func TestQueueFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Run is not started: the queue fills.
+	// Run is not started: one request takes the free slot, two more the
+	// queue, and the fourth is refused.
 	req := &Request{Prompt: []int32{1, 403}, MaxTokens: 4}
-	for i := 0; i < 2; i++ {
+	for i := 0; i < 3; i++ {
 		if _, err := s.Submit(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := s.Submit(context.Background(), req); !errors.Is(err, ErrQueueFull) {
-		t.Fatalf("third submit: %v, want ErrQueueFull", err)
+		t.Fatalf("fourth submit: %v, want ErrQueueFull", err)
+	}
+	if st := s.Stats(); s.InFlight() != 3 || st.Queued != 2 || st.Busy != 0 {
+		t.Fatalf("in flight %d, stats %+v", s.InFlight(), st)
 	}
 	if _, err := s.Submit(context.Background(), &Request{Prompt: make([]int32, 64)}); !errors.Is(err, ErrPromptTooLong) {
 		t.Fatalf("long prompt: %v, want ErrPromptTooLong", err)
@@ -224,6 +228,7 @@ func (l *stepLog) Step(prompt, decode, seqs int, _ time.Duration) {
 	l.steps = append(l.steps, struct{ prompt, decode, seqs int }{prompt, decode, seqs})
 }
 func (l *stepLog) Queue(int) {}
+func (l *stepLog) Idle()     {}
 
 // TestOneForwardPerStep queues four requests before the loop starts: the
 // first step evaluates all four prompts together and every later step
