@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -58,19 +57,14 @@ type hashedTn struct {
 	Slices []string `json:"sha256"`
 }
 
-func identify(paths []string) ([]fileID, error) {
-	ids := make([]fileID, len(paths))
-	for i, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		ids[i] = fileID{Name: filepath.Base(p), Size: st.Size(), MtimeNS: st.ModTime().UnixNano()}
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			ids[i].Inode = sys.Ino
-		}
+// identify returns the identity of f's files as they were when opened
+// (the data hashed is the data mapped then).
+func identify(f *File) []fileID {
+	var ids []fileID
+	for _, id := range f.Identity() {
+		ids = append(ids, fileID{Name: filepath.Base(id.Path), Size: id.Size, MtimeNS: id.ModTime.UnixNano(), Inode: id.Inode})
 	}
-	return ids, nil
+	return ids
 }
 
 func sameFiles(a, b []fileID) bool {
@@ -91,7 +85,8 @@ func sameFiles(a, b []fileID) bool {
 //
 // The digests are computed once per model file and cached beside it in
 // PATH.ixhash (written atomically; valid while the model files' size,
-// modification time and inode are unchanged). Where that file cannot be
+// modification time and inode, as they were when f was opened, are
+// unchanged). Where that file cannot be
 // written (a read-only volume; a directory without write permission bits
 // counts as read-only, even for root) they are kept in this process's
 // memory and stats.CacheErr says why. A File from Parse is hashed every
@@ -106,10 +101,7 @@ func (f *File) SliceHashes(names []string, n int) ([][]byte, HashStats, error) {
 	var side string
 	var have map[string][]byte
 	if len(paths) > 0 && paths[0] != "" {
-		var err error
-		if ids, err = identify(paths); err != nil {
-			return nil, stats, err
-		}
+		ids = identify(f)
 		side = paths[0] + HashSuffix
 		have = loadSidecar(side, ids)
 	}
