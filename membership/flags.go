@@ -91,8 +91,12 @@ func (f *Flags) Validate() error {
 		return fmt.Errorf("--gossip %s without a gossip key would gossip unencrypted off loopback: give --gossip-key-file (or $%s), or --insecure", f.Gossip, KeyEnv)
 	}
 	if f.Advertise != "" {
-		if _, _, err := splitAddr(f.Advertise); err != nil {
+		ah, _, err := splitAddr(f.Advertise)
+		if err != nil {
 			return fmt.Errorf("--gossip-advertise %q: %w", f.Advertise, err)
+		}
+		if f.key == nil && !f.Insecure && !isLoopback(ah) {
+			return fmt.Errorf("--gossip-advertise %s without a gossip key would gossip unencrypted off loopback: give --gossip-key-file (or $%s), or --insecure", f.Advertise, KeyEnv)
 		}
 	}
 	return nil

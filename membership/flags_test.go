@@ -15,6 +15,7 @@ func TestGossipSecureDefaults(t *testing.T) {
 	t.Setenv(KeyEnv, "")
 	for _, tc := range []struct {
 		gossip, key string
+		advertise   string
 		insecure    bool
 		bind        string // "" : refused
 		warn        bool
@@ -26,12 +27,15 @@ func TestGossipSecureDefaults(t *testing.T) {
 		{gossip: "localhost:7946", bind: "localhost:7946"},
 		{gossip: "10.1.2.3:7946"},
 		{gossip: "node-0.ix:7946"},
+		{gossip: ":7946", advertise: "10.1.2.3:7946"},
+		{gossip: ":7946", advertise: "10.1.2.3:7946", key: key, bind: ":7946"},
+		{gossip: ":7946", advertise: "127.0.0.1:7946", bind: "127.0.0.1:7946"},
 		{gossip: "10.1.2.3:7946", insecure: true, bind: "10.1.2.3:7946", warn: true},
 		{gossip: ":7946", insecure: true, bind: ":7946", warn: true},
 		{gossip: "10.1.2.3:7946", key: key, bind: "10.1.2.3:7946"},
 		{gossip: ":7946", key: key, bind: ":7946"},
 	} {
-		f := Flags{Gossip: tc.gossip, Key: tc.key, Insecure: tc.insecure}
+		f := Flags{Gossip: tc.gossip, Key: tc.key, Advertise: tc.advertise, Insecure: tc.insecure}
 		if err := f.Complete(); err != nil {
 			t.Fatal(err)
 		}
