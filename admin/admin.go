@@ -90,6 +90,13 @@ func (s *Service) PlanPlacement(_ context.Context, req *ixv1.PlanPlacementReques
 	if len(req.GetNodes()) > 0 {
 		ids = req.GetNodes()
 	}
+	n := len(ids)
+	if ids == nil {
+		n = s.liveNodes()
+	}
+	if err := checkReplicas(int(req.GetReplicas()), n); err != nil {
+		return nil, err
+	}
 	p, mv, err := s.mgr.DryRun(ids, int(req.GetReplicas()))
 	if err != nil {
 		return nil, err
@@ -122,6 +129,9 @@ func (s *Service) PlanPlacement(_ context.Context, req *ixv1.PlanPlacementReques
 // ApplyPlacement implements the RPC.
 func (s *Service) ApplyPlacement(ctx context.Context, req *ixv1.ApplyPlacementRequest) (*ixv1.ApplyPlacementResponse, error) {
 	r := int(req.GetReplicas())
+	if err := checkReplicas(r, s.liveNodes()); err != nil {
+		return nil, err
+	}
 	if r == 0 {
 		r = s.mgr.Status().Replicas
 	}
@@ -129,6 +139,29 @@ func (s *Service) ApplyPlacement(ctx context.Context, req *ixv1.ApplyPlacementRe
 		return nil, err
 	}
 	return &ixv1.ApplyPlacementResponse{Status: s.status()}, nil
+}
+
+// liveNodes counts the expert nodes placement may use: alive and not
+// drained or draining.
+func (s *Service) liveNodes() int {
+	n := 0
+	for _, nd := range s.mgr.Status().Nodes {
+		if !nd.Drained && !nd.Draining {
+			n++
+		}
+	}
+	return n
+}
+
+// checkReplicas refuses an asked-for replication factor r (0: keep the
+// current) above the nodes it would be spread over: a node holds an
+// expert once, so the plan could only leave every expert under-replicated.
+func checkReplicas(r, nodes int) error {
+	if r > nodes {
+		return fmt.Errorf("%w: --replicas %d is more than the %d expert nodes to place on (live, not draining; a node holds each expert once): give at most %d or add nodes",
+			router.ErrPlan, r, nodes, nodes)
+	}
+	return nil
 }
 
 // DrainNode implements the RPC.

@@ -294,6 +294,9 @@ func (s *Service) validate(req *ixv1.ForwardRequest, sc *scratch) (gguf.Type, er
 		if len(r.GetActivation()) != rowBytes {
 			return 0, fmt.Errorf("%w: row %d: activation of %d bytes, want %d (%d values as %v)", ErrBadRequest, i, len(r.GetActivation()), rowBytes, m.Embd, at)
 		}
+		if !finiteActivation(at, r.GetActivation()) {
+			return 0, fmt.Errorf("%w: row %d: activation holds NaN or infinity", ErrBadRequest, i)
+		}
 		ex, w := r.GetExperts(), r.GetWeights()
 		if len(ex) == 0 || len(ex) != len(w) || len(ex) > m.Experts {
 			return 0, fmt.Errorf("%w: row %d: %d experts and %d weights", ErrBadRequest, i, len(ex), len(w))
@@ -379,6 +382,9 @@ func grow[T any](b []T, n int) []T {
 
 // Load adds experts to the holdings once the executor has them resident.
 func (s *Service) Load(ctx context.Context, req *ixv1.LoadRequest) (*ixv1.LoadResponse, error) {
+	if fp := req.GetModelFingerprint(); fp != "" && fp != s.cfg.Model.Fingerprint {
+		return nil, fmt.Errorf("%w: caller %s, node %s", ErrModelMismatch, fp, s.cfg.Model.Fingerprint)
+	}
 	add, err := router.HoldingsFromProto(req.GetExperts(), s.checkRange)
 	if err != nil {
 		return nil, err
@@ -494,15 +500,19 @@ func ids(s *router.Set) []int {
 }
 
 // Status reports the model, holdings and counters.
-func (s *Service) Status(context.Context, *ixv1.StatusRequest) (*ixv1.StatusResponse, error) {
+func (s *Service) Status(_ context.Context, req *ixv1.StatusRequest) (*ixv1.StatusResponse, error) {
 	var avail *ixv1.Availability
 	if s.cfg.Available != nil {
 		avail = &ixv1.Availability{Experts: s.cfg.Available.ToProto()}
 	}
+	model := s.cfg.Model.Proto()
+	if req.GetTensorHashes() {
+		model.TensorHashes = s.cfg.Model.TensorHashes()
+	}
 	return &ixv1.StatusResponse{
 		Available:       avail,
 		NodeId:          s.cfg.NodeID,
-		Model:           s.cfg.Model.Proto(),
+		Model:           model,
 		Held:            s.held.Load().ToProto(),
 		HoldingsVersion: s.version.Load(),
 		Serving:         !s.draining.Load(),

@@ -409,7 +409,7 @@ func TestOtherModelRefused(t *testing.T) {
 	c := startCluster(t, fakeInfo(gguf.TypeQ8_0))
 	cfg := router.DefaultConfig()
 	cfg.Model = fakeInfo(gguf.TypeQ8_K) // another fingerprint
-	if _, err := router.New(context.Background(), cfg, c.specs); err == nil || !strings.Contains(err.Error(), "serves model") {
+	if _, err := router.New(context.Background(), cfg, c.specs); err == nil || !strings.Contains(err.Error(), "serves a different model") {
 		t.Fatalf("err = %v, want a model mismatch", err)
 	}
 }

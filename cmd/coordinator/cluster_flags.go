@@ -53,6 +53,9 @@ func (o *ClusterOptions) Validate() error {
 	if len(o.Nodes) > 0 && o.Placement != "" {
 		return cli.Usage(errors.New("give --nodes or --placement, not both"))
 	}
+	if err := cli.NoEmpty("--nodes", o.Nodes); err != nil {
+		return err
+	}
 	if o.NodeTimeout <= 0 {
 		return cli.Usage(fmt.Errorf("--node-timeout %v must be positive", o.NodeTimeout))
 	}
@@ -99,6 +102,7 @@ func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int,
 	if err != nil {
 		return nil, nil, err
 	}
+	router.LogHashing(log, f.Paths()[0], &info)
 	cfg := router.DefaultConfig()
 	cfg.Model, cfg.Logger, cfg.CallTimeout, cfg.Observer = info, log, o.NodeTimeout, o.Observer
 	cfg.Client.Security = o.Security.Security

@@ -58,6 +58,7 @@ func (o *ServeClusterOptions) Validate() error {
 	if err := o.Gossip.Complete(); err != nil {
 		return err
 	}
+	o.Gossip.Insecure = o.Static.Security.Security.Insecure
 	if err := o.Gossip.Validate(); err != nil {
 		return cli.Usage(err)
 	}
@@ -130,6 +131,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 	if err != nil {
 		return nil, err
 	}
+	router.LogHashing(log, f.Paths()[0], &info)
 	rc := router.DefaultConfig()
 	rc.Model, rc.CallTimeout, rc.Observer = info, o.Static.NodeTimeout, o.Static.Observer
 	rc.Client.Security = o.Static.Security.Security
@@ -165,6 +167,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 		}
 		meta.RPC = sc.adminLn.Addr().String()
 	}
+	o.Gossip.LogSecurity(log)
 	cfg := o.Gossip.Config(o.ID, meta)
 	cfg.Logger = log.With("component", "gossip")
 	cfg.Registerer = o.Registerer

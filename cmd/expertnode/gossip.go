@@ -107,6 +107,7 @@ func (c *ClusterFlags) Serve(ctx context.Context, srv *expertnode.Server, lis ne
 		return srv.Serve(ctx, lis)
 	}
 	meta := membership.Meta{Role: membership.RoleExpert, RPC: c.rpcAddr(lis), Host: c.Host, Capacity: c.capacity}
+	c.Gossip.LogSecurity(log)
 	cfg := c.Gossip.Config(id, meta)
 	cfg.Logger = log.With("component", "gossip")
 	cfg.Registerer = reg // ix_gossip_errors_total on --metrics-listen (nil: none)

@@ -60,7 +60,8 @@ node's entry (default: the --listen address).
 Security: --tls-cert/--tls-key turn TLS on; --tls-ca adds mutual TLS (clients
 need a certificate signed by it). A shared token (--token-file or
 $IX_CLUSTER_TOKEN) is required on every call when set. Without TLS the node
-listens on loopback only unless --insecure is given.
+listens on loopback only; off loopback it also needs --tls-ca or a token, and
+--gossip off loopback needs a gossip key, unless --insecure is given.
 
 Health: --health-listen (default 127.0.0.1:7079, plaintext: no TLS, no
 token) serves the gRPC health service and HTTP GET /livez and /readyz on
@@ -129,6 +130,8 @@ func (o *ServeOptions) Validate() error {
 		return cli.Usage(errors.New("no model: give one with -m MODEL.gguf"))
 	case o.Experts != "" && o.Placement != "":
 		return cli.Usage(errors.New("give --experts or --placement, not both"))
+	case o.Threads < 0:
+		return cli.Threads(o.Threads)
 	case o.MaxConcurrent <= 0 || o.MaxMessageBytes <= 0 || o.MaxCallTime <= 0 || o.ShutdownTimeout <= 0:
 		return cli.Usage(errors.New("--max-concurrent, --max-message-bytes, --max-call-time and --shutdown-timeout must be positive"))
 	}
@@ -141,6 +144,7 @@ func (o *ServeOptions) Validate() error {
 	if err := o.Probes.Validate(); err != nil {
 		return err
 	}
+	o.Cluster.Gossip.Insecure = o.Security.Security.Insecure // one --insecure for every listener
 	return o.Cluster.Validate()
 }
 
@@ -172,6 +176,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	}
 	info := node.Info
 	log.Info("model opened", "file", o.Model, "file_id", node.File.Identity()[0])
+	router.LogHashing(log, o.Model, &info)
 	held, err := o.holdings(node)
 	if err != nil {
 		return err

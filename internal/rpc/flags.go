@@ -27,13 +27,13 @@ func (f *SecurityFlags) AddFlags(fs *pflag.FlagSet, server bool) {
 		fs.StringVar(&s.CertFile, "tls-cert", "", "TLS certificate (PEM); turns TLS on")
 		fs.StringVar(&s.KeyFile, "tls-key", "", "TLS private key (PEM) of --tls-cert")
 		fs.StringVar(&s.CAFile, "tls-ca", "", "CA bundle (PEM) that must sign client certificates: mutual TLS")
-		fs.BoolVar(&s.Insecure, "insecure", false, "serve plaintext on non-loopback addresses (logged as a warning)")
+		fs.BoolVar(&s.Insecure, "insecure", false, "serve off loopback in plaintext, or with TLS but no --tls-ca or token, and gossip off loopback without a key (logged as warnings)")
 	} else {
 		fs.StringVar(&s.CertFile, "tls-cert", "", "client certificate (PEM) for mutual TLS with expert nodes")
 		fs.StringVar(&s.KeyFile, "tls-key", "", "private key (PEM) of --tls-cert")
 		fs.StringVar(&s.CAFile, "tls-ca", "", "CA bundle (PEM) that signs the expert nodes' certificates; turns TLS on")
 		fs.StringVar(&s.ServerName, "tls-server-name", "", "name to verify in the nodes' certificates (default: the host dialled)")
-		fs.BoolVar(&s.Insecure, "insecure", false, "allow plaintext connections to non-loopback expert nodes")
+		fs.BoolVar(&s.Insecure, "insecure", false, "allow plaintext connections to non-loopback expert nodes; serve: also the admin API off loopback without TLS or client authentication, and gossip without a key (logged as warnings)")
 	}
 	fs.StringVar(&f.TokenFile, "token-file", "", "file holding the cluster's shared token (default: $"+TokenEnv+")")
 }

@@ -89,7 +89,12 @@ func TestPlaintextPolicy(t *testing.T) {
 		{addr: "0.0.0.0:7070", want: "127.0.0.1:7070"},
 		{addr: "10.1.2.3:7070", insecure: true},
 		{addr: "10.1.2.3:7070", sec: Security{Insecure: true}, want: "10.1.2.3:7070"},
-		{addr: "[::]:7070", sec: Security{CertFile: "c", KeyFile: "k"}, want: "[::]:7070"},
+		{addr: "[::]:7070", sec: Security{CertFile: "c", KeyFile: "k", CAFile: "ca"}, want: "[::]:7070"},
+		{addr: "[::]:7070", sec: Security{CertFile: "c", KeyFile: "k", Token: "t"}, want: "[::]:7070"},
+		{addr: "127.0.0.1:7070", sec: Security{CertFile: "c", KeyFile: "k"}, want: "127.0.0.1:7070"},
+		{addr: "[::]:7070", sec: Security{CertFile: "c", KeyFile: "k"}, insecure: true},
+		{addr: "10.1.2.3:7070", sec: Security{CertFile: "c", KeyFile: "k"}, insecure: true},
+		{addr: "10.1.2.3:7070", sec: Security{CertFile: "c", KeyFile: "k", Insecure: true}, want: "10.1.2.3:7070"},
 	} {
 		got, err := ListenAddress(tc.addr, &tc.sec, log)
 		if tc.insecure {

@@ -14,8 +14,9 @@ import (
 	"google.golang.org/grpc/credentials"
 )
 
-// ErrInsecure is wrapped when a plaintext connection would leave the
-// loopback interface without --insecure.
+// ErrInsecure is wrapped when a plaintext connection, or a TLS server
+// that does not authenticate its clients, would leave the loopback
+// interface without --insecure.
 var ErrInsecure = errors.New("rpc: plaintext connection off loopback")
 
 // Security is how one side of a connection authenticates: TLS files and a

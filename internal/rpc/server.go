@@ -144,18 +144,26 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 }
 
-// ListenAddress decides where a server listens. With TLS it is addr. In
-// plaintext a wildcard host (":7070", "0.0.0.0:7070", "[::]:7070") becomes
-// 127.0.0.1 and a specific non-loopback host is an error, unless
-// sec.Insecure, which is logged as a warning.
+// ListenAddress decides where a server listens. With TLS it is addr, but
+// off loopback clients must authenticate too: mutual TLS (a CA) or a
+// token, else it is an error. In plaintext a wildcard host (":7070",
+// "0.0.0.0:7070", "[::]:7070") becomes 127.0.0.1 and a specific
+// non-loopback host is an error. sec.Insecure lifts both refusals, with a
+// warning.
 func ListenAddress(addr string, sec *Security, log *slog.Logger) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("rpc: listen address %q: %w", addr, err)
 	}
 	switch {
-	case sec.CertFile != "":
+	case sec.CertFile != "" && (sec.CAFile != "" || sec.Token != "" || IsLoopback(addr)):
 		return addr, nil
+	case sec.CertFile != "" && sec.Insecure:
+		log.Warn("--insecure: TLS without client authentication off loopback; anyone who can reach it can call it", "addr", addr)
+		return addr, nil
+	case sec.CertFile != "":
+		return "", fmt.Errorf("%w: %s with TLS but no client authentication: give --tls-ca (mutual TLS) or --token-file (or $%s), or --insecure",
+			ErrInsecure, addr, TokenEnv)
 	case IsLoopback(addr):
 		log.Info("no TLS: listening on loopback only", "addr", addr)
 		return addr, nil
