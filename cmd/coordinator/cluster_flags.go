@@ -62,7 +62,7 @@ func (o *ClusterOptions) Validate() error {
 	if !o.Enabled() && !o.LocalExperts {
 		return cli.Usage(errors.New("--local-experts=false needs expert nodes (--nodes or --placement)"))
 	}
-	return o.Security.Complete()
+	return cli.FlagError(o.Security.Complete())
 }
 
 // RunnerOptions returns opt with the expert backend the cluster flags

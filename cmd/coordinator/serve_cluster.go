@@ -56,7 +56,7 @@ func (o *ServeClusterOptions) AddFlags(fs *pflag.FlagSet) {
 // Validate checks the flags and reads the token and gossip key.
 func (o *ServeClusterOptions) Validate() error {
 	if err := o.Gossip.Complete(); err != nil {
-		return err
+		return cli.FlagError(err)
 	}
 	o.Gossip.Insecure = o.Static.Security.Security.Insecure
 	if err := o.Gossip.Validate(); err != nil {
@@ -80,7 +80,7 @@ func (o *ServeClusterOptions) Validate() error {
 	}
 	if o.Gossip.Enabled() {
 		// ClusterOptions.Validate insists on nodes for --local-experts=false.
-		return o.Static.Security.Complete()
+		return cli.FlagError(o.Static.Security.Complete())
 	}
 	return o.Static.Validate()
 }

@@ -25,6 +25,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"-m", "x.gguf", "-ngl", "99"}, cli.ExitUsage, "GPU offload does not apply"},
 		{[]string{"-m", "x.gguf", "extra"}, cli.ExitUsage, "unknown command"},
 		{[]string{"-m", "/nonexistent/x.gguf", "--listen", "127.0.0.1:0"}, cli.ExitError, "no such file"},
+		{[]string{"-m", "x.gguf", "--tls-cert", "a.crt"}, cli.ExitUsage, "--tls-cert and --tls-key go together"},
+		{[]string{"-m", "x.gguf", "--gossip", "127.0.0.1:0", "--gossip-key", "abc", "--gossip-key-file", "k"}, cli.ExitUsage, "not both"},
+		{[]string{"-m", "x.gguf", "--token-file", "/nonexistent/token"}, cli.ExitError, "no such file"},
 	} {
 		var out, errb bytes.Buffer
 		code := cli.Run(context.Background(), "expertnode", newRoot, c.args, cli.Streams{In: strings.NewReader(""), Out: &out, Err: &errb})

@@ -47,7 +47,7 @@ func (c *ClusterFlags) AddFlags(fs *pflag.FlagSet) {
 // Complete reads the gossip key and parses sizes.
 func (c *ClusterFlags) Complete() error {
 	if err := c.Gossip.Complete(); err != nil {
-		return err
+		return cli.FlagError(err)
 	}
 	n, err := bytesize.Parse(c.Capacity)
 	if err != nil {

@@ -120,7 +120,7 @@ func (o *ServeOptions) Complete() error {
 		o.Node = o.Listen
 	}
 	o.Probes.Complete()
-	return o.Security.Complete()
+	return cli.FlagError(o.Security.Complete())
 }
 
 // Validate checks flag combinations.
