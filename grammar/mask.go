@@ -1,0 +1,145 @@
+package grammar
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// Mask sets allowed (a bitset of Vocab.MaskWords() words, bit id%64 of
+// word id/64) to the tokens that may come next: a token is allowed when
+// its whole piece continues the grammar (a piece may stop inside a UTF-8
+// sequence that some parse can still finish); end-of-generation tokens
+// are allowed exactly when CanEnd. Tokens with no text never are.
+//
+// The work is one walk of the vocabulary trie against the current stacks,
+// skipping every subtree whose prefix no stack takes, and its result is
+// cached by state, so a state seen before (the inside of a string, say)
+// costs a copy. Nothing is allocated once the buffers have grown.
+func (m *Matcher) Mask(allowed []uint64) {
+	words := m.v.MaskWords()
+	if len(allowed) < words {
+		panic("grammar: mask shorter than Vocab.MaskWords")
+	}
+	allowed = allowed[:words]
+	m.key = m.stateKey(m.key[:0])
+	if c, ok := m.cache[string(m.key)]; ok {
+		m.hits++
+		copy(allowed, c)
+		return
+	}
+	m.misses++
+	clear(allowed)
+	m.walk(allowed)
+	if m.CanEnd() {
+		for _, id := range m.v.eog {
+			allowed[id>>6] |= 1 << (id & 63)
+		}
+	}
+	if len(m.cache) >= maxCache {
+		for k := range m.cache { // drop one entry, reuse its buffer
+			c := m.cache[k]
+			delete(m.cache, k)
+			copy(c, allowed)
+			m.cache[string(m.key)] = c
+			return
+		}
+	}
+	m.cache[string(m.key)] = append([]uint64(nil), allowed...)
+}
+
+// CacheStats returns how many Mask calls were answered from the cache and
+// how many walked the vocabulary.
+func (m *Matcher) CacheStats() (hits, misses int) { return m.hits, m.misses }
+
+// stateKey encodes the state: the sorted top frames (interned, so equal
+// stacks are equal ids) and the pending UTF-8 bytes.
+func (m *Matcher) stateKey(dst []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(m.utf.val))
+	dst = append(dst, byte(m.utf.rem), byte(m.utf.n))
+	for _, id := range m.live {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(id))
+	}
+	return dst
+}
+
+// walk marks every token of the trie whose piece the live stacks take.
+func (m *Matcher) walk(allowed []uint64) {
+	v := m.v
+	base := int32(len(m.nodes))
+	if cap(m.levels) < v.maxDepth+1 {
+		m.levels = make([]level, v.maxDepth+1)
+	}
+	levels := m.levels[:v.maxDepth+1]
+	sets := append(m.sets[:0], m.live...)
+	levels[0] = level{start: 0, end: int32(len(sets)), nodes: base, utf: m.utf}
+	nb, nd, ne, to, toks := v.nodeByte, v.nodeDepth, v.nodeEnd, v.tokOff, v.toks
+	for i := int32(0); i < int32(len(nb)); {
+		d := nd[i]
+		parent := &levels[d-1]
+		sets = sets[:parent.end]
+		m.nodes = m.nodes[:parent.nodes]
+		next, r, complete, ok := parent.utf.step(nb[i])
+		if !ok {
+			i = ne[i]
+			continue
+		}
+		cur := &levels[d]
+		if complete {
+			start := int32(len(sets))
+			sets = m.advance(sets[parent.start:parent.end], r, sets, false)
+			if int32(len(sets)) == start {
+				i = ne[i]
+				continue
+			}
+			*cur = level{start: start, end: int32(len(sets)), nodes: int32(len(m.nodes)), utf: next}
+		} else {
+			lo, hi := next.span()
+			if !m.anyMayMatch(sets[parent.start:parent.end], lo, hi) {
+				i = ne[i]
+				continue
+			}
+			*cur = level{start: parent.start, end: parent.end, nodes: parent.nodes, utf: next}
+		}
+		for _, id := range toks[to[i]:to[i+1]] {
+			allowed[id>>6] |= 1 << (id & 63)
+		}
+		i++
+	}
+	m.sets = sets[:0]
+	m.nodes = m.nodes[:base]
+}
+
+func (m *Matcher) anyMayMatch(set []int32, lo, hi rune) bool {
+	for _, id := range set {
+		if id != accepting && m.g.mayMatch(m.nodes[id].pos, lo, hi) {
+			return true
+		}
+	}
+	return false
+}
+
+// Allowed reports whether token id is set in mask.
+func Allowed(mask []uint64, id int32) bool {
+	return id >= 0 && int(id>>6) < len(mask) && mask[id>>6]&(1<<(id&63)) != 0
+}
+
+// ApplyMask sets the logits of the tokens not in mask to -Inf (before
+// any sampling step: penalties, top-k, top-p, temperature).
+func ApplyMask(logits []float32, mask []uint64) {
+	neg := float32(math.Inf(-1))
+	for w := 0; w*64 < len(logits); w++ {
+		bits := uint64(0)
+		if w < len(mask) {
+			bits = mask[w]
+		}
+		if bits == math.MaxUint64 {
+			continue
+		}
+		end := min(len(logits), w*64+64)
+		for i := w * 64; i < end; i++ {
+			if bits&(1<<(i-w*64)) == 0 {
+				logits[i] = neg
+			}
+		}
+	}
+}

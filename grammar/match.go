@@ -1,0 +1,322 @@
+package grammar
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// ErrRejected is returned (wrapped) by Accept when the text cannot
+// continue the grammar; the Matcher keeps its state from before.
+var ErrRejected = errors.New("grammar: text rejected")
+
+// Limits on the matcher's stacks: a grammar that nests deeper, or is so
+// ambiguous that more parses live at once, loses the excess parses (the
+// output still matches the grammar; it only has fewer choices).
+const (
+	maxStackDepth = 1024
+	maxStacks     = 1024
+	maxCache      = 128 // cached masks per Matcher
+)
+
+// node is one frame of a parse stack: a position in Grammar.prog (the
+// next element to match, or the continuation after a rule reference) on
+// top of its parent frame (-1: the bottom).
+type node struct {
+	pos    int32
+	parent int32
+	depth  int32
+}
+
+// accepting stands for the empty stack in a stack set: the grammar can
+// end here.
+const accepting = -1
+
+// utf8State is a partly decoded UTF-8 sequence: the bits so far, how
+// many continuation bytes are missing and the sequence's length.
+type utf8State struct {
+	val int32
+	rem int32
+	n   int32
+}
+
+// utf8Min is the smallest code point of a sequence of n bytes.
+var utf8Min = [5]rune{0, 0, 0x80, 0x800, 0x10000}
+
+// step feeds one byte; ok is false for a byte that cannot occur there.
+func (s utf8State) step(b byte) (next utf8State, cp rune, complete, ok bool) {
+	if s.rem == 0 {
+		switch {
+		case b < 0x80:
+			return s, rune(b), true, true
+		case b >= 0xC2 && b <= 0xDF:
+			return utf8State{int32(b & 0x1F), 1, 2}, 0, false, true
+		case b >= 0xE0 && b <= 0xEF:
+			return utf8State{int32(b & 0x0F), 2, 3}, 0, false, true
+		case b >= 0xF0 && b <= 0xF4:
+			return utf8State{int32(b & 0x07), 3, 4}, 0, false, true
+		}
+		return s, 0, false, false
+	}
+	if b&0xC0 != 0x80 {
+		return s, 0, false, false
+	}
+	v := s.val<<6 | int32(b&0x3F)
+	if s.rem > 1 {
+		return utf8State{v, s.rem - 1, s.n}, 0, false, true
+	}
+	r := rune(v)
+	if r < utf8Min[s.n] || r >= 0xD800 && r <= 0xDFFF || r > 0x10FFFF {
+		return s, 0, false, false
+	}
+	return utf8State{}, r, true, true
+}
+
+// span is the range of code points a partial sequence can still become.
+func (s utf8State) span() (lo, hi rune) {
+	sh := uint(6 * s.rem)
+	lo = rune(s.val) << sh
+	return lo, lo | (1<<sh - 1)
+}
+
+// Matcher follows one generation through a Grammar: the set of parse
+// stacks that the text so far leaves open, like llama.cpp's grammar
+// stacks, with stack frames shared between stacks. Not safe for
+// concurrent use; a Matcher per sequence.
+type Matcher struct {
+	g *Grammar
+	v *Vocab
+
+	nodes  []node
+	intern map[[2]int32]int32
+	live   []int32 // sorted top frames; accepting for the empty stack
+	next   []int32
+	tmp    []int32
+	utf    utf8State
+
+	// Mask scratch, reused between calls.
+	sets   []int32
+	levels []level
+	key    []byte
+	cache  map[string][]uint64
+	hits   int
+	misses int
+}
+
+// level is the stack set after a trie prefix: sets[start:end] and the
+// UTF-8 state, with the node count to truncate to when leaving it.
+type level struct {
+	start, end int32
+	nodes      int32
+	utf        utf8State
+}
+
+// NewMatcher starts matching g from its root rule. v may be nil when only
+// Accept is used (Mask and AcceptToken then panic).
+func (g *Grammar) NewMatcher(v *Vocab) *Matcher {
+	m := &Matcher{g: g, v: v, intern: map[[2]int32]int32{}, cache: map[string][]uint64{}}
+	m.Reset()
+	return m
+}
+
+// Reset returns to the start of the grammar, keeping buffers and the mask
+// cache (it depends only on the state, so it stays valid).
+func (m *Matcher) Reset() {
+	m.live = m.live[:0]
+	m.utf = utf8State{}
+	for _, a := range m.g.alts[m.g.root] {
+		m.live = m.expand(a, -1, m.live, true)
+	}
+	slices.Sort(m.live)
+	m.live = slices.Compact(m.live)
+}
+
+// Grammar returns the grammar being matched.
+func (m *Matcher) Grammar() *Grammar { return m.g }
+
+// CanEnd reports whether the text so far is a complete sentence of the
+// grammar (so an end-of-generation token may come now).
+func (m *Matcher) CanEnd() bool {
+	return m.utf.rem == 0 && len(m.live) > 0 && m.live[0] == accepting
+}
+
+// Done reports whether nothing but the end can follow: the grammar is
+// complete and no character can extend it.
+func (m *Matcher) Done() bool {
+	return m.CanEnd() && len(m.live) == 1
+}
+
+// mk returns the frame (pos over parent), interned when canonical is set
+// so equal stacks have equal frames, or appended as scratch.
+func (m *Matcher) mk(pos, parent int32, canonical bool) (int32, bool) {
+	depth := int32(1)
+	if parent >= 0 {
+		depth = m.nodes[parent].depth + 1
+	}
+	if depth > maxStackDepth {
+		return 0, false
+	}
+	if canonical {
+		k := [2]int32{pos, parent}
+		if id, ok := m.intern[k]; ok {
+			return id, true
+		}
+		id := int32(len(m.nodes))
+		m.nodes = append(m.nodes, node{pos, parent, depth})
+		m.intern[k] = id
+		return id, true
+	}
+	m.nodes = append(m.nodes, node{pos, parent, depth})
+	return int32(len(m.nodes) - 1), true
+}
+
+// expand appends to out the stacks whose top is a character element,
+// reached from the stack "pos over parent" without consuming: a finished
+// rule pops, a reference pushes its continuation and each alternative.
+func (m *Matcher) expand(pos, parent int32, out []int32, canonical bool) []int32 {
+	prog := m.g.prog
+	for {
+		switch e := prog[pos]; e.kind {
+		case opEnd, opAlt:
+			if parent < 0 {
+				return addTop(m, out, accepting, canonical)
+			}
+			n := m.nodes[parent]
+			pos, parent = n.pos, n.parent
+			continue
+		case opRef:
+			cont := parent
+			if k := prog[pos+1].kind; k != opEnd && k != opAlt {
+				var ok bool
+				if cont, ok = m.mk(pos+1, parent, canonical); !ok {
+					return out
+				}
+			}
+			for _, a := range m.g.alts[e.val] {
+				out = m.expand(a, cont, out, canonical)
+			}
+			return out
+		default:
+			id, ok := m.mk(pos, parent, canonical)
+			if !ok {
+				return out
+			}
+			return addTop(m, out, id, canonical)
+		}
+	}
+}
+
+// addTop adds a stack to a set unless it is there already (exactly for
+// interned frames; by frame content for scratch ones) or the set is full.
+func addTop(m *Matcher, out []int32, id int32, canonical bool) []int32 {
+	if len(out) >= maxStacks {
+		return out
+	}
+	if canonical || id == accepting {
+		if slices.Contains(out, id) {
+			return out
+		}
+		return append(out, id)
+	}
+	n := m.nodes[id]
+	for _, o := range out {
+		if o >= 0 && m.nodes[o].pos == n.pos && m.nodes[o].parent == n.parent {
+			m.nodes = m.nodes[:len(m.nodes)-1] // id is the frame just made
+			return out
+		}
+	}
+	return append(out, id)
+}
+
+// matches reports whether the character element at pos takes r.
+func (g *Grammar) matches(pos int32, r rune) bool {
+	switch e := g.prog[pos]; e.kind {
+	case opLit:
+		return rune(e.val) == r
+	case opSet:
+		return g.sets[e.val].match(r)
+	case opAny:
+		return true
+	}
+	return false
+}
+
+// mayMatch reports whether the element at pos takes some code point in
+// lo..hi (for a partial UTF-8 sequence).
+func (g *Grammar) mayMatch(pos int32, lo, hi rune) bool {
+	switch e := g.prog[pos]; e.kind {
+	case opLit:
+		return rune(e.val) >= lo && rune(e.val) <= hi
+	case opSet:
+		return g.sets[e.val].intersects(lo, hi)
+	case opAny:
+		return true
+	}
+	return false
+}
+
+// advance appends to out the stacks of set after consuming r.
+func (m *Matcher) advance(set []int32, r rune, out []int32, canonical bool) []int32 {
+	for _, id := range set {
+		if id == accepting {
+			continue
+		}
+		n := m.nodes[id]
+		if m.g.matches(n.pos, r) {
+			out = m.expand(n.pos+1, n.parent, out, canonical)
+		}
+	}
+	return out
+}
+
+// Accept advances over the bytes of a token's piece. A piece may end or
+// start inside a UTF-8 sequence. On error (wrapping ErrRejected) the
+// state is unchanged.
+func (m *Matcher) Accept(piece []byte) error {
+	live := append(m.next[:0], m.live...)
+	buf := m.tmp[:0]
+	defer func() { m.tmp = buf }()
+	utf := m.utf
+	for i, b := range piece {
+		next, r, complete, ok := utf.step(b)
+		if !ok {
+			m.next = live
+			return fmt.Errorf("%w: byte %#02x at offset %d is not valid UTF-8 here", ErrRejected, b, i)
+		}
+		utf = next
+		if !complete {
+			continue
+		}
+		buf = m.advance(live, r, buf[:0], true)
+		if len(buf) == 0 {
+			m.next = live
+			return fmt.Errorf("%w: %q at offset %d", ErrRejected, r, i)
+		}
+		slices.Sort(buf)
+		buf = slices.Compact(buf)
+		live, buf = buf, live
+	}
+	m.next = m.live[:0]
+	m.live = live
+	m.utf = utf
+	return nil
+}
+
+// AcceptString is Accept of s.
+func (m *Matcher) AcceptString(s string) error { return m.Accept([]byte(s)) }
+
+// AcceptToken advances over token id's piece. An end-of-generation token
+// is accepted only when CanEnd.
+func (m *Matcher) AcceptToken(id int32) error {
+	if m.v.IsEOG(id) {
+		if !m.CanEnd() {
+			return fmt.Errorf("%w: end of generation before the grammar is complete", ErrRejected)
+		}
+		return nil
+	}
+	p := m.v.Piece(id)
+	if len(p) == 0 {
+		return fmt.Errorf("%w: token %d has no text", ErrRejected, id)
+	}
+	return m.Accept(p)
+}
