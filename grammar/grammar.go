@@ -379,6 +379,9 @@ func (g *Grammar) String() string {
 			if i > 0 {
 				b.WriteString(" |")
 			}
+			if k := g.prog[a].kind; k == opEnd || k == opAlt {
+				b.WriteString(` ""`)
+			}
 			for p := a; g.prog[p].kind != opEnd && g.prog[p].kind != opAlt; p++ {
 				b.WriteByte(' ')
 				switch e := g.prog[p]; e.kind {

@@ -150,12 +150,24 @@ func parseRules(src string) ([]ruleDef, error) {
 			return nil, err
 		}
 		rules = append(rules, ruleDef{name: n, body: body, line: line, col: col})
-		if !p.eof() && p.peek() != '\n' && p.peek() != '\r' {
+		if !p.eof() && p.peek() != '\n' && p.peek() != '\r' && !p.atRuleStart() {
 			return nil, p.errorf("expected the end of rule %q, found %s", n, p.describe())
 		}
 		p.space(true)
 	}
 	return rules, nil
+}
+
+// atRuleStart reports whether `name ::=` starts here (a rule whose last
+// alternative was empty, `a ::= "x" |`, ends where the next one starts).
+func (p *parser) atRuleStart() bool {
+	save := *p
+	defer func() { *p = save }()
+	if p.name() == "" {
+		return false
+	}
+	p.space(false)
+	return hasPrefixAt(p.src, p.pos, "::=")
 }
 
 func hasPrefixAt(s string, i int, prefix string) bool {
