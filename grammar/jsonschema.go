@@ -72,7 +72,7 @@ func SchemaToGBNF(schema []byte) (string, error) {
 	c := &converter{root: doc, rules: map[string]string{}, refs: map[string]string{}}
 	c.rules["root"] = "" // reserved
 	c.order = append(c.order, "root")
-	body, err := c.visit(doc, "root", "")
+	body, err := c.visit(doc, "root", "#")
 	if err != nil {
 		return "", err
 	}

@@ -63,7 +63,11 @@ func (s utf8State) step(b byte) (next utf8State, cp rune, complete, ok bool) {
 	}
 	v := s.val<<6 | int32(b&0x3F)
 	if s.rem > 1 {
-		return utf8State{v, s.rem - 1, s.n}, 0, false, true
+		next := utf8State{v, s.rem - 1, s.n}
+		if lo, hi := next.span(); lo > hi || lo >= 0xD800 && hi <= 0xDFFF {
+			return s, 0, false, false // overlong, a surrogate or beyond U+10FFFF
+		}
+		return next, 0, false, true
 	}
 	r := rune(v)
 	if r < utf8Min[s.n] || r >= 0xD800 && r <= 0xDFFF || r > 0x10FFFF {
@@ -72,11 +76,16 @@ func (s utf8State) step(b byte) (next utf8State, cp rune, complete, ok bool) {
 	return utf8State{}, r, true, true
 }
 
-// span is the range of code points a partial sequence can still become.
+// utf8Max is the largest code point of a sequence of n bytes.
+var utf8Max = [5]rune{0, 0x7F, 0x7FF, 0xFFFF, 0x10FFFF}
+
+// span is the range of code points a partial sequence can still become
+// (empty, lo > hi, when it can become none).
 func (s utf8State) span() (lo, hi rune) {
 	sh := uint(6 * s.rem)
 	lo = rune(s.val) << sh
-	return lo, lo | (1<<sh - 1)
+	hi = lo | (1<<sh - 1)
+	return max(lo, utf8Min[s.n]), min(hi, utf8Max[s.n])
 }
 
 // Matcher follows one generation through a Grammar: the set of parse
@@ -125,7 +134,7 @@ func (m *Matcher) Reset() {
 	m.live = m.live[:0]
 	m.utf = utf8State{}
 	for _, a := range m.g.alts[m.g.root] {
-		m.live = m.expand(a, -1, m.live, true)
+		m.live = m.expand(a, -1, m.live, 0, true)
 	}
 	slices.Sort(m.live)
 	m.live = slices.Compact(m.live)
@@ -173,13 +182,13 @@ func (m *Matcher) mk(pos, parent int32, canonical bool) (int32, bool) {
 // expand appends to out the stacks whose top is a character element,
 // reached from the stack "pos over parent" without consuming: a finished
 // rule pops, a reference pushes its continuation and each alternative.
-func (m *Matcher) expand(pos, parent int32, out []int32, canonical bool) []int32 {
+func (m *Matcher) expand(pos, parent int32, out []int32, from int, canonical bool) []int32 {
 	prog := m.g.prog
 	for {
 		switch e := prog[pos]; e.kind {
 		case opEnd, opAlt:
 			if parent < 0 {
-				return addTop(m, out, accepting, canonical)
+				return addTop(m, out, from, accepting, canonical)
 			}
 			n := m.nodes[parent]
 			pos, parent = n.pos, n.parent
@@ -193,7 +202,7 @@ func (m *Matcher) expand(pos, parent int32, out []int32, canonical bool) []int32
 				}
 			}
 			for _, a := range m.g.alts[e.val] {
-				out = m.expand(a, cont, out, canonical)
+				out = m.expand(a, cont, out, from, canonical)
 			}
 			return out
 		default:
@@ -201,25 +210,27 @@ func (m *Matcher) expand(pos, parent int32, out []int32, canonical bool) []int32
 			if !ok {
 				return out
 			}
-			return addTop(m, out, id, canonical)
+			return addTop(m, out, from, id, canonical)
 		}
 	}
 }
 
-// addTop adds a stack to a set unless it is there already (exactly for
-// interned frames; by frame content for scratch ones) or the set is full.
-func addTop(m *Matcher, out []int32, id int32, canonical bool) []int32 {
-	if len(out) >= maxStacks {
+// addTop adds a stack to the set out[from:] unless it is there already
+// (exactly for interned frames; by frame content for scratch ones) or the
+// set is full.
+func addTop(m *Matcher, out []int32, from int, id int32, canonical bool) []int32 {
+	set := out[from:]
+	if len(set) >= maxStacks {
 		return out
 	}
 	if canonical || id == accepting {
-		if slices.Contains(out, id) {
+		if slices.Contains(set, id) {
 			return out
 		}
 		return append(out, id)
 	}
 	n := m.nodes[id]
-	for _, o := range out {
+	for _, o := range set {
 		if o >= 0 && m.nodes[o].pos == n.pos && m.nodes[o].parent == n.parent {
 			m.nodes = m.nodes[:len(m.nodes)-1] // id is the frame just made
 			return out
@@ -257,13 +268,14 @@ func (g *Grammar) mayMatch(pos int32, lo, hi rune) bool {
 
 // advance appends to out the stacks of set after consuming r.
 func (m *Matcher) advance(set []int32, r rune, out []int32, canonical bool) []int32 {
+	from := len(out)
 	for _, id := range set {
 		if id == accepting {
 			continue
 		}
 		n := m.nodes[id]
 		if m.g.matches(n.pos, r) {
-			out = m.expand(n.pos+1, n.parent, out, canonical)
+			out = m.expand(n.pos+1, n.parent, out, from, canonical)
 		}
 	}
 	return out
