@@ -1,9 +1,6 @@
 package grammar
 
-import (
-	"encoding/binary"
-	"math"
-)
+import "math"
 
 // Mask sets allowed (a bitset of Vocab.MaskWords() words, bit id%64 of
 // word id/64) to the tokens that may come next: a token is allowed when
@@ -21,56 +18,118 @@ func (m *Matcher) Mask(allowed []uint64) {
 		panic("grammar: mask shorter than Vocab.MaskWords")
 	}
 	allowed = allowed[:words]
-	m.key = m.stateKey(m.key[:0])
-	if c, ok := m.cache[string(m.key)]; ok {
+	m.compact()
+	cacheable := m.utf.rem == 0
+	if c, ok := m.cache[m.cur]; ok && cacheable {
 		m.hits++
 		copy(allowed, c)
 		return
 	}
 	m.misses++
 	clear(allowed)
-	m.walk(allowed)
+	if !m.walkAutomaton(allowed) {
+		clear(allowed)
+		m.walkScratch(allowed)
+	}
 	if m.CanEnd() {
 		for _, id := range m.v.eog {
 			allowed[id>>6] |= 1 << (id & 63)
 		}
 	}
+	if !cacheable {
+		return
+	}
 	if len(m.cache) >= maxCache {
-		for k := range m.cache { // drop one entry, reuse its buffer
-			c := m.cache[k]
+		for k, c := range m.cache { // drop one entry, reuse its buffer
 			delete(m.cache, k)
 			copy(c, allowed)
-			m.cache[string(m.key)] = c
+			m.cache[m.cur] = c
 			return
 		}
 	}
-	m.cache[string(m.key)] = append([]uint64(nil), allowed...)
+	m.cache[m.cur] = append([]uint64(nil), allowed...)
 }
 
 // CacheStats returns how many Mask calls were answered from the cache and
 // how many walked the vocabulary.
 func (m *Matcher) CacheStats() (hits, misses int) { return m.hits, m.misses }
 
-// stateKey encodes the state: the sorted top frames (interned, so equal
-// stacks are equal ids) and the pending UTF-8 bytes.
-func (m *Matcher) stateKey(dst []byte) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(m.utf.val))
-	dst = append(dst, byte(m.utf.rem), byte(m.utf.n))
-	for _, id := range m.live {
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(id))
+// walkAutomaton marks every token of the trie whose piece the current
+// state takes, following (and memoizing) the automaton's transitions. It
+// gives up, returning false, if the automaton grows past twice its
+// limits on the way.
+func (m *Matcher) walkAutomaton(allowed []uint64) bool {
+	v := m.v
+	if cap(m.dlev) < v.maxDepth+1 {
+		m.dlev = make([]dfaLevel, v.maxDepth+1)
 	}
-	return dst
+	levels := m.dlev[:v.maxDepth+1]
+	levels[0] = dfaLevel{state: m.cur, utf: m.utf}
+	nb, nd, ne, to, toks := v.nodeByte, v.nodeDepth, v.nodeEnd, v.tokOff, v.toks
+	for i := int32(0); i < int32(len(nb)); {
+		parent := levels[nd[i]-1]
+		b := nb[i]
+		var s int32
+		var utf utf8State
+		if b < 0x80 && parent.utf.rem == 0 {
+			if x := m.states[parent.state].ascii[b]; x != 0 {
+				s = x - 2
+			} else {
+				s = m.transition(parent.state, rune(b))
+			}
+		} else {
+			next, r, complete, ok := parent.utf.step(b)
+			if !ok {
+				i = ne[i]
+				continue
+			}
+			utf = next
+			switch {
+			case complete:
+				s = m.transition(parent.state, r)
+			case m.uniformHigh(parent.state):
+				// Every code point >= 128 goes the same way: the sequence
+				// is good if that way is.
+				s = parent.state
+				if m.states[s].hiNext == dead {
+					i = ne[i]
+					continue
+				}
+			default:
+				s = parent.state
+				lo, hi := next.span()
+				if !m.anyMayMatch(m.states[s].tops, lo, hi) {
+					i = ne[i]
+					continue
+				}
+			}
+		}
+		if s == dead {
+			i = ne[i]
+			continue
+		}
+		if len(m.states) > 2*maxStates || len(m.nodes) > 2*maxNodes {
+			return false
+		}
+		levels[nd[i]] = dfaLevel{state: s, utf: utf}
+		for _, id := range toks[to[i]:to[i+1]] {
+			allowed[id>>6] |= 1 << (id & 63)
+		}
+		i++
+	}
+	return true
 }
 
-// walk marks every token of the trie whose piece the live stacks take.
-func (m *Matcher) walk(allowed []uint64) {
+// walkScratch is the walk without the automaton: stack sets built in
+// scratch frames that are dropped when the walk leaves a prefix.
+func (m *Matcher) walkScratch(allowed []uint64) {
 	v := m.v
 	base := int32(len(m.nodes))
 	if cap(m.levels) < v.maxDepth+1 {
 		m.levels = make([]level, v.maxDepth+1)
 	}
 	levels := m.levels[:v.maxDepth+1]
-	sets := append(m.sets[:0], m.live...)
+	sets := append(m.sets[:0], m.states[m.cur].tops...)
 	levels[0] = level{start: 0, end: int32(len(sets)), nodes: base, utf: m.utf}
 	nb, nd, ne, to, toks := v.nodeByte, v.nodeDepth, v.nodeEnd, v.tokOff, v.toks
 	for i := int32(0); i < int32(len(nb)); {

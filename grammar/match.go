@@ -90,54 +90,217 @@ func (s utf8State) span() (lo, hi rune) {
 
 // Matcher follows one generation through a Grammar: the set of parse
 // stacks that the text so far leaves open, like llama.cpp's grammar
-// stacks, with stack frames shared between stacks. Not safe for
-// concurrent use; a Matcher per sequence.
+// stacks, with stack frames shared between stacks and interned so that
+// equal stacks are equal frames. Each distinct stack set is a state of a
+// lazily built automaton whose transitions per code point are memoized,
+// so text seen in a state before (the inside of a string, say) costs a
+// table look-up. Not safe for concurrent use; a Matcher per sequence.
 type Matcher struct {
 	g *Grammar
 	v *Vocab
 
-	nodes  []node
-	intern map[[2]int32]int32
-	live   []int32 // sorted top frames; accepting for the empty stack
-	next   []int32
-	tmp    []int32
-	utf    utf8State
+	nodes    []node
+	intern   map[[2]int32]int32
+	states   []dfaState
+	stateIDs map[string]int32
+	cur      int32 // the state after the text so far
+	utf      utf8State
+	buf      []int32
+	key      []byte
 
 	// Mask scratch, reused between calls.
 	sets   []int32
 	levels []level
-	key    []byte
-	cache  map[string][]uint64
+	dlev   []dfaLevel
+	cache  map[int32][]uint64 // complete-UTF-8 state -> mask
 	hits   int
 	misses int
 }
 
-// level is the stack set after a trie prefix: sets[start:end] and the
-// UTF-8 state, with the node count to truncate to when leaving it.
+// dfaState is one stack set: its sorted top frames (accepting first when
+// present) and its memoized transitions.
+type dfaState struct {
+	tops  []int32
+	ascii [128]int32 // next state + 2 per ASCII code point; 0: not computed, 1: dead
+	other map[rune]int32
+	// hi says whether every code point >= 128 leads to the same state
+	// (hiUniform: hiNext), as inside a string; hiUnknown until computed.
+	hi     uint8
+	hiNext int32
+}
+
+const (
+	hiUnknown uint8 = iota
+	hiUniform
+	hiMixed
+)
+
+// dead is the transition to no stack at all.
+const dead = -1
+
+// Limits after which a Matcher drops its automaton and keeps only the
+// current stacks, and the walk falls back to stacks without memoizing
+// (variables so tests can lower them).
+var (
+	maxNodes  = 1 << 20
+	maxStates = 1 << 13
+)
+
+// level is the stack set after a trie prefix in the scratch walk:
+// sets[start:end] and the UTF-8 state, with the node count to truncate
+// to when leaving it.
 type level struct {
 	start, end int32
 	nodes      int32
 	utf        utf8State
 }
 
+// dfaLevel is the state after a trie prefix in the automaton walk.
+type dfaLevel struct {
+	state int32
+	utf   utf8State
+}
+
 // NewMatcher starts matching g from its root rule. v may be nil when only
 // Accept is used (Mask and AcceptToken then panic).
 func (g *Grammar) NewMatcher(v *Vocab) *Matcher {
-	m := &Matcher{g: g, v: v, intern: map[[2]int32]int32{}, cache: map[string][]uint64{}}
+	m := &Matcher{g: g, v: v}
 	m.Reset()
 	return m
 }
 
-// Reset returns to the start of the grammar, keeping buffers and the mask
-// cache (it depends only on the state, so it stays valid).
+// Reset returns to the start of the grammar.
 func (m *Matcher) Reset() {
-	m.live = m.live[:0]
+	m.resetAutomaton()
 	m.utf = utf8State{}
+	tops := m.buf[:0]
 	for _, a := range m.g.alts[m.g.root] {
-		m.live = m.expand(a, -1, m.live, 0, true)
+		tops = m.expand(a, -1, tops, 0, true)
 	}
-	slices.Sort(m.live)
-	m.live = slices.Compact(m.live)
+	m.cur = m.internState(tops)
+	m.buf = tops[:0]
+}
+
+func (m *Matcher) resetAutomaton() {
+	m.nodes = m.nodes[:0]
+	if m.intern == nil {
+		m.intern = map[[2]int32]int32{}
+		m.stateIDs = map[string]int32{}
+		m.cache = map[int32][]uint64{}
+	}
+	clear(m.intern)
+	clear(m.stateIDs)
+	clear(m.cache)
+	m.states = m.states[:0]
+}
+
+// compact drops the automaton when it has grown past its limits, keeping
+// the current stacks (re-interned).
+func (m *Matcher) compact() {
+	if len(m.nodes) <= maxNodes && len(m.states) <= maxStates {
+		return
+	}
+	var chains [][]int32
+	for _, id := range m.states[m.cur].tops {
+		var chain []int32
+		for ; id >= 0; id = m.nodes[id].parent {
+			chain = append(chain, m.nodes[id].pos)
+		}
+		chains = append(chains, chain)
+	}
+	m.resetAutomaton()
+	tops := m.buf[:0]
+	for _, chain := range chains {
+		id := int32(accepting)
+		for i := len(chain) - 1; i >= 0; i-- {
+			id, _ = m.mk(chain[i], id, true)
+		}
+		tops = append(tops, id)
+	}
+	m.cur = m.internState(tops)
+	m.buf = tops[:0]
+}
+
+// internState returns the state of a set of interned tops (sorting and
+// deduplicating them), or dead for none.
+func (m *Matcher) internState(tops []int32) int32 {
+	if len(tops) == 0 {
+		return dead
+	}
+	slices.Sort(tops)
+	tops = slices.Compact(tops)
+	m.key = m.key[:0]
+	for _, id := range tops {
+		m.key = append(m.key, byte(id), byte(id>>8), byte(id>>16), byte(id>>24))
+	}
+	if id, ok := m.stateIDs[string(m.key)]; ok {
+		return id
+	}
+	id := int32(len(m.states))
+	m.states = append(m.states, dfaState{tops: slices.Clone(tops)})
+	m.stateIDs[string(m.key)] = id
+	return id
+}
+
+// transition returns the state after r in state s (dead if none).
+func (m *Matcher) transition(s int32, r rune) int32 {
+	if r < 128 {
+		if x := m.states[s].ascii[r]; x != 0 {
+			return x - 2
+		}
+	} else if m.uniformHigh(s) {
+		return m.states[s].hiNext
+	} else if x, ok := m.states[s].other[r]; ok {
+		return x
+	}
+	buf := m.advance(m.states[s].tops, r, m.buf[:0], true)
+	next := m.internState(buf)
+	m.buf = buf[:0]
+	st := &m.states[s]
+	if r < 128 {
+		st.ascii[r] = next + 2
+	} else {
+		if st.other == nil {
+			st.other = map[rune]int32{}
+		}
+		st.other[r] = next
+	}
+	return next
+}
+
+// uniformHigh reports whether all code points >= 128 take state s to the
+// same state (then in hiNext): no top element tells them apart.
+func (m *Matcher) uniformHigh(s int32) bool {
+	st := &m.states[s]
+	if st.hi != hiUnknown {
+		return st.hi == hiUniform
+	}
+	st.hi = hiUniform
+	for _, id := range st.tops {
+		if id == accepting {
+			continue
+		}
+		switch e := m.g.prog[m.nodes[id].pos]; e.kind {
+		case opLit:
+			if e.val >= 128 {
+				st.hi = hiMixed
+			}
+		case opSet:
+			for _, r := range m.g.sets[e.val].ranges {
+				if r.hi >= 128 {
+					st.hi = hiMixed
+				}
+			}
+		}
+	}
+	if st.hi == hiMixed {
+		return false
+	}
+	buf := m.advance(st.tops, 0x80, m.buf[:0], true)
+	next := m.internState(buf)
+	m.buf = buf[:0]
+	m.states[s].hiNext = next
+	return true
 }
 
 // Grammar returns the grammar being matched.
@@ -146,13 +309,14 @@ func (m *Matcher) Grammar() *Grammar { return m.g }
 // CanEnd reports whether the text so far is a complete sentence of the
 // grammar (so an end-of-generation token may come now).
 func (m *Matcher) CanEnd() bool {
-	return m.utf.rem == 0 && len(m.live) > 0 && m.live[0] == accepting
+	t := m.states[m.cur].tops
+	return m.utf.rem == 0 && t[0] == accepting
 }
 
 // Done reports whether nothing but the end can follow: the grammar is
 // complete and no character can extend it.
 func (m *Matcher) Done() bool {
-	return m.CanEnd() && len(m.live) == 1
+	return m.CanEnd() && len(m.states[m.cur].tops) == 1
 }
 
 // mk returns the frame (pos over parent), interned when canonical is set
@@ -285,32 +449,22 @@ func (m *Matcher) advance(set []int32, r rune, out []int32, canonical bool) []in
 // start inside a UTF-8 sequence. On error (wrapping ErrRejected) the
 // state is unchanged.
 func (m *Matcher) Accept(piece []byte) error {
-	live := append(m.next[:0], m.live...)
-	buf := m.tmp[:0]
-	defer func() { m.tmp = buf }()
-	utf := m.utf
+	m.compact()
+	cur, utf := m.cur, m.utf
 	for i, b := range piece {
 		next, r, complete, ok := utf.step(b)
 		if !ok {
-			m.next = live
 			return fmt.Errorf("%w: byte %#02x at offset %d is not valid UTF-8 here", ErrRejected, b, i)
 		}
 		utf = next
 		if !complete {
 			continue
 		}
-		buf = m.advance(live, r, buf[:0], true)
-		if len(buf) == 0 {
-			m.next = live
+		if cur = m.transition(cur, r); cur == dead {
 			return fmt.Errorf("%w: %q at offset %d", ErrRejected, r, i)
 		}
-		slices.Sort(buf)
-		buf = slices.Compact(buf)
-		live, buf = buf, live
 	}
-	m.next = m.live[:0]
-	m.live = live
-	m.utf = utf
+	m.cur, m.utf = cur, utf
 	return nil
 }
 
