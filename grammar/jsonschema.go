@@ -65,23 +65,57 @@ type converter struct {
 // supported subset; see the package documentation). Properties come in
 // schema order; optional ones may be left out.
 func SchemaToGBNF(schema []byte) (string, error) {
+	b := NewSchemaBuilder()
+	b.c.rules["root"] = "" // reserved for the top rule
+	b.c.order = append(b.c.order, "root")
+	body, err := b.expr(schema, "root")
+	if err != nil {
+		return "", err
+	}
+	b.c.rules["root"] = body
+	return b.GBNF(), nil
+}
+
+// SchemaBuilder puts the grammars of several schemas into one GBNF
+// text, sharing the primitive rules, so a caller can embed JSON values in
+// a larger grammar (a tool call: a name, then the arguments' schema).
+type SchemaBuilder struct{ c *converter }
+
+// NewSchemaBuilder returns an empty builder.
+func NewSchemaBuilder() *SchemaBuilder {
+	return &SchemaBuilder{c: &converter{rules: map[string]string{}}}
+}
+
+// Add converts schema into rules and returns the name of the rule that
+// matches its values (name, or name with a suffix if taken).
+func (b *SchemaBuilder) Add(name string, schema []byte) (string, error) {
+	body, err := b.expr(schema, name)
+	if err != nil {
+		return "", err
+	}
+	return b.c.add(name, body), nil
+}
+
+// Rule adds a rule written in GBNF (say, root ::= ...) and returns its
+// name, suffixed if taken.
+func (b *SchemaBuilder) Rule(name, body string) string { return b.c.add(name, body) }
+
+func (b *SchemaBuilder) expr(schema []byte, name string) (string, error) {
 	doc, err := decodeOrdered(schema)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrSchema, err)
 	}
-	c := &converter{root: doc, rules: map[string]string{}, refs: map[string]string{}}
-	c.rules["root"] = "" // reserved
-	c.order = append(c.order, "root")
-	body, err := c.visit(doc, "root", "#")
-	if err != nil {
-		return "", err
+	b.c.root, b.c.refs = doc, map[string]string{}
+	return b.c.visit(doc, name, "#")
+}
+
+// GBNF returns the rules added so far, one a line.
+func (b *SchemaBuilder) GBNF() string {
+	var sb strings.Builder
+	for _, n := range b.c.order {
+		fmt.Fprintf(&sb, "%s ::= %s\n", n, b.c.rules[n])
 	}
-	c.rules["root"] = body
-	var b strings.Builder
-	for _, n := range c.order {
-		fmt.Fprintf(&b, "%s ::= %s\n", n, c.rules[n])
-	}
-	return b.String(), nil
+	return sb.String()
 }
 
 // FromJSONSchema compiles a JSON Schema into a Grammar (SchemaToGBNF then
@@ -339,7 +373,10 @@ func (c *converter) allOf(v any, name, path string) (string, error) {
 			return "", c.errorf(fmt.Sprintf("%s/%d", path, i), "allOf is supported for object schemas only, not type %v", t)
 		}
 		if p, ok := o.get("properties"); ok {
-			po, _ := p.(*object)
+			po, ok := p.(*object)
+			if !ok {
+				return "", c.errorf(fmt.Sprintf("%s/%d/properties", path, i), "properties must be an object")
+			}
 			for _, k := range po.keys {
 				if _, dup := props.vals[k]; !dup {
 					props.keys = append(props.keys, k)
@@ -348,7 +385,10 @@ func (c *converter) allOf(v any, name, path string) (string, error) {
 			}
 		}
 		if r, ok := o.get("required"); ok {
-			ra, _ := r.([]any)
+			ra, ok := r.([]any)
+			if !ok {
+				return "", c.errorf(fmt.Sprintf("%s/%d/required", path, i), "required must be an array of strings")
+			}
 			required = append(required, ra...)
 		}
 		if a, ok := o.get("additionalProperties"); ok {

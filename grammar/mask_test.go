@@ -1,6 +1,8 @@
 package grammar
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -140,4 +142,63 @@ func TestApplyMask(t *testing.T) {
 			t.Errorf("logit %d kept=%v, want %v", i, got, want)
 		}
 	}
+}
+
+// Matchers of one Grammar and one Vocab run concurrently (go test -race).
+func TestConcurrentMatchers(t *testing.T) {
+	v := loadVocab(t, "models/stories260K/stories260K.gguf")
+	g, err := FromJSONSchema([]byte(testSchemas[5].schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []byte, 4)
+	for i := range 4 {
+		go func() {
+			done <- sampleQuiet(g, v, uint64(i))
+		}()
+	}
+	for range 4 {
+		if out := <-done; !json.Valid(out) {
+			t.Errorf("not JSON: %q", out)
+		}
+	}
+}
+
+// sampleQuiet is sample without a testing.T (for goroutines): uniform
+// among allowed tokens, closing ones preferred after 30 tokens.
+func sampleQuiet(g *Grammar, v *Vocab, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	m := g.NewMatcher(v)
+	mask := make([]uint64, v.MaskWords())
+	var out []byte
+	for step := 0; step < 4000; step++ {
+		m.Mask(mask)
+		var allowed, closing []int32
+		for id := int32(0); int(id) < v.Size(); id++ {
+			if Allowed(mask, id) {
+				allowed = append(allowed, id)
+				if v.IsEOG(id) && step > 30 {
+					return out
+				}
+				if bytes.ContainsAny(v.Piece(id), `"}]`) {
+					closing = append(closing, id)
+				}
+			}
+		}
+		if len(allowed) == 0 {
+			return nil
+		}
+		id := allowed[rng.IntN(len(allowed))]
+		if step > 30 && len(closing) > 0 {
+			id = closing[rng.IntN(len(closing))]
+		}
+		if v.IsEOG(id) {
+			return out
+		}
+		if m.AcceptToken(id) != nil {
+			return nil
+		}
+		out = append(out, v.Piece(id)...)
+	}
+	return nil
 }

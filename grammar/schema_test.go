@@ -493,3 +493,50 @@ func TestSchemaErrors(t *testing.T) {
 		}
 	}
 }
+
+// Two schemas share one grammar through a SchemaBuilder, as a tool call
+// with a choice of functions would.
+func TestSchemaBuilder(t *testing.T) {
+	b := NewSchemaBuilder()
+	w, err := b.Add("weather", []byte(`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.Add("sum", []byte(`{"$defs":{"n":{"type":"integer"}},"type":"object","properties":{"a":{"$ref":"#/$defs/n"},"b":{"$ref":"#/$defs/n"}},"required":["a","b"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Rule("root", `"<tool_call>" ( "{\"name\":\"weather\",\"arguments\":" `+w+` | "{\"name\":\"sum\",\"arguments\":" `+s+` ) "}</tool_call>"`)
+	g, err := Parse(b.GBNF())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.GBNF())
+	}
+	for _, ok := range []string{`<tool_call>{"name":"weather","arguments":{"city":"Oslo"}}</tool_call>`, `<tool_call>{"name":"sum","arguments":{"a":1, "b":-2} }</tool_call>`} {
+		if !matches(t, g, ok) {
+			t.Errorf("rejected %s", ok)
+		}
+	}
+	for _, bad := range []string{`<tool_call>{"name":"sum","arguments":{"city":"Oslo"}}</tool_call>`, `<tool_call>{"name":"weather","arguments":{}}</tool_call>`} {
+		if matches(t, g, bad) {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}
+
+func FuzzSchema(f *testing.F) {
+	for _, s := range testSchemas {
+		f.Add(s.schema)
+	}
+	f.Add(`{"$ref":"#"}`)
+	f.Add(`{"type":"string","pattern":"^(a|b(c[d-f]{2,}))*$"}`)
+	f.Fuzz(func(t *testing.T, schema string) {
+		g, err := FromJSONSchema([]byte(schema))
+		if err != nil {
+			if !errors.Is(err, ErrSchema) {
+				t.Fatalf("error %v does not wrap ErrSchema", err)
+			}
+			return
+		}
+		_ = g.NewMatcher(nil).AcceptString(`{"a":[1,"x"]}`)
+	})
+}
