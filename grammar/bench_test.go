@@ -67,12 +67,14 @@ func BenchmarkMask(b *testing.B) {
 				m.Mask(mask)
 				b.ReportAllocs()
 				b.ResetTimer()
+				stop := cpuTimer(b)
 				for range b.N {
 					if cold {
 						clear(m.cache)
 					}
 					m.Mask(mask)
 				}
+				stop(b.N)
 			})
 		}
 	}
@@ -92,6 +94,7 @@ func BenchmarkGenerate(b *testing.B) {
 	mask := make([]uint64, v.MaskWords())
 	b.ReportAllocs()
 	b.ResetTimer()
+	stop := cpuTimer(b)
 	n := 0
 	for n < b.N {
 		m := g.NewMatcher(v)
@@ -106,5 +109,22 @@ func BenchmarkGenerate(b *testing.B) {
 			n++
 		}
 	}
+	stop(n)
 	b.ReportMetric(float64(len(ids)), "tokens/doc")
+}
+
+// BenchmarkNewVocab times building the trie of Qwen3's vocabulary (once
+// per model in a server).
+func BenchmarkNewVocab(b *testing.B) {
+	tok := benchTokenizer(b)
+	pieces := make([][]byte, tok.NumTokens())
+	for id := range pieces {
+		pieces[id] = []byte(tok.TokenToPiece(int32(id), false))
+	}
+	b.ReportAllocs()
+	for range b.N {
+		if _, err := NewVocab(pieces, tok.EOG()); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -587,7 +587,19 @@ func (c *converter) array(s *object, name, path string) (string, error) {
 	}
 	minItems = maxInt(minItems, 0)
 	sep := `"," ` + space
-	if pv, ok := s.get("prefixItems"); ok {
+	pv, ok := s.get("prefixItems")
+	if iv, isList := s.get("items"); !ok && isList {
+		if list, isArray := iv.([]any); isArray {
+			// Draft-07 tuples: items as an array, additionalItems for the rest.
+			pv, ok = list, true
+			rest := any(false)
+			if ai, has := s.get("additionalItems"); has {
+				rest = ai
+			}
+			s = &object{keys: []string{"items"}, vals: map[string]any{"items": rest}}
+		}
+	}
+	if ok {
 		pa, ok := pv.([]any)
 		if !ok {
 			return "", c.errorf(path+"/prefixItems", "prefixItems must be an array of schemas")

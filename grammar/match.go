@@ -16,7 +16,7 @@ var ErrRejected = errors.New("grammar: text rejected")
 const (
 	maxStackDepth = 1024
 	maxStacks     = 1024
-	maxCache      = 128 // cached masks per Matcher
+	maxCache      = 64 // cached masks per Matcher
 )
 
 // node is one frame of a parse stack: a position in Grammar.prog (the
@@ -142,8 +142,8 @@ const dead = -1
 // current stacks, and the walk falls back to stacks without memoizing
 // (variables so tests can lower them).
 var (
-	maxNodes  = 1 << 20
-	maxStates = 1 << 13
+	maxNodes  = 1 << 18
+	maxStates = 1 << 12
 )
 
 // level is the stack set after a trie prefix in the scratch walk:
