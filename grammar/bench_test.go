@@ -128,3 +128,21 @@ func BenchmarkNewVocab(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkApplyMask times setting the disallowed logits of Qwen3's
+// vocabulary to -Inf in the mid-object state (few tokens allowed).
+func BenchmarkApplyMask(b *testing.B) {
+	m, v := benchMatcher(b)
+	if err := m.AcceptString(`{"name":"Ada","age":36,`); err != nil {
+		b.Fatal(err)
+	}
+	mask := make([]uint64, v.MaskWords())
+	m.Mask(mask)
+	logits := make([]float32, v.Size())
+	b.ReportAllocs()
+	stop := cpuTimer(b)
+	for range b.N {
+		ApplyMask(logits, mask)
+	}
+	stop(b.N)
+}

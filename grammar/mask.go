@@ -1,6 +1,9 @@
 package grammar
 
-import "math"
+import (
+	"math"
+	mbits "math/bits"
+)
 
 // Mask sets allowed (a bitset of Vocab.MaskWords() words, bit id%64 of
 // word id/64) to the tokens that may come next: a token is allowed when
@@ -182,22 +185,35 @@ func Allowed(mask []uint64, id int32) bool {
 	return id >= 0 && int(id>>6) < len(mask) && mask[id>>6]&(1<<(id&63)) != 0
 }
 
+// negInf is a word's worth of -Inf logits.
+var negInf = func() (b [64]float32) {
+	for i := range b {
+		b[i] = float32(math.Inf(-1))
+	}
+	return b
+}()
+
 // ApplyMask sets the logits of the tokens not in mask to -Inf (before
-// any sampling step: penalties, top-k, top-p, temperature).
+// any sampling step: penalties, top-k, top-p, temperature). Logits past
+// the mask (an output layer wider than the vocabulary) are disallowed.
 func ApplyMask(logits []float32, mask []uint64) {
 	neg := float32(math.Inf(-1))
 	for w := 0; w*64 < len(logits); w++ {
-		bits := uint64(0)
+		base := w * 64
+		chunk := logits[base:min(len(logits), base+64)]
+		var bits uint64
 		if w < len(mask) {
 			bits = mask[w]
 		}
-		if bits == math.MaxUint64 {
-			continue
-		}
-		end := min(len(logits), w*64+64)
-		for i := w * 64; i < end; i++ {
-			if bits&(1<<(i-w*64)) == 0 {
-				logits[i] = neg
+		switch bits {
+		case 0:
+			copy(chunk, negInf[:])
+		case math.MaxUint64:
+		default:
+			for off := ^bits; off != 0; off &= off - 1 {
+				if i := mbits.TrailingZeros64(off); i < len(chunk) {
+					chunk[i] = neg
+				}
 			}
 		}
 	}
