@@ -68,18 +68,14 @@ func (m *Matcher) walkAutomaton(allowed []uint64) bool {
 	}
 	levels := m.dlev[:v.maxDepth+1]
 	levels[0] = dfaLevel{state: m.cur, utf: m.utf}
-	nb, nd, ne, to, toks := v.nodeByte, v.nodeDepth, v.nodeEnd, v.tokOff, v.toks
+	nb, nd, ne, nt := v.nodeByte, v.nodeDepth, v.nodeEnd, v.nodeTok
 	for i := int32(0); i < int32(len(nb)); {
 		parent := levels[nd[i]-1]
 		b := nb[i]
 		var s int32
 		var utf utf8State
-		if b < 0x80 && parent.utf.rem == 0 {
-			if x := m.states[parent.state].ascii[b]; x != 0 {
-				s = x - 2
-			} else {
-				s = m.transition(parent.state, rune(b))
-			}
+		if x := m.states[parent.state].ascii[b&0x7F]; b < 0x80 && parent.utf.rem == 0 && x != 0 {
+			s = x - 2 // memoized: the common case
 		} else {
 			next, r, complete, ok := parent.utf.step(b)
 			if !ok {
@@ -90,6 +86,9 @@ func (m *Matcher) walkAutomaton(allowed []uint64) bool {
 			switch {
 			case complete:
 				s = m.transition(parent.state, r)
+				if len(m.states) > 2*maxStates || len(m.nodes) > 2*maxNodes {
+					return false
+				}
 			case m.uniformHigh(parent.state):
 				// Every code point >= 128 goes the same way: the sequence
 				// is good if that way is.
@@ -111,12 +110,15 @@ func (m *Matcher) walkAutomaton(allowed []uint64) bool {
 			i = ne[i]
 			continue
 		}
-		if len(m.states) > 2*maxStates || len(m.nodes) > 2*maxNodes {
-			return false
-		}
 		levels[nd[i]] = dfaLevel{state: s, utf: utf}
-		for _, id := range toks[to[i]:to[i+1]] {
-			allowed[id>>6] |= 1 << (id & 63)
+		switch t := nt[i]; t {
+		case noToken:
+		case manyTokens:
+			for _, id := range v.toks[v.tokOff[i]:v.tokOff[i+1]] {
+				allowed[id>>6] |= 1 << (id & 63)
+			}
+		default:
+			allowed[t>>6] |= 1 << (t & 63)
 		}
 		i++
 	}

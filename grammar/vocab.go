@@ -25,8 +25,16 @@ type Vocab struct {
 	nodeEnd   []int32
 	tokOff    []int32
 	toks      []int32
+	nodeTok   []int32 // the one token ending at a node, noToken or manyTokens
+
 	maxDepth  int
 }
+
+// Values of Vocab.nodeTok besides a token id.
+const (
+	noToken    = -1
+	manyTokens = -2
+)
 
 // maxPiece bounds the bytes of one token piece.
 const maxPiece = 1 << 12
@@ -80,6 +88,17 @@ func NewVocab(pieces [][]byte, eog []int32) (*Vocab, error) {
 		v.nodeEnd[n] = int32(len(v.nodeByte))
 	}
 	v.tokOff = append(v.tokOff, int32(len(v.toks)))
+	v.nodeTok = make([]int32, len(v.nodeByte))
+	for i := range v.nodeTok {
+		switch v.tokOff[i+1] - v.tokOff[i] {
+		case 0:
+			v.nodeTok[i] = noToken
+		case 1:
+			v.nodeTok[i] = v.toks[v.tokOff[i]]
+		default:
+			v.nodeTok[i] = manyTokens
+		}
+	}
 	return v, nil
 }
 
