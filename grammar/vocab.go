@@ -27,7 +27,7 @@ type Vocab struct {
 	toks      []int32
 	nodeTok   []int32 // the one token ending at a node, noToken or manyTokens
 
-	maxDepth  int
+	maxDepth int
 }
 
 // Values of Vocab.nodeTok besides a token id.
