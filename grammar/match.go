@@ -107,6 +107,8 @@ type Matcher struct {
 	utf      utf8State
 	buf      []int32
 	key      []byte
+	seen     map[[2]int32]struct{} // (pos, parent) expanded in this advance
+	budget   int                   // expansion steps left in this advance
 
 	// Mask scratch, reused between calls.
 	sets   []int32
@@ -173,6 +175,7 @@ func (g *Grammar) NewMatcher(v *Vocab) *Matcher {
 func (m *Matcher) Reset() {
 	m.resetAutomaton()
 	m.utf = utf8State{}
+	m.startAdvance()
 	tops := m.buf[:0]
 	for _, a := range m.g.alts[m.g.root] {
 		tops = m.expand(a, -1, tops, 0, true)
@@ -346,9 +349,23 @@ func (m *Matcher) mk(pos, parent int32, canonical bool) (int32, bool) {
 // expand appends to out the stacks whose top is a character element,
 // reached from the stack "pos over parent" without consuming: a finished
 // rule pops, a reference pushes its continuation and each alternative.
+//
+// Each (pos, parent) of interned frames is expanded once per advance
+// (equal frames give equal stacks), so nullable alternatives cannot blow
+// up; scratch expansions have a step budget instead.
 func (m *Matcher) expand(pos, parent int32, out []int32, from int, canonical bool) []int32 {
 	prog := m.g.prog
+	if canonical {
+		k := [2]int32{pos, parent}
+		if _, done := m.seen[k]; done {
+			return out
+		}
+		m.seen[k] = struct{}{}
+	}
 	for {
+		if m.budget--; m.budget < 0 {
+			return out
+		}
 		switch e := prog[pos]; e.kind {
 		case opEnd, opAlt:
 			if parent < 0 {
@@ -403,6 +420,19 @@ func addTop(m *Matcher, out []int32, from int, id int32, canonical bool) []int32
 	return append(out, id)
 }
 
+// maxExpand bounds the expansion steps of one advance.
+const maxExpand = 1 << 16
+
+func (m *Matcher) startAdvance() {
+	if m.seen == nil {
+		m.seen = map[[2]int32]struct{}{}
+	}
+	if len(m.seen) > 0 {
+		clear(m.seen)
+	}
+	m.budget = maxExpand
+}
+
 // matches reports whether the character element at pos takes r.
 func (g *Grammar) matches(pos int32, r rune) bool {
 	switch e := g.prog[pos]; e.kind {
@@ -432,6 +462,7 @@ func (g *Grammar) mayMatch(pos int32, lo, hi rune) bool {
 
 // advance appends to out the stacks of set after consuming r.
 func (m *Matcher) advance(set []int32, r rune, out []int32, canonical bool) []int32 {
+	m.startAdvance()
 	from := len(out)
 	for _, id := range set {
 		if id == accepting {

@@ -174,6 +174,18 @@ func TestAcceptPartialUTF8(t *testing.T) {
 	}
 }
 
+// Nullable alternatives in a long sequence do not make the expansion
+// exponential (40 x with 3 ways each to match nothing or "b").
+func TestNullableBlowup(t *testing.T) {
+	g, err := Parse("root ::= " + strings.Repeat("x ", 40) + "\"a\"\nx ::= \"\" | \"\" | \"b\"")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !matches(t, g, "bba") || matches(t, g, "bbab") {
+		t.Fatal("wrong language")
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`root ::= "a" | [b-c]* x{2,3}` + "\nx ::= (\"y\" .)?",
