@@ -467,7 +467,11 @@ func (c *converter) object(s *object, name, path string) (string, error) {
 	}
 	extraKV := ""
 	if extra != "" {
-		extraKV = c.add(name+"-additional-kv", c.use("string")+` ":" `+space+" "+extra)
+		key := c.use("string")
+		if len(keys) > 0 {
+			key = `"\"" ` + c.notStrings(name+"-additional-key", keys) + ` "\"" ` + space
+		}
+		extraKV = c.add(name+"-additional-kv", key+` ":" `+space+" "+extra)
 	}
 	// tail[i][first]: what may follow once properties before i are done;
 	// first says no property has been written yet (so no comma).
@@ -513,6 +517,48 @@ func (c *converter) object(s *object, name, path string) (string, error) {
 		body += " " + tail[0][1]
 	}
 	return body + ` "}" ` + space, nil
+}
+
+// notStrings is a rule for the inside of a JSON string that is none of
+// words (so an additional property never repeats a listed one): a trie
+// of the words where each node also allows any other character, and the
+// end only where no word ends. Escapes are taken as other characters.
+func (c *converter) notStrings(name string, words []string) string {
+	type trieNode struct {
+		next  map[rune]*trieNode
+		order []rune
+		end   bool
+	}
+	root := &trieNode{next: map[rune]*trieNode{}}
+	for _, w := range words {
+		n := root
+		for _, r := range w {
+			child, ok := n.next[r]
+			if !ok {
+				child = &trieNode{next: map[rune]*trieNode{}}
+				n.next[r] = child
+				n.order = append(n.order, r)
+			}
+			n = child
+		}
+		n.end = true
+	}
+	ch := c.use("char")
+	var build func(n *trieNode) string
+	build = func(n *trieNode) string {
+		var alts []string
+		var class strings.Builder
+		for _, r := range n.order {
+			alts = append(alts, quoteLiteral(string(r))+" "+build(n.next[r]))
+			class.WriteString(classChar(r))
+		}
+		alts = append(alts, "[^"+class.String()+`"\\\x7F\x00-\x1F] `+ch+"*", `[\\] (["\\/bfnrt] | "u" [0-9a-fA-F]{4}) `+ch+"*")
+		if !n.end {
+			alts = append(alts, `""`)
+		}
+		return c.add(name, strings.Join(alts, " | "))
+	}
+	return build(root)
 }
 
 func containsString(list []string, s string) bool {
