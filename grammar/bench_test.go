@@ -2,10 +2,6 @@ package grammar
 
 import (
 	"testing"
-
-	"github.com/inference-x/inference-x/gguf"
-	"github.com/inference-x/inference-x/internal/testenv"
-	"github.com/inference-x/inference-x/tokenizer"
 )
 
 // benchSchema is a typical structured-output schema.
@@ -20,19 +16,6 @@ const benchSchema = `{"type":"object","properties":{
 
 // benchDoc is a document of benchSchema, decoded token by token.
 const benchDoc = `{"name":"Ada Lovelace, Countess of Lovelace","age":36,"email":"ada@analytical.engine","tags":["mathematics","poetry of science","notes on the engine"],"address":{"street":"12 St James's Square","city":"London","zip":"10001"},"active":true}`
-
-func benchTokenizer(b *testing.B) *tokenizer.Tokenizer {
-	f, err := gguf.Open(testenv.Shared(b, "testdata/tokenizer/qwen3-bpe.gguf"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	tok, err := tokenizer.New(f)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return tok
-}
 
 func benchMatcher(b *testing.B) (*Matcher, *Vocab) {
 	v := loadVocab(b, "testdata/tokenizer/qwen3-bpe.gguf")
@@ -84,7 +67,7 @@ func BenchmarkMask(b *testing.B) {
 // (as the sampler would) and one Accept; ns/op is per token, with the
 // cache as a real generation sees it (a fresh Matcher per document).
 func BenchmarkGenerate(b *testing.B) {
-	tok := benchTokenizer(b)
+	tok := loadTokenizer(b, "testdata/tokenizer/qwen3-bpe.gguf")
 	ids := tok.Encode(benchDoc, false, false)
 	_, v := benchMatcher(b)
 	g, err := FromJSONSchema([]byte(benchSchema))
@@ -116,7 +99,7 @@ func BenchmarkGenerate(b *testing.B) {
 // BenchmarkNewVocab times building the trie of Qwen3's vocabulary (once
 // per model in a server).
 func BenchmarkNewVocab(b *testing.B) {
-	tok := benchTokenizer(b)
+	tok := loadTokenizer(b, "testdata/tokenizer/qwen3-bpe.gguf")
 	pieces := make([][]byte, tok.NumTokens())
 	for id := range pieces {
 		pieces[id] = []byte(tok.TokenToPiece(int32(id), false))

@@ -124,11 +124,10 @@ func (p *regexParser) atom() (string, error) {
 	case '*', '+', '?', '{':
 		return "", fmt.Errorf("pattern: quantifier %q without a preceding item", c)
 	case '\\':
-		if !p.more() {
-			return "", fmt.Errorf("pattern: escape at the end")
+		e, err := p.escaped()
+		if err != nil {
+			return "", err
 		}
-		e := p.src[p.pos]
-		p.pos++
 		switch e {
 		case 'd':
 			return "[0-9]", nil
@@ -150,6 +149,15 @@ func (p *regexParser) atom() (string, error) {
 		return literalRune(r), nil
 	}
 	return literalRune(c), nil
+}
+
+// escaped reads the character after a backslash.
+func (p *regexParser) escaped() (rune, error) {
+	if !p.more() {
+		return 0, fmt.Errorf("pattern: escape at the end")
+	}
+	p.pos++
+	return p.src[p.pos-1], nil
 }
 
 // escapedRune decodes the character of an escape \e (after the e).
@@ -224,11 +232,10 @@ func (p *regexParser) class() (string, error) {
 		p.pos++
 		lo := c
 		if c == '\\' {
-			if !p.more() {
-				return "", fmt.Errorf("pattern: escape at the end")
+			e, err := p.escaped()
+			if err != nil {
+				return "", err
 			}
-			e := p.src[p.pos]
-			p.pos++
 			switch e {
 			case 'd':
 				b.WriteString("0-9")
@@ -242,7 +249,6 @@ func (p *regexParser) class() (string, error) {
 			case 'D', 'W', 'S':
 				return "", fmt.Errorf("pattern: \\%c inside a class is not supported", e)
 			}
-			var err error
 			if lo, err = p.escapedRune(e); err != nil {
 				return "", err
 			}
@@ -253,12 +259,10 @@ func (p *regexParser) class() (string, error) {
 			hi = p.src[p.pos]
 			p.pos++
 			if hi == '\\' {
-				if !p.more() {
-					return "", fmt.Errorf("pattern: escape at the end")
+				e, err := p.escaped()
+				if err != nil {
+					return "", err
 				}
-				e := p.src[p.pos]
-				p.pos++
-				var err error
 				if hi, err = p.escapedRune(e); err != nil {
 					return "", err
 				}

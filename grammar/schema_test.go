@@ -19,15 +19,10 @@ import (
 
 var vocabCache sync.Map // path -> *Vocab
 
-// loadVocab reads the vocabulary of a GGUF in ../shared (once per test
-// binary).
-func loadVocab(t testing.TB, rel string) *Vocab {
+// loadTokenizer reads the tokenizer of a GGUF in ../shared.
+func loadTokenizer(t testing.TB, rel string) *tokenizer.Tokenizer {
 	t.Helper()
-	path := testenv.Shared(t, rel)
-	if v, ok := vocabCache.Load(path); ok {
-		return v.(*Vocab)
-	}
-	f, err := gguf.Open(path)
+	f, err := gguf.Open(testenv.Shared(t, rel))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +31,18 @@ func loadVocab(t testing.TB, rel string) *Vocab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := VocabFromTokenizer(tok)
+	return tok
+}
+
+// loadVocab reads the vocabulary of a GGUF in ../shared (once per test
+// binary).
+func loadVocab(t testing.TB, rel string) *Vocab {
+	t.Helper()
+	path := testenv.Shared(t, rel)
+	if v, ok := vocabCache.Load(path); ok {
+		return v.(*Vocab)
+	}
+	v, err := VocabFromTokenizer(loadTokenizer(t, rel))
 	if err != nil {
 		t.Fatal(err)
 	}
