@@ -19,6 +19,8 @@
 // tool-call formats, and does not load models: the server builds a Vocab
 // from the tokenizer once per model and a Matcher per request.
 //
-// Not supported from llama.cpp's GBNF: token references (<[id]>, <think>,
-// !<...>). From JSON Schema: see SchemaToGBNF and the package README.
+// Token references (<[id]>, and <think> with ParseForVocab) match one
+// token by id, so a grammar can ask for control tokens, which have no
+// text. Not supported from llama.cpp's GBNF: negated token references
+// (!<...>). For JSON Schema, see SchemaToGBNF and the package README.
 package grammar

@@ -69,12 +69,13 @@ func (s *charSet) intersects(lo, hi rune) bool {
 type opKind uint8
 
 const (
-	opEnd opKind = iota // end of a rule
-	opAlt               // end of one alternative, another follows
-	opRef               // val: rule index
-	opLit               // val: the code point
-	opSet               // val: index in Grammar.sets
-	opAny               // any code point
+	opEnd   opKind = iota // end of a rule
+	opAlt                 // end of one alternative, another follows
+	opRef                 // val: rule index
+	opLit                 // val: the code point
+	opSet                 // val: index in Grammar.sets
+	opAny                 // any code point
+	opToken               // val: one token id (matched by AcceptToken, never by text)
 )
 
 // elem is one element of a compiled rule.
@@ -91,16 +92,24 @@ type Grammar struct {
 	names []string
 	sets  []charSet
 	root  int32
+	// hasTokens says some rule has a <[id]> element.
+	hasTokens bool
 }
 
 // Parse compiles GBNF text (llama.cpp's grammar syntax) whose start rule
-// is "root". Errors wrap ErrSyntax and name line:column.
-func Parse(src string) (*Grammar, error) {
+// is "root". Errors wrap ErrSyntax and name line:column. Token
+// references by id (<[id]>) are kept as ids; by text (<think>) they need
+// ParseForVocab.
+func Parse(src string) (*Grammar, error) { return ParseForVocab(src, nil) }
+
+// ParseForVocab is Parse resolving token references by text (<think>)
+// in v, and checking ids against its size.
+func ParseForVocab(src string, v *Vocab) (*Grammar, error) {
 	defs, err := parseRules(src)
 	if err != nil {
 		return nil, err
 	}
-	return compile(defs)
+	return compile(defs, v)
 }
 
 // compiler turns parsed rules into a Grammar.
@@ -109,10 +118,11 @@ type compiler struct {
 	ids    map[string]int32
 	bodies [][]elem
 	gen    map[string]int
+	vocab  *Vocab
 }
 
-func compile(defs []ruleDef) (*Grammar, error) {
-	c := &compiler{g: &Grammar{}, ids: map[string]int32{}, gen: map[string]int{}}
+func compile(defs []ruleDef, v *Vocab) (*Grammar, error) {
+	c := &compiler{g: &Grammar{}, ids: map[string]int32{}, gen: map[string]int{}, vocab: v}
 	for _, d := range defs {
 		if _, dup := c.ids[d.name]; dup {
 			return nil, fmt.Errorf("%w: %d:%d: rule %q is defined twice", ErrSyntax, d.line, d.col, d.name)
@@ -231,6 +241,21 @@ func (c *compiler) sequence(rule string, e *expr, out []elem) ([]elem, error) {
 		c.g.sets = append(c.g.sets, e.set)
 	case exprAny:
 		out = append(out, elem{kind: opAny})
+	case exprToken:
+		id := int32(e.min)
+		switch {
+		case e.min < 0 && c.vocab == nil:
+			return nil, fmt.Errorf("%w: %d:%d: token %s needs a vocabulary to resolve (ParseForVocab)", ErrSyntax, e.line, e.col, e.name)
+		case e.min < 0:
+			var ok bool
+			if id, ok = c.vocab.tokenID(e.name); !ok {
+				return nil, fmt.Errorf("%w: %d:%d: %s is not a token of the vocabulary", ErrSyntax, e.line, e.col, e.name)
+			}
+		case c.vocab != nil && e.min >= c.vocab.n:
+			return nil, fmt.Errorf("%w: %d:%d: token <[%d]> is outside the vocabulary of %d", ErrSyntax, e.line, e.col, e.min, c.vocab.n)
+		}
+		out = append(out, elem{kind: opToken, val: id})
+		c.g.hasTokens = true
 	case exprRef:
 		id, ok := c.ids[e.name]
 		if !ok {
@@ -391,6 +416,8 @@ func (g *Grammar) String() string {
 					b.WriteString(quoteLiteral(string(rune(e.val))))
 				case opAny:
 					b.WriteByte('.')
+				case opToken:
+					fmt.Fprintf(&b, "<[%d]>", e.val)
 				case opSet:
 					b.WriteString(g.sets[e.val].String())
 				}

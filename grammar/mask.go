@@ -34,6 +34,16 @@ func (m *Matcher) Mask(allowed []uint64) {
 		clear(allowed)
 		m.walkScratch(allowed)
 	}
+	if m.g.hasTokens && m.utf.rem == 0 {
+		for _, t := range m.states[m.cur].tops {
+			if t == accepting {
+				continue
+			}
+			if e := m.g.prog[m.nodes[t].pos]; e.kind == opToken && int(e.val) < m.v.n && !m.v.IsEOG(e.val) {
+				allowed[e.val>>6] |= 1 << (e.val & 63)
+			}
+		}
+	}
 	if m.CanEnd() {
 		for _, id := range m.v.eog {
 			allowed[id>>6] |= 1 << (id & 63)

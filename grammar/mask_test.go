@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -201,4 +203,61 @@ func sampleQuiet(g *Grammar, v *Vocab, seed uint64) []byte {
 		out = append(out, v.Piece(id)...)
 	}
 	return nil
+}
+
+// Token references match the token itself, even a control token that has
+// no text (llama.cpp's <[id]> and <text>).
+func TestTokenReferences(t *testing.T) {
+	tok := loadTokenizer(t, "testdata/tokenizer/qwen3-bpe.gguf")
+	v := loadVocab(t, "testdata/tokenizer/qwen3-bpe.gguf")
+	think, ok := tok.TokenID("<think>")
+	if !ok {
+		t.Fatal("no <think> in the Qwen3 vocabulary")
+	}
+	imEnd, _ := tok.TokenID("<|im_start|>")
+	g, err := ParseForVocab(`root ::= <think> [a-z]+ </think> "ok" | <[`+strconv.Itoa(int(imEnd))+`]> "x"`, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := g.NewMatcher(v)
+	mask := make([]uint64, v.MaskWords())
+	m.Mask(mask)
+	var allowed []int32
+	for id := int32(0); int(id) < v.Size(); id++ {
+		if Allowed(mask, id) {
+			allowed = append(allowed, id)
+		}
+	}
+	if !slices.Equal(allowed, []int32{imEnd, think}) && !slices.Equal(allowed, []int32{think, imEnd}) {
+		t.Fatalf("allowed %v, want only <think> %d and <|im_start|> %d", allowed, think, imEnd)
+	}
+	if err := m.AcceptString("<think>"); err == nil {
+		t.Fatal("the text <think> matched a token reference")
+	}
+	end, _ := tok.TokenID("</think>")
+	for _, id := range append(append([]int32{think}, tok.Encode("abc", false, false)...), end) {
+		if err := m.AcceptToken(id); err != nil {
+			t.Fatalf("token %d: %v", id, err)
+		}
+	}
+	if err := m.AcceptString("ok"); err != nil || !m.Done() {
+		t.Fatalf("after ok: %v, done %v", err, m.Done())
+	}
+	for _, c := range []struct{ src, want string }{
+		{`root ::= <think>`, "needs a vocabulary"},
+		{`root ::= !<[5]>`, "not supported"},
+		{`root ::= <[x]>`, "not a non-negative number"},
+		{`root ::= <nope-not-a-token>`, "is not a token"},
+		{`root ::= <[99999999]>`, "outside the vocabulary"},
+	} {
+		var err error
+		if strings.Contains(c.src, "think>") {
+			_, err = Parse(c.src)
+		} else {
+			_, err = ParseForVocab(c.src, v)
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.src, err, c.want)
+		}
+	}
 }

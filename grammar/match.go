@@ -481,29 +481,59 @@ func (m *Matcher) advance(set []int32, r rune, out []int32, canonical bool) []in
 // state is unchanged.
 func (m *Matcher) Accept(piece []byte) error {
 	m.compact()
-	cur, utf := m.cur, m.utf
+	cur, utf, err := m.acceptBytes(m.cur, m.utf, piece)
+	if err != nil {
+		return err
+	}
+	m.cur, m.utf = cur, utf
+	return nil
+}
+
+func (m *Matcher) acceptBytes(cur int32, utf utf8State, piece []byte) (int32, utf8State, error) {
 	for i, b := range piece {
 		next, r, complete, ok := utf.step(b)
 		if !ok {
-			return fmt.Errorf("%w: byte %#02x at offset %d is not valid UTF-8 here", ErrRejected, b, i)
+			return cur, utf, fmt.Errorf("%w: byte %#02x at offset %d is not valid UTF-8 here", ErrRejected, b, i)
 		}
 		utf = next
 		if !complete {
 			continue
 		}
 		if cur = m.transition(cur, r); cur == dead {
-			return fmt.Errorf("%w: %q at offset %d", ErrRejected, r, i)
+			return cur, utf, fmt.Errorf("%w: %q at offset %d", ErrRejected, r, i)
 		}
 	}
-	m.cur, m.utf = cur, utf
-	return nil
+	return cur, utf, nil
+}
+
+// tokenStep is the state after token id taken by <[id]> elements (dead
+// if no stack expects it).
+func (m *Matcher) tokenStep(id int32) int32 {
+	if m.utf.rem != 0 || !m.g.hasTokens {
+		return dead
+	}
+	m.startAdvance()
+	buf := m.buf[:0]
+	for _, t := range m.states[m.cur].tops {
+		if t == accepting {
+			continue
+		}
+		n := m.nodes[t]
+		if e := m.g.prog[n.pos]; e.kind == opToken && e.val == id {
+			buf = m.expand(n.pos+1, n.parent, buf, 0, true)
+		}
+	}
+	next := m.internState(buf)
+	m.buf = buf[:0]
+	return next
 }
 
 // AcceptString is Accept of s.
 func (m *Matcher) AcceptString(s string) error { return m.Accept([]byte(s)) }
 
-// AcceptToken advances over token id's piece. An end-of-generation token
-// is accepted only when CanEnd.
+// AcceptToken advances over token id: its piece as text, or the token
+// itself where the grammar has <[id]>. An end-of-generation token is
+// accepted only when CanEnd.
 func (m *Matcher) AcceptToken(id int32) error {
 	if m.v.IsEOG(id) {
 		if !m.CanEnd() {
@@ -511,9 +541,28 @@ func (m *Matcher) AcceptToken(id int32) error {
 		}
 		return nil
 	}
+	m.compact()
+	byToken := m.tokenStep(id)
 	p := m.v.Piece(id)
-	if len(p) == 0 {
-		return fmt.Errorf("%w: token %d has no text", ErrRejected, id)
+	byText, utf, err := int32(dead), m.utf, error(nil)
+	if len(p) > 0 {
+		byText, utf, err = m.acceptBytes(m.cur, m.utf, p)
+	} else {
+		err = fmt.Errorf("%w: token %d has no text", ErrRejected, id)
 	}
-	return m.Accept(p)
+	switch {
+	case byToken == dead && err != nil:
+		return err
+	case byToken == dead:
+		m.cur, m.utf = byText, utf
+	case err != nil || utf.rem != 0:
+		m.cur, m.utf = byToken, utf8State{}
+	default:
+		// Both ways: the union of the stacks.
+		tops := append(append(m.buf[:0], m.states[byToken].tops...), m.states[byText].tops...)
+		m.cur = m.internState(tops)
+		m.buf = tops[:0]
+		m.utf = utf8State{}
+	}
+	return nil
 }

@@ -24,13 +24,14 @@ const (
 type exprKind uint8
 
 const (
-	exprAlt exprKind = iota // sub are the alternatives
-	exprSeq                 // sub are in sequence
-	exprLit                 // runes
-	exprSet                 // set
-	exprAny                 // any code point
-	exprRef                 // name
-	exprRep                 // sub[0] repeated min..max times (max < 0: unbounded)
+	exprAlt   exprKind = iota // sub are the alternatives
+	exprSeq                   // sub are in sequence
+	exprLit                   // runes
+	exprSet                   // set
+	exprAny                   // any code point
+	exprRef                   // name
+	exprRep                   // sub[0] repeated min..max times (max < 0: unbounded)
+	exprToken                 // one token: min is its id, or name its text (-1)
 )
 
 // expr is a node of a parsed rule body.
@@ -281,6 +282,14 @@ func (p *parser) sequence(nested bool) (*expr, error) {
 			*p = save
 			p.name()
 			e = &expr{kind: exprRef, name: n}
+		case c == '<' || c == '!' && p.pos+1 < len(p.src) && p.src[p.pos+1] == '<':
+			if c == '!' {
+				return nil, p.errorf("negated token references (!<...>) are not supported")
+			}
+			var err error
+			if e, err = p.token(line, col); err != nil {
+				return nil, err
+			}
 		case c == '*' || c == '+' || c == '?' || c == '{':
 			if len(seq.sub) == 0 {
 				return nil, p.errorf("repetition %q without a preceding item", string(c))
@@ -318,6 +327,30 @@ func (p *parser) sequence(nested bool) (*expr, error) {
 		p.space(nested)
 	}
 	return seq, nil
+}
+
+// token reads <[id]> or <text> (a token by its text, such as <think>).
+func (p *parser) token(line, col int) (*expr, error) {
+	end := p.pos + 1
+	for end < len(p.src) && p.src[end] != '>' && p.src[end] != '\n' {
+		end++
+	}
+	if end >= len(p.src) || p.src[end] != '>' || end == p.pos+1 {
+		return nil, fmt.Errorf("%w: %d:%d: token reference needs <[id]> or <text>", ErrSyntax, line, col)
+	}
+	body := p.src[p.pos+1 : end]
+	e := &expr{kind: exprToken, min: -1}
+	if len(body) > 2 && body[0] == '[' && body[len(body)-1] == ']' {
+		id, err := strconv.ParseInt(body[1:len(body)-1], 10, 32)
+		if err != nil || id < 0 {
+			return nil, fmt.Errorf("%w: %d:%d: token id %q is not a non-negative number", ErrSyntax, line, col, body[1:len(body)-1])
+		}
+		e.min = int(id)
+	} else {
+		e.name = "<" + body + ">"
+	}
+	p.advance(end + 1 - p.pos)
+	return e, nil
 }
 
 // braces reads {m}, {m,} or {m,n}.

@@ -192,6 +192,7 @@ func FuzzParse(f *testing.F) {
 		"root ::= (\n \"a\"\n | \"b\" # c\n)+",
 		`root ::= [^\x00-\x1F\u2028] "\U0001F600"`,
 		"root ::= a\na ::= a",
+		"root ::= <[3]> \"x\" <[0]>*",
 		`root ::= "a"{0,100}`,
 	} {
 		f.Add(s)

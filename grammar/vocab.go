@@ -27,6 +27,8 @@ type Vocab struct {
 	toks      []int32
 	nodeTok   []int32 // the one token ending at a node, noToken or manyTokens
 
+	names func(text string) (int32, bool) // token by its text, for <think>
+
 	maxDepth int
 }
 
@@ -112,7 +114,20 @@ func VocabFromTokenizer(t *tokenizer.Tokenizer) (*Vocab, error) {
 	for id := range pieces {
 		pieces[id] = []byte(t.TokenToPiece(int32(id), false))
 	}
-	return NewVocab(pieces, t.EOG())
+	v, err := NewVocab(pieces, t.EOG())
+	if err != nil {
+		return nil, err
+	}
+	v.names = t.TokenID
+	return v, nil
+}
+
+// tokenID finds a token by its text (VocabFromTokenizer only).
+func (v *Vocab) tokenID(text string) (int32, bool) {
+	if v.names == nil {
+		return 0, false
+	}
+	return v.names(text)
 }
 
 // Size is the number of tokens.
