@@ -60,6 +60,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 100000 inputs each)
 	$(GO) test ./expertnode -run '^$$' -fuzz '^FuzzForward$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chat -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./grammar -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./grammar -run '^$$' -fuzz '^FuzzSchema$$' -fuzztime $(FUZZTIME)
 
 BENCH_MODELS  ?= llama-7b,qwen3-30b-a3b,kimi-k2-mini
 BENCH_THREADS ?= 1,2
