@@ -187,11 +187,20 @@ func (f Format) parseBlock(text string, i int, m string) block {
 	case Mistral:
 		return mistral(c)
 	case DeepSeek, DeepSeek31:
-		return deepseek(c)
+		return keepCalls(deepseek(c))
 	case KimiK2:
-		return kimi(c)
+		return keepCalls(kimi(c))
 	}
 	return block{st: bad}
+}
+
+// keepCalls: a section that goes wrong after complete calls keeps them
+// (b.end is after the last), the rest is content.
+func keepCalls(b block) block {
+	if b.st == bad && len(b.calls) > 0 {
+		b.st = ok
+	}
+	return b
 }
 
 // jsonCall reads {"name": NAME, "arguments": ARGS} (argKeys name the
@@ -260,22 +269,22 @@ func jsonCallHead(c *cur, argKeys []string) (block, st) {
 		return block{st: r}, r
 	}
 	c.ws()
-	a := c.i
-	e, r = scanJSON(c.s, a)
-	if r == bad {
+	call, r := args(c, Call{Name: name})
+	switch {
+	case r == bad:
 		return block{}, bad
-	}
-	call := Call{Name: name, Arguments: c.s[a:e]}
-	if r == more {
+	case r == more && c.eof() && call.Arguments == "":
+		return block{st: more}, more
+	case r == more:
 		return block{calls: []Call{call}, open: true, st: more}, more
 	}
-	c.i = e
+	e = c.i
 	c.ws()
 	switch c.lit("}") {
 	case more:
 		return block{calls: []Call{call}, open: true, st: more}, more
 	case bad:
-		return block{}, bad
+		return block{calls: []Call{call}, end: e, st: ok}, ok
 	}
 	return block{calls: []Call{call}, end: c.i, st: ok}, ok
 }
@@ -303,6 +312,26 @@ func jsonCallWhole(c *cur, argKeys []string) block {
 	}
 	c.i = e
 	return block{calls: []Call{call}, end: e, st: ok}
+}
+
+// args reads a call's JSON arguments at c. Once the first byte is there
+// the call exists (a stream has announced it): broken JSON ends it where
+// it breaks (ErrArguments later), it is never taken back.
+func args(c *cur, call Call) (Call, st) {
+	if c.eof() {
+		return call, more
+	}
+	a := c.i
+	e, r := scanJSON(c.s, a)
+	if r == bad && e == a {
+		return call, bad
+	}
+	call.Arguments = c.s[a:e]
+	if r == more {
+		return call, more
+	}
+	c.i = e
+	return call, ok
 }
 
 // close consumes spaces and the closing marker m after complete calls.
@@ -417,16 +446,16 @@ func mistral(c *cur) block {
 			return block{st: r}
 		}
 	}
-	a := c.i
-	e, r := scanJSON(c.s, a)
-	if r == bad {
+	call, r := args(c, Call{ID: id, Name: name})
+	switch {
+	case r == bad:
 		return block{st: bad}
-	}
-	call := Call{ID: id, Name: name, Arguments: c.s[a:e]}
-	if r == more {
+	case r == more && call.Arguments == "":
+		return block{st: more}
+	case r == more:
 		return block{calls: []Call{call}, open: true, st: more}
 	}
-	return block{calls: []Call{call}, end: e, st: ok}
+	return block{calls: []Call{call}, end: c.i, st: ok}
 }
 
 func kimi(c *cur) block {
@@ -445,14 +474,11 @@ func kimi(c *cur) block {
 			}
 			return closeWith(c, out, "<|tool_calls_section_end|>")
 		}
-		id, r := c.until("<|tool_call_argument_begin|>")
+		id, r := c.field("<|tool_call_argument_begin|>", "\n{")
 		if r != ok {
-			out.st = more
-			if strings.ContainsAny(c.rest(), "\n{") {
-				out.st = bad
-				if len(out.calls) > 0 {
-					out.st = ok
-				}
+			out.st = r
+			if r == bad && len(out.calls) > 0 {
+				out.st = ok
 			}
 			return out
 		}
@@ -462,22 +488,21 @@ func kimi(c *cur) block {
 			name = name[:j]
 		}
 		c.ws()
-		a := c.i
-		e, r := scanJSON(c.s, a)
-		if r == bad {
-			out.st = bad
-			if len(out.calls) > 0 {
+		call, r := args(c, Call{ID: id, Name: name})
+		switch {
+		case r == bad || r == more && call.Arguments == "":
+			out.st = r
+			if r == bad && len(out.calls) > 0 {
 				out.st = ok
 			}
 			return out
 		}
-		call := Call{ID: id, Name: name, Arguments: c.s[a:e]}
 		out.calls = append(out.calls, call)
 		if r == more {
 			out.open, out.st = true, more
 			return out
 		}
-		c.i = e
+		e := c.i
 		c.ws()
 		switch c.lit("<|tool_call_end|>") {
 		case more:
@@ -506,11 +531,8 @@ func deepseek(c *cur) block {
 			}
 			return closeWith(c, out, "<｜tool▁calls▁end｜>")
 		}
-		head, r := c.until("<｜tool▁sep｜>")
+		head, r := c.field("<｜tool▁sep｜>", "\n{")
 		if r != ok {
-			if strings.ContainsAny(c.rest(), "\n{") {
-				r = bad
-			}
 			out.st = r
 			if r == bad && len(out.calls) > 0 {
 				out.st = ok
@@ -521,11 +543,11 @@ func deepseek(c *cur) block {
 		fenced := false
 		if strings.TrimSpace(head) == "function" && !strings.HasPrefix(strings.TrimLeft(c.rest(), " \n"), "{") {
 			// V3/R1: NAME\n```json\n{...}\n```
-			if name, r = c.until("\n"); r != ok {
-				if strings.Contains(c.rest(), "`") {
-					r = bad
-				}
+			if name, r = c.field("\n", "`{<"); r != ok {
 				out.st = r
+				if r == bad && len(out.calls) > 0 {
+					out.st = ok
+				}
 				return out
 			}
 			name = strings.TrimSpace(name)
@@ -543,21 +565,21 @@ func deepseek(c *cur) block {
 			return out
 		}
 		c.ws()
-		a := c.i
-		e, r := scanJSON(c.s, a)
-		if r == bad {
-			out.st = bad
-			if len(out.calls) > 0 {
+		call, r := args(c, Call{Name: name})
+		switch {
+		case r == bad || r == more && call.Arguments == "":
+			out.st = r
+			if r == bad && len(out.calls) > 0 {
 				out.st = ok
 			}
 			return out
 		}
-		out.calls = append(out.calls, Call{Name: name, Arguments: c.s[a:e]})
+		out.calls = append(out.calls, call)
 		if r == more {
 			out.open, out.st = true, more
 			return out
 		}
-		c.i = e
+		e := c.i
 		c.ws()
 		if fenced {
 			switch c.lit("```") {
@@ -616,12 +638,9 @@ func qwenXML(c *cur) block {
 	if r := c.lit("<function="); r != ok {
 		return block{st: r}
 	}
-	name, r := c.until(">")
+	name, r := c.field(">", "\n<")
 	if r != ok {
-		if strings.ContainsAny(c.rest(), "\n<") {
-			return block{st: bad}
-		}
-		return block{st: more}
+		return block{st: r}
 	}
 	name = strings.TrimSpace(name)
 	if name == "" {
@@ -665,12 +684,18 @@ func qwenXML(c *cur) block {
 func glm(c *cur) block {
 	c.ws()
 	rest := c.rest()
-	k, _ := firstOf(rest, []string{"\n", "<arg_key>", "</tool_call>"})
+	k := strings.IndexAny(rest, "\n<")
 	if k < 0 {
-		if strings.ContainsAny(rest, "{<\"") {
+		if strings.ContainsAny(rest, "{\"") {
 			return block{st: bad}
 		}
 		return block{st: more}
+	}
+	if rest[k] == '<' && !strings.HasPrefix(rest[k:], "<arg_key>") && !strings.HasPrefix(rest[k:], "</tool_call>") {
+		if strings.HasPrefix("<arg_key>", rest[k:]) || strings.HasPrefix("</tool_call>", rest[k:]) {
+			return block{st: more}
+		}
+		return block{st: bad}
 	}
 	name := strings.TrimSpace(rest[:k])
 	if name == "" || strings.ContainsAny(name, "{<\" ") {

@@ -148,3 +148,23 @@ func scanString(s string, i int) (int, st) {
 	}
 	return len(s), more
 }
+
+// field consumes the text up to and including end and returns the text
+// before it; a byte of badChars before end makes it bad. The outcome
+// depends only on the text so far, so a longer text never undoes it.
+func (c *cur) field(end, badChars string) (string, st) {
+	r := c.s[c.i:]
+	k := strings.Index(r, end)
+	seg := r
+	if k >= 0 {
+		seg = r[:k]
+	}
+	if strings.ContainsAny(seg, badChars) {
+		return "", bad
+	}
+	if k < 0 {
+		return "", more
+	}
+	c.i += k + len(end)
+	return seg, ok
+}
