@@ -61,6 +61,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 100000 inputs each)
 	$(GO) test ./chat -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./grammar -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./toolcall -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./grammar -run '^$$' -fuzz '^FuzzSchema$$' -fuzztime $(FUZZTIME)
 
 BENCH_MODELS  ?= llama-7b,qwen3-30b-a3b,kimi-k2-mini

@@ -235,3 +235,27 @@ func TestStream(t *testing.T) {
 		})
 	}
 }
+
+// The events are OpenAI's delta.tool_calls: id and name once, in the first
+// event of an index, then argument fragments as they arrive; a partial
+// marker is held back, not sent as content.
+func TestStreamEvents(t *testing.T) {
+	s := NewStream(fm(Hermes))
+	var got []Event
+	for _, d := range []string{"Hi <tool", "_call>\n{\"name\": \"f\", \"arguments\": {\"a\"", ": 1}}\n</tool_call>"} {
+		got = append(got, s.Feed(d)...)
+	}
+	ev, err := s.Close()
+	got = append(got, ev...)
+	want := []Event{
+		{Kind: ContentDelta, Text: "Hi"},
+		{Kind: ToolCallDelta, Index: 0, ID: "call_0", Name: "f", Arguments: `{"a"`},
+		{Kind: ToolCallDelta, Index: 0, Arguments: `: 1}`},
+	}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("events %+v, %v\nwant %+v", got, err, want)
+	}
+	if calls := s.Calls(); len(calls) != 1 || calls[0].Arguments != `{"a": 1}` {
+		t.Errorf("Calls() = %+v", calls)
+	}
+}
