@@ -19,14 +19,15 @@ type SecurityFlags struct {
 	TokenFile string
 }
 
-// AddFlags registers --tls-cert, --tls-key, --tls-ca, --tls-server-name,
-// --token-file and --insecure.
+// AddFlags registers --tls-cert, --tls-key, --tls-ca, --tls-server-name
+// (clients), --tls-client-name (servers), --token-file and --insecure.
 func (f *SecurityFlags) AddFlags(fs *pflag.FlagSet, server bool) {
 	s := &f.Security
 	if server {
 		fs.StringVar(&s.CertFile, "tls-cert", "", "TLS certificate (PEM); turns TLS on")
 		fs.StringVar(&s.KeyFile, "tls-key", "", "TLS private key (PEM) of --tls-cert")
 		fs.StringVar(&s.CAFile, "tls-ca", "", "CA bundle (PEM) that must sign client certificates: mutual TLS")
+		fs.StringSliceVar(&s.ClientNames, "tls-client-name", nil, "with --tls-ca, accept only client certificates with this DNS name, URI or common name (repeatable)")
 		fs.BoolVar(&s.Insecure, "insecure", false, "serve plaintext on non-loopback addresses (logged as a warning)")
 	} else {
 		fs.StringVar(&s.CertFile, "tls-cert", "", "client certificate (PEM) for mutual TLS with expert nodes")
