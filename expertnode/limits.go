@@ -3,6 +3,10 @@ package expertnode
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
 
 	"github.com/inference-x/inference-x/internal/bytesize"
 	"github.com/inference-x/inference-x/internal/rpc"
@@ -56,3 +60,49 @@ func (c *ServiceConfig) maxResponse() int {
 	}
 	return rpc.DefaultMaxMessageBytes
 }
+
+// reclaimBytes is the request size from which a Forward call's memory is
+// given back to the OS after it ends (reclaimer): Go's heap keeps what a
+// burst of large calls took otherwise, and the node's RSS stays there.
+const reclaimBytes = 8 << 20
+
+// reclaimDelay is how long the reclaimer waits after a large call for
+// the others of a burst to end, so one collection covers them all.
+var reclaimDelay = time.Second
+
+// reclaimer returns the heap's free memory to the OS once after a burst
+// of large calls: two collections (the second empties the sync.Pools
+// gRPC's receive buffers sit in) and debug.FreeOSMemory. At most one is
+// scheduled at a time.
+type reclaimer struct {
+	scheduled atomic.Bool
+	runs      atomic.Int64
+}
+
+func (r *reclaimer) schedule() {
+	if !r.scheduled.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(reclaimDelay, func() {
+		r.scheduled.Store(false)
+		runtime.GC()
+		debug.FreeOSMemory()
+		r.runs.Add(1)
+	})
+}
+
+// reclaimAfter schedules the reclaimer when req is large; call it
+// deferred, so it runs once the call no longer holds req.
+func (s *Service) reclaimAfter(req *ixv1.ForwardRequest) {
+	n := 0
+	for _, r := range req.GetRows() {
+		n += len(r.GetActivation())
+	}
+	if n >= reclaimBytes {
+		s.reclaim.schedule()
+	}
+}
+
+// Reclaims returns how many times the memory of large calls was given
+// back to the OS.
+func (s *Service) Reclaims() int { return int(s.reclaim.runs.Load()) }

@@ -179,6 +179,7 @@ type Service struct {
 	changes     notifier     // readiness changes: drain, Load start and end
 
 	scratch sync.Pool // *scratch
+	reclaim reclaimer // limits.go
 }
 
 // NewService makes the service.
@@ -250,6 +251,7 @@ func (s *Service) Forward(ctx context.Context, req *ixv1.ForwardRequest) (*ixv1.
 		sc = &scratch{}
 	}
 	defer s.scratch.Put(sc)
+	defer s.reclaimAfter(req)
 	if err := s.checkCost(req); err != nil {
 		return nil, err
 	}
