@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/inference-x/inference-x/internal/cli"
 )
 
 // TokenEnv is the environment variable a shared token may come from (so it
@@ -52,5 +54,6 @@ func (f *SecurityFlags) Complete() error {
 			return fmt.Errorf("--token-file %s is empty", f.TokenFile)
 		}
 	}
-	return f.Security.Validate()
+	// A bad combination of the flags is a usage error (exit 2).
+	return cli.Usage(f.Security.Validate())
 }
