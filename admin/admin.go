@@ -8,6 +8,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"google.golang.org/grpc/codes"
@@ -28,6 +29,23 @@ var errorTable = []rpc.ErrorCode{
 
 // Status maps an error of the service to its gRPC status.
 func Status(err error) *status.Status { return rpc.StatusOf(err, errorTable) }
+
+// Bounds of the admin API's server: its requests are a few node names,
+// so 4 MiB is plenty, and an operator runs a few calls at a time.
+const (
+	MaxRequestBytes = 4 << 20
+	MaxPendingCalls = 16
+)
+
+// ServerConfig returns the config of the admin API's gRPC server: sec's
+// TLS and token (checked from the headers, before a request is read), the
+// service's error table and the bounds above.
+func ServerConfig(sec rpc.Security, log *slog.Logger) rpc.ServerConfig {
+	cfg := rpc.DefaultServerConfig()
+	cfg.Security, cfg.Status, cfg.Logger = sec, Status, log
+	cfg.MaxRecvBytes, cfg.MaxPendingCalls = MaxRequestBytes, MaxPendingCalls
+	return cfg
+}
 
 // Service implements ixv1.AdminServiceServer. It is safe for concurrent
 // use; changes are serialised by the manager.

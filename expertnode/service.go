@@ -59,16 +59,30 @@ type ServiceConfig struct {
 	MaxConcurrent int
 	// MaxRows bounds the rows of one Forward call.
 	MaxRows int
+	// MaxExperts bounds the expert uses of one Forward call: the experts
+	// of all its rows, what its compute is proportional to (0:
+	// DefaultMaxExperts).
+	MaxExperts int
+	// MaxResponseBytes is the send limit (the gRPC server's
+	// MaxSendBytes; New sets it): a call whose response would be larger
+	// is refused before it is computed (0: rpc.DefaultMaxMessageBytes).
+	MaxResponseBytes int
 	// MaxCallTime caps a Forward call that carries no deadline.
 	MaxCallTime time.Duration
 	// Logger gets the service's events.
 	Logger *slog.Logger
 }
 
+// DefaultMaxExperts is the default bound on a Forward call's expert uses:
+// router.MaxCallExperts, what a coordinator sends at most (4096 rows of
+// 16 experts).
+const DefaultMaxExperts = router.MaxCallExperts
+
 // DefaultServiceConfig returns the defaults: one call at a time, 4096
-// rows, 60 s without a caller deadline.
+// rows (router.MaxCallRows) and DefaultMaxExperts expert uses per call,
+// 60 s without a caller deadline.
 func DefaultServiceConfig() ServiceConfig {
-	return ServiceConfig{MaxConcurrent: 1, MaxRows: 4096, MaxCallTime: time.Minute}
+	return ServiceConfig{MaxConcurrent: 1, MaxRows: router.MaxCallRows, MaxExperts: DefaultMaxExperts, MaxCallTime: time.Minute}
 }
 
 // Validate checks the config.
@@ -81,6 +95,8 @@ func (c *ServiceConfig) Validate() error {
 	case c.MaxConcurrent <= 0 || c.MaxRows <= 0 || c.MaxCallTime <= 0:
 		return fmt.Errorf("expertnode: MaxConcurrent %d, MaxRows %d and MaxCallTime %v must be positive",
 			c.MaxConcurrent, c.MaxRows, c.MaxCallTime)
+	case c.MaxExperts < 0 || c.MaxResponseBytes < 0:
+		return fmt.Errorf("expertnode: MaxExperts %d and MaxResponseBytes %d must not be negative", c.MaxExperts, c.MaxResponseBytes)
 	}
 	for l, s := range c.Holdings {
 		if !c.Model.IsMoE(l) {
@@ -163,6 +179,7 @@ type Service struct {
 	changes     notifier     // readiness changes: drain, Load start and end
 
 	scratch sync.Pool // *scratch
+	reclaim reclaimer // limits.go
 }
 
 // NewService makes the service.
@@ -234,6 +251,10 @@ func (s *Service) Forward(ctx context.Context, req *ixv1.ForwardRequest) (*ixv1.
 		sc = &scratch{}
 	}
 	defer s.scratch.Put(sc)
+	defer s.reclaimAfter(req)
+	if err := s.checkCost(req); err != nil {
+		return nil, err
+	}
 	at, err := s.validate(req, sc)
 	if err != nil {
 		return nil, err

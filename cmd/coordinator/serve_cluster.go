@@ -191,7 +191,7 @@ func (sc *serveCluster) startAdmin(o *ServeClusterOptions, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	srv, err := rpc.NewServer(rpc.ServerConfig{Security: sec, Status: admin.Status, Logger: log})
+	srv, err := rpc.NewServer(admin.ServerConfig(sec, log))
 	if err != nil {
 		return err
 	}

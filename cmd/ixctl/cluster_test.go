@@ -27,6 +27,12 @@ import (
 // expert nodes (2 MoE layers x 8 experts, R = 2) and returns its address.
 func startAdmin(t *testing.T) string {
 	t.Helper()
+	return startAdminWith(t, admin.ServerConfig(rpc.Security{}, nil))
+}
+
+// startAdminWith is startAdmin with the server's config.
+func startAdminWith(t *testing.T, scfg rpc.ServerConfig) string {
+	t.Helper()
 	info := router.ModelInfo{Arch: "fake", Fingerprint: "fake", Layers: 3, Embd: 64, Experts: 8, ExpertsUsed: 2,
 		MoELayers: []int{1, 2}, ActType: []gguf.Type{gguf.TypeF32, gguf.TypeF32, gguf.TypeF32}}
 	rc := router.DefaultConfig()
@@ -48,7 +54,7 @@ func startAdmin(t *testing.T) string {
 	if err := mgr.Update(context.Background(), members); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := rpc.NewServer(rpc.ServerConfig{Status: admin.Status})
+	srv, err := rpc.NewServer(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
