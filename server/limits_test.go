@@ -3,9 +3,12 @@ package server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,5 +130,39 @@ func TestTimeoutSparesLongRequests(t *testing.T) {
 	events, ok := sse(t, resp)
 	if !ok || len(events) < 2 {
 		t.Fatalf("stream ended early: %d events, [DONE] %v", len(events), ok)
+	}
+}
+
+// TestWriteStallClosesConnection: a response write a client does not
+// read for Config.Timeout fails (and the connection closes) instead of
+// blocking the handler forever.
+func TestWriteStallClosesConnection(t *testing.T) {
+	ts := newTestServer(t, serverOpts{timeout: 200 * time.Millisecond})
+	errc := make(chan error, 1)
+	chunk := make([]byte, 64<<10)
+	hs := httptest.NewServer(ts.srv.endpoint("stall", http.MethodGet, func(w http.ResponseWriter, r *http.Request) error {
+		for range 1024 { // 64 MiB: more than any socket buffers hold
+			if _, err := w.Write(chunk); err != nil {
+				errc <- err
+				return nil
+			}
+		}
+		errc <- nil
+		return nil
+	}))
+	defer hs.Close()
+	c, err := net.Dial("tcp", hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write error %v, want a deadline", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the handler is still writing to a client that does not read")
 	}
 }

@@ -84,6 +84,8 @@ node joined yet) first waits up to --wait-ready. Chat requests use the model's c
 --http binds loopback unless the address names a host: "8080" and ":8080"
 mean 127.0.0.1:8080, "0.0.0.0:8080" every interface. With --api-key (or
 IX_API_KEY) every endpoint but the probes requires "Authorization: Bearer KEY".
+Slow clients are cut by --header-timeout and --timeout (never a stream);
+at --max-connections the oldest unauthenticated connection is closed first.
 The model id is the file's base name without .gguf unless --alias names it.`,
 		Example: `  coordinator serve -m stories260K.gguf
   coordinator serve -m model.gguf --http 0.0.0.0:8080 --api-key "$KEY" --slots 8 --ctx 8192
