@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/inference-x/inference-x/chat"
@@ -66,6 +68,11 @@ type completionRequest struct {
 	Prompt json.RawMessage `json:"prompt"`
 }
 
+// errBodyTimeout answers a request whose body did not arrive within
+// Config.Timeout.
+var errBodyTimeout = newError(http.StatusRequestTimeout, "invalid_request_error", "request_timeout",
+	"the request body did not arrive in time (the server's --timeout)")
+
 // decodeBody reads a JSON body into v, rejecting trailing data. The
 // Content-Type is not checked (curl -d sends form encoding), as
 // llama-server does not.
@@ -75,6 +82,9 @@ func decodeBody(r *http.Request, v any) error {
 		var mbe *http.MaxBytesError
 		if errorsAs(err, &mbe) {
 			return err
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return errBodyTimeout
 		}
 		return badRequest("", "request body is not valid JSON: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -29,6 +30,7 @@ import (
 	"github.com/inference-x/inference-x/chat"
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/model"
+	"github.com/inference-x/inference-x/server/connlimit"
 	"github.com/inference-x/inference-x/server/scheduler"
 	"github.com/inference-x/inference-x/tokenizer"
 )
@@ -58,13 +60,20 @@ type Config struct {
 	// expert has no live holder waits for coverage before a 503 (0: no
 	// wait).
 	WaitReady time.Duration
+	// Timeout bounds how long a request body may take to arrive after
+	// its headers (then 408 and the connection is closed) and how long
+	// one write of a response may stall on a client that does not read
+	// (then the connection is closed). It never bounds a whole stream.
+	// 0: no limit.
+	Timeout time.Duration
 }
 
 // DefaultConfig returns the defaults: 4 MiB bodies, 16 stop strings,
-// llama-server's sampling defaults.
+// a 60 s body and write timeout, llama-server's sampling defaults.
 func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes: 4 << 20,
+		Timeout:      60 * time.Second,
 		MaxStop:      16,
 		Sampler:      model.SamplerConfig{Temperature: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, Repeat: 1},
 	}
@@ -81,6 +90,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: stop string limit %d must be >= 0", c.MaxStop)
 	case c.WaitReady < 0:
 		return fmt.Errorf("server: wait for readiness %v must be >= 0", c.WaitReady)
+	case c.Timeout < 0:
+		return fmt.Errorf("server: timeout %v must be >= 0", c.Timeout)
 	}
 	return c.Sampler.Validate()
 }
@@ -194,16 +205,20 @@ func (s *Server) routes() http.Handler {
 // handlerFunc is an endpoint that returns its error for writeError.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// statusWriter records the status code for metrics.
+// statusWriter records the status code for metrics and, with a
+// timeout, gives each write that long to reach the client.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code    int
+	rc      *http.ResponseController
+	timeout time.Duration
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.code == 0 {
 		w.code = code
 	}
+	w.extend()
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -211,7 +226,31 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
+	w.extend()
 	return w.ResponseWriter.Write(b)
+}
+
+// extend moves the connection's write deadline to now + timeout: a
+// stream may last any time, but no write may stall longer than that.
+func (w *statusWriter) extend() {
+	if w.timeout > 0 {
+		w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) // ErrNotSupported (a recorder): no deadline
+	}
+}
+
+// trustBody marks the connection trusted (connlimit.Trust) when an
+// authenticated request's body has arrived whole.
+type trustBody struct {
+	io.ReadCloser
+	ctx context.Context
+}
+
+func (b *trustBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		connlimit.Trust(b.ctx)
+	}
+	return n, err
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -253,7 +292,16 @@ func requestID(r *http.Request) string {
 func (s *Server) endpoint(name, method string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
-		sw := &statusWriter{ResponseWriter: w}
+		rc := http.NewResponseController(w)
+		sw := &statusWriter{ResponseWriter: w, rc: rc, timeout: s.cfg.Timeout}
+		sw.extend() // an early write (100 Continue) must not meet a stale deadline
+		if s.cfg.Timeout > 0 && r.ContentLength != 0 {
+			// The whole body must arrive within the timeout. net/http
+			// clears the deadline when the body ends (its background
+			// read, which notices clients going away, has none), so it
+			// never bounds the response.
+			rc.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
+		}
 		id := requestID(r)
 		sw.Header().Set("X-Request-Id", id)
 		info := &requestInfo{}
@@ -297,6 +345,9 @@ func (s *Server) endpoint(name, method string, h handlerFunc) http.Handler {
 				return
 			}
 			ae := toAPIError(err)
+			if ae.Status == http.StatusRequestTimeout {
+				sw.Header().Set("Connection", "close") // the rest of the body is not read
+			}
 			if ae.Status >= 500 {
 				s.log.Error("request failed", "endpoint", name, "request_id", id, "err", err)
 			}
@@ -305,18 +356,27 @@ func (s *Server) endpoint(name, method string, h handlerFunc) http.Handler {
 	})
 }
 
-// authed requires the bearer token when one is configured.
+// authed requires the bearer token when one is configured: a request
+// without it is answered 401 and its connection closed. A request that
+// passes (any request when no key is configured) marks its connection
+// trusted once its body has arrived whole, so that the connection limit
+// (package connlimit) closes untrusted connections first.
 func (s *Server) authed(h handlerFunc) handlerFunc {
-	if s.cfg.APIKey == "" {
-		return h
-	}
 	want := []byte(s.cfg.APIKey)
 	return func(w http.ResponseWriter, r *http.Request) error {
-		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="inference-x"`)
-			return newError(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
-				"invalid or missing API key: send Authorization: Bearer KEY")
+		if len(want) > 0 {
+			scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="inference-x"`)
+				w.Header().Set("Connection", "close") // its body is not read
+				return newError(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+					"invalid or missing API key: send Authorization: Bearer KEY")
+			}
+		}
+		if r.ContentLength == 0 { // no body: the request is whole
+			connlimit.Trust(r.Context())
+		} else {
+			r.Body = &trustBody{ReadCloser: r.Body, ctx: r.Context()}
 		}
 		return h(w, r)
 	}

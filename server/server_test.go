@@ -44,7 +44,8 @@ type serverOpts struct {
 	template  *chat.Template
 	coverage  experts.CoverageReporter
 	waitReady time.Duration
-	log       io.Writer // JSON logs at debug level
+	timeout   time.Duration // Config.Timeout (0: the default)
+	log       io.Writer     // JSON logs at debug level
 }
 
 func newTestServer(t testing.TB, o serverOpts) *testServer {
@@ -76,6 +77,9 @@ func newTestServer(t testing.TB, o serverOpts) *testServer {
 		cfg.MaxBodyBytes = o.maxBody
 	}
 	cfg.WaitReady = o.waitReady
+	if o.timeout > 0 {
+		cfg.Timeout = o.timeout
+	}
 	var log *slog.Logger
 	if o.log != nil {
 		log = slog.New(slog.NewJSONHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -26,6 +26,7 @@ import (
 	"github.com/inference-x/inference-x/internal/pagermetrics"
 	"github.com/inference-x/inference-x/model"
 	"github.com/inference-x/inference-x/server"
+	"github.com/inference-x/inference-x/server/connlimit"
 	"github.com/inference-x/inference-x/server/scheduler"
 )
 
@@ -52,6 +53,7 @@ type ServeOptions struct {
 	Adaptive        AdaptiveFlags
 	Pager           PagerOptions // pager_flags.go; serve defaults to plain mmap
 	Compat          ServeCompat  // llama_flags.go: --host, --port, --api-key-file, --seed
+	Limits          HTTPLimits   // http_limits.go: timeouts, --max-connections
 
 	kv model.KVType
 	// ready, when set, is called with the bound address (tests).
@@ -83,6 +85,8 @@ node joined yet) first waits up to --wait-ready. Chat requests use the model's c
 mean 127.0.0.1:8080, "0.0.0.0:8080" every interface. With --api-key (or
 IX_API_KEY) every endpoint but the probes requires "Authorization: Bearer KEY";
 off loopback without one, serve logs a warning.
+Slow clients are cut by --header-timeout and --timeout (never a stream);
+at --max-connections the oldest unauthenticated connection is closed first.
 The model id is the file's base name without .gguf unless --alias names it.`,
 		Example: `  coordinator serve -m stories260K.gguf
   coordinator serve -m model.gguf --http 0.0.0.0:8080 --api-key "$KEY" --slots 8 --ctx 8192
@@ -123,6 +127,7 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f.IntVar(&o.Sampler.PenaltyLastN, "repeat-last-n", 64, "tokens the penalties look back over")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long running requests may finish on shutdown")
 	f.DurationVar(&o.WaitReady, "wait-ready", 30*time.Second, "how long a request arriving while experts are uncovered waits before a 503 (0: no wait)")
+	o.Limits.AddFlags(f, sd.Timeout)
 	o.Log.AddFlags(f)
 	o.Cluster.AddFlags(f)
 	o.Adaptive.AddFlags(f, true)
@@ -178,6 +183,9 @@ func (o *ServeOptions) Validate() error {
 			return err
 		}
 	}
+	if err := o.Limits.Validate(); err != nil {
+		return err
+	}
 	if err := o.Pager.Validate(); err != nil {
 		return cli.Usage(err)
 	}
@@ -213,6 +221,7 @@ type serveApp struct {
 	adaptive *adaptive.Planner // --adaptive, or nil
 	api      *server.Server
 	http     *http.Server
+	conns    *connlimit.Limiter // wraps the listener
 }
 
 // Run loads the model, listens and serves until ctx ends, then shuts
@@ -265,8 +274,9 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
+	ln = app.conns.Listener(ln)
 	log.Info("serving", "addr", ln.Addr().String(), "model", o.Alias, "slots", o.Slots, "ctx", app.sched.Config().Ctx,
-		"auth", o.APIKey != "")
+		"auth", o.APIKey != "", "max_connections", app.conns.Max())
 	warnExposed(log, o.HTTP, o.APIKey)
 	if o.ready != nil {
 		o.ready(ln.Addr())
@@ -335,6 +345,7 @@ func (o *ServeOptions) setupAPI(app *serveApp) error {
 	cfg.ModelID, cfg.APIKey, cfg.MaxBodyBytes, cfg.MaxTokens, cfg.Sampler = o.Alias, o.APIKey, o.MaxBody, o.MaxTokens, o.Sampler
 	cfg.FixedSeed = o.Compat.Seed >= 0
 	cfg.WaitReady = o.WaitReady
+	cfg.Timeout = o.Limits.Timeout
 	cov, _ := app.experts.(experts.CoverageReporter) // the router: readiness follows expert coverage
 	api, err := server.New(cfg, server.Deps{Scheduler: app.sched, Tokenizer: app.lm.tok, Template: tmpl,
 		Metrics: app.metrics, Coverage: cov, FileCheck: app.lm.file.Check, Gatherer: app.registry, Logger: app.log})
@@ -343,11 +354,15 @@ func (o *ServeOptions) setupAPI(app *serveApp) error {
 	}
 	app.api = api
 	app.http = &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(app.log.Handler(), slog.LevelWarn),
+		Handler:        api.Handler(),
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(app.log.Handler(), slog.LevelWarn),
+	}
+	app.conns = o.Limits.apply(app.http, app.log)
+	for _, c := range app.conns.Collectors() {
+		if err := app.registry.Register(c); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ const cpuOnly = "does not apply: Inference-X runs on CPU; drop it"
 var dashFlags = map[string]dashRule{
 	"-np":  {to: "--parallel"},
 	"-sys": {to: "--system-prompt"},
+	"-to":  {to: "--timeout"},
 
 	"-ngl":            {refuse: "GPU offload " + cpuOnly},
 	"--gpu-layers":    {refuse: "GPU offload " + cpuOnly},
