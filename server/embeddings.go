@@ -31,9 +31,10 @@ type Embedder struct {
 }
 
 // NewEmbedder allocates a Runner (opt: threads, batch size, the experts
-// backend) and one sequence of ctx positions, the longest input.
-func NewEmbedder(m *model.Model, ctx int, opt model.Options) (*Embedder, error) {
-	seq, err := m.NewSequence(ctx, model.KVF32)
+// backend) and one sequence of ctx positions (the longest input) with a
+// kv cache.
+func NewEmbedder(m *model.Model, ctx int, kv model.KVType, opt model.Options) (*Embedder, error) {
+	seq, err := m.NewSequence(ctx, kv)
 	if err != nil {
 		return nil, err
 	}

@@ -221,7 +221,7 @@ func TestEmbeddings(t *testing.T) {
 	ts := newTestServer(t, serverOpts{configure: func(mm *model.Model, _ *Config, d *Deps) {
 		m = mm
 		// A batch of 8 splits the longer inputs into several Forwards.
-		emb, err := NewEmbedder(mm, 256, model.Options{Threads: 2, MaxBatch: 8})
+		emb, err := NewEmbedder(mm, 256, model.KVF32, model.Options{Threads: 2, MaxBatch: 8})
 		if err != nil {
 			t.Fatal(err)
 		}
