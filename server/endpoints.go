@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"unicode/utf8"
@@ -13,7 +14,10 @@ import (
 
 // tokenizeRequest is a POST /tokenize body.
 type tokenizeRequest struct {
-	Content    string `json:"content"`
+	// Content is a string, or an array of strings and token ids
+	// (llama-server's mixed prompt; add_special applies to the first
+	// string only).
+	Content    json.RawMessage `json:"content"`
 	AddSpecial bool   `json:"add_special"`
 	// ParseSpecial recognises control tokens in the text (default true).
 	ParseSpecial *bool `json:"parse_special"`
@@ -35,8 +39,10 @@ func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	parse := req.ParseSpecial == nil || *req.ParseSpecial
-	ids := s.tok.Encode(req.Content, req.AddSpecial, parse)
+	ids, err := s.mixedTokens(req.Content, req.AddSpecial, req.ParseSpecial == nil || *req.ParseSpecial)
+	if err != nil {
+		return err
+	}
 	if !req.WithPieces {
 		return writeJSON(w, struct {
 			Tokens []int32 `json:"tokens"`
@@ -57,6 +63,33 @@ func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, struct {
 		Tokens []tokenPiece `json:"tokens"`
 	}{out})
+}
+
+// mixedTokens reads /tokenize's content: a string, or an array of
+// strings (tokenized) and token ids (kept).
+func (s *Server) mixedTokens(raw json.RawMessage, addSpecial, parseSpecial bool) ([]int32, error) {
+	var text string
+	if len(raw) == 0 || json.Unmarshal(raw, &text) == nil {
+		return s.tok.Encode(text, addSpecial, parseSpecial), nil
+	}
+	var parts []json.RawMessage
+	if json.Unmarshal(raw, &parts) != nil {
+		return nil, badRequest("content", "content must be a string or an array of strings and token ids")
+	}
+	n := int32(s.tok.NumTokens())
+	ids := []int32{}
+	for i, p := range parts {
+		var id int32
+		switch {
+		case json.Unmarshal(p, &text) == nil:
+			ids = s.tok.AppendEncode(ids, text, addSpecial && i == 0, parseSpecial)
+		case json.Unmarshal(p, &id) == nil && id >= 0 && id < n:
+			ids = append(ids, id)
+		default:
+			return nil, badRequest("content", "content[%d] = %s: want a string or a token id in [0, %d)", i, p, n)
+		}
+	}
+	return ids, nil
 }
 
 // detokenize serves POST /detokenize: {"tokens": [ids]} -> {"content"},

@@ -76,6 +76,13 @@ func TestTokenizeDetokenize(t *testing.T) {
 			t.Errorf("piece %d: %+v, want %d %q", i, tp, want[i], ts.tok.TokenToPiece(want[i], true))
 		}
 	}
+	// A mixed content: strings and token ids.
+	mixed := decode[struct{ Tokens []int32 }](t, ts.post(t, "/tokenize", `{"content":["Lily",322,"Tom"],"add_special":true}`))
+	wantMixed := append(append(ts.tok.Encode("Lily", true, true), 322), ts.tok.Encode("Tom", false, true)...)
+	if !slicesEqual(mixed.Tokens, wantMixed) {
+		t.Errorf("mixed content: %v, want %v", mixed.Tokens, wantMixed)
+	}
+	expectError(t, ts.post(t, "/tokenize", `{"content":["a",-1]}`), 400, "")
 	e := expectError(t, ts.post(t, "/detokenize", `{"tokens":[1,99999]}`), 400, "")
 	if e.Error.Param == nil || *e.Error.Param != "tokens" || !strings.Contains(e.Error.Message, "99999") {
 		t.Errorf("error %+v", e.Error)
