@@ -18,7 +18,7 @@ type tokenizeRequest struct {
 	// (llama-server's mixed prompt; add_special applies to the first
 	// string only).
 	Content    json.RawMessage `json:"content"`
-	AddSpecial bool   `json:"add_special"`
+	AddSpecial bool            `json:"add_special"`
 	// ParseSpecial recognises control tokens in the text (default true).
 	ParseSpecial *bool `json:"parse_special"`
 	WithPieces   bool  `json:"with_pieces"`
