@@ -1,6 +1,8 @@
 // Package server is the OpenAI-compatible HTTP API: /v1/chat/completions
-// and /v1/completions (streaming over SSE or not), /v1/models, /metrics
-// and the probes /health, /readyz and /livez. It turns requests into token ids (chat template, tokenizer),
+// and /v1/completions (streaming over SSE or not), /v1/models,
+// /v1/embeddings, llama-server's /tokenize, /detokenize, /apply-template,
+// /props and /slots (endpoints.go), /metrics and the probes /health,
+// /readyz and /livez, with CORS (cors.go). It turns requests into token ids (chat template, tokenizer),
 // submits them to a scheduler.Scheduler, which batches all concurrent
 // requests into one forward step, and streams the decoded text back,
 // handling stop strings, usage counts, bearer-token auth, request size
