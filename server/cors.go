@@ -1,7 +1,9 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -61,13 +63,22 @@ func (s *Server) cors(h http.Handler) http.Handler {
 }
 
 // ParseOrigins splits a --cors-origins value: a comma list of origins
-// (scheme://host[:port]) or "*"; blanks are dropped.
-func ParseOrigins(v string) []string {
+// (scheme://host[:port], a trailing slash dropped) or "*"; blanks are
+// dropped. An entry that is not an origin is an error naming it.
+func ParseOrigins(v string) ([]string, error) {
 	var out []string
 	for _, o := range strings.Split(v, ",") {
-		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
-			out = append(out, o)
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "" {
+			continue
 		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+				return nil, fmt.Errorf("%q is not an origin: want scheme://host[:port] or *", o)
+			}
+		}
+		out = append(out, o)
 	}
-	return out
+	return out, nil
 }

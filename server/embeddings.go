@@ -134,6 +134,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.waitCovered(r.Context()); err != nil {
+		if r.Context().Err() != nil {
+			return nil // the client went away while waiting
+		}
 		return err
 	}
 	data := make([]embeddingObject, len(inputs))
@@ -145,7 +148,10 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) error {
 			return newError(http.StatusBadRequest, "invalid_request_error", "context_length_exceeded", "input[%d]: %v", i, err)
 		}
 		if err != nil {
-			return err
+			if r.Context().Err() != nil {
+				return nil // the client went away: nobody to answer
+			}
+			return fmt.Errorf("embedding input %d: %w", i, err)
 		}
 		data[i] = embeddingObject{Object: "embedding", Index: i, Embedding: v}
 		if req.EncodingFormat == "base64" {

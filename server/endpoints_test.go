@@ -378,8 +378,13 @@ func TestCORS(t *testing.T) {
 	}
 
 	ts := newTestServer(t, serverOpts{apiKey: "k", configure: func(_ *model.Model, c *Config, _ *Deps) {
-		c.CORSOrigins = ParseOrigins("http://app.example, https://b.example/")
+		c.CORSOrigins, _ = ParseOrigins("http://app.example, https://b.example/")
 	}})
+	for _, bad := range []string{"app.example", "ftp://x", "http://x/path", "http://"} {
+		if _, err := ParseOrigins(bad); err == nil || !strings.Contains(err.Error(), "not an origin") {
+			t.Errorf("ParseOrigins(%q): %v", bad, err)
+		}
+	}
 	// A preflight needs no key.
 	resp := preflight(ts, "https://b.example")
 	h := resp.Header

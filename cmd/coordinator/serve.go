@@ -184,6 +184,9 @@ func (o *ServeOptions) Validate() error {
 	if o.SSEKeepalive < 0 {
 		return cli.Usagef("--sse-keepalive %v must be >= 0", o.SSEKeepalive)
 	}
+	if _, err := server.ParseOrigins(o.CORSOrigins); err != nil {
+		return cli.Usagef("--cors-origins: %v", err)
+	}
 	for _, a := range o.Aliases {
 		if strings.TrimSpace(a) == "" {
 			return cli.Usagef("--alias %q: empty model id", strings.Join(o.Aliases, ","))
@@ -363,7 +366,7 @@ func (o *ServeOptions) setupAPI(app *serveApp) error {
 		cfg.Aliases = o.Aliases[1:]
 	}
 	cfg.AnyModel, cfg.SSEKeepalive, cfg.ModelPath = o.AnyModel, o.SSEKeepalive, o.Model
-	cfg.CORSOrigins = server.ParseOrigins(o.CORSOrigins)
+	cfg.CORSOrigins, _ = server.ParseOrigins(o.CORSOrigins) // Validate checked it
 	if o.Embeddings {
 		emb, err := server.NewEmbedder(app.lm.model, app.sched.Config().Ctx, o.kv,
 			model.Options{Threads: o.Threads, MaxBatch: o.Batch, Experts: app.experts})

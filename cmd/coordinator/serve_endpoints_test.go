@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/inference-x/inference-x/internal/cli"
 )
 
 // TestServeEndpointFlags checks the wiring of --alias (a comma list: the
@@ -60,5 +62,24 @@ func TestServeEndpointFlags(t *testing.T) {
 	resp.Body.Close()
 	if props.ModelAlias != "tiny" || props.TotalSlots != 1 || !props.Embeddings {
 		t.Errorf("props %+v", props)
+	}
+}
+
+// TestServeEndpointFlagsRefused: bad values are usage errors (exit 2)
+// naming the flag, before the model is opened.
+func TestServeEndpointFlagsRefused(t *testing.T) {
+	const m = "/nonexistent/x.gguf"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "-m", m, "--sse-keepalive", "-1s"}, "--sse-keepalive -1s"},
+		{[]string{"serve", "-m", m, "--alias", ",x"}, "--alias"},
+		{[]string{"serve", "-m", m, "--cors-origins", "app.example"}, "--cors-origins"},
+	} {
+		code, _, errs := run(t, c.args...)
+		if code != cli.ExitUsage || !strings.Contains(errs, c.want) {
+			t.Errorf("coordinator %s: exit %d, stderr %q; want %d and %q", strings.Join(c.args, " "), code, errs, cli.ExitUsage, c.want)
+		}
 	}
 }
