@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestTokenizeDetokenize(t *testing.T) {
 		body, _ := json.Marshal(map[string]any{"content": text, "add_special": special})
 		got := decode[struct{ Tokens []int32 }](t, ts.post(t, "/tokenize", string(body)))
 		want := ts.tok.Encode(text, special, true)
-		if !slicesEqual(got.Tokens, want) {
+		if !slices.Equal(got.Tokens, want) {
 			t.Fatalf("add_special %v: tokens %v, want %v", special, got.Tokens, want)
 		}
 		body, _ = json.Marshal(map[string]any{"tokens": got.Tokens})
@@ -79,7 +80,7 @@ func TestTokenizeDetokenize(t *testing.T) {
 	// A mixed content: strings and token ids.
 	mixed := decode[struct{ Tokens []int32 }](t, ts.post(t, "/tokenize", `{"content":["Lily",322,"Tom"],"add_special":true}`))
 	wantMixed := append(append(ts.tok.Encode("Lily", true, true), 322), ts.tok.Encode("Tom", false, true)...)
-	if !slicesEqual(mixed.Tokens, wantMixed) {
+	if !slices.Equal(mixed.Tokens, wantMixed) {
 		t.Errorf("mixed content: %v, want %v", mixed.Tokens, wantMixed)
 	}
 	expectError(t, ts.post(t, "/tokenize", `{"content":["a",-1]}`), 400, "")
@@ -91,19 +92,9 @@ func TestTokenizeDetokenize(t *testing.T) {
 	expectError(t, ts.get(t, "/tokenize"), 405, "method_not_allowed")
 }
 
-func slicesEqual(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func TestApplyTemplate(t *testing.T) {
+// llama3Template returns the Llama 3 chat template's source, compiled.
+func llama3Template(t testing.TB) (string, *chat.Template) {
+	t.Helper()
 	src, err := os.ReadFile(filepath.Join(testenv.Shared(t, "testdata/chat-templates"), "llama3.jinja"))
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +103,11 @@ func TestApplyTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return string(src), tmpl
+}
+
+func TestApplyTemplate(t *testing.T) {
+	_, tmpl := llama3Template(t)
 	ts := newTestServer(t, serverOpts{template: tmpl})
 	msgs := `{"messages":[{"role":"system","content":"Be nice. "},{"role":"user","content":"Hi"}]`
 	got := decode[struct{ Prompt string }](t, ts.post(t, "/apply-template", msgs+"}"))
@@ -129,14 +125,7 @@ func TestApplyTemplate(t *testing.T) {
 }
 
 func TestPropsSlots(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join(testenv.Shared(t, "testdata/chat-templates"), "llama3.jinja"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := chat.Compile(string(src))
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, tmpl := llama3Template(t)
 	ts := newTestServer(t, serverOpts{template: tmpl, apiKey: "k", configure: func(_ *model.Model, c *Config, _ *Deps) {
 		c.ModelPath = "models/stories260K.gguf"
 	}})
@@ -159,7 +148,7 @@ func TestPropsSlots(t *testing.T) {
 		BuildInfo    string   `json:"build_info"`
 	}](t, ts.get(t, "/props"))
 	if p.TotalSlots != 4 || p.Default.NCtx != 512 || p.ModelPath != "models/stories260K.gguf" ||
-		p.ChatTemplate != string(src) || p.BOSToken != "<s>" || p.BuildInfo == "" ||
+		p.ChatTemplate != src || p.BOSToken != "<s>" || p.BuildInfo == "" ||
 		p.Default.Params.Temperature != 0.8 || p.Default.Params.TopK != 40 || p.Default.Params.NPredict != -1 {
 		t.Errorf("props %+v", p)
 	}
@@ -274,7 +263,7 @@ func TestEmbeddings(t *testing.T) {
 			if got.Usage.PromptTokens != len(toks) {
 				t.Errorf("usage %+v, want %d tokens", got.Usage, len(toks))
 			}
-			if v := got.vectors(t); len(v) != 1 || !floatsEqual(v[0], vecs[i]) {
+			if v := got.vectors(t); len(v) != 1 || !slices.Equal(v[0], vecs[i]) {
 				t.Errorf("input %d alone (%.40s...) differs from the batch", i, body)
 			}
 		}
@@ -286,7 +275,7 @@ func TestEmbeddings(t *testing.T) {
 	if all.Usage.PromptTokens != total || all.Usage.TotalTokens != total {
 		t.Errorf("usage %+v, want %d", all.Usage, total)
 	}
-	if floatsEqual(vecs[0], vecs[1]) {
+	if slices.Equal(vecs[0], vecs[1]) {
 		t.Error("different texts gave the same vector")
 	}
 	for _, bad := range []string{`{}`, `{"input":[]}`, `{"input":[[]]}`, `{"input":[99999]}`, `{"input":{"a":1}}`,
@@ -332,18 +321,6 @@ func directEmbedding(t testing.TB, m *model.Model, toks []int32) []float32 {
 		out[k] = float32(v / math.Sqrt(n))
 	}
 	return out
-}
-
-func floatsEqual(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func maxDiff(a, b []float32) float64 {
