@@ -6,12 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -468,5 +470,51 @@ func TestAliases(t *testing.T) {
 	anyID := newTestServer(t, serverOpts{configure: func(_ *model.Model, c *Config, _ *Deps) { c.AnyModel = true }})
 	if resp := anyID.post(t, "/v1/completions", `{"model":"whatever/7b","prompt":"Hi","max_tokens":1}`); resp.StatusCode != 200 {
 		expectError(t, resp, 200, "")
+	}
+}
+
+// TestEmbeddingsConcurrent runs embeddings beside generations: every
+// request succeeds and every embedding is the one computed alone.
+func TestEmbeddingsConcurrent(t *testing.T) {
+	ts := newTestServer(t, serverOpts{configure: func(mm *model.Model, _ *Config, d *Deps) {
+		emb, err := NewEmbedder(mm, 128, model.KVF16, model.Options{Threads: 1, MaxBatch: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(emb.Close)
+		d.Embedder = emb
+	}})
+	const body = `{"input":["Once upon a time there was a cat.","The sun was hot."]}`
+	want := decode[embeddingBody](t, ts.post(t, "/v1/embeddings", body)).vectors(t)
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				resp := ts.post(t, "/v1/completions", `{"prompt":"Lily and Tom went to the","max_tokens":24}`)
+				if resp.StatusCode != 200 {
+					errs <- fmt.Sprintf("completion: status %d", resp.StatusCode)
+				}
+				resp.Body.Close()
+				return
+			}
+			resp := ts.post(t, "/v1/embeddings", body)
+			if resp.StatusCode != 200 {
+				errs <- fmt.Sprintf("embeddings: status %d", resp.StatusCode)
+				resp.Body.Close()
+				return
+			}
+			got := decode[embeddingBody](t, resp).vectors(t)
+			if len(got) != 2 || !slices.Equal(got[0], want[0]) || !slices.Equal(got[1], want[1]) {
+				errs <- "embeddings differ under concurrency"
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
