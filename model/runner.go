@@ -240,6 +240,18 @@ func (r *Runner) buf(name string, n int) []float32 {
 // an error wrapping gguf.ErrFileChanged (the sequences are not advanced)
 // instead of crashing the process; the Runner stays usable.
 func (r *Runner) Forward(ctx context.Context, b *Batch) (logits []float32, err error) {
+	return r.forward(ctx, b, false)
+}
+
+// Hidden evaluates b like Forward but returns, instead of logits, the
+// final hidden state of the rows b.Logits names: the last layer's output
+// after the output norm, before the LM head (len(b.Logits) x Embd, valid
+// until the next call). Embeddings pool these rows.
+func (r *Runner) Hidden(ctx context.Context, b *Batch) ([]float32, error) {
+	return r.forward(ctx, b, true)
+}
+
+func (r *Runner) forward(ctx context.Context, b *Batch, hidden bool) (out []float32, err error) {
 	defer gguf.CatchFault(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	c := &r.m.Config
@@ -303,7 +315,7 @@ func (r *Runner) Forward(ctx context.Context, b *Batch) (logits []float32, err e
 			b.Seq[i].Len = p
 		}
 	}
-	return r.logits(b), nil
+	return r.logits(b, hidden), nil
 }
 
 // normRows writes rmsnorm(x) * w for the first n rows into r.xn.
@@ -343,8 +355,9 @@ func (r *Runner) compactOutputs(b *Batch) int {
 	return len(rows)
 }
 
-// logits runs the final norm and the LM head on the requested rows.
-func (r *Runner) logits(b *Batch) []float32 {
+// logits runs the final norm and the LM head on the requested rows (with
+// hidden, only the norm: it returns the normed rows).
+func (r *Runner) logits(b *Batch, hidden bool) []float32 {
 	c := &r.m.Config
 	rows := b.Logits
 	last := [1]int{len(b.Tokens) - 1}
@@ -356,6 +369,9 @@ func (r *Runner) logits(b *Batch) []float32 {
 			i = j
 		}
 		rmsNorm(r.xn[j*c.Embd:(j+1)*c.Embd], r.x[i*c.Embd:(i+1)*c.Embd], r.m.outputNorm, c.NormEps)
+	}
+	if hidden {
+		return r.xn[:len(rows)*c.Embd]
 	}
 	if cap(r.logitsBuf) < len(rows)*c.Vocab {
 		r.logitsBuf = make([]float32, len(rows)*c.Vocab)

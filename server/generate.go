@@ -28,19 +28,26 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	vars := make(map[string]any, len(req.ChatTemplateKwargs))
-	for k, v := range req.ChatTemplateKwargs {
-		vars[k] = v
-	}
-	text, err := s.tmpl.Render(msgs, chat.RenderOptions{
-		BOS: s.bos, EOS: s.eos, AddGenerationPrompt: true, StripBOS: s.tok.AddBOS(),
-		Tools: req.Tools, Vars: vars, Now: s.now,
-	})
+	text, err := s.renderChat(&req, msgs)
 	if err != nil {
 		return err
 	}
 	tokens := s.tok.Encode(text, true, true)
 	return s.generate(w, r, tokens, p, true)
+}
+
+// renderChat renders a chat request's messages through the template
+// (the prompt /v1/chat/completions generates from, /apply-template's
+// answer).
+func (s *Server) renderChat(req *chatRequest, msgs []chat.Message) (string, error) {
+	vars := make(map[string]any, len(req.ChatTemplateKwargs))
+	for k, v := range req.ChatTemplateKwargs {
+		vars[k] = v
+	}
+	return s.tmpl.Render(msgs, chat.RenderOptions{
+		BOS: s.bos, EOS: s.eos, AddGenerationPrompt: true, StripBOS: s.tok.AddBOS(),
+		Tools: req.Tools, Vars: vars, Now: s.now,
+	})
 }
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
@@ -121,6 +128,8 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32
 	generated := 0
 	reason := ""
 	var failure error
+	ping := s.pinger(p.stream) // keepalive.go
+	defer ping.stop()
 	defer func() {
 		info.outputTokens = generated
 		s.metrics.request(info.ttft, s.now().Sub(start), generated, reason != "")
@@ -130,6 +139,11 @@ loop:
 		var ev scheduler.Event
 		select {
 		case ev = <-st.Events:
+		case <-ping.C:
+			if err := out.ping(); err != nil {
+				return err
+			}
+			continue
 		case <-r.Context().Done():
 			return nil // the client went away; the scheduler drops the sequence
 		}
@@ -151,6 +165,7 @@ loop:
 		}
 		if generated == 0 {
 			info.ttft = s.now().Sub(start)
+			ping.stop()
 		}
 		generated++
 		text, hit := stops.feed(dec.Add(ev.Token))

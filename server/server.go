@@ -1,6 +1,8 @@
 // Package server is the OpenAI-compatible HTTP API: /v1/chat/completions
-// and /v1/completions (streaming over SSE or not), /v1/models, /metrics
-// and the probes /health, /readyz and /livez. It turns requests into token ids (chat template, tokenizer),
+// and /v1/completions (streaming over SSE or not), /v1/models,
+// /v1/embeddings, llama-server's /tokenize, /detokenize, /apply-template,
+// /props and /slots (endpoints.go), /metrics and the probes /health,
+// /readyz and /livez, with CORS (cors.go). It turns requests into token ids (chat template, tokenizer),
 // submits them to a scheduler.Scheduler, which batches all concurrent
 // requests into one forward step, and streams the decoded text back,
 // handling stop strings, usage counts, bearer-token auth, request size
@@ -20,6 +22,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,6 +69,18 @@ type Config struct {
 	// (then the connection is closed). It never bounds a whole stream.
 	// 0: no limit.
 	Timeout time.Duration
+	// Aliases are more model ids accepted in "model" besides ModelID
+	// (/v1/models lists ModelID only); AnyModel accepts every id.
+	Aliases  []string
+	AnyModel bool
+	// CORSOrigins are the origins browsers may call from ("*": any);
+	// empty: no CORS headers, preflights are 405 (cors.go).
+	CORSOrigins []string
+	// SSEKeepalive is the interval of ": ping" comments on a stream
+	// waiting for its first token (queue and prefill); 0: none.
+	SSEKeepalive time.Duration
+	// ModelPath is the model file /props reports.
+	ModelPath string
 }
 
 // DefaultConfig returns the defaults: 4 MiB bodies, 16 stop strings,
@@ -75,6 +90,7 @@ func DefaultConfig() Config {
 		MaxBodyBytes: 4 << 20,
 		Timeout:      60 * time.Second,
 		MaxStop:      16,
+		SSEKeepalive: 10 * time.Second,
 		Sampler:      model.SamplerConfig{Temperature: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, Repeat: 1},
 	}
 }
@@ -92,6 +108,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: wait for readiness %v must be >= 0", c.WaitReady)
 	case c.Timeout < 0:
 		return fmt.Errorf("server: timeout %v must be >= 0", c.Timeout)
+	case c.SSEKeepalive < 0:
+		return fmt.Errorf("server: SSE keep-alive interval %v must be >= 0", c.SSEKeepalive)
 	}
 	return c.Sampler.Validate()
 }
@@ -112,6 +130,8 @@ type Deps struct {
 	FileCheck func() error
 	// Gatherer serves /metrics (nil: no /metrics endpoint).
 	Gatherer prometheus.Gatherer
+	// Embedder serves /v1/embeddings (nil: 501, start with --embeddings).
+	Embedder *Embedder
 	Logger   *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
@@ -127,6 +147,7 @@ type Server struct {
 	cov     experts.CoverageReporter
 	check   func() error
 	gather  prometheus.Gatherer
+	embed   *Embedder
 	log     *slog.Logger
 	now     func() time.Time
 	created int64
@@ -145,7 +166,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, errors.New("server: a scheduler and a tokenizer are required")
 	}
 	s := &Server{cfg: cfg, sched: d.Scheduler, tok: d.Tokenizer, tmpl: d.Template, metrics: d.Metrics,
-		cov: d.Coverage, check: d.FileCheck, gather: d.Gatherer, log: d.Logger, now: d.Now}
+		cov: d.Coverage, check: d.FileCheck, gather: d.Gatherer, embed: d.Embedder, log: d.Logger, now: d.Now}
 	if s.tmpl == nil {
 		s.tmpl = chat.Builtin(chat.ChatML)
 	}
@@ -189,6 +210,12 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/v1/models/{id}", s.endpoint("models", http.MethodGet, s.authed(s.modelByID)))
 	mux.Handle("/v1/chat/completions", s.endpoint("chat_completions", http.MethodPost, s.authed(s.chatCompletions)))
 	mux.Handle("/v1/completions", s.endpoint("completions", http.MethodPost, s.authed(s.completions)))
+	mux.Handle("/v1/embeddings", s.endpoint("embeddings", http.MethodPost, s.authed(s.embeddings)))
+	mux.Handle("/tokenize", s.endpoint("tokenize", http.MethodPost, s.authed(s.tokenize)))
+	mux.Handle("/detokenize", s.endpoint("detokenize", http.MethodPost, s.authed(s.detokenize)))
+	mux.Handle("/apply-template", s.endpoint("apply_template", http.MethodPost, s.authed(s.applyTemplate)))
+	mux.Handle("/props", s.endpoint("props", http.MethodGet, s.authed(s.props)))
+	mux.Handle("/slots", s.endpoint("slots", http.MethodGet, s.authed(s.slots)))
 	if s.gather != nil {
 		prom := promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{})
 		mux.Handle("/metrics", s.endpoint("metrics", http.MethodGet, s.authed(func(w http.ResponseWriter, r *http.Request) error {
@@ -199,7 +226,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/", s.endpoint("other", "", func(w http.ResponseWriter, r *http.Request) error {
 		return newError(http.StatusNotFound, "invalid_request_error", "not_found", "no endpoint %s %s", r.Method, r.URL.Path)
 	}))
-	return mux
+	return s.cors(mux)
 }
 
 // handlerFunc is an endpoint that returns its error for writeError.
@@ -466,10 +493,11 @@ func (s *Server) modelByID(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, s.modelObject())
 }
 
-// checkModel accepts the served id (and an empty one, as llama-server
-// does); anything else is a 404 in OpenAI's words.
+// checkModel accepts the served id, its aliases (every id with
+// AnyModel) and an empty one, as llama-server does; anything else is a
+// 404 in OpenAI's words.
 func (s *Server) checkModel(id string) error {
-	if id == "" || id == s.cfg.ModelID {
+	if id == "" || id == s.cfg.ModelID || s.cfg.AnyModel || slices.Contains(s.cfg.Aliases, id) {
 		return nil
 	}
 	e := newError(http.StatusNotFound, "invalid_request_error", "model_not_found",

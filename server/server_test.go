@@ -46,6 +46,8 @@ type serverOpts struct {
 	waitReady time.Duration
 	timeout   time.Duration // Config.Timeout (0: the default)
 	log       io.Writer     // JSON logs at debug level
+	// configure edits the config and deps before New (endpoints_test.go).
+	configure func(m *model.Model, c *Config, d *Deps)
 }
 
 func newTestServer(t testing.TB, o serverOpts) *testServer {
@@ -84,8 +86,12 @@ func newTestServer(t testing.TB, o serverOpts) *testServer {
 	if o.log != nil {
 		log = slog.New(slog.NewJSONHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := New(cfg, Deps{Scheduler: sched, Tokenizer: tok, Template: o.template, Metrics: metrics, Gatherer: reg,
-		Coverage: o.coverage, Logger: log})
+	deps := Deps{Scheduler: sched, Tokenizer: tok, Template: o.template, Metrics: metrics, Gatherer: reg,
+		Coverage: o.coverage, Logger: log}
+	if o.configure != nil {
+		o.configure(m, &cfg, &deps)
+	}
+	srv, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +381,7 @@ func TestErrors(t *testing.T) {
 		{"bad token", "/v1/completions", `{"prompt":[1,100000]}`, 400, ""},
 		{"too large", "/v1/completions", `{"prompt":"` + strings.Repeat("a", 4096) + `"}`, 413, "request_too_large"},
 		{"too long", "/v1/completions", `{"prompt":"` + strings.Repeat("a b ", 400) + `"}`, 400, "context_length_exceeded"},
-		{"unknown path", "/v1/embeddings", `{}`, 404, "not_found"},
+		{"unknown path", "/v1/rerank", `{}`, 404, "not_found"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

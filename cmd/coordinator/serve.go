@@ -34,7 +34,12 @@ import (
 type ServeOptions struct {
 	Model           string
 	HTTP            string
-	Alias           string
+	Alias           string   // the model id (the first --alias)
+	Aliases         []string // --alias: the id, then more accepted names
+	AnyModel        bool
+	Embeddings      bool
+	CORSOrigins     string
+	SSEKeepalive    time.Duration
 	APIKey          string
 	ChatTemplate    string // file overriding tokenizer.chat_template
 	Slots           int
@@ -108,7 +113,11 @@ The model id is the file's base name without .gguf unless --alias names it.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.Model, "model", "m", "", "GGUF model file (first part of a split model)")
 	f.StringVar(&o.HTTP, "http", "127.0.0.1:8080", "address to listen on (loopback unless a host is given)")
-	f.StringVarP(&o.Alias, "alias", "a", "", "model id clients use (default: the file's base name without .gguf)")
+	f.StringSliceVarP(&o.Aliases, "alias", "a", nil, "model id clients use (default: the file's base name without .gguf); repeat or comma-separate for more accepted ids")
+	f.BoolVar(&o.AnyModel, "any-model", false, "accept any model id in requests")
+	f.BoolVar(&o.Embeddings, "embeddings", false, "serve /v1/embeddings (mean-pooled final hidden state, on a runner of its own)")
+	f.StringVar(&o.CORSOrigins, "cors-origins", "", "origins browsers may call from, comma-separated, or * (empty: no CORS)")
+	f.DurationVar(&o.SSEKeepalive, "sse-keepalive", sd.SSEKeepalive, "interval of SSE ': ping' comments while a stream waits for its first token (0: off)")
 	f.StringVar(&o.APIKey, "api-key", "", "require this bearer token (default: $IX_API_KEY; empty: no auth)")
 	f.StringVar(&o.ChatTemplate, "chat-template-file", "", "Jinja chat template to use instead of the model's")
 	f.IntVar(&o.Slots, "slots", d.Slots, "sequences decoded together")
@@ -148,6 +157,9 @@ func (o *ServeOptions) Complete() error {
 	if o.APIKey == "" {
 		o.APIKey = os.Getenv("IX_API_KEY")
 	}
+	if len(o.Aliases) > 0 {
+		o.Alias = o.Aliases[0]
+	}
 	if o.Alias == "" {
 		o.Alias = strings.TrimSuffix(filepath.Base(o.Model), ".gguf")
 	}
@@ -173,6 +185,17 @@ func (o *ServeOptions) Validate() error {
 	}
 	if o.WaitReady < 0 {
 		return cli.Usagef("--wait-ready %v must be >= 0", o.WaitReady)
+	}
+	if o.SSEKeepalive < 0 {
+		return cli.Usagef("--sse-keepalive %v must be >= 0", o.SSEKeepalive)
+	}
+	if _, err := server.ParseOrigins(o.CORSOrigins); err != nil {
+		return cli.Usagef("--cors-origins: %v", err)
+	}
+	for _, a := range o.Aliases {
+		if strings.TrimSpace(a) == "" {
+			return cli.Usagef("--alias %q: empty model id", strings.Join(o.Aliases, ","))
+		}
 	}
 	if o.MaxTokens < 0 {
 		return cli.Usage(fmt.Errorf("-n %d must be >= 0", o.MaxTokens))
@@ -220,6 +243,7 @@ type serveApp struct {
 	experts  experts.Backend   // nil: in-process
 	adaptive *adaptive.Planner // --adaptive, or nil
 	api      *server.Server
+	embed    *server.Embedder // --embeddings, or nil
 	http     *http.Server
 	conns    *connlimit.Limiter // wraps the listener
 }
@@ -269,6 +293,9 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	}
 	if err := o.setupAPI(app); err != nil {
 		return err
+	}
+	if app.embed != nil {
+		defer app.embed.Close()
 	}
 	ln, err := net.Listen("tcp", o.HTTP)
 	if err != nil {
@@ -346,9 +373,23 @@ func (o *ServeOptions) setupAPI(app *serveApp) error {
 	cfg.FixedSeed = o.Compat.Seed >= 0
 	cfg.WaitReady = o.WaitReady
 	cfg.Timeout = o.Limits.Timeout
+	if len(o.Aliases) > 1 {
+		cfg.Aliases = o.Aliases[1:]
+	}
+	cfg.AnyModel, cfg.SSEKeepalive, cfg.ModelPath = o.AnyModel, o.SSEKeepalive, o.Model
+	cfg.CORSOrigins, _ = server.ParseOrigins(o.CORSOrigins) // Validate checked it
+	if o.Embeddings {
+		emb, err := server.NewEmbedder(app.lm.model, app.sched.Config().Ctx, o.kv,
+			model.Options{Threads: o.Threads, MaxBatch: o.Batch, Experts: app.experts})
+		if err != nil {
+			return err
+		}
+		app.embed = emb
+	}
 	cov, _ := app.experts.(experts.CoverageReporter) // the router: readiness follows expert coverage
 	api, err := server.New(cfg, server.Deps{Scheduler: app.sched, Tokenizer: app.lm.tok, Template: tmpl,
-		Metrics: app.metrics, Coverage: cov, FileCheck: app.lm.file.Check, Gatherer: app.registry, Logger: app.log})
+		Metrics: app.metrics, Coverage: cov, FileCheck: app.lm.file.Check, Gatherer: app.registry, Logger: app.log,
+		Embedder: app.embed})
 	if err != nil {
 		return err
 	}

@@ -197,6 +197,7 @@ type Scheduler struct {
 	kvUsed   atomic.Int64 // KV cache positions filled, over all slots
 
 	slots []slot
+	info  []slotInfo // slots.go
 	batch model.Batch
 	// rowSlot[i] is the slot whose logits are row i of the Forward output.
 	rowSlot []int
@@ -234,6 +235,7 @@ func New(m *model.Model, cfg Config, opts ...Option) (*Scheduler, error) {
 		pending: make(chan *job, cfg.Slots+cfg.Queue),
 		stopped: make(chan struct{}),
 		slots:   make([]slot, cfg.Slots),
+		info:    newSlotInfo(cfg.Slots),
 		rowSlot: make([]int, 0, cfg.MaxBatch),
 		inBatch: make([]int, 0, cfg.Slots),
 	}
@@ -449,6 +451,7 @@ func (s *Scheduler) admit(j *job) {
 	}
 	*sl = slot{seq: sl.seq, job: j, sampler: sampler, max: budget}
 	s.running.Add(1)
+	s.info[i].prompt.Store(int64(len(j.req.Prompt)))
 	sl.seq.Len = 0
 	s.log.Debug("admitted", "slot", i, "prompt_tokens", len(j.req.Prompt), "max_tokens", budget,
 		"waited", time.Since(j.queued))
@@ -464,6 +467,7 @@ func (s *Scheduler) finish(i int, reason FinishReason, err error) {
 	sl.seq.Len = 0
 	s.kvUsed.Add(-int64(sl.pos))
 	s.running.Add(-1)
+	s.info[i].prompt.Store(-1)
 	s.end(j, Event{Reason: reason, Err: err, PromptTokens: len(j.req.Prompt), Generated: sl.gen})
 }
 
