@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// quoteLiteral renders s as a GBNF string literal.
-func quoteLiteral(s string) string {
+// Literal renders s as a GBNF string literal ("..." with \", \\ and
+// control characters escaped), for grammars built as text.
+func Literal(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
 	for _, r := range s {

@@ -413,7 +413,7 @@ func (g *Grammar) String() string {
 				case opRef:
 					b.WriteString(g.names[e.val])
 				case opLit:
-					b.WriteString(quoteLiteral(string(rune(e.val))))
+					b.WriteString(Literal(string(rune(e.val))))
 				case opAny:
 					b.WriteByte('.')
 				case opToken:

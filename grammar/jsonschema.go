@@ -340,7 +340,7 @@ func (c *converter) visitObject(s *object, name, path string) (string, error) {
 func literalJSON(v any) string {
 	var b bytes.Buffer
 	encodeCompact(&b, v)
-	return quoteLiteral(b.String())
+	return Literal(b.String())
 }
 
 // allOf merges the properties and required lists of object schemas.
@@ -456,7 +456,7 @@ func (c *converter) object(s *object, name, path string) (string, error) {
 				return "", err
 			}
 			kb, _ := json.Marshal(k)
-			kvs = append(kvs, c.add(name+"-"+k+"-kv", quoteLiteral(string(kb))+" "+space+` ":" `+space+" "+e))
+			kvs = append(kvs, c.add(name+"-"+k+"-kv", Literal(string(kb))+" "+space+` ":" `+space+" "+e))
 			keys = append(keys, k)
 		}
 	}
@@ -549,7 +549,7 @@ func (c *converter) notStrings(name string, words []string) string {
 		var alts []string
 		var class strings.Builder
 		for _, r := range n.order {
-			alts = append(alts, quoteLiteral(string(r))+" "+build(n.next[r]))
+			alts = append(alts, Literal(string(r))+" "+build(n.next[r]))
 			class.WriteString(classChar(r))
 		}
 		alts = append(alts, "[^"+class.String()+`"\\\x7F\x00-\x1F] `+ch+"*", `[\\] (["\\/bfnrt] | "u" [0-9a-fA-F]{4}) `+ch+"*")

@@ -205,9 +205,9 @@ func literalRune(r rune) string {
 		return `"\\r"`
 	}
 	if r < 0x20 || r == 0x7f {
-		return quoteLiteral(fmt.Sprintf(`\u%04x`, r))
+		return Literal(fmt.Sprintf(`\u%04x`, r))
 	}
-	return quoteLiteral(string(r))
+	return Literal(string(r))
 }
 
 // class converts [...] (after the [) to a GBNF class of plain characters.

@@ -48,7 +48,7 @@ func (f Format) Grammar(tools []Tool, opt GrammarOptions) (string, error) {
 			if strings.HasPrefix(m, "<") && strings.HasSuffix(m, ">") {
 				return m
 			}
-			return gbnfLit(m)
+			return grammar.Literal(m)
 		}
 	}
 	b := grammar.NewSchemaBuilder()
@@ -70,23 +70,23 @@ func (f Format) Grammar(tools []Tool, opt GrammarOptions) (string, error) {
 		var alt string
 		switch f.Kind {
 		case Hermes:
-			alt = gbnfLit(`<tool_call>`+"\n"+`{"name": `+n+`, "arguments": `) + " " + args + " " + gbnfLit("}\n</tool_call>")
+			alt = grammar.Literal(`<tool_call>`+"\n"+`{"name": `+n+`, "arguments": `) + " " + args + " " + grammar.Literal("}\n</tool_call>")
 		case Llama3:
-			alt = gbnfLit(`{"name": `+n+`, "parameters": `) + " " + args + ` "}"`
+			alt = grammar.Literal(`{"name": `+n+`, "parameters": `) + " " + args + ` "}"`
 		case Mistral:
 			if f.mistralArgs {
-				alt = tok("[TOOL_CALLS]") + " " + gbnfLit(t.Name) + " " + tok("[ARGS]") + " " + args
+				alt = tok("[TOOL_CALLS]") + " " + grammar.Literal(t.Name) + " " + tok("[ARGS]") + " " + args
 			} else {
-				alt = gbnfLit(`{"name": `+n+`, "arguments": `) + " " + args + ` "}"`
+				alt = grammar.Literal(`{"name": `+n+`, "arguments": `) + " " + args + ` "}"`
 			}
 		case DeepSeek:
-			alt = tok("<｜tool▁call▁begin｜>") + ` "function" ` + tok("<｜tool▁sep｜>") + " " + gbnfLit(t.Name+"\n```json\n") + " " + args + " " + gbnfLit("\n```") + " " + tok("<｜tool▁call▁end｜>")
+			alt = tok("<｜tool▁call▁begin｜>") + ` "function" ` + tok("<｜tool▁sep｜>") + " " + grammar.Literal(t.Name+"\n```json\n") + " " + args + " " + grammar.Literal("\n```") + " " + tok("<｜tool▁call▁end｜>")
 		case DeepSeek31:
-			alt = tok("<｜tool▁call▁begin｜>") + " " + gbnfLit(t.Name) + " " + tok("<｜tool▁sep｜>") + " " + args + " " + tok("<｜tool▁call▁end｜>")
+			alt = tok("<｜tool▁call▁begin｜>") + " " + grammar.Literal(t.Name) + " " + tok("<｜tool▁sep｜>") + " " + args + " " + tok("<｜tool▁call▁end｜>")
 		case KimiK2:
-			alt = tok("<|tool_call_begin|>") + " " + gbnfLit("functions."+t.Name+":") + " [0-9]{1,3} " + tok("<|tool_call_argument_begin|>") + " " + args + " " + tok("<|tool_call_end|>")
+			alt = tok("<|tool_call_begin|>") + " " + grammar.Literal("functions."+t.Name+":") + " [0-9]{1,3} " + tok("<|tool_call_argument_begin|>") + " " + args + " " + tok("<|tool_call_end|>")
 		case Harmony:
-			alt = tok("<|channel|>") + " " + gbnfLit("commentary to=functions."+t.Name+" ") + " " + tok("<|constrain|>") + ` "json" ` + tok("<|message|>") + " " + args + " " + tok("<|call|>")
+			alt = tok("<|channel|>") + " " + grammar.Literal("commentary to=functions."+t.Name+" ") + " " + tok("<|constrain|>") + ` "json" ` + tok("<|message|>") + " " + args + " " + tok("<|call|>")
 		default:
 			return "", fmt.Errorf("%w: %s", ErrNoGrammar, f.Kind)
 		}
@@ -114,29 +114,4 @@ func (f Format) Grammar(tools []Tool, opt GrammarOptions) (string, error) {
 	}
 	b.Rule("root", root)
 	return b.GBNF(), nil
-}
-
-// gbnfLit writes s as a GBNF string literal.
-func gbnfLit(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20:
-			fmt.Fprintf(&b, `\x%02X`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
