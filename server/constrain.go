@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -43,6 +44,10 @@ type grammarVocab struct {
 func (s *Server) grammarVocab() (*grammar.Vocab, error) {
 	gv := &s.gvocab
 	gv.once.Do(func() {
+		if s.tok == nil {
+			gv.err = errors.New("grammar vocabulary: the server has no tokenizer")
+			return
+		}
 		gv.vocab, gv.err = grammar.VocabFromTokenizer(s.tok)
 		if gv.err != nil {
 			gv.err = fmt.Errorf("grammar vocabulary: %w", gv.err)
