@@ -131,6 +131,9 @@ func (s *Server) constraint(f *constraintFields) (*grammar.Grammar, *grammar.Voc
 		g, err = grammar.ParseForVocab(src.gbnf, v)
 	}
 	if err != nil {
+		if errors.Is(err, grammar.ErrSyntax) {
+			return nil, nil, badRequest(src.param, "%v", err) // "grammar: line:col: ..."
+		}
 		return nil, nil, badRequest(src.param, "%s: %v", src.param, err)
 	}
 	return g, v, nil
