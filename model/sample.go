@@ -168,7 +168,14 @@ func (s *Sampler) Sample(logits []float32) int32 {
 			return cands[i].id
 		}
 	}
-	return cands[len(cands)-1].id
+	// Rounding left u at or above the sum: the last candidate that can
+	// be drawn (a -Inf logit, as a grammar mask leaves, has p = 0).
+	for i := len(cands) - 1; i > 0; i-- {
+		if cands[i].p > 0 {
+			return cands[i].id
+		}
+	}
+	return cands[0].id
 }
 
 // softmaxCands sets p = softmax(logit / temp) over sorted candidates.

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -64,5 +65,28 @@ func TestSamplerGreedyAndSeed(t *testing.T) {
 	}
 	if err := (&SamplerConfig{TopP: 2}).Validate(); err == nil {
 		t.Error("top-p 2 accepted")
+	}
+}
+
+// maxSource makes every draw u the largest Float32 below 1.
+type maxSource struct{}
+
+func (maxSource) Uint64() uint64 { return ^uint64(0) }
+
+// A masked (-Inf) logit has probability 0: even when rounding leaves the
+// draw above the cumulative sum, Sample never returns it.
+func TestSampleNeverDrawsMasked(t *testing.T) {
+	inf := float32(math.Inf(-1))
+	for n := 2; n <= 40; n++ {
+		logits := make([]float32, n+3)
+		for i := range n {
+			logits[i] = float32(i%3) * 0.1
+		}
+		logits[n], logits[n+1], logits[n+2] = inf, inf, inf
+		s, _ := NewSampler(SamplerConfig{Temperature: 0.7}, len(logits))
+		s.rng = rand.New(maxSource{})
+		if got := s.Sample(logits); int(got) >= n {
+			t.Fatalf("%d allowed tokens: drew masked token %d", n, got)
+		}
 	}
 }

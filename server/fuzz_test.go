@@ -4,10 +4,29 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 
 	"github.com/inference-x/inference-x/chat"
+	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/testenv"
+	"github.com/inference-x/inference-x/tokenizer"
 )
+
+// fuzzTokenizer is stories260K's tokenizer (grammars compile against its
+// vocabulary).
+func fuzzTokenizer(f *testing.F) *tokenizer.Tokenizer {
+	gf, err := gguf.Open(filepath.Join(testenv.Shared(f, "models/stories260K"), "stories260K.gguf"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer gf.Close()
+	tok, err := tokenizer.New(gf)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return tok
+}
 
 // FuzzRequest feeds arbitrary bodies through request decoding, field
 // validation, message conversion and the chatml template: no panic, and
@@ -19,13 +38,16 @@ func FuzzRequest(f *testing.F) {
 		`{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"}]}],"n":2}`,
 		`{"prompt":[1,2,3],"max_tokens":-1,"stream_options":{"include_usage":true}}`,
 		`{"stop":"x","top_p":2,"min_p":-1,"seed":-5}`,
+		`{"prompt":"a","grammar":"root ::= [a-z]{2,3} \"!\""}`,
+		`{"messages":[],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"a":{"enum":[1,2]}}}}}}`,
+		`{"response_format":{"type":"json_object"},"json_schema":{"type":"array","maxItems":2}}`,
 		`[]`, `{"messages":`, ``,
 	} {
 		f.Add([]byte(s))
 	}
 	cfg := DefaultConfig()
 	cfg.ModelID = "m"
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, tok: fuzzTokenizer(f)}
 	tmpl := chat.Builtin(chat.ChatML)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))

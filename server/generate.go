@@ -117,6 +117,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32
 	defer cancel()
 	st, err := s.sched.Submit(ctx, &scheduler.Request{
 		Prompt: tokens, MaxTokens: p.maxTokens, Sampler: p.sampler, IsEOG: s.tok.IsEOG,
+		Grammar: p.grammar, Vocab: p.vocab,
 	})
 	if err != nil {
 		return err

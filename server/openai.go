@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/inference-x/inference-x/chat"
+	"github.com/inference-x/inference-x/grammar"
 	"github.com/inference-x/inference-x/model"
 )
 
@@ -34,6 +35,7 @@ type samplingFields struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	constraintFields
 }
 
 // chatRequest is a POST /v1/chat/completions body.
@@ -101,6 +103,10 @@ type params struct {
 	stop         []string
 	stream       bool
 	includeUsage bool
+	// grammar constrains the output (grammar, json_schema,
+	// response_format), over vocab; nil: unconstrained.
+	grammar *grammar.Grammar
+	vocab   *grammar.Vocab
 }
 
 // params validates the shared fields against the server's defaults.
@@ -184,6 +190,9 @@ func (s *Server) params(f *samplingFields) (params, error) {
 		return p, err
 	}
 	p.stop = stop
+	if p.grammar, p.vocab, err = s.constraint(&f.constraintFields); err != nil {
+		return p, err
+	}
 	return p, nil
 }
 

@@ -154,6 +154,7 @@ type Server struct {
 
 	bos, eos string
 	draining atomic.Bool
+	gvocab   grammarVocab // built on the first constrained request
 	handler  http.Handler
 }
 

@@ -41,6 +41,7 @@ type serverOpts struct {
 	noRun     bool // leave the scheduler loop stopped (requests queue)
 	maxBody   int64
 	modelFile string
+	modelPath string // a model outside models/stories260K (modelFile is then ignored)
 	template  *chat.Template
 	coverage  experts.CoverageReporter
 	waitReady time.Duration
@@ -55,7 +56,11 @@ func newTestServer(t testing.TB, o serverOpts) *testServer {
 	if o.modelFile == "" {
 		o.modelFile = "stories260K.gguf"
 	}
-	m := experttest.OpenModel(t, filepath.Join(testenv.Shared(t, "models/stories260K"), o.modelFile))
+	path := o.modelPath
+	if path == "" {
+		path = filepath.Join(testenv.Shared(t, "models/stories260K"), o.modelFile)
+	}
+	m := experttest.OpenModel(t, path)
 	tok, err := tokenizer.New(m.File)
 	if err != nil {
 		t.Fatal(err)

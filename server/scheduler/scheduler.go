@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/inference-x/inference-x/experts"
+	"github.com/inference-x/inference-x/grammar"
 	"github.com/inference-x/inference-x/model"
 )
 
@@ -131,6 +132,14 @@ type Request struct {
 	IsEOG func(int32) bool
 	// Plan is set by the Planner at admission.
 	Plan any
+	// Grammar, when set, constrains the generation (constrained decoding:
+	// GBNF, JSON Schema): each step the tokens it does not allow get -Inf
+	// logits before sampling, end-of-generation tokens only once it can
+	// end, and the generation ends with FinishStop as soon as nothing but
+	// the end can follow. Vocab is the model's vocabulary for it
+	// (grammar.VocabFromTokenizer, built once per model); both or neither.
+	Grammar *grammar.Grammar
+	Vocab   *grammar.Vocab
 }
 
 // Event is one message on a request's stream: a generated token, or the
@@ -171,6 +180,11 @@ type slot struct {
 	next    int32 // sampled token waiting to be fed (decode phase)
 	gen     int   // tokens generated
 	max     int   // generation budget
+	// matcher follows the request's grammar (nil: unconstrained); mask is
+	// its allowed-token bitmap, kept across requests and reused when the
+	// size fits, so a constrained step allocates nothing after warm-up.
+	matcher *grammar.Matcher
+	mask    []uint64
 }
 
 func (s *slot) prefilling() bool { return s.fed < len(s.job.req.Prompt) }
@@ -319,6 +333,9 @@ func (s *Scheduler) Submit(ctx context.Context, req *Request) (*Stream, error) {
 	if err := req.Sampler.Validate(); err != nil {
 		return nil, err
 	}
+	if (req.Grammar == nil) != (req.Vocab == nil) {
+		return nil, errors.New("scheduler: a grammar needs a vocabulary and a vocabulary a grammar")
+	}
 	budget := s.cfg.Ctx - len(req.Prompt)
 	if req.MaxTokens > 0 {
 		budget = min(budget, req.MaxTokens)
@@ -449,7 +466,15 @@ func (s *Scheduler) admit(j *job) {
 	if j.req.MaxTokens > 0 {
 		budget = min(budget, j.req.MaxTokens)
 	}
-	*sl = slot{seq: sl.seq, job: j, sampler: sampler, max: budget}
+	var matcher *grammar.Matcher
+	mask := sl.mask
+	if g := j.req.Grammar; g != nil {
+		matcher = g.NewMatcher(j.req.Vocab)
+		if n := j.req.Vocab.MaskWords(); len(mask) != n {
+			mask = make([]uint64, n)
+		}
+	}
+	*sl = slot{seq: sl.seq, job: j, sampler: sampler, max: budget, matcher: matcher, mask: mask}
 	s.running.Add(1)
 	s.info[i].prompt.Store(int64(len(j.req.Prompt)))
 	sl.seq.Len = 0
@@ -462,7 +487,7 @@ func (s *Scheduler) admit(j *job) {
 func (s *Scheduler) finish(i int, reason FinishReason, err error) {
 	sl := &s.slots[i]
 	j := sl.job
-	sl.job, sl.sampler = nil, nil
+	sl.job, sl.sampler, sl.matcher = nil, nil, nil
 	sl.seq.SetPrecision(nil)
 	sl.seq.Len = 0
 	s.kvUsed.Add(-int64(sl.pos))
@@ -544,7 +569,23 @@ func (s *Scheduler) step(ctx context.Context) error {
 	vocab := s.m.Config.Vocab
 	for r, i := range s.rowSlot {
 		sl := &s.slots[i]
-		tok := sl.sampler.Sample(logits[r*vocab : (r+1)*vocab])
+		row := logits[r*vocab : (r+1)*vocab]
+		if sl.matcher != nil {
+			sl.matcher.Mask(sl.mask)
+			grammar.ApplyMask(row, sl.mask)
+		}
+		tok := sl.sampler.Sample(row)
+		if sl.matcher != nil {
+			if err := sl.matcher.AcceptToken(tok); err != nil {
+				// Not expected (disallowed tokens have zero probability):
+				// take the best allowed token rather than leave the grammar.
+				tok = argmax(row)
+				if err := sl.matcher.AcceptToken(tok); err != nil {
+					s.finish(i, FinishError, fmt.Errorf("scheduler: grammar: %w", err))
+					continue
+				}
+			}
+		}
 		sl.sampler.Accept(tok)
 		if sl.job.req.IsEOG != nil && sl.job.req.IsEOG(tok) {
 			s.finish(i, FinishStop, nil)
@@ -552,6 +593,10 @@ func (s *Scheduler) step(ctx context.Context) error {
 		}
 		sl.gen++
 		sl.job.events <- Event{Token: tok}
+		if sl.matcher != nil && sl.matcher.Done() {
+			s.finish(i, FinishStop, nil) // nothing but the end can follow
+			continue
+		}
 		if sl.gen >= sl.max || sl.pos >= s.cfg.Ctx {
 			s.finish(i, FinishLength, nil)
 			continue
@@ -559,6 +604,17 @@ func (s *Scheduler) step(ctx context.Context) error {
 		sl.next = tok
 	}
 	return nil
+}
+
+// argmax returns the index of the largest logit.
+func argmax(row []float32) int32 {
+	best := 0
+	for i, l := range row {
+		if l > row[best] {
+			best = i
+		}
+	}
+	return int32(best)
 }
 
 type nopObserver struct{}
