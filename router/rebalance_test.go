@@ -84,7 +84,7 @@ func checkHeld(t *testing.T, m *router.Manager, nodes ...*liveNode) {
 func TestRebalanceWithoutFailedRequests(t *testing.T) {
 	info := fakeInfo(gguf.TypeQ8_0)
 	rc := router.DefaultConfig()
-	rc.Model, rc.CallTimeout, rc.DownFor = info, 2*time.Second, time.Second
+	rc.Model, rc.CallTimeout, rc.EjectBase = info, 2*time.Second, time.Second
 	m, err := router.NewManager(router.ManagerConfig{Router: rc, Plan: testPlanConfig(2)})
 	if err != nil {
 		t.Fatal(err)
