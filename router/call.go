@@ -179,7 +179,7 @@ func (c *call) plan(redo []int32) error {
 	}
 	for i := range b.N {
 		s0 := int32(i * b.K)
-		d0, p := c.pickPrefix(b.Experts[s0:s0+int32(b.K)])
+		d0, p := c.pickPrefix(b.Experts[s0 : s0+int32(b.K)])
 		if d0 == -1 {
 			return c.r.noHolder(c.t, c.layer, b.Experts[s0])
 		}
