@@ -256,12 +256,16 @@ func New(ctx context.Context, cfg Config, specs []NodeSpec) (*Router, error) {
 			grace = t.C
 		}
 	}
+	pending := r.Pending()
+	if len(pending) > 0 {
+		r.log.Warn("expert nodes not reached; starting without them and dialling them in the background", "nodes", pending)
+	}
 	missing, minRep := r.table.Load().Coverage(cfg.Model.MoELayers)
-	r.log.Info("expert placement", "nodes", len(r.nodes), "pending", len(r.Pending()), "min_replicas", minRep,
+	r.log.Info("expert placement", "nodes", len(r.nodes), "pending", len(pending), "min_replicas", minRep,
 		"unplaced_experts", missing, "local_fallback", cfg.Local != nil)
 	if missing > 0 && cfg.Local == nil {
 		r.log.Warn("some experts are on no reachable node and local experts are off: calls routed to them fail until a node holding them answers",
-			"unplaced_experts", missing, "pending", r.Pending())
+			"unplaced_experts", missing, "pending", pending)
 	}
 	return r, nil
 }
@@ -306,7 +310,7 @@ func (r *Router) join(i int, first chan<- error) {
 			return
 		}
 		if first != nil {
-			r.log.Warn("expert node not reached; starting without it and dialling it in the background", "node", n.name, "addr", n.addr, "err", err)
+			r.log.Debug("expert node not reached; dialling it again in the background", "node", n.name, "addr", n.addr, "err", err)
 			first <- nil
 			first = nil
 		}

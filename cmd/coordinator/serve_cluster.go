@@ -112,6 +112,7 @@ func (o *ServeClusterOptions) StartCluster(ctx context.Context, f *gguf.File, th
 		return nil, func(time.Duration) {}, nil
 	}
 	if o.Static.Enabled() {
+		o.Static.StartUncovered = true // not ready (503 after --wait-ready) until a node holding them answers
 		be, closer, err := o.Static.Backend(ctx, f, threads, log)
 		if err != nil {
 			return nil, nil, err
@@ -130,9 +131,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 	if err != nil {
 		return nil, err
 	}
-	rc := router.DefaultConfig()
-	rc.Model, rc.CallTimeout, rc.Observer = info, o.Static.NodeTimeout, o.Static.Observer
-	rc.Client.Security = o.Static.Security.Security
+	rc := o.Static.routerConfig(info)
 	local, err := localExperts(f, o.Static.LocalExperts, threads, log)
 	if err != nil {
 		return nil, err
