@@ -2,10 +2,14 @@ package router_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/inference-x/inference-x/expertnode"
+	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/internal/experttest"
 	"github.com/inference-x/inference-x/router"
@@ -149,5 +153,45 @@ func TestStartUncovered(t *testing.T) {
 	}
 	if cov := r.Coverage(); cov.Uncovered != len(tMoE)*tExperts/3 || cov.Layer != tMoE[0] || cov.Expert != tExperts/3 {
 		t.Errorf("coverage %+v, want %d uncovered from layer %d expert %d", cov, len(tMoE)*tExperts/3, tMoE[0], tExperts/3)
+	}
+}
+
+// A node that refuses a call for what it carries (InvalidArgument) is
+// healthy: the work fails over, but the node is not ejected.
+func TestRefusedCallNotEjected(t *testing.T) {
+	info := fakeInfo(gguf.TypeQ8_0)
+	c := startCluster(t, info)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	c.fakes[0].Hook = func(context.Context, int, *experts.Batch) error {
+		if refuse.Load() {
+			return fmt.Errorf("bad rows: %w", expertnode.ErrBadRequest)
+		}
+		return nil
+	}
+	obs := newCallLog()
+	cfg := router.DefaultConfig()
+	cfg.Model, cfg.Observer = info, obs
+	r, err := router.New(context.Background(), cfg, c.specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	b := experttest.Batch(3, 12, tK, tEmbd, tExperts, gguf.TypeQ8_0)
+	out := make([]float32, 12*tEmbd)
+	if err := r.Forward(context.Background(), 1, b, out); err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "after a refusal", out, want(t, 1, b))
+	if e, j := obs.get(obs.errs, "a"), obs.get(obs.ejections, "a"); e == 0 || j != 0 {
+		t.Fatalf("%d refused calls, %d ejections; want some and none", e, j)
+	}
+	refuse.Store(false)
+	before := obs.get(obs.calls, "a")
+	if err := r.Forward(context.Background(), 1, b, out); err != nil {
+		t.Fatal(err)
+	}
+	if obs.get(obs.calls, "a") == before {
+		t.Error("the node that refused a call gets no more calls")
 	}
 }

@@ -336,6 +336,17 @@ func unreachable(err error) bool {
 	return false
 }
 
+// requestFault reports whether a failed call was refused for what it
+// carried (bad input, over a limit) by a node that is otherwise healthy:
+// such a node is not ejected.
+func requestFault(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.ResourceExhausted, codes.OutOfRange:
+		return true
+	}
+	return false
+}
+
 // Pending returns the nodes whose holdings are not known yet: not reached
 // at New and still dialled in the background.
 func (r *Router) Pending() []string {
@@ -555,6 +566,11 @@ func (r *Router) failed(n *node, layer, rows int, err error) {
 	n.mu.Lock()
 	n.lastErr = err.Error()
 	n.mu.Unlock()
+	if requestFault(err) { // the node is healthy: it refused this request
+		r.log.Warn("expert node refused the call; failing over to another replica",
+			"node", n.name, "addr", n.addr, "layer", layer, "rows", rows, "err", err)
+		return
+	}
 	wasUp := n.ejected.CompareAndSwap(false, true)
 	if !wasUp { // a call in flight when it was ejected
 		r.log.Warn("expert node call failed; failing over to another replica",
