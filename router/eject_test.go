@@ -195,3 +195,30 @@ func TestRefusedCallNotEjected(t *testing.T) {
 		t.Error("the node that refused a call gets no more calls")
 	}
 }
+
+// A hung node (stalled proxy) at New does not hold the start up once the
+// others cover every expert (a second's grace, not StatusTimeout); after
+// it resumes, it joins.
+func TestStartWithNodeHung(t *testing.T) {
+	info := fakeInfo(gguf.TypeQ8_0)
+	c := startCluster(t, info)
+	c.proxies[2].Stall()
+	cfg := router.DefaultConfig()
+	cfg.Model, cfg.StatusTimeout = info, time.Hour
+	cfg.EjectBase, cfg.EjectMax = 20*time.Millisecond, 100*time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // fails the test instead of hanging it
+	defer cancel()
+	r, err := router.New(ctx, cfg, c.specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if p := r.Pending(); !slices.Equal(p, []string{"c"}) {
+		t.Fatalf("pending %v, want [c]", p)
+	}
+	if cov := r.Coverage(); !cov.Covered() {
+		t.Fatalf("a and b cover every expert, coverage %+v", cov)
+	}
+	c.proxies[2].Resume()
+	waitFor(t, "node c's Status after it resumed", func() bool { return len(r.Pending()) == 0 })
+}

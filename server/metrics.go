@@ -189,8 +189,9 @@ func (m *Metrics) Idle() {
 }
 
 // ExpertObserver receives the router's per-node expert calls
-// (router.Observer): once per RPC attempt and local run, and once per
-// failover; safe for concurrent use, non-blocking.
+// (router.Observer): once per RPC attempt and local run, once per
+// failover, ejection and readmission; safe for concurrent use,
+// non-blocking.
 type ExpertObserver interface {
 	ExpertCall(node string, rows int, d time.Duration, err error)
 	Failover(node string, terms int)
