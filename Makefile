@@ -17,7 +17,7 @@ LDFLAGS   := -X github.com/inference-x/inference-x/internal/buildinfo.version=$(
 .DEFAULT_GOAL := help
 .PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench bench-kernels generate verify-asm fuzz demo \
 	adaptive-report bench-paging clean \
-	proto verify-proto buf-lint buf-breaking cluster-test bench-cluster kube-score
+	proto verify-proto buf-lint buf-breaking cluster-test bench-cluster kube-score image image-bin container-test
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,6 +60,9 @@ fuzz: ## run each fuzz target for FUZZTIME (default 100000 inputs each)
 	$(GO) test ./expertnode -run '^$$' -fuzz '^FuzzForward$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chat -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./server -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./grammar -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./toolcall -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./grammar -run '^$$' -fuzz '^FuzzSchema$$' -fuzztime $(FUZZTIME)
 
 BENCH_MODELS  ?= llama-7b,qwen3-30b-a3b,kimi-k2-mini
 BENCH_THREADS ?= 1,2
@@ -108,6 +111,37 @@ CLUSTER_NETNS ?= auto
 cluster-test: build ## processes: a static 3-node cluster losing a node mid-generation; a hung (SIGSTOP) node ejected and readmitted; a gossip cluster of 4 nodes (own network namespaces as root; CLUSTER_NETNS=on|off|auto) generating while one is drained, one joins and one is killed; a cluster on ixctl split shards
 	$(GO) test -count=1 -v -run '^(TestClusterProcesses|TestHungNodeProcess|TestGossipClusterProcesses|TestShardProcesses)$$' ./cmd/expertnode \
 		-args -bin $(abspath $(BIN)) -netns $(CLUSTER_NETNS)
+
+# The container image (Containerfile): IMAGE:IMAGE_TAG, built by the first of
+# podman, buildah and docker that is installed and works (a docker client
+# with no daemon does not count). CONTAINER_ENGINE= picks one.
+IMAGE            ?= inference-x
+IMAGE_TAG        ?= $(VERSION)
+IMAGE_CONTEXT    ?= out/image
+CONTAINER_ENGINE ?= $(shell for e in podman buildah docker; do \
+	command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1 && { echo $$e; break; }; done)
+
+image-bin: ## static binaries (CGO_ENABLED=0, -trimpath, version stamped) in the image's build context, out/image/
+	@rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/usr/local/bin $(IMAGE_CONTEXT)/tmp
+	@chmod 1777 $(IMAGE_CONTEXT)/tmp
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CONTEXT)/usr/local/bin/ ./cmd/...
+
+image: image-bin ## build the container image IMAGE:IMAGE_TAG (default inference-x:VERSION) from the Containerfile, no base image
+	@if [ -z "$(CONTAINER_ENGINE)" ]; then echo "make image: no working podman, buildah or docker found"; exit 1; fi
+	@ref=$(IMAGE):$(IMAGE_TAG); \
+	args="-f Containerfile -t $$ref --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION)"; \
+	case "$(CONTAINER_ENGINE)" in buildah) cmd="buildah bud";; *) cmd="$(CONTAINER_ENGINE) build";; esac; \
+	echo "$$cmd $$args $(IMAGE_CONTEXT)"; \
+	$$cmd $$args $(IMAGE_CONTEXT) && echo "built image $$ref ($(CONTAINER_ENGINE))"
+
+container-test: ## the image as a cluster of containers: a coordinator and 3 expert nodes with mutual TLS on their own network; kill a node mid-stream, uncover experts (503), recover (podman; skips without it)
+	@case "$(CONTAINER_ENGINE)" in \
+	podman) $(MAKE) --no-print-directory image && \
+		$(GO) test -count=1 -v -timeout 10m -run '^TestContainerCluster$$' ./deploy/container \
+			-args -image $(IMAGE):$(IMAGE_TAG) -engine podman;; \
+	*) echo "container-test: no working podman (engine found: '$(CONTAINER_ENGINE)'): the test skips"; \
+		$(GO) test -count=1 -v -run '^TestContainerCluster$$' ./deploy/container -args -image $(IMAGE):$(IMAGE_TAG);; \
+	esac
 
 bench-cluster: ## per-layer RPC overhead and tokens/s of the cluster vs local mode on loopback
 	$(GO) test ./router -run '^$$' -bench . -benchtime $(BENCHTIME)

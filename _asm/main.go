@@ -34,6 +34,8 @@ func main() {
 	amxQ6KGroups().gen()
 	q4kAVX512().gen()
 	q6kAVX512().gen()
+	q4kBlockAVX512().gen()
+	q6kBlockAVX512().gen()
 	q8_0AVX512().gen()
 	q4_0AVX512().gen()
 	q5_0AVX512().gen()

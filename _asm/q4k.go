@@ -160,18 +160,8 @@ func q4kAVX512() *rowsKernel {
 			VMOVDQA64(X15, X18)
 		},
 		token: func(acc []Op) {
-			Comment("Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.")
-			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs}, Z0, Z15)
-			VPMADDWD(Z4, Z15, Z16)
-			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 64}, Z1, Z15)
-			VPDPWSSD(Z5, Z15, Z16)
-			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 128}, Z2, Z15)
-			VPDPWSSD(Z6, Z15, Z16)
-			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 192}, Z3, Z15)
-			VPDPWSSD(Z7, Z15, Z16)
-			Comment("Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).")
-			VEXTRACTI64X4(U8(1), Z16, Y17)
-			VPADDD(Y17, Y16, Y16)
+			q4kLanes()
+			Comment("acc = fma(d*y.d, float(lanes), acc).")
 			VCVTDQ2PS(Y16, Y16)
 			VMULPS(Y12, Y14, Y17)
 			Comment("(Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)")
@@ -190,4 +180,59 @@ func q4kAVX512() *rowsKernel {
 			VADDSS(X3, X1, X1)
 		},
 	}
+}
+
+// q4kLanes leaves in Y16 ggml's eight int32 lanes of a Q4_K block (decoded
+// into Z0-Z8 by q4kAVX512's decode) times the activation block at BX.
+func q4kLanes() {
+	Comment("Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.")
+	VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs}, Z0, Z15)
+	VPMADDWD(Z4, Z15, Z16)
+	VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 64}, Z1, Z15)
+	VPDPWSSD(Z5, Z15, Z16)
+	VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 128}, Z2, Z15)
+	VPDPWSSD(Z6, Z15, Z16)
+	VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 192}, Z3, Z15)
+	VPDPWSSD(Z7, Z15, Z16)
+	Comment("Fold the two halves into ggml's eight lanes.")
+	VEXTRACTI64X4(U8(1), Z16, Y17)
+	VPADDD(Y17, Y16, Y16)
+}
+
+// q4kBlockAVX512 is q4kAVX512 in the tile kernels' arithmetic
+// (tileDotQ4KRef): the same exact integer lanes, summed to one exact
+// int32 per block and token, then rounded once per block.
+func q4kBlockAVX512() *rowsKernel {
+	k := q4kAVX512()
+	k.name = "dotQ4KBlockAVX512"
+	k.doc = []string{
+		"dotQ4KBlockAVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:",
+		"",
+		"\tout[t*ldo+r] = tileDotQ4K(w[r*nb*144:], a[t*lda:], nb)",
+		"",
+		"in the AMX tile kernels' arithmetic: per block the exact integer dot of the",
+		"levels times the sub-block scales (sumi) and of the mins times the sub-block",
+		"sums (mins), then acc = fma(float(sumi), d*y.d, acc) and",
+		"acc = fma(-float(mins), dmin*y.d, acc), each rounded once. The batch-",
+		"invariant mode runs it where the tiles take the larger products, so that a",
+		"row's result does not depend on how many tokens share its product.",
+	}
+	k.accs = 1
+	k.streamAccs = [][]Op{{Y20}, {Y21}, {Y22}, {Y23}}
+	k.token = func(acc []Op) {
+		q4kLanes()
+		Comment("sumi = the lanes' exact sum; acc = fma(float(sumi), d*y.d, acc).")
+		hsumD8(Y16, Y17)
+		VCVTDQ2PS(X16, X16)
+		VMULSS(X12, X14, X17)
+		accumulateSS(VFMADD231SS, X17, X16, acc[0], Y24)
+		Comment("mins = sum of the mins times the sub-block sums; acc = fma(-float(mins), dmin*y.d, acc).")
+		VPMADDWD(X10, X18, X15)
+		hsumD4(X15, X17)
+		VCVTDQ2PS(X15, X15)
+		VMULSS(X13, X14, X17)
+		accumulateSS(VFNMADD231SS, X17, X15, acc[0], Y24)
+	}
+	k.finish = finishLow
+	return k
 }

@@ -86,21 +86,7 @@ func q6kAVX512() *rowsKernel {
 			}
 		},
 		token: func(acc []Op) {
-			Comment("Integer lanes: maddubs(levels, q8), times the scales into dwords.")
-			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs}, Z0, Z15)
-			VPMADDWD(Z4, Z15, Z16)
-			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 64}, Z1, Z15)
-			VPDPWSSD(Z5, Z15, Z16)
-			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 128}, Z2, Z15)
-			VPDPWSSD(Z6, Z15, Z16)
-			VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 192}, Z3, Z15)
-			VPDPWSSD(Z7, Z15, Z16)
-			Comment("Fold the halves; subtract 32*(bsums x scales) lane by lane.")
-			VEXTRACTI64X4(U8(1), Z16, Y17)
-			VPADDD(Y17, Y16, Y16)
-			VPMADDWD(Mem{Base: RBX, Disp: q8kBsums}, Y8, Y17)
-			VPSLLD(U8(5), Y17, Y17)
-			VPSUBD(Y17, Y16, Y16)
+			q6kLanes()
 			Comment("acc = fma(d*y.d, float(lanes), acc)")
 			VCVTDQ2PS(Y16, Y16)
 			VBROADCASTSS(Mem{Base: RBX}, Y14)
@@ -109,4 +95,54 @@ func q6kAVX512() *rowsKernel {
 		},
 		finish: finishHsum8,
 	}
+}
+
+// q6kLanes leaves in Y16 ggml's eight int32 lanes of a Q6_K block (decoded
+// by q6kAVX512's decode) times the activation block at BX.
+func q6kLanes() {
+	Comment("Integer lanes: maddubs(levels, q8), times the scales into dwords.")
+	VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs}, Z0, Z15)
+	VPMADDWD(Z4, Z15, Z16)
+	VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 64}, Z1, Z15)
+	VPDPWSSD(Z5, Z15, Z16)
+	VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 128}, Z2, Z15)
+	VPDPWSSD(Z6, Z15, Z16)
+	VPMADDUBSW(Mem{Base: RBX, Disp: q8kQs + 192}, Z3, Z15)
+	VPDPWSSD(Z7, Z15, Z16)
+	Comment("Fold the halves; subtract 32*(bsums x scales) lane by lane.")
+	VEXTRACTI64X4(U8(1), Z16, Y17)
+	VPADDD(Y17, Y16, Y16)
+	VPMADDWD(Mem{Base: RBX, Disp: q8kBsums}, Y8, Y17)
+	VPSLLD(U8(5), Y17, Y17)
+	VPSUBD(Y17, Y16, Y16)
+}
+
+// q6kBlockAVX512 is q6kAVX512 in the tile kernels' arithmetic
+// (tileDotQ6KRef): the exact integer lanes summed to one int32 per block
+// and token, then acc = fma(float(sumi), d*y.d, acc).
+func q6kBlockAVX512() *rowsKernel {
+	k := q6kAVX512()
+	k.name = "dotQ6KBlockAVX512"
+	k.doc = []string{
+		"dotQ6KBlockAVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:",
+		"",
+		"\tout[t*ldo+r] = tileDotQ6K(w[r*nb*210:], a[t*lda:], nb)",
+		"",
+		"in the AMX tile kernels' arithmetic: per block the exact integer dot",
+		"sumi = sum_j scale_j * sum (level-32)*q8, then acc = fma(float(sumi),",
+		"d*y.d, acc), rounded once per block (see dotQ4KBlockAVX512).",
+	}
+	k.token = func(acc []Op) {
+		q6kLanes()
+		Comment("sumi = the lanes' exact sum (X9); acc = fma(float(sumi), d*y.d, acc).")
+		VEXTRACTI32X4(U8(1), Y16, X9)
+		VPADDD(X16, X9, X9)
+		VPHADDD(X9, X9, X9)
+		VPHADDD(X9, X9, X9)
+		VCVTDQ2PS(X9, X9)
+		VMULSS(Mem{Base: RBX}, X12, X10)
+		accumulateSS(VFMADD231SS, X10, X9, acc[0], Y18)
+	}
+	k.finish = finishLow
+	return k
 }

@@ -377,3 +377,29 @@ func accumulateSS(op func(...Op), a, b, acc Op, tmp VecPhysical) {
 	op(a, b, tmp.AsX())
 	VMOVSS(tmp.AsX(), acc)
 }
+
+// hsumD8 leaves in y's low dword the exact sum of its eight int32 lanes;
+// tmp is clobbered. EVEX forms, so any register.
+func hsumD8(y, tmp VecPhysical) {
+	VEXTRACTI32X4(U8(1), y, tmp.AsX())
+	VPADDD(tmp.AsX(), y.AsX(), y.AsX())
+	hsumD4(y.AsX().(VecPhysical), tmp.AsX().(VecPhysical))
+}
+
+// hsumD4 leaves in x's low dword the exact sum of its four int32 lanes.
+func hsumD4(x, tmp VecPhysical) {
+	VPSHUFD(U8(0x4e), x, tmp)
+	VPADDD(tmp, x, x)
+	VPSHUFD(U8(0xb1), x, tmp)
+	VPADDD(tmp, x, x)
+}
+
+// finishLow leaves the low float of the first accumulator in X1 (the
+// kernels that accumulate one scalar per token).
+func finishLow(acc []Op) {
+	if isReg(acc[0]) {
+		VMOVAPS(acc[0].(VecPhysical).AsX(), X1)
+		return
+	}
+	VMOVSS(acc[0], X1)
+}

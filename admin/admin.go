@@ -8,6 +8,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"google.golang.org/grpc/codes"
@@ -28,6 +29,23 @@ var errorTable = []rpc.ErrorCode{
 
 // Status maps an error of the service to its gRPC status.
 func Status(err error) *status.Status { return rpc.StatusOf(err, errorTable) }
+
+// Bounds of the admin API's server: its requests are a few node names,
+// so 4 MiB is plenty, and an operator runs a few calls at a time.
+const (
+	MaxRequestBytes = 4 << 20
+	MaxPendingCalls = 16
+)
+
+// ServerConfig returns the config of the admin API's gRPC server: sec's
+// TLS and token (checked from the headers, before a request is read), the
+// service's error table and the bounds above.
+func ServerConfig(sec rpc.Security, log *slog.Logger) rpc.ServerConfig {
+	cfg := rpc.DefaultServerConfig()
+	cfg.Security, cfg.Status, cfg.Logger = sec, Status, log
+	cfg.MaxRecvBytes, cfg.MaxPendingCalls = MaxRequestBytes, MaxPendingCalls
+	return cfg
+}
 
 // Service implements ixv1.AdminServiceServer. It is safe for concurrent
 // use; changes are serialised by the manager.
@@ -90,6 +108,13 @@ func (s *Service) PlanPlacement(_ context.Context, req *ixv1.PlanPlacementReques
 	if len(req.GetNodes()) > 0 {
 		ids = req.GetNodes()
 	}
+	n := len(ids)
+	if ids == nil {
+		n = s.liveNodes()
+	}
+	if err := checkReplicas(int(req.GetReplicas()), n); err != nil {
+		return nil, err
+	}
 	p, mv, err := s.mgr.DryRun(ids, int(req.GetReplicas()))
 	if err != nil {
 		return nil, err
@@ -122,6 +147,9 @@ func (s *Service) PlanPlacement(_ context.Context, req *ixv1.PlanPlacementReques
 // ApplyPlacement implements the RPC.
 func (s *Service) ApplyPlacement(ctx context.Context, req *ixv1.ApplyPlacementRequest) (*ixv1.ApplyPlacementResponse, error) {
 	r := int(req.GetReplicas())
+	if err := checkReplicas(r, s.liveNodes()); err != nil {
+		return nil, err
+	}
 	if r == 0 {
 		r = s.mgr.Status().Replicas
 	}
@@ -129,6 +157,29 @@ func (s *Service) ApplyPlacement(ctx context.Context, req *ixv1.ApplyPlacementRe
 		return nil, err
 	}
 	return &ixv1.ApplyPlacementResponse{Status: s.status()}, nil
+}
+
+// liveNodes counts the expert nodes placement may use: alive and not
+// drained or draining.
+func (s *Service) liveNodes() int {
+	n := 0
+	for _, nd := range s.mgr.Status().Nodes {
+		if !nd.Drained && !nd.Draining {
+			n++
+		}
+	}
+	return n
+}
+
+// checkReplicas refuses an asked-for replication factor r (0: keep the
+// current) above the nodes it would be spread over: a node holds an
+// expert once, so the plan could only leave every expert under-replicated.
+func checkReplicas(r, nodes int) error {
+	if r > nodes {
+		return fmt.Errorf("%w: --replicas %d is more than the %d expert nodes to place on (live, not draining; a node holds each expert once): give at most %d or add nodes",
+			router.ErrPlan, r, nodes, nodes)
+	}
+	return nil
 }
 
 // DrainNode implements the RPC.

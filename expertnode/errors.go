@@ -41,6 +41,7 @@ var errorTable = []rpc.ErrorCode{
 	{Err: ErrNotHeld, Code: codes.FailedPrecondition},
 	{Err: ErrNotAvailable, Code: codes.FailedPrecondition},
 	{Err: ErrNoRoom, Code: codes.ResourceExhausted},
+	{Err: ErrTooLarge, Code: codes.ResourceExhausted},
 	{Err: ErrModelMismatch, Code: codes.FailedPrecondition},
 	{Err: ErrShuttingDown, Code: codes.Unavailable},
 	// The node's model file was truncated or rewritten under it: it cannot

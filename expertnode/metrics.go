@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	ixv1 "github.com/inference-x/inference-x/proto/ix/v1"
@@ -23,6 +24,7 @@ type metrics struct {
 	experts  prometheus.Histogram
 	bytesIn  prometheus.Counter
 	bytesOut prometheus.Counter
+	refused  *prometheus.CounterVec // code
 }
 
 func newMetrics() *metrics {
@@ -58,6 +60,10 @@ func newMetrics() *metrics {
 			Namespace: "ix", Subsystem: "node", Name: "forward_sent_bytes_total",
 			Help: "Sum bytes sent in Forward responses.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ix", Subsystem: "node", Name: "rpc_refused_total",
+			Help: "gRPC calls refused from their headers, before their message was read (wrong token, too many pending calls), by code.",
+		}, []string{"code"}),
 	}
 }
 
@@ -96,8 +102,11 @@ func (m *metrics) register(reg prometheus.Registerer, s *Server) error {
 		m.duration.WithLabelValues(svc, md.MethodName)
 		m.requests.WithLabelValues(svc, md.MethodName, "OK")
 	}
+	for _, c := range []codes.Code{codes.Unauthenticated, codes.ResourceExhausted} {
+		m.refused.WithLabelValues(c.String())
+	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.rows, m.experts, m.bytesIn, m.bytesOut,
-		held, heldBytes, ready} {
+		m.refused, held, heldBytes, ready} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -105,9 +114,13 @@ func (m *metrics) register(reg prometheus.Registerer, s *Server) error {
 	return nil
 }
 
+// refuse counts a call refused from its headers (rpc.ServerConfig.Refused).
+func (m *metrics) refuse(_ string, code codes.Code) { m.refused.WithLabelValues(code.String()).Inc() }
+
 // intercept is the unary interceptor that feeds the metrics. It runs
-// outside the token check and the error mapping (rpc.ServerConfig), so
-// the code is the one the caller gets.
+// outside the error mapping (rpc.ServerConfig), so the code is the one
+// the caller gets; calls refused before their message is read (the token
+// check) reach it not: refuse counts those.
 func (m *metrics) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	svc, method := splitMethod(info.FullMethod)
 	g := m.inFlight.WithLabelValues(svc, method)

@@ -398,7 +398,6 @@ func TestMetricsFollowForwardCalls(t *testing.T) {
 	after := scrape(t, p.addr)
 	want := map[string]float64{
 		"ix_node_rpc_requests_total OK":                 calls,
-		"ix_node_rpc_requests_total Unauthenticated":    1,
 		"ix_node_rpc_requests_total FailedPrecondition": 1,
 	}
 	for k, w := range want {
@@ -407,23 +406,32 @@ func TestMetricsFollowForwardCalls(t *testing.T) {
 			t.Errorf("%s{code=%q} = %v, want %v", name, code, v, w)
 		}
 	}
-	if v := value(after, "ix_node_rpc_duration_seconds", fwd...); v != calls+2 {
-		t.Errorf("latency histogram count %v, want %d", v, calls+2)
+	// The wrong token was refused before its message was read: it
+	// reached no interceptor.
+	if v := value(after, "ix_node_rpc_requests_total", append(fwd, "code", "Unauthenticated")...); v > 0 {
+		t.Errorf("the refused call counted as handled: %v", v)
 	}
-	if v := value(after, "ix_node_forward_rows"); v != calls+2 {
-		t.Errorf("rows histogram count %v, want %d", v, calls+2)
+	if v := value(after, "ix_node_rpc_refused_total", "code", "Unauthenticated"); v != 1 {
+		t.Errorf("ix_node_rpc_refused_total{code=Unauthenticated} = %v, want 1", v)
+	}
+	// The calls read: the good ones and the one for an expert not held.
+	if v := value(after, "ix_node_rpc_duration_seconds", fwd...); v != calls+1 {
+		t.Errorf("latency histogram count %v, want %d", v, calls+1)
+	}
+	if v := value(after, "ix_node_forward_rows"); v != calls+1 {
+		t.Errorf("rows histogram count %v, want %d", v, calls+1)
 	}
 	rows := after["ix_node_forward_rows"].GetMetric()[0].GetHistogram().GetSampleSum()
 	exps := after["ix_node_forward_experts"].GetMetric()[0].GetHistogram().GetSampleSum()
-	if rows != 2*(calls+2) || exps != 4*(calls+2) {
-		t.Errorf("rows sum %v, experts sum %v, want %d and %d", rows, exps, 2*(calls+2), 4*(calls+2))
+	if rows != 2*(calls+1) || exps != 4*(calls+1) {
+		t.Errorf("rows sum %v, experts sum %v, want %d and %d", rows, exps, 2*(calls+1), 4*(calls+1))
 	}
 	var in int
 	for _, r := range req.GetRows() {
 		in += len(r.GetActivation())
 	}
-	if v := value(after, "ix_node_forward_received_bytes_total"); v != float64(in*(calls+2)) {
-		t.Errorf("received bytes %v, want %d", v, in*(calls+2))
+	if v := value(after, "ix_node_forward_received_bytes_total"); v != float64(in*(calls+1)) {
+		t.Errorf("received bytes %v, want %d", v, in*(calls+1))
 	}
 	if v := value(after, "ix_node_forward_sent_bytes_total"); v != float64(sums) {
 		t.Errorf("sent bytes %v, want %d", v, sums)

@@ -33,10 +33,19 @@ type Config struct {
 	FileCheck func() error
 }
 
+// DefaultMaxPendingCalls is the default bound on the calls a node admits
+// at once (rpc.ServerConfig.MaxPendingCalls): four coordinators' calls
+// (router.Config.WorkersPerNode each), so the messages received and not
+// yet answered take at most 16 × 64 MiB by default, more calls are
+// refused before they are read, and callers go to another replica.
+const DefaultMaxPendingCalls = 16
+
 // DefaultConfig returns the defaults of the service and the gRPC server
-// and a 30 s drain.
+// (DefaultMaxPendingCalls calls admitted at once) and a 30 s drain.
 func DefaultConfig() Config {
-	return Config{Service: DefaultServiceConfig(), RPC: rpc.DefaultServerConfig(), ShutdownTimeout: 30 * time.Second}
+	rc := rpc.DefaultServerConfig()
+	rc.MaxPendingCalls = DefaultMaxPendingCalls
+	return Config{Service: DefaultServiceConfig(), RPC: rc, ShutdownTimeout: 30 * time.Second}
 }
 
 // Validate checks the config.
@@ -74,6 +83,9 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Service.MaxResponseBytes == 0 {
+		cfg.Service.MaxResponseBytes = cfg.RPC.MaxSendBytes // 0 too: the same default
+	}
 	svc, err := NewService(cfg.Service)
 	if err != nil {
 		return nil, err
@@ -87,6 +99,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics != nil {
 		m = newMetrics()
 		rc.Interceptors = append(append([]grpc.UnaryServerInterceptor{}, rc.Interceptors...), m.intercept)
+		rc.Refused = m.refuse
 	}
 	rs, err := rpc.NewServer(rc)
 	if err != nil {

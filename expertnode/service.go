@@ -59,16 +59,30 @@ type ServiceConfig struct {
 	MaxConcurrent int
 	// MaxRows bounds the rows of one Forward call.
 	MaxRows int
+	// MaxExperts bounds the expert uses of one Forward call: the experts
+	// of all its rows, what its compute is proportional to (0:
+	// DefaultMaxExperts).
+	MaxExperts int
+	// MaxResponseBytes is the send limit (the gRPC server's
+	// MaxSendBytes; New sets it): a call whose response would be larger
+	// is refused before it is computed (0: rpc.DefaultMaxMessageBytes).
+	MaxResponseBytes int
 	// MaxCallTime caps a Forward call that carries no deadline.
 	MaxCallTime time.Duration
 	// Logger gets the service's events.
 	Logger *slog.Logger
 }
 
+// DefaultMaxExperts is the default bound on a Forward call's expert uses:
+// router.MaxCallExperts, what a coordinator sends at most (4096 rows of
+// 16 experts).
+const DefaultMaxExperts = router.MaxCallExperts
+
 // DefaultServiceConfig returns the defaults: one call at a time, 4096
-// rows, 60 s without a caller deadline.
+// rows (router.MaxCallRows) and DefaultMaxExperts expert uses per call,
+// 60 s without a caller deadline.
 func DefaultServiceConfig() ServiceConfig {
-	return ServiceConfig{MaxConcurrent: 1, MaxRows: 4096, MaxCallTime: time.Minute}
+	return ServiceConfig{MaxConcurrent: 1, MaxRows: router.MaxCallRows, MaxExperts: DefaultMaxExperts, MaxCallTime: time.Minute}
 }
 
 // Validate checks the config.
@@ -81,6 +95,8 @@ func (c *ServiceConfig) Validate() error {
 	case c.MaxConcurrent <= 0 || c.MaxRows <= 0 || c.MaxCallTime <= 0:
 		return fmt.Errorf("expertnode: MaxConcurrent %d, MaxRows %d and MaxCallTime %v must be positive",
 			c.MaxConcurrent, c.MaxRows, c.MaxCallTime)
+	case c.MaxExperts < 0 || c.MaxResponseBytes < 0:
+		return fmt.Errorf("expertnode: MaxExperts %d and MaxResponseBytes %d must not be negative", c.MaxExperts, c.MaxResponseBytes)
 	}
 	for l, s := range c.Holdings {
 		if !c.Model.IsMoE(l) {
@@ -163,6 +179,7 @@ type Service struct {
 	changes     notifier     // readiness changes: drain, Load start and end
 
 	scratch sync.Pool // *scratch
+	reclaim reclaimer // limits.go
 }
 
 // NewService makes the service.
@@ -234,6 +251,10 @@ func (s *Service) Forward(ctx context.Context, req *ixv1.ForwardRequest) (*ixv1.
 		sc = &scratch{}
 	}
 	defer s.scratch.Put(sc)
+	defer s.reclaimAfter(req)
+	if err := s.checkCost(req); err != nil {
+		return nil, err
+	}
 	at, err := s.validate(req, sc)
 	if err != nil {
 		return nil, err
@@ -293,6 +314,9 @@ func (s *Service) validate(req *ixv1.ForwardRequest, sc *scratch) (gguf.Type, er
 	for i, r := range rows {
 		if len(r.GetActivation()) != rowBytes {
 			return 0, fmt.Errorf("%w: row %d: activation of %d bytes, want %d (%d values as %v)", ErrBadRequest, i, len(r.GetActivation()), rowBytes, m.Embd, at)
+		}
+		if !finiteActivation(at, r.GetActivation()) {
+			return 0, fmt.Errorf("%w: row %d: activation holds NaN or infinity", ErrBadRequest, i)
 		}
 		ex, w := r.GetExperts(), r.GetWeights()
 		if len(ex) == 0 || len(ex) != len(w) || len(ex) > m.Experts {
@@ -379,6 +403,9 @@ func grow[T any](b []T, n int) []T {
 
 // Load adds experts to the holdings once the executor has them resident.
 func (s *Service) Load(ctx context.Context, req *ixv1.LoadRequest) (*ixv1.LoadResponse, error) {
+	if fp := req.GetModelFingerprint(); fp != "" && fp != s.cfg.Model.Fingerprint {
+		return nil, fmt.Errorf("%w: caller %s, node %s", ErrModelMismatch, fp, s.cfg.Model.Fingerprint)
+	}
 	add, err := router.HoldingsFromProto(req.GetExperts(), s.checkRange)
 	if err != nil {
 		return nil, err
@@ -494,15 +521,19 @@ func ids(s *router.Set) []int {
 }
 
 // Status reports the model, holdings and counters.
-func (s *Service) Status(context.Context, *ixv1.StatusRequest) (*ixv1.StatusResponse, error) {
+func (s *Service) Status(_ context.Context, req *ixv1.StatusRequest) (*ixv1.StatusResponse, error) {
 	var avail *ixv1.Availability
 	if s.cfg.Available != nil {
 		avail = &ixv1.Availability{Experts: s.cfg.Available.ToProto()}
 	}
+	model := s.cfg.Model.Proto()
+	if req.GetTensorHashes() {
+		model.TensorHashes = s.cfg.Model.TensorHashes()
+	}
 	return &ixv1.StatusResponse{
 		Available:       avail,
 		NodeId:          s.cfg.NodeID,
-		Model:           s.cfg.Model.Proto(),
+		Model:           model,
 		Held:            s.held.Load().ToProto(),
 		HoldingsVersion: s.version.Load(),
 		Serving:         !s.draining.Load(),

@@ -2,6 +2,7 @@ package expertnode_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -132,6 +133,22 @@ func TestBadInputKeepsServing(t *testing.T) {
 		{"bad groups", func(r *ixv1.ForwardRequest) { r.Rows[0].GroupSizes = []uint32{3} }, codes.InvalidArgument},
 		{"zero group", func(r *ixv1.ForwardRequest) { r.Rows[0].GroupSizes = []uint32{0, 2} }, codes.InvalidArgument},
 		{"no rows", func(r *ixv1.ForwardRequest) { r.Rows = nil }, codes.InvalidArgument},
+		{"NaN scale", func(r *ixv1.ForwardRequest) { r.Rows[1].Activation[34], r.Rows[1].Activation[35] = 0x00, 0x7e }, codes.InvalidArgument},
+		{"infinite scale", func(r *ixv1.ForwardRequest) { r.Rows[0].Activation[0], r.Rows[0].Activation[1] = 0x00, 0xfc }, codes.InvalidArgument},
+		{"f32 NaN", func(r *ixv1.ForwardRequest) {
+			r.ActivationType = ixv1.ActivationType_ACTIVATION_TYPE_F32
+			for _, row := range r.Rows {
+				row.Activation = make([]byte, 4*embd)
+			}
+			binary.LittleEndian.PutUint32(r.Rows[0].Activation[4*7:], 0x7fc00000)
+		}, codes.InvalidArgument},
+		{"f32 infinity", func(r *ixv1.ForwardRequest) {
+			r.ActivationType = ixv1.ActivationType_ACTIVATION_TYPE_F32
+			for _, row := range r.Rows {
+				row.Activation = make([]byte, 4*embd)
+			}
+			binary.LittleEndian.PutUint32(r.Rows[1].Activation[4*(embd-1):], 0xff800000)
+		}, codes.InvalidArgument},
 		{"not held", func(r *ixv1.ForwardRequest) { r.Rows[0].Experts[0] = 12 }, codes.FailedPrecondition},
 		{"other model", func(r *ixv1.ForwardRequest) { r.ModelFingerprint = "other" }, codes.FailedPrecondition},
 		{"oversized", func(r *ixv1.ForwardRequest) {
@@ -179,7 +196,13 @@ func TestLoadRelease(t *testing.T) {
 		t.Fatalf("before load: %v", err)
 	}
 	set := []*ixv1.LayerExperts{{Layer: 1, Ranges: []*ixv1.ExpertRange{{First: 12, Last: 13}}}}
-	lr, err := c.Load(context.Background(), &ixv1.LoadRequest{Experts: set})
+	if _, err := c.Load(context.Background(), &ixv1.LoadRequest{Experts: set, ModelFingerprint: "other"}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("a Load for another model: %v, want FailedPrecondition", err)
+	}
+	if _, err := c.Forward(context.Background(), req); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("after a refused load: %v", err)
+	}
+	lr, err := c.Load(context.Background(), &ixv1.LoadRequest{Experts: set, ModelFingerprint: fpModel})
 	if err != nil {
 		t.Fatal(err)
 	}

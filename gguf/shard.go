@@ -24,6 +24,11 @@ const (
 	// dimension of 0: a coordinator shard keeps them so their types and
 	// shapes are known).
 	KeyShardExpertsPrefix = "ix.shard.experts."
+	// KeyShardHashPrefix + tensor name is the uint8 array of the SHA-256
+	// digests of each expert's slice of that routed expert tensor of the
+	// whole model (experts*32 bytes), in every shard: the model's
+	// fingerprint covers them, so a node whose weights differ is refused.
+	KeyShardHashPrefix = "ix.shard.sha256."
 )
 
 // Shard roles.

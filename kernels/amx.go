@@ -79,10 +79,28 @@ func TilesEnabled() bool { return tilesVariant.enable }
 // TilesAvailable reports whether this CPU and kernel run the tile path.
 func TilesAvailable() bool { return tilesVariant.available }
 
+// blockRows holds, per type, a rows kernel in the tile kernels'
+// arithmetic (one rounding per block and token; set up by the
+// architecture's init): the batch-invariant mode computes the products too
+// small for the tiles with it.
+var blockRows [gguf.TypeCount]rowsKernel
+
+// tileArithmetic reports whether every product of w, whatever its token
+// count, runs in the tile kernels' arithmetic: in the batch-invariant mode
+// where this CPU has both the tiles and blockRows for w's type (the tiles
+// take the products of tileMinTokens or more, blockRows the others, with
+// the same bits per row). Elsewhere the batch-invariant mode keeps w on the
+// vec_dot rows kernels.
+func tileArithmetic(w *Matrix) bool {
+	return batchInvariant && tilesVariant.on() && tileKernels[w.Type] != nil && blockRows[w.Type] != nil && w.Cols%256 == 0
+}
+
 // tileKernelFor returns the tile kernel for a product of w with n tokens,
-// or nil when the rows kernels take it.
+// or nil when the rows kernels take it. In the batch-invariant mode only
+// where tileArithmetic holds: the tiles round per block, the vec_dot rows
+// kernels per lane.
 func tileKernelFor(w *Matrix, n int) tileKernel {
-	if !tilesVariant.on() || n < max(packMinTokens, tileMinTokens[w.Type]) || w.Cols%256 != 0 {
+	if (batchInvariant && !tileArithmetic(w)) || !tilesVariant.on() || n < max(packMinTokens, tileMinTokens[w.Type]) || w.Cols%256 != 0 {
 		return nil
 	}
 	return tileKernels[w.Type]
@@ -344,5 +362,19 @@ func (p *Pool) RowsProduct(worker int, out []float32, ldo int, m *Matrix, lo, hi
 		return
 	}
 	rb, _ := f.VecDot.RowBytes(x.Cols)
-	m.dotRows(out, ldo, lo, hi, x.quant[f.VecDot][s0*rb:s1*rb], rb, n)
+	m.productRows(out, ldo, lo, hi, x.quant[f.VecDot][s0*rb:s1*rb], rb, n)
+}
+
+// productRows is dotRows for the rows kernels' part of a product (MatMul,
+// RowsProduct): in the tile kernels' arithmetic (blockRows) where
+// tileArithmetic holds.
+func (m *Matrix) productRows(out []float32, ldo, lo, hi int, a []byte, lda, nt int) {
+	if !tileArithmetic(m) {
+		m.dotRows(out, ldo, lo, hi, a, lda, nt)
+		return
+	}
+	w, k := m.Data[lo*m.RowBytes:hi*m.RowBytes], blockRows[m.Type]
+	for t0 := 0; t0 < nt; t0 += TileTokens {
+		k(out[t0*ldo:], ldo, w, hi-lo, a[t0*lda:], lda, min(TileTokens, nt-t0), m.Cols)
+	}
 }

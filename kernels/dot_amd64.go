@@ -30,6 +30,17 @@ func dotQ4KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt
 //go:noescape
 func dotQ6KAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 
+// dotQ4KBlockAVX512 and dotQ6KBlockAVX512 are the rows kernels in the
+// tile kernels' arithmetic (tileDotQ4KRef, tileDotQ6KRef: one rounding
+// per block and token instead of ggml's per lane), for the batch-invariant
+// mode on CPUs whose larger products take the tiles.
+//
+//go:noescape
+func dotQ4KBlockAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
+//go:noescape
+func dotQ6KBlockAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+
 //go:noescape
 func dotQ8_0AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 
@@ -281,6 +292,8 @@ func init() {
 		addVariant(gguf.TypeQ4_0, "avx512", asmRows(dotQ4_0AVX512, 32), oneQ4_0AVX512)
 		addVariant(gguf.TypeQ5_0, "avx512", asmRows(dotQ5_0AVX512, 32), oneQ5_0AVX512)
 		addVariant(gguf.TypeQ4_1, "avx512", asmRows(dotQ4_1AVX512, 32), oneQ4_1AVX512)
+		blockRows[gguf.TypeQ4_K] = asmRows(dotQ4KBlockAVX512, 256)
+		blockRows[gguf.TypeQ6_K] = asmRows(dotQ6KBlockAVX512, 256)
 	}
 	if cpu.avx2 && cpu.f16c && cpu.fma {
 		addVariant(gguf.TypeQ4_K, "avx2", asmRows(dotQ4KAVX2, 256), oneQ4KAVX2)

@@ -5364,11 +5364,13 @@ dotQ4KAVX512_sblock:
 	VPMADDUBSW 196(BX), Z3, Z15
 	VPDPWSSD   Z7, Z15, Z16
 
-	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	// Fold the two halves into ggml's eight lanes.
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
-	VCVTDQ2PS     Y16, Y16
-	VMULPS        Y12, Y14, Y17
+
+	// acc = fma(d*y.d, float(lanes), acc).
+	VCVTDQ2PS Y16, Y16
+	VMULPS    Y12, Y14, Y17
 
 	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
 	VFMADD231PS Y17, Y16, Y20
@@ -5443,11 +5445,13 @@ dotQ4KAVX512_sblock:
 	VPMADDUBSW 196(BX), Z3, Z15
 	VPDPWSSD   Z7, Z15, Z16
 
-	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	// Fold the two halves into ggml's eight lanes.
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
-	VCVTDQ2PS     Y16, Y16
-	VMULPS        Y12, Y14, Y17
+
+	// acc = fma(d*y.d, float(lanes), acc).
+	VCVTDQ2PS Y16, Y16
+	VMULPS    Y12, Y14, Y17
 
 	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
 	VFMADD231PS Y17, Y16, Y22
@@ -5523,11 +5527,13 @@ dotQ4KAVX512_sblock:
 	VPMADDUBSW 196(BX), Z3, Z15
 	VPDPWSSD   Z7, Z15, Z16
 
-	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	// Fold the two halves into ggml's eight lanes.
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
-	VCVTDQ2PS     Y16, Y16
-	VMULPS        Y12, Y14, Y17
+
+	// acc = fma(d*y.d, float(lanes), acc).
+	VCVTDQ2PS Y16, Y16
+	VMULPS    Y12, Y14, Y17
 
 	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
 	VFMADD231PS Y17, Y16, Y24
@@ -5603,11 +5609,13 @@ dotQ4KAVX512_sblock:
 	VPMADDUBSW 196(BX), Z3, Z15
 	VPDPWSSD   Z7, Z15, Z16
 
-	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	// Fold the two halves into ggml's eight lanes.
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
-	VCVTDQ2PS     Y16, Y16
-	VMULPS        Y12, Y14, Y17
+
+	// acc = fma(d*y.d, float(lanes), acc).
+	VCVTDQ2PS Y16, Y16
+	VMULPS    Y12, Y14, Y17
 
 	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
 	VFMADD231PS Y17, Y16, Y19
@@ -5789,11 +5797,13 @@ dotQ4KAVX512_block1:
 	VPMADDUBSW 196(BX), Z3, Z15
 	VPDPWSSD   Z7, Z15, Z16
 
-	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	// Fold the two halves into ggml's eight lanes.
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
-	VCVTDQ2PS     Y16, Y16
-	VMULPS        Y12, Y14, Y17
+
+	// acc = fma(d*y.d, float(lanes), acc).
+	VCVTDQ2PS Y16, Y16
+	VMULPS    Y12, Y14, Y17
 
 	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
 	VFMADD231PS Y17, Y16, Y20
@@ -5917,11 +5927,13 @@ dotQ4KAVX512_tok:
 	VPMADDUBSW 196(BX), Z3, Z15
 	VPDPWSSD   Z7, Z15, Z16
 
-	// Fold the two halves into ggml's eight lanes; acc = fma(d*y.d, float(lanes), acc).
+	// Fold the two halves into ggml's eight lanes.
 	VEXTRACTI64X4 $0x01, Z16, Y17
 	VPADDD        Y17, Y16, Y16
-	VCVTDQ2PS     Y16, Y16
-	VMULPS        Y12, Y14, Y17
+
+	// acc = fma(d*y.d, float(lanes), acc).
+	VCVTDQ2PS Y16, Y16
+	VMULPS    Y12, Y14, Y17
 
 	// (Y24 is the scratch of accumulators in memory: the several-token loop, where no stream uses it.)
 	VMOVUPS     (R14), Y24
@@ -6896,6 +6908,1347 @@ DATA q6kScaleIdx<>+253(SB)/1, $0x00
 DATA q6kScaleIdx<>+254(SB)/1, $0x0f
 DATA q6kScaleIdx<>+255(SB)/1, $0x00
 GLOBL q6kScaleIdx<>(SB), RODATA|NOPTR, $256
+
+// func dotQ4KBlockAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, GFNI, MMX+
+TEXT ·dotQ4KBlockAVX512(SB), NOSPLIT, $256-64
+	// dotQ4KBlockAVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:
+	// 
+	// 	out[t*ldo+r] = tileDotQ4K(w[r*nb*144:], a[t*lda:], nb)
+	// 
+	// in the AMX tile kernels' arithmetic: per block the exact integer dot of the
+	// levels times the sub-block scales (sumi) and of the mins times the sub-block
+	// sums (mins), then acc = fma(float(sumi), d*y.d, acc) and
+	// acc = fma(-float(mins), dmin*y.d, acc), each rounded once. The batch-
+	// invariant mode runs it where the tiles take the larger products, so that a
+	// row's result does not depend on how many tokens share its product.
+	MOVQ out+0(FP), DI
+	MOVQ ldo+8(FP), R8
+	SHLQ $0x02, R8
+	MOVQ w+16(FP), SI
+	MOVQ rows+24(FP), R9
+	MOVQ lda+40(FP), R11
+	MOVQ nt+48(FP), R12
+	MOVQ nb+56(FP), R13
+
+	// Constants: nibble mask, per-half shift counts, scale shuffles.
+	VMOVDQU64 nibbleMatrices<>+0(SB), Z31
+	MOVL      $0x00000055, AX
+	KMOVB     AX, K1
+	MOVL      $0x000000aa, AX
+	KMOVB     AX, K2
+	VMOVDQU64 q4kScaleCtl<>+0(SB), Z26
+	VMOVDQU64 q4kScaleCtl<>+64(SB), Z27
+	VMOVDQU64 q4kScaleCtl<>+128(SB), Z28
+	VMOVDQU64 q4kScaleCtl<>+192(SB), Z29
+	VMOVDQU   q4kMinCtl<>+0(SB), X9
+	TESTQ     R9, R9
+	JLE       dotQ4KBlockAVX512_done
+	CMPQ      R12, $0x01
+	JNE       dotQ4KBlockAVX512_row
+
+	// One token: accumulators in registers.
+	// Rows in 4 streams: R9 = rows per stream; the rows%4 left go to the loop below.
+	MOVQ R9, AX
+	SHRQ $0x02, AX
+	JZ   dotQ4KBlockAVX512_row1
+
+	// Stream s's weights start s*q rows on: RDX = q*nb*wBlock.
+	MOVQ   R13, DX
+	IMUL3Q $0x00000090, DX, DX
+	IMULQ  AX, DX
+	LEAQ   (SI)(DX*1), R15
+	LEAQ   (R15)(DX*1), R10
+	LEAQ   (R10)(DX*1), R11
+
+	// Keep rows in its argument slot (reloaded below).
+	MOVQ R9, rows+24(FP)
+	MOVQ AX, R9
+
+dotQ4KBlockAVX512_streams:
+	VXORPS Y20, Y20, Y20
+	VXORPS Y21, Y21, Y21
+	VXORPS Y22, Y22, Y22
+	VXORPS Y23, Y23, Y23
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4KBlockAVX512_sblock:
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+
+	// From the activation block: Y14 = y.d, X18 = the pairwise bsums (the sub-block sums).
+	VBROADCASTSS (BX), Y14
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VMOVDQA64    X15, X18
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum; acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0x4e, X16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0xb1, X16, X17
+	VPADDD        X17, X16, X16
+	VCVTDQ2PS     X16, X16
+	VMULSS        X12, X14, X17
+	VFMADD231SS   X17, X16, X20
+
+	// mins = sum of the mins times the sub-block sums; acc = fma(-float(mins), dmin*y.d, acc).
+	VPMADDWD     X10, X18, X15
+	VPSHUFD      $0x4e, X15, X17
+	VPADDD       X17, X15, X15
+	VPSHUFD      $0xb1, X15, X17
+	VPADDD       X17, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULSS       X13, X14, X17
+	VFNMADD231SS X17, X15, X20
+	XCHGQ        SI, R15
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum; acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0x4e, X16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0xb1, X16, X17
+	VPADDD        X17, X16, X16
+	VCVTDQ2PS     X16, X16
+	VMULSS        X12, X14, X17
+	VFMADD231SS   X17, X16, X21
+
+	// mins = sum of the mins times the sub-block sums; acc = fma(-float(mins), dmin*y.d, acc).
+	VPMADDWD     X10, X18, X15
+	VPSHUFD      $0x4e, X15, X17
+	VPADDD       X17, X15, X15
+	VPSHUFD      $0xb1, X15, X17
+	VPADDD       X17, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULSS       X13, X14, X17
+	VFNMADD231SS X17, X15, X21
+	XCHGQ        SI, R15
+	XCHGQ        SI, R10
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum; acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0x4e, X16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0xb1, X16, X17
+	VPADDD        X17, X16, X16
+	VCVTDQ2PS     X16, X16
+	VMULSS        X12, X14, X17
+	VFMADD231SS   X17, X16, X22
+
+	// mins = sum of the mins times the sub-block sums; acc = fma(-float(mins), dmin*y.d, acc).
+	VPMADDWD     X10, X18, X15
+	VPSHUFD      $0x4e, X15, X17
+	VPADDD       X17, X15, X15
+	VPSHUFD      $0xb1, X15, X17
+	VPADDD       X17, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULSS       X13, X14, X17
+	VFNMADD231SS X17, X15, X22
+	XCHGQ        SI, R10
+	XCHGQ        SI, R11
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum; acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0x4e, X16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0xb1, X16, X17
+	VPADDD        X17, X16, X16
+	VCVTDQ2PS     X16, X16
+	VMULSS        X12, X14, X17
+	VFMADD231SS   X17, X16, X23
+
+	// mins = sum of the mins times the sub-block sums; acc = fma(-float(mins), dmin*y.d, acc).
+	VPMADDWD     X10, X18, X15
+	VPSHUFD      $0x4e, X15, X17
+	VPADDD       X17, X15, X15
+	VPSHUFD      $0xb1, X15, X17
+	VPADDD       X17, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULSS       X13, X14, X17
+	VFNMADD231SS X17, X15, X23
+	XCHGQ        SI, R11
+	ADDQ         $0x00000090, SI
+	ADDQ         $0x00000090, R15
+	ADDQ         $0x00000090, R10
+	ADDQ         $0x00000090, R11
+	ADDQ         $0x00000124, BX
+	DECQ         CX
+	JNZ          dotQ4KBlockAVX512_sblock
+
+	// Stream s's result goes to DI + s*q*4.
+	MOVQ    rows+24(FP), DX
+	SHRQ    $0x02, DX
+	SHLQ    $0x02, DX
+	MOVQ    DI, AX
+	VMOVAPS X20, X1
+	VMOVSS  X1, (AX)
+	ADDQ    DX, AX
+	VMOVAPS X21, X1
+	VMOVSS  X1, (AX)
+	ADDQ    DX, AX
+	VMOVAPS X22, X1
+	VMOVSS  X1, (AX)
+	ADDQ    DX, AX
+	VMOVAPS X23, X1
+	VMOVSS  X1, (AX)
+	ADDQ    DX, AX
+	ADDQ    $0x04, DI
+	DECQ    R9
+	JNZ     dotQ4KBlockAVX512_streams
+
+	// Past all streams: SI = the last stream's position, DI past its rows, R9 = rows%n.
+	MOVQ   R11, SI
+	MOVQ   rows+24(FP), R9
+	MOVQ   R9, AX
+	SHRQ   $0x02, AX
+	IMUL3Q $0x00000003, AX, AX
+	LEAQ   (DI)(AX*4), DI
+	ANDQ   $0x03, R9
+	JZ     dotQ4KBlockAVX512_done
+
+dotQ4KBlockAVX512_row1:
+	VXORPS Y20, Y20, Y20
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ4KBlockAVX512_block1:
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+
+	// From the activation block: Y14 = y.d, X18 = the pairwise bsums (the sub-block sums).
+	VBROADCASTSS (BX), Y14
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VMOVDQA64    X15, X18
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum; acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0x4e, X16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0xb1, X16, X17
+	VPADDD        X17, X16, X16
+	VCVTDQ2PS     X16, X16
+	VMULSS        X12, X14, X17
+	VFMADD231SS   X17, X16, X20
+
+	// mins = sum of the mins times the sub-block sums; acc = fma(-float(mins), dmin*y.d, acc).
+	VPMADDWD     X10, X18, X15
+	VPSHUFD      $0x4e, X15, X17
+	VPADDD       X17, X15, X15
+	VPSHUFD      $0xb1, X15, X17
+	VPADDD       X17, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULSS       X13, X14, X17
+	VFNMADD231SS X17, X15, X20
+	ADDQ         $0x00000090, SI
+	ADDQ         $0x00000124, BX
+	DECQ         CX
+	JNZ          dotQ4KBlockAVX512_block1
+	VMOVAPS      X20, X1
+	VMOVSS       X1, (DI)
+	ADDQ         $0x04, DI
+	DECQ         R9
+	JNZ          dotQ4KBlockAVX512_row1
+	JMP          dotQ4KBlockAVX512_done
+
+	// Several tokens: accumulators in the frame.
+dotQ4KBlockAVX512_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ4KBlockAVX512_zero:
+	VMOVUPS Y0, (R14)
+	ADDQ    $0x20, R14
+	DECQ    DX
+	JNZ     dotQ4KBlockAVX512_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ4KBlockAVX512_block:
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+
+	// d and dmin to f32: Y12 = d (8 lanes), X13 = dmin (4 lanes).
+	VMOVD        (SI), X11
+	VCVTPH2PS    X11, X11
+	VBROADCASTSS X11, Y12
+	VSHUFPS      $0x55, X11, X11, X13
+
+	// Scales and mins: U = bytes 0..7, V = bytes 8..11 of the 12.
+	MOVQ 4(SI), AX
+	MOVL 12(SI), DX
+
+	// A = U & 0x3f..: sc0..3 (low half), m0..3 (high half)
+	ANDQ k3f<>+0(SB), AX
+
+	// Hi = (V | V<<28) & 0x0f.. | B: sc4..7 (low half), m4..7 (high half)
+	MOVQ DX, R14
+	SHLQ $0x1c, R14
+	ORQ  R14, DX
+	ANDQ k0f<>+0(SB), DX
+	MOVQ 4(SI), R14
+	SHRQ $0x06, R14
+	ANDQ k03<>+0(SB), R14
+	SHLQ $0x04, R14
+	ORQ  R14, DX
+
+	// Every 128-bit lane of dst = [A, Hi] (K1 selects even qwords, K2 odd).
+	VPBROADCASTQ AX, K1, Z8
+	VPBROADCASTQ DX, K2, Z8
+
+	// Scale words of the four chunks (Z4..Z7) and the mins (X10).
+	VPSHUFB Z26, Z8, Z4
+	VPSHUFB Z27, Z8, Z5
+	VPSHUFB Z28, Z8, Z6
+	VPSHUFB Z29, Z8, Z7
+	VPSHUFB X9, X8, X10
+
+	// Nibbles of chunk c: low nibbles in the lower 256 bits, high in the upper (Z0..Z3).
+	VBROADCASTI64X4 16(SI), Z0
+	VGF2P8AFFINEQB  $0x00, Z31, Z0, Z0
+	VBROADCASTI64X4 48(SI), Z1
+	VGF2P8AFFINEQB  $0x00, Z31, Z1, Z1
+	VBROADCASTI64X4 80(SI), Z2
+	VGF2P8AFFINEQB  $0x00, Z31, Z2, Z2
+	VBROADCASTI64X4 112(SI), Z3
+	VGF2P8AFFINEQB  $0x00, Z31, Z3, Z3
+	MOVQ            R10, BX
+	LEAQ            (SP), R14
+	MOVQ            R12, DX
+
+dotQ4KBlockAVX512_tok:
+	// From the activation block: Y14 = y.d, X18 = the pairwise bsums (the sub-block sums).
+	VBROADCASTSS (BX), Y14
+	VMOVDQU      260(BX), X15
+	VPHADDW      276(BX), X15, X15
+	VMOVDQA64    X15, X18
+
+	// Integer lanes: maddubs(nibbles, q8) then words times scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the two halves into ggml's eight lanes.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum; acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0x4e, X16, X17
+	VPADDD        X17, X16, X16
+	VPSHUFD       $0xb1, X16, X17
+	VPADDD        X17, X16, X16
+	VCVTDQ2PS     X16, X16
+	VMULSS        X12, X14, X17
+	VMOVSS        (R14), X24
+	VFMADD231SS   X17, X16, X24
+	VMOVSS        X24, (R14)
+
+	// mins = sum of the mins times the sub-block sums; acc = fma(-float(mins), dmin*y.d, acc).
+	VPMADDWD     X10, X18, X15
+	VPSHUFD      $0x4e, X15, X17
+	VPADDD       X17, X15, X15
+	VPSHUFD      $0xb1, X15, X17
+	VPADDD       X17, X15, X15
+	VCVTDQ2PS    X15, X15
+	VMULSS       X13, X14, X17
+	VMOVSS       (R14), X24
+	VFNMADD231SS X17, X15, X24
+	VMOVSS       X24, (R14)
+	ADDQ         R11, BX
+	ADDQ         $0x20, R14
+	DECQ         DX
+	JNZ          dotQ4KBlockAVX512_tok
+	ADDQ         $0x00000090, SI
+	ADDQ         $0x00000124, R10
+	DECQ         CX
+	JNZ          dotQ4KBlockAVX512_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ4KBlockAVX512_fin:
+	VMOVSS (R14), X1
+	VMOVSS X1, (AX)
+	ADDQ   R8, AX
+	ADDQ   $0x20, R14
+	DECQ   DX
+	JNZ    dotQ4KBlockAVX512_fin
+	ADDQ   $0x04, DI
+	DECQ   R9
+	JNZ    dotQ4KBlockAVX512_row
+
+dotQ4KBlockAVX512_done:
+	VZEROUPPER
+	RET
+
+// func dotQ6KBlockAVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·dotQ6KBlockAVX512(SB), NOSPLIT, $256-64
+	// dotQ6KBlockAVX512 is, for r < rows and t < nt (nt <= 8), with rows of nb blocks:
+	// 
+	// 	out[t*ldo+r] = tileDotQ6K(w[r*nb*210:], a[t*lda:], nb)
+	// 
+	// in the AMX tile kernels' arithmetic: per block the exact integer dot
+	// sumi = sum_j scale_j * sum (level-32)*q8, then acc = fma(float(sumi),
+	// d*y.d, acc), rounded once per block (see dotQ4KBlockAVX512).
+	MOVQ out+0(FP), DI
+	MOVQ ldo+8(FP), R8
+	SHLQ $0x02, R8
+	MOVQ w+16(FP), SI
+	MOVQ rows+24(FP), R9
+	MOVQ lda+40(FP), R11
+	MOVQ nt+48(FP), R12
+	MOVQ nb+56(FP), R13
+
+	// Constants: nibble mask, 0x30 mask, qh shift counts, scale permutations.
+	VMOVDQU64 nibbleMask<>+0(SB), Z31
+	VMOVDQU64 mask30<>+0(SB), Z30
+	VMOVDQU64 q6kShl<>+0(SB), Z29
+	VMOVDQU64 q6kShr<>+0(SB), Z28
+	VMOVDQU64 q6kScaleIdx<>+0(SB), Z24
+	VMOVDQU64 q6kScaleIdx<>+64(SB), Z25
+	VMOVDQU64 q6kScaleIdx<>+128(SB), Z26
+	VMOVDQU64 q6kScaleIdx<>+192(SB), Z27
+	TESTQ     R9, R9
+	JLE       dotQ6KBlockAVX512_done
+	CMPQ      R12, $0x01
+	JNE       dotQ6KBlockAVX512_row
+
+	// One token: accumulators in registers.
+	// Rows in 4 streams: R9 = rows per stream; the rows%4 left go to the loop below.
+	MOVQ R9, AX
+	SHRQ $0x02, AX
+	JZ   dotQ6KBlockAVX512_row1
+
+	// Stream s's weights start s*q rows on: RDX = q*nb*wBlock.
+	MOVQ   R13, DX
+	IMUL3Q $0x000000d2, DX, DX
+	IMULQ  AX, DX
+	LEAQ   (SI)(DX*1), R15
+	LEAQ   (R15)(DX*1), R10
+	LEAQ   (R10)(DX*1), R11
+
+	// Keep rows in its argument slot (reloaded below).
+	MOVQ R9, rows+24(FP)
+	MOVQ AX, R9
+
+dotQ6KBlockAVX512_streams:
+	VXORPS Y20, Y20, Y20
+	VXORPS Y21, Y21, Y21
+	VXORPS Y22, Y22, Y22
+	VXORPS Y23, Y23, Y23
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ6KBlockAVX512_sblock:
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum (X9); acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X9
+	VPADDD        X16, X9, X9
+	VPHADDD       X9, X9, X9
+	VPHADDD       X9, X9, X9
+	VCVTDQ2PS     X9, X9
+	VMULSS        (BX), X12, X10
+	VFMADD231SS   X10, X9, X20
+	XCHGQ         SI, R15
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum (X9); acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X9
+	VPADDD        X16, X9, X9
+	VPHADDD       X9, X9, X9
+	VPHADDD       X9, X9, X9
+	VCVTDQ2PS     X9, X9
+	VMULSS        (BX), X12, X10
+	VFMADD231SS   X10, X9, X21
+	XCHGQ         SI, R15
+	XCHGQ         SI, R10
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum (X9); acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X9
+	VPADDD        X16, X9, X9
+	VPHADDD       X9, X9, X9
+	VPHADDD       X9, X9, X9
+	VCVTDQ2PS     X9, X9
+	VMULSS        (BX), X12, X10
+	VFMADD231SS   X10, X9, X22
+	XCHGQ         SI, R10
+	XCHGQ         SI, R11
+
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum (X9); acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X9
+	VPADDD        X16, X9, X9
+	VPHADDD       X9, X9, X9
+	VPHADDD       X9, X9, X9
+	VCVTDQ2PS     X9, X9
+	VMULSS        (BX), X12, X10
+	VFMADD231SS   X10, X9, X23
+	XCHGQ         SI, R11
+	ADDQ          $0x000000d2, SI
+	ADDQ          $0x000000d2, R15
+	ADDQ          $0x000000d2, R10
+	ADDQ          $0x000000d2, R11
+	ADDQ          $0x00000124, BX
+	DECQ          CX
+	JNZ           dotQ6KBlockAVX512_sblock
+
+	// Stream s's result goes to DI + s*q*4.
+	MOVQ    rows+24(FP), DX
+	SHRQ    $0x02, DX
+	SHLQ    $0x02, DX
+	MOVQ    DI, AX
+	VMOVAPS X20, X1
+	VMOVSS  X1, (AX)
+	ADDQ    DX, AX
+	VMOVAPS X21, X1
+	VMOVSS  X1, (AX)
+	ADDQ    DX, AX
+	VMOVAPS X22, X1
+	VMOVSS  X1, (AX)
+	ADDQ    DX, AX
+	VMOVAPS X23, X1
+	VMOVSS  X1, (AX)
+	ADDQ    DX, AX
+	ADDQ    $0x04, DI
+	DECQ    R9
+	JNZ     dotQ6KBlockAVX512_streams
+
+	// Past all streams: SI = the last stream's position, DI past its rows, R9 = rows%n.
+	MOVQ   R11, SI
+	MOVQ   rows+24(FP), R9
+	MOVQ   R9, AX
+	SHRQ   $0x02, AX
+	IMUL3Q $0x00000003, AX, AX
+	LEAQ   (DI)(AX*4), DI
+	ANDQ   $0x03, R9
+	JZ     dotQ6KBlockAVX512_done
+
+dotQ6KBlockAVX512_row1:
+	VXORPS Y20, Y20, Y20
+	MOVQ   a+32(FP), BX
+	MOVQ   R13, CX
+
+dotQ6KBlockAVX512_block1:
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum (X9); acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X9
+	VPADDD        X16, X9, X9
+	VPHADDD       X9, X9, X9
+	VPHADDD       X9, X9, X9
+	VCVTDQ2PS     X9, X9
+	VMULSS        (BX), X12, X10
+	VFMADD231SS   X10, X9, X20
+	ADDQ          $0x000000d2, SI
+	ADDQ          $0x00000124, BX
+	DECQ          CX
+	JNZ           dotQ6KBlockAVX512_block1
+	VMOVAPS       X20, X1
+	VMOVSS        X1, (DI)
+	ADDQ          $0x04, DI
+	DECQ          R9
+	JNZ           dotQ6KBlockAVX512_row1
+	JMP           dotQ6KBlockAVX512_done
+
+	// Several tokens: accumulators in the frame.
+dotQ6KBlockAVX512_row:
+	VXORPS Y0, Y0, Y0
+	LEAQ   (SP), R14
+	MOVQ   R12, DX
+
+dotQ6KBlockAVX512_zero:
+	VMOVUPS Y0, (R14)
+	ADDQ    $0x20, R14
+	DECQ    DX
+	JNZ     dotQ6KBlockAVX512_zero
+	MOVQ    a+32(FP), R10
+	MOVQ    R13, CX
+
+dotQ6KBlockAVX512_block:
+	// Prefetch the weight stream into L2 6144 bytes ahead, into L1 1024 bytes ahead.
+	PREFETCHT1 6144(SI)
+	PREFETCHT1 6208(SI)
+	PREFETCHT1 6272(SI)
+	PREFETCHT1 6336(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT0 1216(SI)
+
+	// d to f32 in all lanes (Y12).
+	VPBROADCASTW 208(SI), X11
+	VCVTPH2PS    X11, Y12
+
+	// Scales: 16 int8 to words (Y8, for the bsums term) and per-lane scale words Z4..Z7.
+	VPMOVSXBW 192(SI), Y8
+	VPERMW    Z8, Z24, Z4
+	VPERMW    Z8, Z25, Z5
+	VPERMW    Z8, Z26, Z6
+	VPERMW    Z8, Z27, Z7
+
+	// Levels of the two 128-element halves: Z0, Z1 (half 0), Z2, Z3 (half 1).
+	VMOVDQU64       (SI), Z9
+	VBROADCASTI64X4 128(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z0
+	VPANDD     Z30, Z0, Z0
+	VPTERNLOGD $0xf8, Z31, Z9, Z0
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW          $0x04, Z9, Z9
+	VPSRLVW         Z28, Z10, Z1
+	VPANDD          Z30, Z1, Z1
+	VPTERNLOGD      $0xf8, Z31, Z9, Z1
+	VMOVDQU64       64(SI), Z9
+	VBROADCASTI64X4 160(SI), Z10
+
+	// lo = (ql & 0x0f) | ((qh << 4 or 2) & 0x30)
+	VPSLLVW    Z29, Z10, Z2
+	VPANDD     Z30, Z2, Z2
+	VPTERNLOGD $0xf8, Z31, Z9, Z2
+
+	// hi = ((ql >> 4) & 0x0f) | ((qh >> 0 or 2) & 0x30)
+	VPSRLW     $0x04, Z9, Z9
+	VPSRLVW    Z28, Z10, Z3
+	VPANDD     Z30, Z3, Z3
+	VPTERNLOGD $0xf8, Z31, Z9, Z3
+	MOVQ       R10, BX
+	LEAQ       (SP), R14
+	MOVQ       R12, DX
+
+dotQ6KBlockAVX512_tok:
+	// Integer lanes: maddubs(levels, q8), times the scales into dwords.
+	VPMADDUBSW 4(BX), Z0, Z15
+	VPMADDWD   Z4, Z15, Z16
+	VPMADDUBSW 68(BX), Z1, Z15
+	VPDPWSSD   Z5, Z15, Z16
+	VPMADDUBSW 132(BX), Z2, Z15
+	VPDPWSSD   Z6, Z15, Z16
+	VPMADDUBSW 196(BX), Z3, Z15
+	VPDPWSSD   Z7, Z15, Z16
+
+	// Fold the halves; subtract 32*(bsums x scales) lane by lane.
+	VEXTRACTI64X4 $0x01, Z16, Y17
+	VPADDD        Y17, Y16, Y16
+	VPMADDWD      260(BX), Y8, Y17
+	VPSLLD        $0x05, Y17, Y17
+	VPSUBD        Y17, Y16, Y16
+
+	// sumi = the lanes' exact sum (X9); acc = fma(float(sumi), d*y.d, acc).
+	VEXTRACTI32X4 $0x01, Y16, X9
+	VPADDD        X16, X9, X9
+	VPHADDD       X9, X9, X9
+	VPHADDD       X9, X9, X9
+	VCVTDQ2PS     X9, X9
+	VMULSS        (BX), X12, X10
+	VMOVSS        (R14), X18
+	VFMADD231SS   X10, X9, X18
+	VMOVSS        X18, (R14)
+	ADDQ          R11, BX
+	ADDQ          $0x20, R14
+	DECQ          DX
+	JNZ           dotQ6KBlockAVX512_tok
+	ADDQ          $0x000000d2, SI
+	ADDQ          $0x00000124, R10
+	DECQ          CX
+	JNZ           dotQ6KBlockAVX512_block
+
+	// Reduce each token's accumulators into out[t*ldo+r].
+	LEAQ (SP), R14
+	MOVQ DI, AX
+	MOVQ R12, DX
+
+dotQ6KBlockAVX512_fin:
+	VMOVSS (R14), X1
+	VMOVSS X1, (AX)
+	ADDQ   R8, AX
+	ADDQ   $0x20, R14
+	DECQ   DX
+	JNZ    dotQ6KBlockAVX512_fin
+	ADDQ   $0x04, DI
+	DECQ   R9
+	JNZ    dotQ6KBlockAVX512_row
+
+dotQ6KBlockAVX512_done:
+	VZEROUPPER
+	RET
 
 // func dotQ8_0AVX512(out *float32, ldo int, w *byte, rows int, a *byte, lda int, nt int, nb int)
 // Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+

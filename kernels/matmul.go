@@ -168,10 +168,10 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x *Activations) {
 	mm.out, mm.w, mm.x, mm.n = out[:x.N*w.Rows], w, x.X, x.N
 	f := w.format
 	mm.dot, mm.dotF32, mm.rows = f.Dot, f.DotF32, true
-	if bd := batchDotFor(w, x.N); bd != nil {
+	if bd := batchDotFor(w, x.N); bd != nil && !batchInvariant {
 		mm.dot, mm.rows = bd, false
 	}
-	if bd := batchDotF32For(w, x.N); bd != nil && !x.Strided {
+	if bd := batchDotF32For(w, x.N); bd != nil && !x.Strided && !batchInvariant {
 		mm.dotF32 = bd
 	}
 	if tk := tileKernelFor(w, x.N); tk != nil && f.VecDot == gguf.TypeQ8_K {
@@ -217,7 +217,7 @@ func (m *matmulTask) Do(lo, hi, _ int) {
 		step := max(1, rowBlockBytes/w.RowBytes)
 		for r0 := lo; r0 < hi; r0 += step {
 			r1 := min(r0+step, hi)
-			w.dotRows(m.out[r0:], w.Rows, r0, r1, m.q, m.qRow, m.n)
+			w.productRows(m.out[r0:], w.Rows, r0, r1, m.q, m.qRow, m.n)
 		}
 		return
 	}

@@ -99,7 +99,8 @@ func (a *gqa) forward(r *Runner, l int, b *Batch) {
 	att := r.buf("attn", n*a.heads*a.vHeadDim)
 	t := &r.attnTask
 	t.a, t.b, t.l, t.q, t.out, t.n = a, b, l, q, att, n
-	t.batch = n >= 2
+	// The batch-invariant mode keeps one lane order whatever n is.
+	t.batch = n >= 2 || kernels.BatchInvariant()
 	t.scores = r.workerScratch("attn.scores", b, a.headDim+32*a.vHeadDim)
 	r.pool.Run(n*a.heads, 1, t)
 	t.a, t.b, t.q, t.out = nil, nil, nil, nil

@@ -14,5 +14,6 @@ import (
 // references by TestParityTiles.
 func TestMain(m *testing.M) {
 	kernels.SetTiles(false)
+	kernels.SetBatchInvariant(false)
 	os.Exit(m.Run())
 }

@@ -112,7 +112,8 @@ func (a *mla) forward(r *Runner, l int, b *Batch) {
 	lat := r.buf("mla.latent", n*a.heads*a.kvLora)
 	t := &r.mlaTask
 	t.a, t.b, t.l, t.q, t.out = a, b, l, qc, lat
-	t.batch = n >= 2
+	// The batch-invariant mode keeps one lane order whatever n is.
+	t.batch = n >= 2 || kernels.BatchInvariant()
 	t.scores = r.workerScratch("attn.scores", b, kw+32*a.kvLora)
 	r.pool.Run(n*a.heads, 1, t)
 	t.a, t.b, t.q, t.out = nil, nil, nil, nil

@@ -69,9 +69,9 @@ func TestLiveParityTernary(t *testing.T) {
 						"--no-repack", "--kv", "f32", "--threads", "2")
 					want.Model = name + " " + mode
 					if mode == "batch" {
-						sameBits(t, &want, evalPrompt(t, m, prompt, KVF32))
+						sameRefBits(t, &want, evalPrompt(t, m, prompt, KVF32))
 					} else {
-						sameBits(t, &want, evalIncremental(t, m, prompt, KVF32))
+						sameRefBits(t, &want, evalIncremental(t, m, prompt, KVF32))
 					}
 				}
 			})
@@ -98,9 +98,9 @@ func peerJSON(t *testing.T, llamaref string, out any, args ...string) {
 	}
 }
 
-// sameBits fails unless got holds llama.cpp's logits bit for bit at every
+// sameRefBits fails unless got holds llama.cpp's logits bit for bit at every
 // reference position; it logs the distance either way.
-func sameBits(t *testing.T, want *refLogits, got [][]float32) {
+func sameRefBits(t *testing.T, want *refLogits, got [][]float32) {
 	t.Helper()
 	diff := 0
 	for i, pos := range want.Positions {

@@ -55,6 +55,16 @@ type termRef struct {
 	idx int32
 }
 
+// MaxCallRows and MaxCallExperts bound one Forward call: its rows and its
+// expert uses (rows times their experts). Expert nodes refuse larger
+// calls by default (expertnode.DefaultServiceConfig), so the router
+// splits a node's work into calls within them, as it does by
+// Config.MaxMessageBytes (which counts the response's sums too).
+const (
+	MaxCallRows    = 4096
+	MaxCallExperts = 65536
+)
+
 // chunk is one RPC: part (usually all) of one node's work in one call.
 type chunk struct {
 	c       *call
@@ -64,6 +74,7 @@ type chunk struct {
 	lastRow int                // batch row of the last request row
 	bytes   int                // estimated request+response size
 	nGroups int
+	nUses   int       // expert uses: the experts of every group
 	groups  []slotRun // per group: its first slot and length
 	resp    ixv1.ForwardResponse
 	err     error
@@ -211,7 +222,8 @@ func (c *call) add(i int, first, n int32, d int) {
 	if ch == nil || ch.lastRow != i {
 		size += c.rb + 16
 	}
-	if ch == nil || (ch.bytes+size > c.r.cfg.MaxMessageBytes-4096 && ch.nGroups > 0) {
+	if ch == nil || (ch.nGroups > 0 && (ch.bytes+size > c.r.cfg.MaxMessageBytes-4096 || ch.nUses+int(n) > MaxCallExperts ||
+		(ch.lastRow != i && len(ch.req.Rows) == MaxCallRows))) {
 		ch = c.newChunk(d)
 		c.cur[d] = ch
 	}
@@ -234,6 +246,7 @@ func (c *call) add(i int, first, n int32, d int) {
 	c.term[first] = termRef{ch: ch, idx: int32(ch.nGroups)}
 	ch.groups = append(ch.groups, slotRun{first, n})
 	ch.nGroups++
+	ch.nUses += int(n)
 }
 
 // newChunk returns a cleared chunk for node d.
@@ -243,7 +256,7 @@ func (c *call) newChunk(d int) *chunk {
 	}
 	ch := c.chunks[c.nChunk]
 	c.nChunk++
-	ch.node, ch.lastRow, ch.bytes, ch.nGroups, ch.err = d, -1, 0, 0, nil
+	ch.node, ch.lastRow, ch.bytes, ch.nGroups, ch.nUses, ch.err = d, -1, 0, 0, 0, nil
 	ch.groups = ch.groups[:0]
 	ch.req.Layer = uint32(c.layer)
 	ch.req.ActivationType = rpc.WireType(c.at)

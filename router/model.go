@@ -26,6 +26,15 @@ type ModelInfo struct {
 	ExpertsUsed int
 	// MoELayers lists the layers with routed experts, ascending.
 	MoELayers []int
+	// ExpertHashes maps each routed expert tensor's name to the SHA-256
+	// digests of its experts' slices of the whole model (Experts*32
+	// bytes): hashed from the data of a whole model (gguf.SliceHashes,
+	// cached beside it), read from the metadata ixctl split writes into
+	// a shard. The fingerprint covers them.
+	ExpertHashes map[string][]byte
+	// Hashing says how the hashes of a whole model were obtained (zero
+	// for a shard, whose hashes are trusted from its metadata).
+	Hashing gguf.HashStats
 	// ActType[l] is the encoding of layer l's activations on the wire: the
 	// companion type of its expert gate and up weights, or F32 when they
 	// take f32 activations or differ in companion type. Meaningful for
@@ -66,12 +75,15 @@ func InfoFromFile(f *gguf.File) (ModelInfo, error) {
 	if err != nil {
 		return ModelInfo{}, err
 	}
+	if info.ExpertHashes, info.Hashing, err = expertHashes(f, &c, sh); err != nil {
+		return ModelInfo{}, err
+	}
 	for l := range c.Layers {
 		gate, ok := f.Tensor("blk." + strconv.Itoa(l) + "." + expertTensors[0])
 		if !ok {
 			continue
 		}
-		if err := expertShape(f, l, &c, sh.ExpertsIn(l, c.Experts), h); err != nil {
+		if err := expertShape(f, l, &c, sh.ExpertsIn(l, c.Experts), info.ExpertHashes, h); err != nil {
 			return ModelInfo{}, err
 		}
 		fm, err := kernels.Lookup(gate.Type)
@@ -104,9 +116,9 @@ func InfoFromFile(f *gguf.File) (ModelInfo, error) {
 
 // expertShape checks layer l's three expert tensors, which hold n of the
 // model's experts (all but in a shard file), and adds their types and
-// whole-model shapes to the fingerprint, so every shard of a model has
-// the model's fingerprint.
-func expertShape(f *gguf.File, l int, c *model.Config, n int, h hash.Hash) error {
+// whole-model shapes and content digests to the fingerprint, so every
+// shard of a model has the model's fingerprint.
+func expertShape(f *gguf.File, l int, c *model.Config, n int, sums map[string][]byte, h hash.Hash) error {
 	want := [3][3]int64{
 		{int64(c.Embd), int64(c.ExpertFF), int64(n)},
 		{int64(c.Embd), int64(c.ExpertFF), int64(n)},
@@ -121,7 +133,7 @@ func expertShape(f *gguf.File, l int, c *model.Config, n int, h hash.Hash) error
 		if len(t.Dims) != 3 || t.Dims[0] != want[i][0] || t.Dims[1] != want[i][1] || t.Dims[2] != want[i][2] {
 			return fmt.Errorf("router: tensor %s has shape %s, want %v", full, t.Shape(), want[i])
 		}
-		fmt.Fprintf(h, "%s %v %v\n", full, t.Type, []int64{want[i][0], want[i][1], int64(c.Experts)})
+		fmt.Fprintf(h, "%s %v %v %x\n", full, t.Type, []int64{want[i][0], want[i][1], int64(c.Experts)}, tensorHash(sums[full]))
 	}
 	return nil
 }

@@ -170,8 +170,8 @@ func (m *Manager) status(ctx context.Context, mb Member) (held, avail Holdings, 
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Router.StatusTimeout)
 	defer cancel()
 	st, err := ixv1.NewExpertServiceClient(conn).Status(ctx, &ixv1.StatusRequest{}, grpc.WaitForReady(true))
-	if err == nil && st.GetModel().GetFingerprint() != m.cfg.Router.Model.Fingerprint {
-		err = fmt.Errorf("serves model %s, the coordinator runs %s", st.GetModel().GetFingerprint(), m.cfg.Router.Model.Fingerprint)
+	if err == nil {
+		err = m.cfg.Router.Model.checkModel(ctx, ixv1.NewExpertServiceClient(conn), st.GetModel())
 	}
 	if err == nil {
 		held, err = HoldingsFromProto(st.GetHeld(), nil)
@@ -228,7 +228,7 @@ func (m *Manager) rebalance(ctx context.Context, target map[string]Holdings) err
 			defer wg.Done()
 			lctx, cancel := context.WithTimeout(ctx, m.cfg.LoadTimeout)
 			defer cancel()
-			_, err := ixv1.NewExpertServiceClient(m.conns[nm.ID]).Load(lctx, &ixv1.LoadRequest{Experts: nm.Load.ToProto()})
+			_, err := ixv1.NewExpertServiceClient(m.conns[nm.ID]).Load(lctx, &ixv1.LoadRequest{Experts: nm.Load.ToProto(), ModelFingerprint: m.cfg.Router.Model.Fingerprint})
 			if err != nil {
 				errs[i] = fmt.Errorf("router: node %s: load %d experts: %w", nm.ID, nm.LoadCount, err)
 			}

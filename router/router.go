@@ -416,9 +416,8 @@ func (r *Router) status(ctx context.Context, n *node) (Holdings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: status of node %s: %w", n.name, err)
 	}
-	if fp := st.GetModel().GetFingerprint(); fp != r.cfg.Model.Fingerprint {
-		return nil, fmt.Errorf("router: node %s serves model %s (%s), the coordinator runs %s",
-			n.name, fp, st.GetModel().GetArchitecture(), r.cfg.Model.Fingerprint)
+	if err := r.cfg.Model.checkModel(ctx, ixv1.NewExpertServiceClient(n.conn), st.GetModel()); err != nil {
+		return nil, fmt.Errorf("router: node %s %w", n.name, err)
 	}
 	h, err := HoldingsFromProto(st.GetHeld(), nil)
 	if err != nil {

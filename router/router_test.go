@@ -388,6 +388,59 @@ func TestSplitsLargeCalls(t *testing.T) {
 	sameBits(t, "split", out, want(t, 1, b))
 }
 
+// callSizes is an Observer that records the largest call and counts the
+// failed ones.
+type callSizes struct {
+	mu           sync.Mutex
+	most, failed int
+}
+
+func (o *callSizes) ExpertCall(_ string, rows int, _ time.Duration, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.most = max(o.most, rows)
+	if err != nil {
+		o.failed++
+	}
+}
+
+func (o *callSizes) Failover(string, int)                {}
+func (o *callSizes) Ejected(string, bool, time.Duration) {}
+
+// TestSplitsByRows: a batch of more rows than a node takes in one call
+// (router.MaxCallRows, the nodes' default bound) is split into calls the
+// node accepts, none refused.
+func TestSplitsByRows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 4100-row batch")
+	}
+	info := fakeInfo(gguf.TypeF32)
+	ncfg := expertnode.DefaultConfig()
+	var all router.Set
+	all.AddRange(0, tExperts-1)
+	ncfg.Service.NodeID, ncfg.Service.Model, ncfg.Service.Executor = "all", info, experttest.New(tLayers, tExperts, tEmbd)
+	ncfg.Service.Holdings = router.Uniform(all, tMoE)
+	node := experttest.StartNode(t, ncfg)
+	obs := &callSizes{}
+	cfg := router.DefaultConfig()
+	cfg.Model, cfg.Observer = info, obs
+	r, err := router.New(context.Background(), cfg, []router.NodeSpec{{Name: "all", Addr: node.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := router.MaxCallRows + 4
+	b := experttest.Batch(3, n, tK, tEmbd, tExperts, gguf.TypeF32)
+	out := make([]float32, n*tEmbd)
+	if err := r.Forward(context.Background(), 1, b, out); err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "split by rows", out, want(t, 1, b))
+	if obs.most > router.MaxCallRows || obs.failed > 0 {
+		t.Errorf("largest call %d rows (limit %d), %d calls failed", obs.most, router.MaxCallRows, obs.failed)
+	}
+}
+
 func TestAllocsPerForward(t *testing.T) {
 	info := fakeInfo(gguf.TypeQ8_0)
 	c := startCluster(t, info)
@@ -435,7 +488,7 @@ func TestOtherModelRefused(t *testing.T) {
 	c := startCluster(t, fakeInfo(gguf.TypeQ8_0))
 	cfg := router.DefaultConfig()
 	cfg.Model = fakeInfo(gguf.TypeQ8_K) // another fingerprint
-	if _, err := router.New(context.Background(), cfg, c.specs); err == nil || !strings.Contains(err.Error(), "serves model") {
+	if _, err := router.New(context.Background(), cfg, c.specs); err == nil || !strings.Contains(err.Error(), "serves a different model") {
 		t.Fatalf("err = %v, want a model mismatch", err)
 	}
 }

@@ -67,6 +67,11 @@ func newNode(f *gguf.File, cfg NodeConfig) (*Node, error) {
 	if sh != nil && sh.Role == gguf.ShardCoordinator {
 		return nil, fmt.Errorf("%w: it is the coordinator's shard; give an expert node its own shard (NODE.gguf) or the whole model", ErrNoExperts)
 	}
+	if sh != nil {
+		if info.Hashing, err = verify(f, &info, sh); err != nil {
+			return nil, err
+		}
+	}
 	local, err := experts.NewLocal(f, experts.LocalConfig{Threads: cfg.Threads, Pager: cfg.Pager})
 	if err != nil {
 		return nil, err

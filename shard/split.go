@@ -91,6 +91,15 @@ func Split(ctx context.Context, f *gguf.File, cfg SplitConfig) (*Manifest, error
 		}
 	}
 	base := baseKVs(f)
+	// Every shard carries the whole model's expert digests, so each
+	// computes the model's fingerprint (over weights, not just shapes)
+	// without the data it lacks.
+	for _, l := range info.MoELayers {
+		for _, n := range expertNames {
+			name := "blk." + strconv.Itoa(l) + "." + n
+			base = append(base, gguf.KV{Key: gguf.KeyShardHashPrefix + name, Value: gguf.MustValue(info.ExpertHashes[name])})
+		}
+	}
 	fp := gguf.KV{Key: gguf.KeyShardFingerprint, Value: gguf.MustValue(info.Fingerprint)}
 
 	// Work out every file first, so progress knows the total.

@@ -81,6 +81,9 @@ output is a markdown table.`,
 				return cli.Usage(fmt.Errorf("--ctx %d, --chunks %d, -n %d, -r %d, --rounds %d: need ctx >= 4, chunks and n >= 0, r and rounds >= 1",
 					o.Ctx, o.Chunks, o.Decode, o.Reps, o.Rounds))
 			}
+			if err := cli.Threads(o.Threads); err != nil {
+				return err
+			}
 			for _, t := range o.Reference {
 				if _, err := adaptive.ParseChoice(t); err != nil {
 					return cli.Usage(fmt.Errorf("--reference: %w", err))

@@ -46,6 +46,9 @@ and a single-token decode before tg.`,
 			if o.PP < 0 || o.TG < 0 || o.Reps < 1 || o.PP+o.TG == 0 {
 				return cli.Usage(fmt.Errorf("-p %d, -n %d, -r %d: need -p or -n > 0 and -r >= 1", o.PP, o.TG, o.Reps))
 			}
+			if err := cli.Threads(o.Threads); err != nil {
+				return err
+			}
 			return o.Run(cmd.Context(), s)
 		},
 	}

@@ -63,6 +63,9 @@ func (o *ClusterOptions) Validate() error {
 	if len(o.Nodes) > 0 && o.Placement != "" {
 		return cli.Usage(errors.New("give --nodes or --placement, not both"))
 	}
+	if err := cli.NoEmpty("--nodes", o.Nodes); err != nil {
+		return err
+	}
 	if o.NodeTimeout <= 0 {
 		return cli.Usage(fmt.Errorf("--node-timeout %v must be positive", o.NodeTimeout))
 	}
@@ -72,7 +75,7 @@ func (o *ClusterOptions) Validate() error {
 	if !o.Enabled() && !o.LocalExperts {
 		return cli.Usage(errors.New("--local-experts=false needs expert nodes (--nodes or --placement)"))
 	}
-	return o.Security.Complete()
+	return cli.FlagError(o.Security.Complete())
 }
 
 // RunnerOptions returns opt with the expert backend the cluster flags
@@ -112,6 +115,7 @@ func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int,
 	if err != nil {
 		return nil, nil, err
 	}
+	router.LogHashing(log, f.Paths()[0], &info)
 	cfg := o.routerConfig(info)
 	cfg.Logger = log
 	local, err := localExperts(f, o.LocalExperts, threads, log)

@@ -50,6 +50,9 @@ and reports mean KL divergence, its 99th percentile and top-1 agreement.`,
 			if o.Model == "" || o.File == "" {
 				return cli.Usage(errors.New("give a model with -m and a text with -f"))
 			}
+			if err := cli.Threads(o.Threads); err != nil {
+				return err
+			}
 			if err := o.Adaptive.Validate(o.Model); err != nil {
 				return err
 			}

@@ -130,6 +130,9 @@ func (o *RunOptions) Validate() error {
 	if o.N < 0 {
 		return cli.Usage(fmt.Errorf("-n %d: must be >= 0", o.N))
 	}
+	if err := cli.Threads(o.Threads); err != nil {
+		return err
+	}
 	if o.Ctx <= 0 || o.Batch <= 0 {
 		return cli.Usage(fmt.Errorf("--ctx %d and --batch %d must be positive", o.Ctx, o.Batch))
 	}

@@ -81,7 +81,8 @@ node joined yet) first waits up to --wait-ready. Chat requests use the model's c
 
 --http binds loopback unless the address names a host: "8080" and ":8080"
 mean 127.0.0.1:8080, "0.0.0.0:8080" every interface. With --api-key (or
-IX_API_KEY) every endpoint but the probes requires "Authorization: Bearer KEY".
+IX_API_KEY) every endpoint but the probes requires "Authorization: Bearer KEY";
+off loopback without one, serve logs a warning.
 The model id is the file's base name without .gguf unless --alias names it.`,
 		Example: `  coordinator serve -m stories260K.gguf
   coordinator serve -m model.gguf --http 0.0.0.0:8080 --api-key "$KEY" --slots 8 --ctx 8192
@@ -170,6 +171,12 @@ func (o *ServeOptions) Validate() error {
 	}
 	if o.MaxTokens < 0 {
 		return cli.Usage(fmt.Errorf("-n %d must be >= 0", o.MaxTokens))
+	}
+	for _, err := range []error{cli.Threads(o.Threads), cli.AtLeast("--slots", o.Slots, 1), cli.AtLeast("--queue", o.Queue, 0),
+		cli.AtLeast("--ctx", o.Ctx, 1), cli.AtLeast("--batch", o.Batch, 1)} {
+		if err != nil {
+			return err
+		}
 	}
 	if err := o.Pager.Validate(); err != nil {
 		return cli.Usage(err)
@@ -260,6 +267,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "model", o.Alias, "slots", o.Slots, "ctx", app.sched.Config().Ctx,
 		"auth", o.APIKey != "")
+	warnExposed(log, o.HTTP, o.APIKey)
 	if o.ready != nil {
 		o.ready(ln.Addr())
 	}

@@ -56,8 +56,9 @@ func (o *ServeClusterOptions) AddFlags(fs *pflag.FlagSet) {
 // Validate checks the flags and reads the token and gossip key.
 func (o *ServeClusterOptions) Validate() error {
 	if err := o.Gossip.Complete(); err != nil {
-		return err
+		return cli.FlagError(err)
 	}
+	o.Gossip.Insecure = o.Static.Security.Security.Insecure
 	if err := o.Gossip.Validate(); err != nil {
 		return cli.Usage(err)
 	}
@@ -79,7 +80,7 @@ func (o *ServeClusterOptions) Validate() error {
 	}
 	if o.Gossip.Enabled() {
 		// ClusterOptions.Validate insists on nodes for --local-experts=false.
-		return o.Static.Security.Complete()
+		return cli.FlagError(o.Static.Security.Complete())
 	}
 	return o.Static.Validate()
 }
@@ -131,6 +132,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 	if err != nil {
 		return nil, err
 	}
+	router.LogHashing(log, f.Paths()[0], &info)
 	rc := o.Static.routerConfig(info)
 	local, err := localExperts(f, o.Static.LocalExperts, threads, log)
 	if err != nil {
@@ -164,6 +166,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 		}
 		meta.RPC = sc.adminLn.Addr().String()
 	}
+	o.Gossip.LogSecurity(log)
 	cfg := o.Gossip.Config(o.ID, meta)
 	cfg.Logger = log.With("component", "gossip")
 	cfg.Registerer = o.Registerer
@@ -187,7 +190,7 @@ func (sc *serveCluster) startAdmin(o *ServeClusterOptions, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	srv, err := rpc.NewServer(rpc.ServerConfig{Security: sec, Status: admin.Status, Logger: log})
+	srv, err := rpc.NewServer(admin.ServerConfig(sec, log))
 	if err != nil {
 		return err
 	}

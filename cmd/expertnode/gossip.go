@@ -47,7 +47,7 @@ func (c *ClusterFlags) AddFlags(fs *pflag.FlagSet) {
 // Complete reads the gossip key and parses sizes.
 func (c *ClusterFlags) Complete() error {
 	if err := c.Gossip.Complete(); err != nil {
-		return err
+		return cli.FlagError(err)
 	}
 	n, err := bytesize.Parse(c.Capacity)
 	if err != nil {
@@ -107,6 +107,7 @@ func (c *ClusterFlags) Serve(ctx context.Context, srv *expertnode.Server, lis ne
 		return srv.Serve(ctx, lis)
 	}
 	meta := membership.Meta{Role: membership.RoleExpert, RPC: c.rpcAddr(lis), Host: c.Host, Capacity: c.capacity}
+	c.Gossip.LogSecurity(log)
 	cfg := c.Gossip.Config(id, meta)
 	cfg.Logger = log.With("component", "gossip")
 	cfg.Registerer = reg // ix_gossip_errors_total on --metrics-listen (nil: none)

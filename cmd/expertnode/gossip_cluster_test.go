@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -84,7 +85,12 @@ func TestGossipClusterProcesses(t *testing.T) {
 		ips = append(ips, net.ParseIP(fmt.Sprintf("%s.%d", netSubnet, i)))
 	}
 	ca, certs := testpki.WriteIPs(t, t.TempDir(), ips, "ix")
-	tls := []string{"--tls-ca", ca, "--tls-cert", certs["ix"][0], "--tls-key", certs["ix"][1]}
+	// Off loopback gossip needs its key, as the node API needs TLS.
+	keyFile := filepath.Join(t.TempDir(), "gossip-key")
+	if err := os.WriteFile(keyFile, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tls := []string{"--tls-ca", ca, "--tls-cert", certs["ix"][0], "--tls-key", certs["ix"][1], "--gossip-key-file", keyFile}
 
 	// The coordinator's HTTP and admin APIs are on loopback in its own
 	// network; gossip and expert calls cross to the nodes'.

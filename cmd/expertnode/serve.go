@@ -32,6 +32,8 @@ type ServeOptions struct {
 	Threads         int
 	ExpertMem       string
 	MaxConcurrent   int
+	MaxPendingCalls int
+	MaxExpertUses   int
 	MaxMessageBytes int
 	MaxCallTime     time.Duration
 	ShutdownTimeout time.Duration
@@ -60,7 +62,8 @@ node's entry (default: the --listen address).
 Security: --tls-cert/--tls-key turn TLS on; --tls-ca adds mutual TLS (clients
 need a certificate signed by it). A shared token (--token-file or
 $IX_CLUSTER_TOKEN) is required on every call when set. Without TLS the node
-listens on loopback only unless --insecure is given.
+listens on loopback only; off loopback it also needs --tls-ca or a token, and
+--gossip off loopback needs a gossip key, unless --insecure is given.
 
 Health: --health-listen (default 127.0.0.1:7079, plaintext: no TLS, no
 token) serves the gRPC health service and HTTP GET /livez and /readyz on
@@ -97,6 +100,9 @@ SIGINT/SIGTERM: the node reports NOT_SERVING, finishes in-flight calls (up to
 	f.IntVarP(&o.Threads, "threads", "t", 0, "threads for expert compute (0: one per CPU)")
 	f.StringVar(&o.ExpertMem, "expert-mem", "", "budget for resident expert bytes (e.g. 48Gi, 12GiB, 50G): the pager advises MADV_RANDOM at open,\nMADV_WILLNEED on use and evicts (LRFU) past it; empty: plain mmap, the kernel pages on its own")
 	f.IntVar(&o.MaxConcurrent, "max-concurrent", 1, "Forward calls computing at once (each uses all threads)")
+	f.IntVar(&o.MaxPendingCalls, "max-pending-calls", expertnode.DefaultMaxPendingCalls,
+		"calls admitted at once, computing or queued; more are refused (RESOURCE_EXHAUSTED) before their message is read,\nso received messages take at most this times --max-message-bytes")
+	f.IntVar(&o.MaxExpertUses, "max-expert-uses", expertnode.DefaultMaxExperts, "largest Forward call in expert uses (rows × their experts); larger ones are refused before computing")
 	f.Var(bytesize.NewFlag(&o.MaxMessageBytes, rpc.DefaultMaxMessageBytes), "max-message-bytes", "largest gRPC message accepted or sent, e.g. 64Mi")
 	f.DurationVar(&o.MaxCallTime, "max-call-time", time.Minute, "cap on a Forward call that carries no deadline")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight calls")
@@ -119,7 +125,7 @@ func (o *ServeOptions) Complete() error {
 		o.Node = o.Listen
 	}
 	o.Probes.Complete()
-	return o.Security.Complete()
+	return cli.FlagError(o.Security.Complete())
 }
 
 // Validate checks flag combinations.
@@ -129,8 +135,13 @@ func (o *ServeOptions) Validate() error {
 		return cli.Usage(errors.New("no model: give one with -m MODEL.gguf"))
 	case o.Experts != "" && o.Placement != "":
 		return cli.Usage(errors.New("give --experts or --placement, not both"))
+	case o.Threads < 0:
+		return cli.Threads(o.Threads)
 	case o.MaxConcurrent <= 0 || o.MaxMessageBytes <= 0 || o.MaxCallTime <= 0 || o.ShutdownTimeout <= 0:
 		return cli.Usage(errors.New("--max-concurrent, --max-message-bytes, --max-call-time and --shutdown-timeout must be positive"))
+	case o.MaxPendingCalls < o.MaxConcurrent || o.MaxExpertUses <= 0:
+		return cli.Usage(fmt.Errorf("--max-pending-calls %d must be at least --max-concurrent %d, and --max-expert-uses %d positive",
+			o.MaxPendingCalls, o.MaxConcurrent, o.MaxExpertUses))
 	}
 	if _, err := o.pager(); err != nil {
 		return cli.Usage(err)
@@ -141,6 +152,7 @@ func (o *ServeOptions) Validate() error {
 	if err := o.Probes.Validate(); err != nil {
 		return err
 	}
+	o.Cluster.Gossip.Insecure = o.Security.Security.Insecure // one --insecure for every listener
 	return o.Cluster.Validate()
 }
 
@@ -172,6 +184,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	}
 	info := node.Info
 	log.Info("model opened", "file", o.Model, "file_id", node.File.Identity()[0])
+	router.LogHashing(log, o.Model, &info)
 	held, err := o.holdings(node)
 	if err != nil {
 		return err
@@ -199,6 +212,7 @@ func (o *ServeOptions) Run(ctx context.Context, s cli.Streams) error {
 	cfg.Service.MaxConcurrent, cfg.Service.MaxCallTime, cfg.Service.Logger = o.MaxConcurrent, o.MaxCallTime, log
 	cfg.RPC.Security = o.Security.Security
 	cfg.RPC.MaxRecvBytes, cfg.RPC.MaxSendBytes = o.MaxMessageBytes, o.MaxMessageBytes
+	cfg.RPC.MaxPendingCalls, cfg.Service.MaxExperts = o.MaxPendingCalls, o.MaxExpertUses
 	cfg.ShutdownTimeout = o.ShutdownTimeout
 	cfg.FileCheck = node.File.Check
 	if side.registry != nil {

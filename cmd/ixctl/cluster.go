@@ -56,7 +56,7 @@ func (c *ClusterFlags) complete() error {
 	if c.DialTimeout <= 0 {
 		return cli.Usagef("--dial-timeout %v must be positive", c.DialTimeout)
 	}
-	return c.Security.Complete()
+	return cli.FlagError(c.Security.Complete())
 }
 
 // call dials the coordinator and runs f with its admin client. It gives

@@ -27,6 +27,12 @@ import (
 // expert nodes (2 MoE layers x 8 experts, R = 2) and returns its address.
 func startAdmin(t *testing.T) string {
 	t.Helper()
+	return startAdminWith(t, admin.ServerConfig(rpc.Security{}, nil))
+}
+
+// startAdminWith is startAdmin with the server's config.
+func startAdminWith(t *testing.T, scfg rpc.ServerConfig) string {
+	t.Helper()
 	info := router.ModelInfo{Arch: "fake", Fingerprint: "fake", Layers: 3, Embd: 64, Experts: 8, ExpertsUsed: 2,
 		MoELayers: []int{1, 2}, ActType: []gguf.Type{gguf.TypeF32, gguf.TypeF32, gguf.TypeF32}}
 	rc := router.DefaultConfig()
@@ -48,7 +54,7 @@ func startAdmin(t *testing.T) string {
 	if err := mgr.Update(context.Background(), members); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := rpc.NewServer(rpc.ServerConfig{Status: admin.Status})
+	srv, err := rpc.NewServer(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +113,20 @@ func TestClusterCommands(t *testing.T) {
 		t.Fatalf("placement file:\n%s", b)
 	}
 
+	// More replicas than nodes to hold them: refused, naming both numbers.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apply", "--replicas", "100"}, "--replicas 100 is more than the 3 expert nodes"},
+		{[]string{"plan", "--replicas", "4"}, "--replicas 4 is more than the 3 expert nodes"},
+		{[]string{"plan", "--nodes", "node-a,node-b", "--replicas", "3"}, "--replicas 3 is more than the 2 expert nodes"},
+	} {
+		if _, errs, code = runIxctl(t, "", c.args...); code != 1 || !strings.Contains(errs, c.want) {
+			t.Fatalf("ixctl %s: exit %d, %s; want %q", strings.Join(c.args, " "), code, errs, c.want)
+		}
+	}
+
 	out, errs, code = runIxctl(t, "", "drain", "node-a", "-o", "json")
 	if code != 0 {
 		t.Fatalf("drain: %s", errs)
@@ -138,12 +158,12 @@ func TestClusterCommands(t *testing.T) {
 	if _, errs, code = runIxctl(t, "", "move", "13", "node-a"); code == 0 || !strings.Contains(errs, "LAYER:EXPERT") {
 		t.Fatalf("bad expert: %s", errs)
 	}
-	out, errs, code = runIxctl(t, "", "apply", "--replicas", "3", "-o", "json")
+	out, errs, code = runIxctl(t, "", "apply", "--replicas", "1", "-o", "json") // 2 nodes left undrained
 	if code != 0 {
 		t.Fatalf("apply: %s", errs)
 	}
 	json.Unmarshal([]byte(out), &after)
-	if after.Replicas != 3 {
+	if after.Replicas != 1 {
 		t.Fatalf("apply: %s", out)
 	}
 	t.Setenv(CoordinatorEnv, "")

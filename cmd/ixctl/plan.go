@@ -67,7 +67,7 @@ func (o *PlanOptions) Validate() error {
 	if o.Replicas < 0 {
 		return cli.Usage(errors.New("--replicas must not be negative"))
 	}
-	return nil
+	return cli.NoEmpty("--nodes", o.Nodes)
 }
 
 // PlanJSON is `ixctl plan -o json`.

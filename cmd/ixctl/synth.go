@@ -117,6 +117,9 @@ func presetList() string {
 // Complete builds the model config from the preset or architecture and
 // the shape flags that were set, and validates it.
 func (o *SynthOptions) Complete() error {
+	if err := cli.Threads(o.Synth.Threads); err != nil {
+		return err
+	}
 	if o.Out == "" && !o.DryRun {
 		return cli.Usage(errors.New("--out FILE is required (or --dry-run to see the size)"))
 	}

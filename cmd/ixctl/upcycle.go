@@ -63,6 +63,9 @@ re-encoded in their type). The same --seed gives the same file.`,
 
 // Validate checks the flags.
 func (o *UpcycleOptions) Validate() error {
+	if err := cli.Threads(o.Upcycle.Threads); err != nil {
+		return err
+	}
 	if o.Upcycle.Experts == 0 || o.Upcycle.ExpertsUsed == 0 {
 		return cli.Usage(errors.New("--experts N and --top-k K are required (e.g. --experts 8 --top-k 2)"))
 	}

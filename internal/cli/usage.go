@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -41,6 +42,19 @@ func Usage(err error) error {
 
 // Usagef is Usage(fmt.Errorf(format, args...)).
 func Usagef(format string, args ...any) error { return Usage(fmt.Errorf(format, args...)) }
+
+// FlagError marks an error of a flag set's Complete or Validate (the
+// TLS, token and gossip-key flags of internal/rpc and membership) as a
+// usage error — flags that do not go together, a malformed key — unless
+// it is a file that could not be read (*fs.PathError: the flags were
+// right, the file is not there), which stays a plain error.
+func FlagError(err error) error {
+	var pe *fs.PathError
+	if err == nil || errors.As(err, &pe) {
+		return err
+	}
+	return Usage(err)
+}
 
 // IsUsage reports whether err is (or wraps) a UsageError.
 func IsUsage(err error) bool {

@@ -67,6 +67,22 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
+// TestClientNames: with ClientNames, a client certificate the CA signed
+// but not named is refused in the handshake; a named one gets through.
+func TestClientNames(t *testing.T) {
+	ca, certs := testpki.Write(t, t.TempDir(), "server", "coordinator", "intruder")
+	addr := serve(t, Security{CertFile: certs["server"][0], KeyFile: certs["server"][1], CAFile: ca, ClientNames: []string{"coordinator"}})
+	if err := check(addr, Security{CertFile: certs["coordinator"][0], KeyFile: certs["coordinator"][1], CAFile: ca}); err != nil {
+		t.Fatalf("named client: %v", err)
+	}
+	if err := check(addr, Security{CertFile: certs["intruder"][0], KeyFile: certs["intruder"][1], CAFile: ca}); err == nil {
+		t.Error("a client certificate not named got through")
+	}
+	if err := (&Security{ClientNames: []string{"x"}}).Validate(); err == nil {
+		t.Error("ClientNames without a CA validated")
+	}
+}
+
 func TestServerTLSOnly(t *testing.T) {
 	ca, certs := testpki.Write(t, t.TempDir(), "server")
 	addr := serve(t, Security{CertFile: certs["server"][0], KeyFile: certs["server"][1]})
@@ -89,7 +105,12 @@ func TestPlaintextPolicy(t *testing.T) {
 		{addr: "0.0.0.0:7070", want: "127.0.0.1:7070"},
 		{addr: "10.1.2.3:7070", insecure: true},
 		{addr: "10.1.2.3:7070", sec: Security{Insecure: true}, want: "10.1.2.3:7070"},
-		{addr: "[::]:7070", sec: Security{CertFile: "c", KeyFile: "k"}, want: "[::]:7070"},
+		{addr: "[::]:7070", sec: Security{CertFile: "c", KeyFile: "k", CAFile: "ca"}, want: "[::]:7070"},
+		{addr: "[::]:7070", sec: Security{CertFile: "c", KeyFile: "k", Token: "t"}, want: "[::]:7070"},
+		{addr: "127.0.0.1:7070", sec: Security{CertFile: "c", KeyFile: "k"}, want: "127.0.0.1:7070"},
+		{addr: "[::]:7070", sec: Security{CertFile: "c", KeyFile: "k"}, insecure: true},
+		{addr: "10.1.2.3:7070", sec: Security{CertFile: "c", KeyFile: "k"}, insecure: true},
+		{addr: "10.1.2.3:7070", sec: Security{CertFile: "c", KeyFile: "k", Insecure: true}, want: "10.1.2.3:7070"},
 	} {
 		got, err := ListenAddress(tc.addr, &tc.sec, log)
 		if tc.insecure {

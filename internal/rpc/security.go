@@ -9,13 +9,15 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/credentials"
 )
 
-// ErrInsecure is wrapped when a plaintext connection would leave the
-// loopback interface without --insecure.
+// ErrInsecure is wrapped when a plaintext connection, or a TLS server
+// that does not authenticate its clients, would leave the loopback
+// interface without --insecure.
 var ErrInsecure = errors.New("rpc: plaintext connection off loopback")
 
 // Security is how one side of a connection authenticates: TLS files and a
@@ -32,6 +34,11 @@ type Security struct {
 	// ServerName overrides the name a client checks in the server's
 	// certificate (default: the host of the address dialled).
 	ServerName string
+	// ClientNames, on a server with CAFile, are the client certificates
+	// accepted: a client's verified certificate must carry one of them as
+	// a DNS name, URI (a SPIFFE ID) or common name. Empty: any certificate
+	// the CA signed. Checked in the TLS handshake, before HTTP/2 starts.
+	ClientNames []string
 	// Token is a shared secret sent as "authorization: Bearer TOKEN" on
 	// every call and required by servers when set.
 	Token string
@@ -50,6 +57,9 @@ func (s *Security) Validate() error {
 	}
 	if strings.ContainsAny(s.Token, "\r\n") {
 		return errors.New("rpc: the token must be one line")
+	}
+	if len(s.ClientNames) > 0 && s.CAFile == "" {
+		return errors.New("rpc: --tls-client-name needs --tls-ca (mutual TLS)")
 	}
 	return nil
 }
@@ -74,8 +84,30 @@ func (s *Security) serverCredentials() (credentials.TransportCredentials, error)
 			return nil, err
 		}
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		if len(s.ClientNames) > 0 {
+			cfg.VerifyConnection = s.checkClientName
+		}
 	}
 	return credentials.NewTLS(cfg), nil
+}
+
+// checkClientName accepts a connection whose verified client
+// certificate carries one of s.ClientNames.
+func (s *Security) checkClientName(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("rpc: no client certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	names := append([]string{leaf.Subject.CommonName}, leaf.DNSNames...)
+	for _, u := range leaf.URIs {
+		names = append(names, u.String())
+	}
+	for _, n := range names {
+		if n != "" && slices.Contains(s.ClientNames, n) {
+			return nil
+		}
+	}
+	return fmt.Errorf("rpc: client certificate %q is not one of --tls-client-name %s", leaf.Subject.CommonName, strings.Join(s.ClientNames, ","))
 }
 
 // clientCredentials returns the TLS credentials of a client, or nil for

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -15,7 +14,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -34,14 +32,24 @@ type ServerConfig struct {
 	// MaxConcurrentStreams bounds the calls one connection runs at once
 	// (0: gRPC's default).
 	MaxConcurrentStreams uint32
+	// MaxPendingCalls bounds the calls admitted at once over all
+	// connections, from their headers until they end, health checks
+	// aside (0: no bound). A call past it is refused with
+	// RESOURCE_EXHAUSTED before any of its message is read, so messages
+	// received and not yet answered take at most MaxPendingCalls times
+	// MaxRecvBytes (and as much again decoded).
+	MaxPendingCalls int
+	// Refused, when set, is told of every call refused from its headers
+	// (a wrong token, MaxPendingCalls): such calls reach no interceptor.
+	Refused func(method string, code codes.Code)
 	// Status maps a handler's error to a gRPC status: the one table of a
 	// service's domain errors. Nil uses StatusOf with no table.
 	Status func(error) *status.Status
 	// Logger gets panics and failed calls at debug level.
 	Logger *slog.Logger
-	// Interceptors run inside panic recovery and outside the token check
-	// and the error mapping, so they see every call's final status (for
-	// metrics).
+	// Interceptors run inside panic recovery and outside the error
+	// mapping, so they see the final status of every call admitted (calls
+	// refused from their headers reach none: see Refused).
 	Interceptors []grpc.UnaryServerInterceptor
 }
 
@@ -52,20 +60,22 @@ func DefaultServerConfig() ServerConfig {
 
 // Validate checks the config.
 func (c *ServerConfig) Validate() error {
-	if c.MaxRecvBytes < 0 || c.MaxSendBytes < 0 {
-		return errors.New("rpc: negative message size limit")
+	if c.MaxRecvBytes < 0 || c.MaxSendBytes < 0 || c.MaxPendingCalls < 0 {
+		return errors.New("rpc: negative message size limit or pending calls")
 	}
 	return c.Security.Validate()
 }
 
-// Server is a gRPC server with the project's interceptors (token check,
-// panic recovery, error mapping), explicit message-size limits, keepalive
-// policy and the standard health service. Register services on GRPC before
-// Serve.
+// Server is a gRPC server with the project's admission check (the token
+// and the pending-call bound, from the headers, before a message is
+// read), interceptors (panic recovery, error mapping), explicit
+// message-size limits, keepalive policy and the standard health service.
+// Register services on GRPC before Serve.
 type Server struct {
 	GRPC   *grpc.Server
 	Health *health.Server
 	log    *slog.Logger
+	admit  *admission
 }
 
 // NewServer builds a Server. It is the one place gRPC servers are made.
@@ -87,7 +97,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if mapErr == nil {
 		mapErr = func(err error) *status.Status { return StatusOf(err, nil) }
 	}
+	admit := &admission{token: cfg.Security.Token, max: int64(cfg.MaxPendingCalls), refused: cfg.Refused}
 	opts := []grpc.ServerOption{
+		grpc.InTapHandle(admit.tap),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.MaxSendMsgSize(cfg.MaxSendBytes),
 		grpc.ForceServerCodecV2(forwardCodec),
@@ -98,7 +110,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		grpc.ReadBufferSize(bufferSize),
 		grpc.WriteBufferSize(bufferSize),
 		grpc.ChainUnaryInterceptor(append(append([]grpc.UnaryServerInterceptor{recoverInterceptor(log)}, cfg.Interceptors...),
-			authInterceptor(cfg.Security.Token),
 			errorInterceptor(mapErr, log))...),
 	}
 	if cfg.MaxConcurrentStreams > 0 {
@@ -111,7 +122,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if creds != nil {
 		opts = append(opts, grpc.Creds(creds))
 	}
-	s := &Server{GRPC: grpc.NewServer(opts...), Health: health.NewServer(), log: log}
+	s := &Server{GRPC: grpc.NewServer(opts...), Health: health.NewServer(), log: log, admit: admit}
 	healthpb.RegisterHealthServer(s.GRPC, s.Health)
 	return s, nil
 }
@@ -144,18 +155,26 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 }
 
-// ListenAddress decides where a server listens. With TLS it is addr. In
-// plaintext a wildcard host (":7070", "0.0.0.0:7070", "[::]:7070") becomes
-// 127.0.0.1 and a specific non-loopback host is an error, unless
-// sec.Insecure, which is logged as a warning.
+// ListenAddress decides where a server listens. With TLS it is addr, but
+// off loopback clients must authenticate too: mutual TLS (a CA) or a
+// token, else it is an error. In plaintext a wildcard host (":7070",
+// "0.0.0.0:7070", "[::]:7070") becomes 127.0.0.1 and a specific
+// non-loopback host is an error. sec.Insecure lifts both refusals, with a
+// warning.
 func ListenAddress(addr string, sec *Security, log *slog.Logger) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("rpc: listen address %q: %w", addr, err)
 	}
 	switch {
-	case sec.CertFile != "":
+	case sec.CertFile != "" && (sec.CAFile != "" || sec.Token != "" || IsLoopback(addr)):
 		return addr, nil
+	case sec.CertFile != "" && sec.Insecure:
+		log.Warn("--insecure: TLS without client authentication off loopback; anyone who can reach it can call it", "addr", addr)
+		return addr, nil
+	case sec.CertFile != "":
+		return "", fmt.Errorf("%w: %s with TLS but no client authentication: give --tls-ca (mutual TLS) or --token-file (or $%s), or --insecure",
+			ErrInsecure, addr, TokenEnv)
 	case IsLoopback(addr):
 		log.Info("no TLS: listening on loopback only", "addr", addr)
 		return addr, nil
@@ -209,20 +228,6 @@ func recoverInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 				resp, err = nil, status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
 			}
 		}()
-		return h(ctx, req)
-	}
-}
-
-// authInterceptor requires the token on every call but health checks
-// (probes carry no token and learn nothing).
-func authInterceptor(token string) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if token != "" && !strings.HasPrefix(info.FullMethod, "/grpc.health.v1.Health/") {
-			md, _ := metadata.FromIncomingContext(ctx)
-			if !tokenOK(md.Get("authorization"), token) {
-				return nil, status.Error(codes.Unauthenticated, "missing or wrong token")
-			}
-		}
 		return h(ctx, req)
 	}
 }

@@ -400,10 +400,13 @@ func (x *LayerExperts) GetRanges() []*ExpertRange {
 
 // LoadRequest names experts to add to the node's holdings.
 type LoadRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Experts       []*LayerExperts        `protobuf:"bytes,1,rep,name=experts,proto3" json:"experts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Experts []*LayerExperts        `protobuf:"bytes,1,rep,name=experts,proto3" json:"experts,omitempty"`
+	// The fingerprint of the caller's model (ModelInfo.fingerprint). When set
+	// and different from the node's, the call fails with FAILED_PRECONDITION.
+	ModelFingerprint string `protobuf:"bytes,2,opt,name=model_fingerprint,json=modelFingerprint,proto3" json:"model_fingerprint,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LoadRequest) Reset() {
@@ -441,6 +444,13 @@ func (x *LoadRequest) GetExperts() []*LayerExperts {
 		return x.Experts
 	}
 	return nil
+}
+
+func (x *LoadRequest) GetModelFingerprint() string {
+	if x != nil {
+		return x.ModelFingerprint
+	}
+	return ""
 }
 
 // LoadResponse reports the holdings version after the change.
@@ -580,7 +590,10 @@ func (x *ReleaseResponse) GetHoldingsVersion() uint64 {
 
 // StatusRequest asks for a node's status.
 type StatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ask for ModelInfo.tensor_hashes too (a caller whose fingerprint
+	// differs uses them to name the tensor that differs).
+	TensorHashes  bool `protobuf:"varint,1,opt,name=tensor_hashes,json=tensorHashes,proto3" json:"tensor_hashes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -615,20 +628,32 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 	return file_ix_v1_expert_proto_rawDescGZIP(), []int{9}
 }
 
+func (x *StatusRequest) GetTensorHashes() bool {
+	if x != nil {
+		return x.TensorHashes
+	}
+	return false
+}
+
 // ModelInfo describes the model a node serves.
 type ModelInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// general.architecture, e.g. "deepseek2".
 	Architecture string `protobuf:"bytes,1,opt,name=architecture,proto3" json:"architecture,omitempty"`
-	// A digest of the hyperparameters and expert tensor layout; coordinator
-	// and node must agree on it for their results to match.
+	// A digest of the hyperparameters, the expert tensors' types and shapes
+	// and the SHA-256 of their data; coordinator and node must agree on it
+	// for their results to match.
 	Fingerprint     string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	BlockCount      uint32 `protobuf:"varint,3,opt,name=block_count,json=blockCount,proto3" json:"block_count,omitempty"`
 	EmbeddingLength uint32 `protobuf:"varint,4,opt,name=embedding_length,json=embeddingLength,proto3" json:"embedding_length,omitempty"`
 	ExpertCount     uint32 `protobuf:"varint,5,opt,name=expert_count,json=expertCount,proto3" json:"expert_count,omitempty"`
 	ExpertUsedCount uint32 `protobuf:"varint,6,opt,name=expert_used_count,json=expertUsedCount,proto3" json:"expert_used_count,omitempty"`
 	// The layers that have routed experts.
-	MoeLayers     []uint32 `protobuf:"varint,7,rep,packed,name=moe_layers,json=moeLayers,proto3" json:"moe_layers,omitempty"`
+	MoeLayers []uint32 `protobuf:"varint,7,rep,packed,name=moe_layers,json=moeLayers,proto3" json:"moe_layers,omitempty"`
+	// The SHA-256 of each routed expert tensor of the whole model (over the
+	// digests of its experts' slices), sent when StatusRequest.tensor_hashes
+	// is set.
+	TensorHashes  []*TensorHash `protobuf:"bytes,8,rep,name=tensor_hashes,json=tensorHashes,proto3" json:"tensor_hashes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -712,6 +737,66 @@ func (x *ModelInfo) GetMoeLayers() []uint32 {
 	return nil
 }
 
+func (x *ModelInfo) GetTensorHashes() []*TensorHash {
+	if x != nil {
+		return x.TensorHashes
+	}
+	return nil
+}
+
+// TensorHash is the content digest of one tensor.
+type TensorHash struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Sha256        []byte                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TensorHash) Reset() {
+	*x = TensorHash{}
+	mi := &file_ix_v1_expert_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TensorHash) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TensorHash) ProtoMessage() {}
+
+func (x *TensorHash) ProtoReflect() protoreflect.Message {
+	mi := &file_ix_v1_expert_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TensorHash.ProtoReflect.Descriptor instead.
+func (*TensorHash) Descriptor() ([]byte, []int) {
+	return file_ix_v1_expert_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TensorHash) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TensorHash) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
 // StatusResponse is a node's identity, model, holdings and counters.
 type StatusResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -737,7 +822,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_ix_v1_expert_proto_msgTypes[11]
+	mi := &file_ix_v1_expert_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +834,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ix_v1_expert_proto_msgTypes[11]
+	mi := &file_ix_v1_expert_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +847,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_ix_v1_expert_proto_rawDescGZIP(), []int{11}
+	return file_ix_v1_expert_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -838,7 +923,7 @@ type Availability struct {
 
 func (x *Availability) Reset() {
 	*x = Availability{}
-	mi := &file_ix_v1_expert_proto_msgTypes[12]
+	mi := &file_ix_v1_expert_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +935,7 @@ func (x *Availability) String() string {
 func (*Availability) ProtoMessage() {}
 
 func (x *Availability) ProtoReflect() protoreflect.Message {
-	mi := &file_ix_v1_expert_proto_msgTypes[12]
+	mi := &file_ix_v1_expert_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +948,7 @@ func (x *Availability) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Availability.ProtoReflect.Descriptor instead.
 func (*Availability) Descriptor() ([]byte, []int) {
-	return file_ix_v1_expert_proto_rawDescGZIP(), []int{12}
+	return file_ix_v1_expert_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Availability) GetExperts() []*LayerExperts {
@@ -899,16 +984,18 @@ const file_ix_v1_expert_proto_rawDesc = "" +
 	"\x04last\x18\x02 \x01(\rR\x04last\"P\n" +
 	"\fLayerExperts\x12\x14\n" +
 	"\x05layer\x18\x01 \x01(\rR\x05layer\x12*\n" +
-	"\x06ranges\x18\x02 \x03(\v2\x12.ix.v1.ExpertRangeR\x06ranges\"<\n" +
+	"\x06ranges\x18\x02 \x03(\v2\x12.ix.v1.ExpertRangeR\x06ranges\"i\n" +
 	"\vLoadRequest\x12-\n" +
-	"\aexperts\x18\x01 \x03(\v2\x13.ix.v1.LayerExpertsR\aexperts\"9\n" +
+	"\aexperts\x18\x01 \x03(\v2\x13.ix.v1.LayerExpertsR\aexperts\x12+\n" +
+	"\x11model_fingerprint\x18\x02 \x01(\tR\x10modelFingerprint\"9\n" +
 	"\fLoadResponse\x12)\n" +
 	"\x10holdings_version\x18\x01 \x01(\x04R\x0fholdingsVersion\"?\n" +
 	"\x0eReleaseRequest\x12-\n" +
 	"\aexperts\x18\x01 \x03(\v2\x13.ix.v1.LayerExpertsR\aexperts\"<\n" +
 	"\x0fReleaseResponse\x12)\n" +
-	"\x10holdings_version\x18\x01 \x01(\x04R\x0fholdingsVersion\"\x0f\n" +
-	"\rStatusRequest\"\x8b\x02\n" +
+	"\x10holdings_version\x18\x01 \x01(\x04R\x0fholdingsVersion\"4\n" +
+	"\rStatusRequest\x12#\n" +
+	"\rtensor_hashes\x18\x01 \x01(\bR\ftensorHashes\"\xc3\x02\n" +
 	"\tModelInfo\x12\"\n" +
 	"\farchitecture\x18\x01 \x01(\tR\farchitecture\x12 \n" +
 	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\x12\x1f\n" +
@@ -918,7 +1005,12 @@ const file_ix_v1_expert_proto_rawDesc = "" +
 	"\fexpert_count\x18\x05 \x01(\rR\vexpertCount\x12*\n" +
 	"\x11expert_used_count\x18\x06 \x01(\rR\x0fexpertUsedCount\x12\x1d\n" +
 	"\n" +
-	"moe_layers\x18\a \x03(\rR\tmoeLayers\"\xd7\x02\n" +
+	"moe_layers\x18\a \x03(\rR\tmoeLayers\x126\n" +
+	"\rtensor_hashes\x18\b \x03(\v2\x11.ix.v1.TensorHashR\ftensorHashes\"8\n" +
+	"\n" +
+	"TensorHash\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\fR\x06sha256\"\xd7\x02\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12&\n" +
 	"\x05model\x18\x02 \x01(\v2\x10.ix.v1.ModelInfoR\x05model\x12'\n" +
@@ -958,7 +1050,7 @@ func file_ix_v1_expert_proto_rawDescGZIP() []byte {
 }
 
 var file_ix_v1_expert_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ix_v1_expert_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_ix_v1_expert_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_ix_v1_expert_proto_goTypes = []any{
 	(ActivationType)(0),     // 0: ix.v1.ActivationType
 	(*ForwardRequest)(nil),  // 1: ix.v1.ForwardRequest
@@ -972,8 +1064,9 @@ var file_ix_v1_expert_proto_goTypes = []any{
 	(*ReleaseResponse)(nil), // 9: ix.v1.ReleaseResponse
 	(*StatusRequest)(nil),   // 10: ix.v1.StatusRequest
 	(*ModelInfo)(nil),       // 11: ix.v1.ModelInfo
-	(*StatusResponse)(nil),  // 12: ix.v1.StatusResponse
-	(*Availability)(nil),    // 13: ix.v1.Availability
+	(*TensorHash)(nil),      // 12: ix.v1.TensorHash
+	(*StatusResponse)(nil),  // 13: ix.v1.StatusResponse
+	(*Availability)(nil),    // 14: ix.v1.Availability
 }
 var file_ix_v1_expert_proto_depIdxs = []int32{
 	0,  // 0: ix.v1.ForwardRequest.activation_type:type_name -> ix.v1.ActivationType
@@ -981,23 +1074,24 @@ var file_ix_v1_expert_proto_depIdxs = []int32{
 	4,  // 2: ix.v1.LayerExperts.ranges:type_name -> ix.v1.ExpertRange
 	5,  // 3: ix.v1.LoadRequest.experts:type_name -> ix.v1.LayerExperts
 	5,  // 4: ix.v1.ReleaseRequest.experts:type_name -> ix.v1.LayerExperts
-	11, // 5: ix.v1.StatusResponse.model:type_name -> ix.v1.ModelInfo
-	5,  // 6: ix.v1.StatusResponse.held:type_name -> ix.v1.LayerExperts
-	13, // 7: ix.v1.StatusResponse.available:type_name -> ix.v1.Availability
-	5,  // 8: ix.v1.Availability.experts:type_name -> ix.v1.LayerExperts
-	1,  // 9: ix.v1.ExpertService.Forward:input_type -> ix.v1.ForwardRequest
-	6,  // 10: ix.v1.ExpertService.Load:input_type -> ix.v1.LoadRequest
-	8,  // 11: ix.v1.ExpertService.Release:input_type -> ix.v1.ReleaseRequest
-	10, // 12: ix.v1.ExpertService.Status:input_type -> ix.v1.StatusRequest
-	3,  // 13: ix.v1.ExpertService.Forward:output_type -> ix.v1.ForwardResponse
-	7,  // 14: ix.v1.ExpertService.Load:output_type -> ix.v1.LoadResponse
-	9,  // 15: ix.v1.ExpertService.Release:output_type -> ix.v1.ReleaseResponse
-	12, // 16: ix.v1.ExpertService.Status:output_type -> ix.v1.StatusResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	12, // 5: ix.v1.ModelInfo.tensor_hashes:type_name -> ix.v1.TensorHash
+	11, // 6: ix.v1.StatusResponse.model:type_name -> ix.v1.ModelInfo
+	5,  // 7: ix.v1.StatusResponse.held:type_name -> ix.v1.LayerExperts
+	14, // 8: ix.v1.StatusResponse.available:type_name -> ix.v1.Availability
+	5,  // 9: ix.v1.Availability.experts:type_name -> ix.v1.LayerExperts
+	1,  // 10: ix.v1.ExpertService.Forward:input_type -> ix.v1.ForwardRequest
+	6,  // 11: ix.v1.ExpertService.Load:input_type -> ix.v1.LoadRequest
+	8,  // 12: ix.v1.ExpertService.Release:input_type -> ix.v1.ReleaseRequest
+	10, // 13: ix.v1.ExpertService.Status:input_type -> ix.v1.StatusRequest
+	3,  // 14: ix.v1.ExpertService.Forward:output_type -> ix.v1.ForwardResponse
+	7,  // 15: ix.v1.ExpertService.Load:output_type -> ix.v1.LoadResponse
+	9,  // 16: ix.v1.ExpertService.Release:output_type -> ix.v1.ReleaseResponse
+	13, // 17: ix.v1.ExpertService.Status:output_type -> ix.v1.StatusResponse
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ix_v1_expert_proto_init() }
@@ -1011,7 +1105,7 @@ func file_ix_v1_expert_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ix_v1_expert_proto_rawDesc), len(file_ix_v1_expert_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,7 +39,8 @@ const (
 //
 //	INVALID_ARGUMENT     unknown layer or expert, wrong activation type or
 //	                     length, expert and weight counts that differ,
-//	                     group sizes that do not add up
+//	                     group sizes that do not add up, activations
+//	                     holding NaN or infinity
 //	FAILED_PRECONDITION  an expert the node does not hold, or a model
 //	                     fingerprint that differs from the node's
 //	RESOURCE_EXHAUSTED   a message over the node's size limit
@@ -122,7 +123,8 @@ func (c *expertServiceClient) Status(ctx context.Context, in *StatusRequest, opt
 //
 //	INVALID_ARGUMENT     unknown layer or expert, wrong activation type or
 //	                     length, expert and weight counts that differ,
-//	                     group sizes that do not add up
+//	                     group sizes that do not add up, activations
+//	                     holding NaN or infinity
 //	FAILED_PRECONDITION  an expert the node does not hold, or a model
 //	                     fingerprint that differs from the node's
 //	RESOURCE_EXHAUSTED   a message over the node's size limit
