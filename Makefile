@@ -108,8 +108,8 @@ buf-breaking: ## breaking-change check of proto/ against main
 
 CLUSTER_NETNS ?= auto
 
-cluster-test: build ## processes: a static 3-node cluster losing a node mid-generation; a gossip cluster of 4 nodes (own network namespaces as root; CLUSTER_NETNS=on|off|auto) generating while one is drained, one joins and one is killed; a cluster on ixctl split shards
-	$(GO) test -count=1 -v -run '^(TestClusterProcesses|TestGossipClusterProcesses|TestShardProcesses)$$' ./cmd/expertnode \
+cluster-test: build ## processes: a static 3-node cluster losing a node mid-generation; a hung (SIGSTOP) node ejected and readmitted; a gossip cluster of 4 nodes (own network namespaces as root; CLUSTER_NETNS=on|off|auto) generating while one is drained, one joins and one is killed; a cluster on ixctl split shards
+	$(GO) test -count=1 -v -run '^(TestClusterProcesses|TestHungNodeProcess|TestGossipClusterProcesses|TestShardProcesses)$$' ./cmd/expertnode \
 		-args -bin $(abspath $(BIN)) -netns $(CLUSTER_NETNS)
 
 # The container image (Containerfile): IMAGE:IMAGE_TAG, built by the first of

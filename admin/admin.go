@@ -1,7 +1,7 @@
 // Package admin is the coordinator's operator API (ix.v1.AdminService,
 // what ixctl talks to): cluster status from membership and the placement
 // manager, dry-run plans, and the changes an operator asks for (apply a
-// replication factor, drain a node, move an expert). It owns no state:
+// replication factor, drain and undrain a node, move an expert). It owns no state:
 // placement lives in router.Manager, membership in membership.Cluster.
 package admin
 
@@ -188,6 +188,14 @@ func (s *Service) DrainNode(ctx context.Context, req *ixv1.DrainNodeRequest) (*i
 		return nil, err
 	}
 	return &ixv1.DrainNodeResponse{Status: s.status()}, nil
+}
+
+// UndrainNode implements the RPC.
+func (s *Service) UndrainNode(ctx context.Context, req *ixv1.UndrainNodeRequest) (*ixv1.UndrainNodeResponse, error) {
+	if err := s.mgr.Undrain(ctx, req.GetNode()); err != nil {
+		return nil, err
+	}
+	return &ixv1.UndrainNodeResponse{Status: s.status()}, nil
 }
 
 // MoveExpert implements the RPC.

@@ -25,6 +25,7 @@ type call struct {
 	layer int
 	b     *experts.Batch
 	out   []float32
+	t     *Table    // the placement when the call started
 	at    gguf.Type // wire activation type
 	rb    int       // activation bytes per row on the wire
 
@@ -85,6 +86,7 @@ type slotRun struct{ first, n int32 }
 func (c *call) reset(ctx context.Context, layer int, b *experts.Batch, out []float32) {
 	r := c.r
 	c.ctx, c.layer, c.b, c.out = ctx, layer, b, out
+	c.t = r.table.Load()
 	c.at = r.wireType(layer, b)
 	c.rb = kernels.ActivationBytes(c.at, b.Embd)
 	c.term = grow(c.term, b.N*b.K)
@@ -108,19 +110,19 @@ func (c *call) release() {
 		}
 		ch.err = nil // resp.Sums keeps its capacity for the next call
 	}
-	c.ctx, c.b, c.out = nil, nil, nil
+	c.ctx, c.b, c.out, c.t = nil, nil, nil, nil
 	c.r.calls.Put(c)
 }
 
 // pick returns the destination of expert e: a live replica not failed in
 // this call (replicas are tried from a position that spreads experts over
 // them), else the local backend, else -1.
-func (c *call) pick(e int32, now int64) int {
+func (c *call) pick(e int32) int {
 	r := c.r
-	reps := r.table.Replicas(c.layer, int(e))
+	reps := c.t.Replicas(c.layer, int(e))
 	for j := range reps {
 		n := int(reps[(int(e)+j)%len(reps)])
-		if !c.failed[n] && r.nodes[n].up(now) {
+		if !c.failed[n] && r.nodes[n].up() {
 			return n
 		}
 	}
@@ -134,17 +136,17 @@ func (c *call) pick(e int32, now int64) int {
 // of the row's leading experts it takes: among the live replicas of the
 // first expert, the one holding the longest run of leading experts (its
 // terms then travel as one sum), else the local backend with all of them.
-func (c *call) pickPrefix(row []int32, now int64) (int, int32) {
+func (c *call) pickPrefix(row []int32) (int, int32) {
 	r := c.r
-	reps := r.table.Replicas(c.layer, int(row[0]))
+	reps := c.t.Replicas(c.layer, int(row[0]))
 	best, bestLen := -1, int32(0)
 	for j := range reps {
 		n := int(reps[(int(row[0])+j)%len(reps)])
-		if c.failed[n] || !r.nodes[n].up(now) {
+		if c.failed[n] || !r.nodes[n].up() {
 			continue
 		}
 		p := int32(1)
-		for ; p < int32(len(row)) && holds(r.table.Replicas(c.layer, int(row[p])), n); p++ {
+		for ; p < int32(len(row)) && holds(c.t.Replicas(c.layer, int(row[p])), n); p++ {
 		}
 		if p > bestLen {
 			best, bestLen = n, p
@@ -175,13 +177,12 @@ func holds(reps []int32, n int) bool {
 // slots as single terms.
 func (c *call) plan(redo []int32) error {
 	b := c.b
-	now := time.Now().UnixNano()
 	clear(c.cur)
 	if redo != nil {
 		for _, s := range redo {
-			d := c.pick(b.Experts[s], now)
+			d := c.pick(b.Experts[s])
 			if d == -1 {
-				return c.r.noHolder(c.layer, b.Experts[s])
+				return c.r.noHolder(c.t, c.layer, b.Experts[s])
 			}
 			c.add(int(s)/b.K, s, 1, d)
 		}
@@ -189,15 +190,15 @@ func (c *call) plan(redo []int32) error {
 	}
 	for i := range b.N {
 		s0 := int32(i * b.K)
-		d0, p := c.pickPrefix(b.Experts[s0:s0+int32(b.K)], now)
+		d0, p := c.pickPrefix(b.Experts[s0 : s0+int32(b.K)])
 		if d0 == -1 {
-			return c.r.noHolder(c.layer, b.Experts[s0])
+			return c.r.noHolder(c.t, c.layer, b.Experts[s0])
 		}
 		c.add(i, s0, p, d0)
 		for s := s0 + p; s < s0+int32(b.K); s++ {
-			d := c.pick(b.Experts[s], now)
+			d := c.pick(b.Experts[s])
 			if d == -1 {
-				return c.r.noHolder(c.layer, b.Experts[s])
+				return c.r.noHolder(c.t, c.layer, b.Experts[s])
 			}
 			c.add(i, s, 1, d)
 		}

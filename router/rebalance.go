@@ -115,6 +115,12 @@ func (m *Manager) Update(ctx context.Context, members []Member) error {
 	for id := range m.members {
 		if _, ok := live[id]; !ok {
 			m.log.Info("expert node gone", "node", id)
+			if m.drained[id] {
+				// As a deleted and re-registered Kubernetes node: a node
+				// that leaves (or restarts) comes back schedulable.
+				m.log.Info("drained node left: it gets experts again if it rejoins", "node", id)
+				delete(m.drained, id)
+			}
 			delete(m.held, id)
 			delete(m.avail, id)
 			if c := m.conns[id]; c != nil {
@@ -131,6 +137,10 @@ func (m *Manager) Update(ctx context.Context, members []Member) error {
 		// A new node (or a new address): learn what it holds.
 		if c := m.conns[id]; c != nil {
 			c.Close()
+		}
+		if m.drained[id] { // restarted elsewhere: a new node
+			m.log.Info("drained node came back at a new address: it gets experts again", "node", id, "addr", mb.Addr)
+			delete(m.drained, id)
 		}
 		h, avail, conn, err := m.status(ctx, mb)
 		if err != nil {
@@ -376,11 +386,22 @@ func (m *Manager) Drain(ctx context.Context, id string) error {
 	return m.rebalance(ctx, nil)
 }
 
-// Undrain lets placement use node id again (on the next change).
-func (m *Manager) Undrain(id string) {
+// Undrain lets placement use drained node id again (kubectl uncordon)
+// and re-plans, returning when the new placement is in force. A node that
+// is not drained is left as it is. Drain marks also end when the node
+// leaves membership or comes back at another address (a restart).
+func (m *Manager) Undrain(ctx context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, ok := m.members[id]; !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownNode, id)
+	}
+	if !m.drained[id] {
+		return nil
+	}
 	delete(m.drained, id)
+	m.log.Info("node undrained: placement uses it again", "node", id)
+	return m.rebalance(ctx, nil)
 }
 
 // Move moves one replica of expert e of layer l to node to: it loads

@@ -84,7 +84,7 @@ func checkHeld(t *testing.T, m *router.Manager, nodes ...*liveNode) {
 func TestRebalanceWithoutFailedRequests(t *testing.T) {
 	info := fakeInfo(gguf.TypeQ8_0)
 	rc := router.DefaultConfig()
-	rc.Model, rc.CallTimeout, rc.DownFor = info, 2*time.Second, time.Second
+	rc.Model, rc.CallTimeout, rc.EjectBase = info, 2*time.Second, time.Second
 	m, err := router.NewManager(router.ManagerConfig{Router: rc, Plan: testPlanConfig(2)})
 	if err != nil {
 		t.Fatal(err)
@@ -272,4 +272,73 @@ func TestManagerCapacity(t *testing.T) {
 
 func hasExpert(t *testing.T, n *liveNode, l, e int) bool {
 	return n.node.Server.Service().Holdings().Has(l, e)
+}
+
+// TestManagerUndrain: a drained node gets experts again after an explicit
+// Undrain (kubectl uncordon), and after it leaves membership and rejoins
+// (a restart), without an Undrain; Update alone keeps the drain.
+func TestManagerUndrain(t *testing.T) {
+	info := fakeInfo(gguf.TypeF32)
+	rc := router.DefaultConfig()
+	rc.Model = info
+	m, err := router.NewManager(router.ManagerConfig{Router: rc, Plan: testPlanConfig(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	a, b := startEmptyNode(t, info, "a"), startEmptyNode(t, info, "b")
+	if err := m.Update(ctx, members(a, b)); err != nil {
+		t.Fatal(err)
+	}
+	experts := func(id string) (int, bool) {
+		for _, n := range m.Status().Nodes {
+			if n.ID == id {
+				return n.Experts, n.Drained
+			}
+		}
+		t.Fatalf("node %s not in the status", id)
+		return 0, false
+	}
+	drain := func() {
+		t.Helper()
+		if err := m.Drain(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if n, drained := experts("b"); n != 0 || !drained {
+			t.Fatalf("after the drain b holds %d experts, drained %v", n, drained)
+		}
+	}
+	drain()
+	if err := m.Update(ctx, members(a, b)); err != nil { // a rescan keeps it drained
+		t.Fatal(err)
+	}
+	if n, drained := experts("b"); n != 0 || !drained {
+		t.Fatalf("a rescan undrained b: %d experts, drained %v", n, drained)
+	}
+	if err := m.Undrain(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if n, drained := experts("b"); n == 0 || drained {
+		t.Fatalf("after Undrain b holds %d experts, drained %v", n, drained)
+	}
+	checkHeld(t, m, a, b)
+	if err := m.Undrain(ctx, "b"); err != nil { // not drained: nothing to do
+		t.Fatalf("undrain of a node not drained: %v", err)
+	}
+	if err := m.Undrain(ctx, "nope"); !errors.Is(err, router.ErrUnknownNode) {
+		t.Fatalf("undrain of an unknown node: %v, want ErrUnknownNode", err)
+	}
+
+	drain()
+	if err := m.Update(ctx, members(a)); err != nil { // b leaves (restarts)...
+		t.Fatal(err)
+	}
+	if err := m.Update(ctx, members(a, b)); err != nil { // ... and rejoins
+		t.Fatal(err)
+	}
+	if n, drained := experts("b"); n == 0 || drained {
+		t.Fatalf("after leaving and rejoining b holds %d experts, drained %v", n, drained)
+	}
+	checkHeld(t, m, a, b)
 }

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/inference-x/inference-x/experts"
 	"github.com/inference-x/inference-x/gguf"
@@ -43,10 +46,15 @@ type Config struct {
 	// CallTimeout is the deadline of one Forward RPC attempt; on expiry
 	// the work goes to another replica.
 	CallTimeout time.Duration
-	// DownFor is how long a node that failed a call is skipped before it
-	// is tried again.
-	DownFor time.Duration
+	// EjectBase is how long a node that failed a call is ejected from
+	// routing before the first health probe; each failed probe (and each
+	// new ejection before a successful call) doubles it, up to EjectMax.
+	// Ejected nodes get health checks, never live traffic, until one
+	// answers SERVING.
+	EjectBase, EjectMax time.Duration
 	// StatusTimeout bounds the Status call that learns a node's holdings.
+	// A node that does not answer in time does not hold up New once the
+	// others cover every expert; it is asked again in the background.
 	StatusTimeout time.Duration
 	// MaxMessageBytes bounds one RPC's request and response; a node's
 	// work over it is split into several concurrent calls. It must not
@@ -71,6 +79,10 @@ type Observer interface {
 	// Failover reports that terms of a failed call to node were sent
 	// elsewhere.
 	Failover(node string, terms int)
+	// Ejected reports that node was ejected from routing (ejected true;
+	// backoff is the wait before its first health probe) or readmitted
+	// after a probe answered SERVING (ejected false, backoff 0).
+	Ejected(node string, ejected bool, backoff time.Duration)
 }
 
 // LocalNode is the node name under which local expert runs are observed.
@@ -80,14 +92,16 @@ type nopObserver struct{}
 
 func (nopObserver) ExpertCall(string, int, time.Duration, error) {}
 func (nopObserver) Failover(string, int)                         {}
+func (nopObserver) Ejected(string, bool, time.Duration)          {}
 
-// DefaultConfig returns the defaults: 10 s per attempt, nodes skipped for
-// 2 s after a failure, 4 calls in flight per node.
+// DefaultConfig returns the defaults: 10 s per attempt, a failed node
+// ejected for 1 s doubling to 30 s, 4 calls in flight per node.
 func DefaultConfig() Config {
 	return Config{
 		Client:          rpc.DefaultClientConfig(),
 		CallTimeout:     10 * time.Second,
-		DownFor:         2 * time.Second,
+		EjectBase:       time.Second,
+		EjectMax:        30 * time.Second,
 		StatusTimeout:   10 * time.Second,
 		MaxMessageBytes: rpc.DefaultMaxMessageBytes,
 		WorkersPerNode:  4,
@@ -99,8 +113,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Model.Embd <= 0 || c.Model.Experts <= 0:
 		return errors.New("router: the model info has no routed experts")
-	case c.CallTimeout <= 0 || c.DownFor < 0 || c.StatusTimeout <= 0:
-		return errors.New("router: CallTimeout and StatusTimeout must be positive, DownFor not negative")
+	case c.CallTimeout <= 0 || c.StatusTimeout <= 0:
+		return errors.New("router: CallTimeout and StatusTimeout must be positive")
+	case c.EjectBase <= 0 || c.EjectMax < c.EjectBase:
+		return fmt.Errorf("router: EjectBase %v must be positive and EjectMax %v not below it", c.EjectBase, c.EjectMax)
 	case c.MaxMessageBytes < 0 || c.WorkersPerNode <= 0:
 		return errors.New("router: MaxMessageBytes must not be negative and WorkersPerNode must be positive")
 	}
@@ -131,8 +147,18 @@ type Router struct {
 	log   *slog.Logger
 	obs   Observer
 	nodes []*node
-	table *Table
 	calls sync.Pool // *call
+
+	// table is the placement; it grows when a node not reached at New
+	// answers its Status (join). Calls load it once.
+	table    atomic.Pointer[Table]
+	mu       sync.Mutex // holdings
+	holdings []Holdings // per node; nil: not known yet (pending)
+
+	// bg runs the background goroutines (probes, joins) until Close.
+	bg     context.Context
+	stopBg context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // node is one expert node and its RPC workers.
@@ -140,16 +166,26 @@ type node struct {
 	name, addr string
 	conn       *grpc.ClientConn
 	work       chan *chunk
-	downUntil  atomic.Int64 // unix nanoseconds; 0: up
-	mu         sync.Mutex
-	lastErr    string
+	// ejected: a call failed and health probes have not answered SERVING
+	// since; routing skips the node.
+	ejected atomic.Bool
+	// fails counts ejections and failed probes since the last successful
+	// call: the backoff is EjectBase << fails.
+	fails   atomic.Int32
+	mu      sync.Mutex
+	lastErr string
 }
 
-func (n *node) up(now int64) bool { return now >= n.downUntil.Load() }
+func (n *node) up() bool { return !n.ejected.Load() }
 
-// New dials the nodes, asks those without given holdings for their Status
-// (failing if one is unreachable or serves another model) and builds the
-// placement table. Nodes are used until Close.
+// New dials the nodes and asks those without given holdings for their
+// Status, in parallel. It returns once every node answered, or a second
+// after the nodes that answered cover every expert, or after
+// StatusTimeout: a node
+// not reached by then is logged and asked again in the background, and
+// joins the placement when it answers (Pending lists them). New fails
+// when a node answers but serves another model, or cannot be dialled.
+// Nodes are used until Close.
 func New(ctx context.Context, cfg Config, specs []NodeSpec) (*Router, error) {
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = rpc.DefaultMaxMessageBytes
@@ -170,7 +206,8 @@ func New(ctx context.Context, cfg Config, specs []NodeSpec) (*Router, error) {
 	if r.obs == nil {
 		r.obs = nopObserver{}
 	}
-	holdings := make([]Holdings, len(specs))
+	r.bg, r.stopBg = context.WithCancel(context.Background())
+	r.holdings = make([]Holdings, len(specs))
 	for i, sp := range specs {
 		if sp.Name == "" {
 			sp.Name = sp.Addr
@@ -185,21 +222,190 @@ func New(ctx context.Context, cfg Config, specs []NodeSpec) (*Router, error) {
 		for range cfg.WorkersPerNode {
 			go r.worker(n)
 		}
-		holdings[i] = sp.Holdings
-		if holdings[i] == nil {
-			if holdings[i], err = r.status(ctx, n); err != nil {
+		r.holdings[i] = sp.Holdings
+	}
+	r.table.Store(NewTable(cfg.Model.Layers, cfg.Model.Experts, r.holdings))
+	// Ask the nodes without given holdings, all at once.
+	first := make(chan error, len(specs))
+	asked := 0
+	for i := range r.nodes {
+		if r.holdings[i] == nil {
+			asked++
+			r.wg.Add(1)
+			go r.join(i, first)
+		}
+	}
+	var grace <-chan time.Time // once the nodes that answered cover every expert
+	for asked > 0 {
+		select {
+		case err := <-first:
+			if err != nil {
 				r.Close()
 				return nil, err
 			}
+			asked--
+		case <-grace:
+			asked = 0
+		case <-ctx.Done():
+			r.Close()
+			return nil, ctx.Err()
+		}
+		if missing, _ := r.table.Load().Coverage(cfg.Model.MoELayers); missing == 0 && grace == nil {
+			t := time.NewTimer(min(joinGrace, cfg.StatusTimeout))
+			defer t.Stop()
+			grace = t.C
 		}
 	}
-	r.table = NewTable(cfg.Model.Layers, cfg.Model.Experts, holdings)
-	missing, minRep := r.table.Coverage(cfg.Model.MoELayers)
-	r.log.Info("expert placement", "nodes", len(r.nodes), "min_replicas", minRep, "unplaced_experts", missing, "local_fallback", cfg.Local != nil)
+	pending := r.Pending()
+	if len(pending) > 0 {
+		r.log.Warn("expert nodes not reached; starting without them and dialling them in the background", "nodes", pending)
+	}
+	missing, minRep := r.table.Load().Coverage(cfg.Model.MoELayers)
+	r.log.Info("expert placement", "nodes", len(r.nodes), "pending", len(pending), "min_replicas", minRep,
+		"unplaced_experts", missing, "local_fallback", cfg.Local != nil)
 	if missing > 0 && cfg.Local == nil {
-		r.log.Warn("some experts are on no node and local experts are off: calls routed to them will fail", "unplaced_experts", missing)
+		r.log.Warn("some experts are on no reachable node and local experts are off: calls routed to them fail until a node holding them answers",
+			"unplaced_experts", missing, "pending", pending)
 	}
 	return r, nil
+}
+
+// joinGrace is how long New waits for the other nodes' Status once the
+// nodes that answered cover every expert.
+const joinGrace = time.Second
+
+// join asks node i for its Status until it answers, then adds its
+// holdings to the table. The outcome of the first attempt goes to first:
+// nil when it answered or is unreachable (asked again after a backoff),
+// the error when it answered wrongly (another model), which ends join.
+func (r *Router) join(i int, first chan<- error) {
+	defer r.wg.Done()
+	n := r.nodes[i]
+	for attempt := 0; ; attempt++ {
+		h, err := r.status(r.bg, n)
+		if r.bg.Err() != nil {
+			if first != nil {
+				first <- nil
+			}
+			return
+		}
+		if err == nil {
+			r.mu.Lock()
+			r.holdings[i] = h
+			r.table.Store(NewTable(r.cfg.Model.Layers, r.cfg.Model.Experts, r.holdings))
+			r.mu.Unlock()
+			if first != nil {
+				first <- nil
+			} else {
+				r.log.Info("expert node reached; routing to it", "node", n.name, "addr", n.addr)
+			}
+			return
+		}
+		if !unreachable(err) {
+			if first != nil {
+				first <- err
+			} else {
+				r.log.Error("expert node refused; not routing to it", "node", n.name, "addr", n.addr, "err", err)
+			}
+			return
+		}
+		if first != nil {
+			r.log.Debug("expert node not reached; dialling it again in the background", "node", n.name, "addr", n.addr, "err", err)
+			first <- nil
+			first = nil
+		}
+		n.mu.Lock()
+		n.lastErr = err.Error()
+		n.mu.Unlock()
+		if !r.sleep(r.backoff(int32(attempt))) {
+			return
+		}
+	}
+}
+
+// unreachable reports whether err means the node did not answer (down,
+// hung, refusing connections), as opposed to answering wrongly.
+func unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
+}
+
+// requestFault reports whether a failed call was refused for what it
+// carried (bad input, over a limit) by a node that is otherwise healthy:
+// such a node is not ejected.
+func requestFault(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.ResourceExhausted, codes.OutOfRange:
+		return true
+	}
+	return false
+}
+
+// Pending returns the nodes whose holdings are not known yet: not reached
+// at New and still dialled in the background.
+func (r *Router) Pending() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var p []string
+	for i, h := range r.holdings {
+		if h == nil {
+			p = append(p, r.nodes[i].name)
+		}
+	}
+	return p
+}
+
+// backoff returns the ejection time after f earlier failures.
+func (r *Router) backoff(f int32) time.Duration {
+	d := r.cfg.EjectBase
+	for ; f > 0 && d < r.cfg.EjectMax; f-- {
+		d *= 2
+	}
+	return min(d, r.cfg.EjectMax)
+}
+
+// sleep waits d, or until Close (false).
+func (r *Router) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.bg.Done():
+		return false
+	}
+}
+
+// probe health-checks ejected node n after wait, then after doubling
+// waits, until it answers SERVING, and readmits it.
+func (r *Router) probe(n *node, wait time.Duration) {
+	defer r.wg.Done()
+	hc := healthpb.NewHealthClient(n.conn)
+	for {
+		if !r.sleep(wait) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.bg, r.cfg.CallTimeout)
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			n.ejected.Store(false)
+			r.obs.Ejected(n.name, false, 0)
+			r.log.Info("expert node answered its health probe; readmitted to routing", "node", n.name, "addr", n.addr)
+			return
+		}
+		if r.bg.Err() != nil {
+			return
+		}
+		wait = r.backoff(n.fails.Add(1))
+		r.log.Debug("expert node health probe failed; still ejected", "node", n.name, "next_probe", wait, "status", resp.GetStatus().String(), "err", err)
+	}
 }
 
 // status asks node n for its model and holdings.
@@ -221,24 +427,25 @@ func (r *Router) status(ctx context.Context, n *node) (Holdings, error) {
 	return h, nil
 }
 
-// Table returns the placement table.
-func (r *Router) Table() *Table { return r.table }
+// Table returns the placement table (it grows when a pending node
+// answers).
+func (r *Router) Table() *Table { return r.table.Load() }
 
 // Coverage implements experts.CoverageReporter: the experts of MoE layers
-// with no replica on a node that is up (not skipped after a failure),
-// when there is no local fallback. It allocates nothing and is safe for
-// concurrent use.
+// with no replica on a node that is up (reached and not ejected after a
+// failure), when there is no local fallback. It allocates nothing and is
+// safe for concurrent use.
 func (r *Router) Coverage() experts.Coverage {
 	var c experts.Coverage
 	if r.cfg.Local != nil {
 		return c
 	}
-	now := time.Now().UnixNano()
+	t := r.table.Load()
 	for _, l := range r.cfg.Model.MoELayers {
 	next:
 		for e := range r.cfg.Model.Experts {
-			for _, n := range r.table.Replicas(l, e) {
-				if r.nodes[n].up(now) {
+			for _, n := range t.Replicas(l, e) {
+				if r.nodes[n].up() {
 					continue next
 				}
 			}
@@ -254,6 +461,10 @@ func (r *Router) Coverage() experts.Coverage {
 // Close stops the workers and closes the connections. Calls must have
 // returned.
 func (r *Router) Close() error {
+	if r.stopBg != nil {
+		r.stopBg()
+		r.wg.Wait()
+	}
 	var errs []error
 	for _, n := range r.nodes {
 		close(n.work)
@@ -273,6 +484,9 @@ func (r *Router) worker(n *node) {
 		cancel()
 		if want := ch.nGroups * r.cfg.Model.Embd * 4; ch.err == nil && len(ch.resp.Sums) != want {
 			ch.err = fmt.Errorf("router: node %s answered %d bytes of sums, want %d", n.name, len(ch.resp.Sums), want)
+		}
+		if ch.err == nil && n.fails.Load() != 0 {
+			n.fails.Store(0) // readmitted and working: the next ejection starts at EjectBase
 		}
 		r.obs.ExpertCall(n.name, len(ch.req.Rows), d, ch.err)
 		ch.c.wg.Done()
@@ -345,21 +559,35 @@ func (r *Router) check(layer int, b *experts.Batch, out []float32) error {
 	return nil
 }
 
-// failed records a failed call to n and marks it down.
+// failed records a failed call to n and ejects it from routing: a probe
+// goroutine health-checks it after the backoff and readmits it.
 func (r *Router) failed(n *node, layer, rows int, err error) {
-	now := time.Now()
-	wasUp := n.up(now.UnixNano())
-	n.downUntil.Store(now.Add(r.cfg.DownFor).UnixNano())
 	n.mu.Lock()
 	n.lastErr = err.Error()
 	n.mu.Unlock()
-	r.log.Warn("expert node call failed; failing over to another replica",
-		"node", n.name, "addr", n.addr, "layer", layer, "rows", rows, "was_up", wasUp, "err", err)
+	if requestFault(err) { // the node is healthy: it refused this request
+		r.log.Warn("expert node refused the call; failing over to another replica",
+			"node", n.name, "addr", n.addr, "layer", layer, "rows", rows, "err", err)
+		return
+	}
+	wasUp := n.ejected.CompareAndSwap(false, true)
+	if !wasUp { // a call in flight when it was ejected
+		r.log.Warn("expert node call failed; failing over to another replica",
+			"node", n.name, "addr", n.addr, "layer", layer, "rows", rows, "was_up", false, "err", err)
+		return
+	}
+	backoff := r.backoff(n.fails.Add(1) - 1)
+	r.wg.Add(1)
+	go r.probe(n, backoff)
+	r.obs.Ejected(n.name, true, backoff)
+	r.log.Warn("expert node call failed; failing over to another replica and ejecting the node until it answers a health probe",
+		"node", n.name, "addr", n.addr, "layer", layer, "rows", rows, "was_up", true, "first_probe", backoff, "err", err)
 }
 
-// noHolder describes why no holder of (layer, e) could be used.
-func (r *Router) noHolder(layer int, e int32) error {
-	reps := r.table.Replicas(layer, int(e))
+// noHolder describes why no holder of (layer, e) in table t could be
+// used.
+func (r *Router) noHolder(t *Table, layer int, e int32) error {
+	reps := t.Replicas(layer, int(e))
 	if len(reps) == 0 {
 		return fmt.Errorf("%w: layer %d expert %d: no node holds it and local experts are off", ErrNoHolder, layer, e)
 	}

@@ -76,7 +76,8 @@ func newRouter(t *testing.T, info router.ModelInfo, local experts.Backend, specs
 	t.Helper()
 	cfg := router.DefaultConfig()
 	cfg.Model, cfg.Local, cfg.Logger = info, local, log
-	cfg.CallTimeout, cfg.DownFor = 2*time.Second, time.Minute
+	cfg.CallTimeout, cfg.EjectBase = 2*time.Second, time.Minute
+	cfg.EjectMax = time.Minute
 	r, err := router.New(context.Background(), cfg, specs)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +222,8 @@ func TestDeadlineFailover(t *testing.T) {
 		return ctx.Err()
 	}
 	cfg := router.DefaultConfig()
-	cfg.Model, cfg.CallTimeout, cfg.DownFor = info, 100*time.Millisecond, time.Minute
+	cfg.Model, cfg.CallTimeout, cfg.EjectBase = info, 100*time.Millisecond, time.Minute
+	cfg.EjectMax = time.Minute
 	r, err := router.New(context.Background(), cfg, c.specs)
 	if err != nil {
 		t.Fatal(err)
@@ -240,6 +242,29 @@ func TestDeadlineFailover(t *testing.T) {
 type callLog struct {
 	mu                     sync.Mutex
 	calls, errs, failovers map[string]int
+	ejections, readmitted  map[string]int
+}
+
+func newCallLog() *callLog {
+	return &callLog{calls: map[string]int{}, errs: map[string]int{}, failovers: map[string]int{},
+		ejections: map[string]int{}, readmitted: map[string]int{}}
+}
+
+func (l *callLog) Ejected(node string, ejected bool, _ time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ejected {
+		l.ejections[node]++
+	} else {
+		l.readmitted[node]++
+	}
+}
+
+// get returns m[node] under the lock.
+func (l *callLog) get(m map[string]int, node string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return m[node]
 }
 
 func (l *callLog) ExpertCall(node string, _ int, _ time.Duration, err error) {
@@ -260,9 +285,10 @@ func (l *callLog) Failover(node string, terms int) {
 func TestNoLiveHolder(t *testing.T) {
 	info := fakeInfo(gguf.TypeQ8_0)
 	c := startCluster(t, info)
-	obs := &callLog{calls: map[string]int{}, errs: map[string]int{}, failovers: map[string]int{}}
+	obs := newCallLog()
 	cfg := router.DefaultConfig()
-	cfg.Model, cfg.Observer, cfg.CallTimeout, cfg.DownFor = info, obs, 2*time.Second, time.Minute
+	cfg.Model, cfg.Observer, cfg.CallTimeout, cfg.EjectBase = info, obs, 2*time.Second, time.Minute
+	cfg.EjectMax = time.Minute
 	r, err := router.New(context.Background(), cfg, c.specs)
 	if err != nil {
 		t.Fatal(err)
@@ -378,7 +404,8 @@ func (o *callSizes) ExpertCall(_ string, rows int, _ time.Duration, err error) {
 	}
 }
 
-func (o *callSizes) Failover(string, int) {}
+func (o *callSizes) Failover(string, int)                {}
+func (o *callSizes) Ejected(string, bool, time.Duration) {}
 
 // TestSplitsByRows: a batch of more rows than a node takes in one call
 // (router.MaxCallRows, the nodes' default bound) is split into calls the

@@ -36,6 +36,8 @@ type Metrics struct {
 	rpc         *prometheus.HistogramVec // node
 	rpcErrors   *prometheus.CounterVec   // node
 	failovers   *prometheus.CounterVec   // node
+	ejections   *prometheus.CounterVec   // node
+	ejected     *prometheus.GaugeVec     // node
 
 	stats atomic.Pointer[func() scheduler.Stats]
 
@@ -115,6 +117,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "ix", Subsystem: "router", Name: "failovers_total",
 			Help: "Expert terms of failed calls sent to another replica (or run locally), by the node that failed.",
 		}, []string{"node"}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ix", Subsystem: "router", Name: "ejections_total",
+			Help: "Times a node was ejected from routing after a failed call (health-probed until it answers).",
+		}, []string{"node"}),
+		ejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "ix", Subsystem: "router", Name: "node_ejected",
+			Help: "1 while a node is ejected from routing, 0 once a health probe readmitted it.",
+		}, []string{"node"}),
 	}
 	gauge := func(sub, name, help string, f func(scheduler.Stats) int) {
 		m.occupancy = append(m.occupancy, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -134,7 +144,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	gauge("scheduler", "kv_cache_capacity_tokens", "KV cache positions of all slots (slots x context).", func(s scheduler.Stats) int { return s.KVCapacity })
 	if reg != nil {
 		for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.ttft, m.tpot, m.e2e, m.promptToks, m.genToks, m.tokRate, m.waiting,
-			m.step, m.stepRows, m.expertCalls, m.expertRows, m.rpc, m.rpcErrors, m.failovers}, m.occupancy...) {
+			m.step, m.stepRows, m.expertCalls, m.expertRows, m.rpc, m.rpcErrors, m.failovers, m.ejections, m.ejected}, m.occupancy...) {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -179,11 +189,13 @@ func (m *Metrics) Idle() {
 }
 
 // ExpertObserver receives the router's per-node expert calls
-// (router.Observer): once per RPC attempt and local run, and once per
-// failover; safe for concurrent use, non-blocking.
+// (router.Observer): once per RPC attempt and local run, once per
+// failover, ejection and readmission; safe for concurrent use,
+// non-blocking.
 type ExpertObserver interface {
 	ExpertCall(node string, rows int, d time.Duration, err error)
 	Failover(node string, terms int)
+	Ejected(node string, ejected bool, backoff time.Duration)
 }
 
 // ExpertCall implements ExpertObserver.
@@ -199,6 +211,16 @@ func (m *Metrics) ExpertCall(node string, rows int, d time.Duration, err error) 
 // Failover implements ExpertObserver.
 func (m *Metrics) Failover(node string, terms int) {
 	m.failovers.WithLabelValues(node).Add(float64(terms))
+}
+
+// Ejected implements ExpertObserver.
+func (m *Metrics) Ejected(node string, ejected bool, _ time.Duration) {
+	if ejected {
+		m.ejections.WithLabelValues(node).Inc()
+		m.ejected.WithLabelValues(node).Set(1)
+		return
+	}
+	m.ejected.WithLabelValues(node).Set(0)
 }
 
 // request records a finished generation: time to first token (when one

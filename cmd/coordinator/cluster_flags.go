@@ -28,11 +28,19 @@ type ClusterOptions struct {
 	Placement    string
 	LocalExperts bool
 	NodeTimeout  time.Duration
-	Log          cli.LogFlags // --cluster-log-level; run adds --log-format
-	Security     rpc.SecurityFlags
+	// EjectBase and EjectMax bound the ejection of a failed node: health
+	// probes after EjectBase, doubling up to EjectMax.
+	EjectBase, EjectMax time.Duration
+	Log                 cli.LogFlags // --cluster-log-level; run adds --log-format
+	Security            rpc.SecurityFlags
 	// Observer, when set, gets the router's per-call measurements
 	// (serve's metrics); not a flag.
 	Observer router.Observer
+	// StartUncovered starts even when the reachable nodes leave experts
+	// uncovered and local experts are off (serve: not ready until a node
+	// holding them answers); without it Backend fails naming them (run).
+	// Not a flag.
+	StartUncovered bool
 }
 
 // AddFlags registers the cluster flags on fs.
@@ -40,7 +48,9 @@ func (o *ClusterOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.Nodes, "nodes", nil, "expert nodes host:port,... (placement from their Status)")
 	fs.StringVar(&o.Placement, "placement", "", "placement file (JSON): the expert nodes and the experts each holds")
 	fs.BoolVar(&o.LocalExperts, "local-experts", true, "run experts locally when no node holding them is alive (false: this coordinator has only the dense weights)")
-	fs.DurationVar(&o.NodeTimeout, "node-timeout", 10*time.Second, "deadline of one expert call to a node before failing over")
+	fs.DurationVar(&o.NodeTimeout, "node-timeout", 10*time.Second, "deadline of one expert call (and of a node's Status at start) before failing over")
+	fs.DurationVar(&o.EjectBase, "eject-base", time.Second, "a node whose call failed is ejected from routing and health-probed after this long, doubling per failed probe")
+	fs.DurationVar(&o.EjectMax, "eject-max", 30*time.Second, "the longest wait between health probes of an ejected node")
 	o.Log.AddLevelFlag(fs, "cluster-log-level", "level of the router's log on stderr (placement, failovers): debug, info, warn or error")
 	o.Security.AddFlags(fs, false)
 }
@@ -58,6 +68,9 @@ func (o *ClusterOptions) Validate() error {
 	}
 	if o.NodeTimeout <= 0 {
 		return cli.Usage(fmt.Errorf("--node-timeout %v must be positive", o.NodeTimeout))
+	}
+	if o.EjectBase <= 0 || o.EjectMax < o.EjectBase {
+		return cli.Usage(fmt.Errorf("--eject-base %v must be positive and --eject-max %v not below it", o.EjectBase, o.EjectMax))
 	}
 	if !o.Enabled() && !o.LocalExperts {
 		return cli.Usage(errors.New("--local-experts=false needs expert nodes (--nodes or --placement)"))
@@ -103,9 +116,8 @@ func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int,
 		return nil, nil, err
 	}
 	router.LogHashing(log, f.Paths()[0], &info)
-	cfg := router.DefaultConfig()
-	cfg.Model, cfg.Logger, cfg.CallTimeout, cfg.Observer = info, log, o.NodeTimeout, o.Observer
-	cfg.Client.Security = o.Security.Security
+	cfg := o.routerConfig(info)
+	cfg.Logger = log
 	local, err := localExperts(f, o.LocalExperts, threads, log)
 	if err != nil {
 		return nil, nil, err
@@ -117,14 +129,54 @@ func (o *ClusterOptions) Backend(ctx context.Context, f *gguf.File, threads int,
 	if err == nil {
 		var r *router.Router
 		if r, err = router.New(ctx, cfg, specs); err == nil {
-			log.Info("routing experts to nodes", "nodes", len(specs), "local_experts", o.LocalExperts)
-			return r, closers{r, local}, nil
+			if err = o.checkCoverage(r, log); err == nil {
+				log.Info("routing experts to nodes", "nodes", len(specs), "local_experts", o.LocalExperts)
+				return r, closers{r, local}, nil
+			}
+			r.Close()
 		}
 	}
 	if local != nil {
 		local.Close()
 	}
 	return nil, nil, err
+}
+
+// routerConfig returns the router's config from the flags (without the
+// logger and local experts).
+func (o *ClusterOptions) routerConfig(info router.ModelInfo) router.Config {
+	cfg := router.DefaultConfig()
+	cfg.Model, cfg.CallTimeout, cfg.Observer = info, o.NodeTimeout, o.Observer
+	if o.NodeTimeout > 0 {
+		cfg.StatusTimeout = o.NodeTimeout // a node not answering by then is dialled in the background
+	}
+	if o.EjectBase > 0 { // zero (options built without flags): the defaults
+		cfg.EjectBase = o.EjectBase
+	}
+	if o.EjectMax > 0 {
+		cfg.EjectMax = o.EjectMax
+	}
+	cfg.Client.Security = o.Security.Security
+	return cfg
+}
+
+// checkCoverage fails when the reachable nodes leave experts uncovered
+// (local experts off), naming them and the nodes not reached, unless
+// StartUncovered, which logs it: serve starts not ready and becomes ready
+// when a node holding them answers.
+func (o *ClusterOptions) checkCoverage(r *router.Router, log *slog.Logger) error {
+	cov := r.Coverage()
+	if cov.Covered() {
+		return nil
+	}
+	pending := strings.Join(r.Pending(), ", ")
+	if o.StartUncovered {
+		log.Warn("the reachable expert nodes do not cover every expert and local experts are off: not ready until a node holding them answers",
+			"uncovered", cov.Uncovered, "first", cov.Reason(), "not_reached", pending)
+		return nil
+	}
+	return fmt.Errorf("%d experts are on no reachable node and --local-experts is off (%s); nodes not reached: %s",
+		cov.Uncovered, cov.Reason(), pending)
 }
 
 // localExperts returns the coordinator's own experts for the router's

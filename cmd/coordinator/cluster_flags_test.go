@@ -33,6 +33,9 @@ func TestClusterFlags(t *testing.T) {
 		{args: []string{"--nodes", "127.0.0.1:1", "--placement", "p.json"}, err: "not both"},
 		{args: []string{"--local-experts=false"}, err: "needs expert nodes"},
 		{args: []string{"--nodes", "127.0.0.1:1", "--node-timeout", "0s"}, err: "must be positive"},
+		{args: []string{"--nodes", "127.0.0.1:1", "--eject-base", "0s"}, err: "--eject-base 0s must be positive"},
+		{args: []string{"--nodes", "127.0.0.1:1", "--eject-base", "10s", "--eject-max", "5s"}, err: "--eject-max 5s not below it"},
+		{args: []string{"--nodes", "127.0.0.1:1", "--eject-base", "100ms", "--eject-max", "2s"}},
 		{args: []string{"--nodes", "127.0.0.1:1", "--tls-cert", "c.pem"}, err: "go together"},
 		{args: []string{"--nodes", "127.0.0.1:1", "--token-file", "/nonexistent"}, err: "--token-file"},
 	} {

@@ -113,6 +113,7 @@ func (o *ServeClusterOptions) StartCluster(ctx context.Context, f *gguf.File, th
 		return nil, func(time.Duration) {}, nil
 	}
 	if o.Static.Enabled() {
+		o.Static.StartUncovered = true // not ready (503 after --wait-ready) until a node holding them answers
 		be, closer, err := o.Static.Backend(ctx, f, threads, log)
 		if err != nil {
 			return nil, nil, err
@@ -132,9 +133,7 @@ func (o *ServeClusterOptions) startGossip(ctx context.Context, f *gguf.File, thr
 		return nil, err
 	}
 	router.LogHashing(log, f.Paths()[0], &info)
-	rc := router.DefaultConfig()
-	rc.Model, rc.CallTimeout, rc.Observer = info, o.Static.NodeTimeout, o.Static.Observer
-	rc.Client.Security = o.Static.Security.Security
+	rc := o.Static.routerConfig(info)
 	local, err := localExperts(f, o.Static.LocalExperts, threads, log)
 	if err != nil {
 		return nil, err

@@ -136,6 +136,18 @@ func TestClusterCommands(t *testing.T) {
 	if after.Nodes[0].ID != "node-a" || after.Nodes[0].State != "draining" || after.Nodes[0].Experts != 0 {
 		t.Fatalf("after drain: %s", out)
 	}
+	out, errs, code = runIxctl(t, "", "undrain", "node-a", "-o", "json")
+	if code != 0 {
+		t.Fatalf("undrain: %s", errs)
+	}
+	after = StatusJSON{}
+	json.Unmarshal([]byte(out), &after)
+	if after.Nodes[0].ID != "node-a" || after.Nodes[0].State != "alive" || after.Nodes[0].Experts == 0 {
+		t.Fatalf("after undrain: %s", out)
+	}
+	if _, errs, code = runIxctl(t, "", "undrain", "nowhere"); code != 1 || !strings.Contains(errs, "unknown node") {
+		t.Fatalf("undrain of an unknown node: %d %s", code, errs)
+	}
 
 	if _, errs, code = runIxctl(t, "", "move", "1:3", "node-a"); code != 0 {
 		t.Fatalf("move: %s", errs)

@@ -23,7 +23,7 @@ Model tools work on GGUF files directly; cluster commands talk to a
 coordinator's admin API (--coordinator HOST:PORT or IX_COORDINATOR).`,
 	}
 	root.AddCommand(newInspectCmd(s), newTokenizeCmd(s), newSynthCmd(s), newQuantizeCmd(s), newUpcycleCmd(s),
-		newStatusCmd(s), newPlanCmd(s), newApplyCmd(s), newDrainCmd(s), newMoveCmd(s), newSplitCmd(s), newFetchCmd(s))
+		newStatusCmd(s), newPlanCmd(s), newApplyCmd(s), newDrainCmd(s), newUndrainCmd(s), newMoveCmd(s), newSplitCmd(s), newFetchCmd(s))
 	root.AddCommand(cli.NewVersionCmd("ixctl", s))
 	// For the commands that log (cli.CommandLogger), as on every binary.
 	(&cli.LogFlags{}).AddFlags(root.PersistentFlags())

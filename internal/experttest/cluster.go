@@ -55,6 +55,9 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	killed bool
+	// stalled, while not nil, holds every byte until it is closed
+	// (Resume): the node looks hung (SIGSTOP) to the router.
+	stalled chan struct{}
 }
 
 // StartProxy listens on 127.0.0.1:0 and forwards to target.
@@ -97,8 +100,50 @@ func (p *Proxy) accept() {
 		}
 		p.conns = append(p.conns, c, u)
 		p.mu.Unlock()
-		go func() { io.Copy(u, c); u.Close() }()
-		go func() { io.Copy(c, u); c.Close() }()
+		go func() { p.copy(u, c); u.Close() }()
+		go func() { p.copy(c, u); c.Close() }()
+	}
+}
+
+// copy forwards src to dst, holding the bytes while the proxy is stalled.
+func (p *Proxy) copy(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			gate := p.stalled
+			p.mu.Unlock()
+			if gate != nil {
+				<-gate
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Stall holds every byte in both directions from now on, as a SIGSTOPped
+// node: connections stay open, calls and health checks get no answer.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stalled == nil {
+		p.stalled = make(chan struct{})
+	}
+}
+
+// Resume ends a Stall (SIGCONT): the held bytes flow on.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stalled != nil {
+		close(p.stalled)
+		p.stalled = nil
 	}
 }
 
@@ -111,6 +156,10 @@ func (p *Proxy) Kill() {
 		return
 	}
 	p.killed = true
+	if p.stalled != nil {
+		close(p.stalled)
+		p.stalled = nil
+	}
 	p.lis.Close()
 	for _, c := range p.conns {
 		c.Close()

@@ -734,6 +734,96 @@ func (x *DrainNodeResponse) GetStatus() *ClusterStatusResponse {
 	return nil
 }
 
+// UndrainNodeRequest names the drained node to use again.
+type UndrainNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndrainNodeRequest) Reset() {
+	*x = UndrainNodeRequest{}
+	mi := &file_ix_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndrainNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndrainNodeRequest) ProtoMessage() {}
+
+func (x *UndrainNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ix_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndrainNodeRequest.ProtoReflect.Descriptor instead.
+func (*UndrainNodeRequest) Descriptor() ([]byte, []int) {
+	return file_ix_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UndrainNodeRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+// UndrainNodeResponse reports the status afterwards.
+type UndrainNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *ClusterStatusResponse `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndrainNodeResponse) Reset() {
+	*x = UndrainNodeResponse{}
+	mi := &file_ix_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndrainNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndrainNodeResponse) ProtoMessage() {}
+
+func (x *UndrainNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ix_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndrainNodeResponse.ProtoReflect.Descriptor instead.
+func (*UndrainNodeResponse) Descriptor() ([]byte, []int) {
+	return file_ix_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UndrainNodeResponse) GetStatus() *ClusterStatusResponse {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 // MoveExpertRequest moves expert (layer, expert) to node.
 type MoveExpertRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -746,7 +836,7 @@ type MoveExpertRequest struct {
 
 func (x *MoveExpertRequest) Reset() {
 	*x = MoveExpertRequest{}
-	mi := &file_ix_v1_admin_proto_msgTypes[10]
+	mi := &file_ix_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +848,7 @@ func (x *MoveExpertRequest) String() string {
 func (*MoveExpertRequest) ProtoMessage() {}
 
 func (x *MoveExpertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ix_v1_admin_proto_msgTypes[10]
+	mi := &file_ix_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +861,7 @@ func (x *MoveExpertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveExpertRequest.ProtoReflect.Descriptor instead.
 func (*MoveExpertRequest) Descriptor() ([]byte, []int) {
-	return file_ix_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_ix_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MoveExpertRequest) GetLayer() uint32 {
@@ -805,7 +895,7 @@ type MoveExpertResponse struct {
 
 func (x *MoveExpertResponse) Reset() {
 	*x = MoveExpertResponse{}
-	mi := &file_ix_v1_admin_proto_msgTypes[11]
+	mi := &file_ix_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +907,7 @@ func (x *MoveExpertResponse) String() string {
 func (*MoveExpertResponse) ProtoMessage() {}
 
 func (x *MoveExpertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ix_v1_admin_proto_msgTypes[11]
+	mi := &file_ix_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +920,7 @@ func (x *MoveExpertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveExpertResponse.ProtoReflect.Descriptor instead.
 func (*MoveExpertResponse) Descriptor() ([]byte, []int) {
-	return file_ix_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_ix_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MoveExpertResponse) GetStatus() *ClusterStatusResponse {
@@ -890,6 +980,10 @@ const file_ix_v1_admin_proto_rawDesc = "" +
 	"\x10DrainNodeRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\"I\n" +
 	"\x11DrainNodeResponse\x124\n" +
+	"\x06status\x18\x01 \x01(\v2\x1c.ix.v1.ClusterStatusResponseR\x06status\"(\n" +
+	"\x12UndrainNodeRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"K\n" +
+	"\x13UndrainNodeResponse\x124\n" +
 	"\x06status\x18\x01 \x01(\v2\x1c.ix.v1.ClusterStatusResponseR\x06status\"U\n" +
 	"\x11MoveExpertRequest\x12\x14\n" +
 	"\x05layer\x18\x01 \x01(\rR\x05layer\x12\x16\n" +
@@ -902,12 +996,13 @@ const file_ix_v1_admin_proto_rawDesc = "" +
 	"\x10NODE_STATE_ALIVE\x10\x01\x12\x16\n" +
 	"\x12NODE_STATE_SUSPECT\x10\x02\x12\x13\n" +
 	"\x0fNODE_STATE_DEAD\x10\x03\x12\x17\n" +
-	"\x13NODE_STATE_DRAINING\x10\x042\xf8\x02\n" +
+	"\x13NODE_STATE_DRAINING\x10\x042\xbe\x03\n" +
 	"\fAdminService\x12J\n" +
 	"\rClusterStatus\x12\x1b.ix.v1.ClusterStatusRequest\x1a\x1c.ix.v1.ClusterStatusResponse\x12J\n" +
 	"\rPlanPlacement\x12\x1b.ix.v1.PlanPlacementRequest\x1a\x1c.ix.v1.PlanPlacementResponse\x12M\n" +
 	"\x0eApplyPlacement\x12\x1c.ix.v1.ApplyPlacementRequest\x1a\x1d.ix.v1.ApplyPlacementResponse\x12>\n" +
-	"\tDrainNode\x12\x17.ix.v1.DrainNodeRequest\x1a\x18.ix.v1.DrainNodeResponse\x12A\n" +
+	"\tDrainNode\x12\x17.ix.v1.DrainNodeRequest\x1a\x18.ix.v1.DrainNodeResponse\x12D\n" +
+	"\vUndrainNode\x12\x19.ix.v1.UndrainNodeRequest\x1a\x1a.ix.v1.UndrainNodeResponse\x12A\n" +
 	"\n" +
 	"MoveExpert\x12\x18.ix.v1.MoveExpertRequest\x1a\x19.ix.v1.MoveExpertResponseB5Z3github.com/inference-x/inference-x/proto/ix/v1;ixv1b\x06proto3"
 
@@ -924,7 +1019,7 @@ func file_ix_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_ix_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ix_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_ix_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_ix_v1_admin_proto_goTypes = []any{
 	(NodeState)(0),                 // 0: ix.v1.NodeState
 	(*ClusterNode)(nil),            // 1: ix.v1.ClusterNode
@@ -937,33 +1032,38 @@ var file_ix_v1_admin_proto_goTypes = []any{
 	(*ApplyPlacementResponse)(nil), // 8: ix.v1.ApplyPlacementResponse
 	(*DrainNodeRequest)(nil),       // 9: ix.v1.DrainNodeRequest
 	(*DrainNodeResponse)(nil),      // 10: ix.v1.DrainNodeResponse
-	(*MoveExpertRequest)(nil),      // 11: ix.v1.MoveExpertRequest
-	(*MoveExpertResponse)(nil),     // 12: ix.v1.MoveExpertResponse
-	(*LayerExperts)(nil),           // 13: ix.v1.LayerExperts
+	(*UndrainNodeRequest)(nil),     // 11: ix.v1.UndrainNodeRequest
+	(*UndrainNodeResponse)(nil),    // 12: ix.v1.UndrainNodeResponse
+	(*MoveExpertRequest)(nil),      // 13: ix.v1.MoveExpertRequest
+	(*MoveExpertResponse)(nil),     // 14: ix.v1.MoveExpertResponse
+	(*LayerExperts)(nil),           // 15: ix.v1.LayerExperts
 }
 var file_ix_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: ix.v1.ClusterNode.state:type_name -> ix.v1.NodeState
 	1,  // 1: ix.v1.ClusterStatusResponse.nodes:type_name -> ix.v1.ClusterNode
-	13, // 2: ix.v1.NodeMovement.holdings:type_name -> ix.v1.LayerExperts
+	15, // 2: ix.v1.NodeMovement.holdings:type_name -> ix.v1.LayerExperts
 	4,  // 3: ix.v1.PlanPlacementResponse.nodes:type_name -> ix.v1.NodeMovement
 	3,  // 4: ix.v1.ApplyPlacementResponse.status:type_name -> ix.v1.ClusterStatusResponse
 	3,  // 5: ix.v1.DrainNodeResponse.status:type_name -> ix.v1.ClusterStatusResponse
-	3,  // 6: ix.v1.MoveExpertResponse.status:type_name -> ix.v1.ClusterStatusResponse
-	2,  // 7: ix.v1.AdminService.ClusterStatus:input_type -> ix.v1.ClusterStatusRequest
-	5,  // 8: ix.v1.AdminService.PlanPlacement:input_type -> ix.v1.PlanPlacementRequest
-	7,  // 9: ix.v1.AdminService.ApplyPlacement:input_type -> ix.v1.ApplyPlacementRequest
-	9,  // 10: ix.v1.AdminService.DrainNode:input_type -> ix.v1.DrainNodeRequest
-	11, // 11: ix.v1.AdminService.MoveExpert:input_type -> ix.v1.MoveExpertRequest
-	3,  // 12: ix.v1.AdminService.ClusterStatus:output_type -> ix.v1.ClusterStatusResponse
-	6,  // 13: ix.v1.AdminService.PlanPlacement:output_type -> ix.v1.PlanPlacementResponse
-	8,  // 14: ix.v1.AdminService.ApplyPlacement:output_type -> ix.v1.ApplyPlacementResponse
-	10, // 15: ix.v1.AdminService.DrainNode:output_type -> ix.v1.DrainNodeResponse
-	12, // 16: ix.v1.AdminService.MoveExpert:output_type -> ix.v1.MoveExpertResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	3,  // 6: ix.v1.UndrainNodeResponse.status:type_name -> ix.v1.ClusterStatusResponse
+	3,  // 7: ix.v1.MoveExpertResponse.status:type_name -> ix.v1.ClusterStatusResponse
+	2,  // 8: ix.v1.AdminService.ClusterStatus:input_type -> ix.v1.ClusterStatusRequest
+	5,  // 9: ix.v1.AdminService.PlanPlacement:input_type -> ix.v1.PlanPlacementRequest
+	7,  // 10: ix.v1.AdminService.ApplyPlacement:input_type -> ix.v1.ApplyPlacementRequest
+	9,  // 11: ix.v1.AdminService.DrainNode:input_type -> ix.v1.DrainNodeRequest
+	11, // 12: ix.v1.AdminService.UndrainNode:input_type -> ix.v1.UndrainNodeRequest
+	13, // 13: ix.v1.AdminService.MoveExpert:input_type -> ix.v1.MoveExpertRequest
+	3,  // 14: ix.v1.AdminService.ClusterStatus:output_type -> ix.v1.ClusterStatusResponse
+	6,  // 15: ix.v1.AdminService.PlanPlacement:output_type -> ix.v1.PlanPlacementResponse
+	8,  // 16: ix.v1.AdminService.ApplyPlacement:output_type -> ix.v1.ApplyPlacementResponse
+	10, // 17: ix.v1.AdminService.DrainNode:output_type -> ix.v1.DrainNodeResponse
+	12, // 18: ix.v1.AdminService.UndrainNode:output_type -> ix.v1.UndrainNodeResponse
+	14, // 19: ix.v1.AdminService.MoveExpert:output_type -> ix.v1.MoveExpertResponse
+	14, // [14:20] is the sub-list for method output_type
+	8,  // [8:14] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_ix_v1_admin_proto_init() }
@@ -978,7 +1078,7 @@ func file_ix_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ix_v1_admin_proto_rawDesc), len(file_ix_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	AdminService_PlanPlacement_FullMethodName  = "/ix.v1.AdminService/PlanPlacement"
 	AdminService_ApplyPlacement_FullMethodName = "/ix.v1.AdminService/ApplyPlacement"
 	AdminService_DrainNode_FullMethodName      = "/ix.v1.AdminService/DrainNode"
+	AdminService_UndrainNode_FullMethodName    = "/ix.v1.AdminService/UndrainNode"
 	AdminService_MoveExpert_FullMethodName     = "/ix.v1.AdminService/MoveExpert"
 )
 
@@ -51,6 +52,9 @@ type AdminServiceClient interface {
 	ApplyPlacement(ctx context.Context, in *ApplyPlacementRequest, opts ...grpc.CallOption) (*ApplyPlacementResponse, error)
 	// DrainNode moves every expert off a node; it returns when it holds none.
 	DrainNode(ctx context.Context, in *DrainNodeRequest, opts ...grpc.CallOption) (*DrainNodeResponse, error)
+	// UndrainNode lets placement give a drained node experts again (as
+	// kubectl uncordon); it returns when the new placement is in force.
+	UndrainNode(ctx context.Context, in *UndrainNodeRequest, opts ...grpc.CallOption) (*UndrainNodeResponse, error)
 	// MoveExpert moves one replica of an expert to a node.
 	MoveExpert(ctx context.Context, in *MoveExpertRequest, opts ...grpc.CallOption) (*MoveExpertResponse, error)
 }
@@ -103,6 +107,16 @@ func (c *adminServiceClient) DrainNode(ctx context.Context, in *DrainNodeRequest
 	return out, nil
 }
 
+func (c *adminServiceClient) UndrainNode(ctx context.Context, in *UndrainNodeRequest, opts ...grpc.CallOption) (*UndrainNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UndrainNodeResponse)
+	err := c.cc.Invoke(ctx, AdminService_UndrainNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) MoveExpert(ctx context.Context, in *MoveExpertRequest, opts ...grpc.CallOption) (*MoveExpertResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MoveExpertResponse)
@@ -138,6 +152,9 @@ type AdminServiceServer interface {
 	ApplyPlacement(context.Context, *ApplyPlacementRequest) (*ApplyPlacementResponse, error)
 	// DrainNode moves every expert off a node; it returns when it holds none.
 	DrainNode(context.Context, *DrainNodeRequest) (*DrainNodeResponse, error)
+	// UndrainNode lets placement give a drained node experts again (as
+	// kubectl uncordon); it returns when the new placement is in force.
+	UndrainNode(context.Context, *UndrainNodeRequest) (*UndrainNodeResponse, error)
 	// MoveExpert moves one replica of an expert to a node.
 	MoveExpert(context.Context, *MoveExpertRequest) (*MoveExpertResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
@@ -161,6 +178,9 @@ func (UnimplementedAdminServiceServer) ApplyPlacement(context.Context, *ApplyPla
 }
 func (UnimplementedAdminServiceServer) DrainNode(context.Context, *DrainNodeRequest) (*DrainNodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DrainNode not implemented")
+}
+func (UnimplementedAdminServiceServer) UndrainNode(context.Context, *UndrainNodeRequest) (*UndrainNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UndrainNode not implemented")
 }
 func (UnimplementedAdminServiceServer) MoveExpert(context.Context, *MoveExpertRequest) (*MoveExpertResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MoveExpert not implemented")
@@ -258,6 +278,24 @@ func _AdminService_DrainNode_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_UndrainNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UndrainNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UndrainNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UndrainNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UndrainNode(ctx, req.(*UndrainNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_MoveExpert_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MoveExpertRequest)
 	if err := dec(in); err != nil {
@@ -298,6 +336,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DrainNode",
 			Handler:    _AdminService_DrainNode_Handler,
+		},
+		{
+			MethodName: "UndrainNode",
+			Handler:    _AdminService_UndrainNode_Handler,
 		},
 		{
 			MethodName: "MoveExpert",
