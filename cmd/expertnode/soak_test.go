@@ -666,7 +666,7 @@ func (s *soak) client(ctx context.Context, r *rand.Rand) {
 			s.retries[a.cause]++
 			s.mu.Unlock()
 			if n == soakMaxAttempts {
-				outcome = "retryable, gave up after " + strconv.Itoa(n) + " attempts"
+				outcome = "retryable, gave up after " + strconv.Itoa(n) + " attempts: " + a.cause
 				break
 			}
 			select {
