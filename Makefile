@@ -17,7 +17,7 @@ LDFLAGS   := -X github.com/inference-x/inference-x/internal/buildinfo.version=$(
 .DEFAULT_GOAL := help
 .PHONY: help build test test-go test-purego lint verify-fmt fix-fmt vet bench bench-kernels generate verify-asm fuzz demo \
 	adaptive-report bench-paging clean \
-	proto verify-proto buf-lint buf-breaking cluster-test bench-cluster kube-score image image-bin container-test
+	proto verify-proto buf-lint buf-breaking cluster-test soak bench-cluster kube-score image image-bin container-test
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -142,6 +142,14 @@ container-test: ## the image as a cluster of containers: a coordinator and 3 exp
 	*) echo "container-test: no working podman (engine found: '$(CONTAINER_ENGINE)'): the test skips"; \
 		$(GO) test -count=1 -v -run '^TestContainerCluster$$' ./deploy/container -args -image $(IMAGE):$(IMAGE_TAG);; \
 	esac
+
+SOAK      ?= 10m
+SOAK_SEED ?= 1
+
+soak: build ## processes: a coordinator and 3 nodes (gossip, replicas 2) under 8 streams for SOAK (10m) with seeded kills, hangs, drains and restarts; checks answers, retryable failures only, flat RSS/goroutines; table in out/soak.txt
+	@# -timeout 0: TestSoak has its own watchdog, SOAK + 15m
+	$(GO) test -count=1 -v -timeout 0 -run '^TestSoak$$' ./cmd/expertnode \
+		-args -bin $(abspath $(BIN)) -soak $(SOAK) -soak.seed $(SOAK_SEED) -soak.out $(abspath out)/soak
 
 bench-cluster: ## per-layer RPC overhead and tokens/s of the cluster vs local mode on loopback
 	$(GO) test ./router -run '^$$' -bench . -benchtime $(BENCHTIME)
