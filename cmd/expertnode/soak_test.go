@@ -472,8 +472,9 @@ func (s *soak) fault(kind string, n *soakNode) {
 		s.logFault(kind, "SIGCONT %s", n.id)
 		return
 	case "drain":
-		// A drained id stays drained until the coordinator restarts: the
-		// node comes back under a new id.
+		// kubectl drain's order: ixctl drain (routing leaves it), SIGTERM.
+		// The node comes back under the same id: leaving gossip ends the
+		// drain (as a deleted Kubernetes node re-registers uncordoned).
 		out, err := exec.Command(filepath.Join(s.bin, "ixctl"), "drain", n.id, "--coordinator", s.admin, "--timeout", "30s").CombinedOutput()
 		if err != nil {
 			s.logFault(kind, "ixctl drain %s: %v: %s", n.id, err, lastLines(string(out), 1))
@@ -482,15 +483,6 @@ func (s *soak) fault(kind string, n *soakNode) {
 		}
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		<-p.done
-		s.mu.Lock()
-		base, _, _ := strings.Cut(n.id, ".")
-		gen := 1
-		if _, g, ok := strings.Cut(n.id, "."); ok {
-			gen, _ = strconv.Atoi(g)
-			gen++
-		}
-		n.id = fmt.Sprintf("%s.%d", base, gen)
-		s.mu.Unlock()
 	case "restart":
 		s.logFault(kind, "SIGTERM %s (pid %d), restart", n.id, p.cmd.Process.Pid)
 		p.cmd.Process.Signal(syscall.SIGTERM)
