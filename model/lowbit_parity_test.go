@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/inference-x/inference-x/gguf"
 	"github.com/inference-x/inference-x/internal/testenv"
+	"github.com/inference-x/inference-x/kernels"
 	synthpkg "github.com/inference-x/inference-x/synth"
 )
 
@@ -28,8 +30,9 @@ import (
 // not the scalar generic C (which fails the dense and --pure files; the
 // MXFP4_MOE files with MXFP4 only in these tiny experts pass either way:
 // their dots' rounding differences rarely survive the Q8_0 quantization and
-// the residual additions). NVFP4 is left out: this llama.cpp build refuses
-// to quantize to it.
+// the residual additions). This llama.cpp build refuses to quantize to
+// NVFP4, so the NVFP4 files are made by our quantizer (byte-exact with
+// ggml's quantize_nvfp4 on the test vectors), and llama.cpp runs them.
 func TestLiveParityLowbit(t *testing.T) {
 	ref := testenv.Llamaref(t)
 	dir := t.TempDir()
@@ -45,9 +48,9 @@ func TestLiveParityLowbit(t *testing.T) {
 		variants []variant
 	}{
 		{"llama", 512, 1024, []variant{{"TQ1_0", ""}, {"TQ2_0", ""}, {"TQ1_0", "--pure"},
-			{"MXFP4_MOE", "--pure"}, {"Q1_0", ""}, {"Q2_0", ""}, {"Q2_0", "--pure"}}},
+			{"MXFP4_MOE", "--pure"}, {"Q1_0", ""}, {"Q2_0", ""}, {"Q2_0", "--pure"}, {"NVFP4", ""}}},
 		{"qwen3moe", 256, 0, []variant{{"TQ1_0", ""}, {"TQ2_0", ""}, {"TQ2_0", "--pure"},
-			{"MXFP4_MOE", ""}, {"MXFP4_MOE", "--pure"}, {"Q1_0", ""}, {"Q2_0", ""}}},
+			{"MXFP4_MOE", ""}, {"MXFP4_MOE", "--pure"}, {"Q1_0", ""}, {"Q2_0", ""}, {"NVFP4", ""}}},
 		// MLA, shared expert, leading dense layer
 		{"deepseek2", 256, 0, []variant{{"TQ1_0", ""}, {"MXFP4_MOE", ""}}},
 	} {
@@ -71,7 +74,11 @@ func TestLiveParityLowbit(t *testing.T) {
 				if v.suffix != "" {
 					args = append(args, v.suffix)
 				}
-				peerJSON(t, ref, nil, args...)
+				if v.typ == "NVFP4" {
+					writeNVFP4(t, f32, path)
+				} else {
+					peerJSON(t, ref, nil, args...)
+				}
 				requireTensorsOf(t, path, strings.TrimSuffix(v.typ, "_MOE"))
 				m := openModel(t, path)
 				for _, mode := range []string{"batch", "incremental"} {
@@ -87,6 +94,40 @@ func TestLiveParityLowbit(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// writeNVFP4 writes the F32 GGUF file src to dst with every matrix but
+// token_embd quantized to NVFP4 (row by row, experts included).
+func writeNVFP4(t *testing.T, src, dst string) {
+	t.Helper()
+	f, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	nv, err := kernels.Lookup(gguf.TypeNVFP4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := make([]gguf.TensorSpec, len(f.Tensors))
+	data := make([][]byte, len(f.Tensors))
+	for i, ti := range f.Tensors {
+		specs[i] = gguf.TensorSpec{Name: ti.Name, Type: ti.Type, Dims: ti.Dims}
+		data[i] = ti.Data
+		if ti.Type != gguf.TypeF32 || len(ti.Dims) < 2 || ti.Dims[0]%64 != 0 || ti.Name == "token_embd.weight" {
+			continue
+		}
+		x := make([]float32, len(ti.Data)/4)
+		for j := range x {
+			x[j] = math.Float32frombits(binary.LittleEndian.Uint32(ti.Data[4*j:]))
+		}
+		q := make([]byte, len(x)/64*36)
+		nv.Quantize(q, x, nil)
+		specs[i].Type, data[i] = gguf.TypeNVFP4, q
+	}
+	if err := gguf.WriteFile(dst, f.KV, specs, data); err != nil {
+		t.Fatal(err)
 	}
 }
 
