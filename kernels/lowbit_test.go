@@ -10,10 +10,8 @@ import (
 	"github.com/inference-x/inference-x/kernels/internal/ggqv"
 )
 
-// lowbitTypes are the formats of lowbit_common.go. TQ1_0 and TQ2_0 follow
-// ggml's x86 SIMD order (fed act_q_simd they reproduce dot_simd exactly,
-// see simdExact); the others keep ggml's scalar order, so fed act_q_x64
-// they reproduce dot_x64 exactly.
+// lowbitTypes are the formats of lowbit_common.go. All follow ggml's x86
+// SIMD order: fed act_q_simd they reproduce dot_simd exactly (simdExact).
 var lowbitTypes = []gguf.Type{
 	gguf.TypeTQ1_0, gguf.TypeTQ2_0, gguf.TypeMXFP4, gguf.TypeNVFP4, gguf.TypeQ1_0, gguf.TypeQ2_0,
 }
@@ -184,44 +182,25 @@ func TestLowbitQuantizeSpecials(t *testing.T) {
 	}
 }
 
-// refDotLowbit is a literal port of ggml's scalar vec_dot loops
-// (ggml-cpu/quants.c: ggml_vec_dot_*_generic) for the low-bit formats, and
-// of the AVX2 code for TQ1_0/TQ2_0 (refDotTernaryAVX2), as a second opinion
-// on the restructured loops over arbitrary bytes.
+// refDotLowbit ports ggml's x86 vec_dot code (ggml-cpu/arch/x86/quants.c,
+// the __AVX2__ branches, as the zen4 and sapphirerapids builds compile
+// them) for the low-bit formats, as a second opinion on the restructured
+// loops over arbitrary bytes: MXFP4, NVFP4, Q1_0 and the ternary types
+// instruction by instruction on emulated registers (refDotFP4AVX2,
+// refDotQ1AVX2, refDotTernaryAVX2); Q2_0 has no x86 code, so it is the
+// scalar ggml_vec_dot_q2_0_q8_0_generic with the two fused multiply-adds
+// gcc contracts it to (vfmadd231ss in both builds).
 func refDotLowbit(typ gguf.Type, n int, w, a []byte) float32 {
-	le16 := func(b []byte) float32 { return FP16ToF32(uint16(b[0]) | uint16(b[1])<<8) }
-	q8 := func(k int) ([]byte, float32) { // Q8_0 block k: qs and d
-		blk := a[k*q8_0BlockBytes:]
-		return blk[2:34], le16(blk)
-	}
-	var sumf float32
 	switch typ {
 	case gguf.TypeQ1_0:
-		for i := 0; i < n/128; i++ {
-			x := w[i*18:]
-			var sumi float32
-			for k := 0; k < 4; k++ {
-				qy, d1 := q8(i*4 + k)
-				var sb int32
-				for b := 0; b < 4; b++ {
-					for j := 0; j < 8; j++ {
-						v := int32(int8(qy[b*8+j]))
-						if x[2+k*4+b]>>j&1 == 0 {
-							v = -v
-						}
-						sb += v
-					}
-				}
-				sumi += float32(d1 * float32(sb))
-			}
-			sumf += float32(le16(x) * sumi)
-		}
+		return refDotQ1AVX2(n, w, a)
 	case gguf.TypeQ2_0:
+		var sumf float32
 		for i := 0; i < n/64; i++ {
 			x := w[i*18:]
 			var sumi float32
 			for k := 0; k < 2; k++ {
-				qy, d1 := q8(i*2 + k)
+				qy, d1 := refQ8_0(a, i*2+k)
 				var sb int32
 				for b := 0; b < 8; b++ {
 					c := x[2+k*8+b]
@@ -229,42 +208,172 @@ func refDotLowbit(typ gguf.Type, n int, w, a []byte) float32 {
 						sb += (int32(c>>(2*l)&3) - 1) * int32(int8(qy[b*4+l]))
 					}
 				}
-				sumi += float32(d1 * sb2f(sb))
+				sumi = fma32(sb2f(sb), d1, sumi)
 			}
-			sumf += float32(le16(x) * sumi)
+			sumf = fma32(sumi, refF16(x), sumf)
 		}
-	case gguf.TypeMXFP4:
-		for ib := 0; ib < n/32; ib++ {
+		return sumf
+	case gguf.TypeMXFP4, gguf.TypeNVFP4:
+		return refDotFP4AVX2(typ, n, w, a)
+	case gguf.TypeTQ1_0, gguf.TypeTQ2_0:
+		return refDotTernaryAVX2(typ, n, w, a)
+	}
+	panic("refDotLowbit: " + typ.String())
+}
+
+// refF16 reads a little-endian fp16 value.
+func refF16(b []byte) float32 { return FP16ToF32(uint16(b[0]) | uint16(b[1])<<8) }
+
+// refQ8_0 returns the codes and the scale of Q8_0 block k of a.
+func refQ8_0(a []byte, k int) ([]byte, float32) {
+	blk := a[k*q8_0BlockBytes:]
+	return blk[2:34], refF16(blk)
+}
+
+// sign8 is one byte of _mm256_sign_epi8(a, b).
+func sign8(a, b byte) byte {
+	switch {
+	case int8(b) < 0:
+		return -a
+	case b == 0:
+		return 0
+	}
+	return a
+}
+
+// mulAdd8 is mul_add_epi8: maddubs(sign(x, x), sign(y, x)).
+func mulAdd8(x, y ymm) ymm { return x.ymmOp(x, sign8).maddubs(y.ymmOp(x, sign8)) }
+
+// maddOnes is _mm256_madd_epi16(v, set1_epi16(1)) followed by
+// _mm256_cvtepi32_ps.
+func (v ymm) maddOnes() (r [8]float32) {
+	for t := range r {
+		r[t] = float32(int32(v.i16(2*t)) + int32(v.i16(2*t+1)))
+	}
+	return r
+}
+
+// pshufb16 is _mm_shuffle_epi8(table, idx) on 16 bytes.
+func pshufb16(table *[16]byte, idx []byte) (r [16]byte) {
+	for i := range r {
+		if idx[i]&0x80 == 0 {
+			r[i] = table[idx[i]&15]
+		}
+	}
+	return r
+}
+
+// nibbles16 returns _mm_and_si128(_mm_srli_epi16(x, sh), 0x0f) of 16 bytes.
+func nibbles16(x []byte, sh uint) (r [16]byte) {
+	for i := 0; i < 16; i += 2 {
+		v := (uint16(x[i]) | uint16(x[i+1])<<8) >> sh
+		r[i], r[i+1] = byte(v)&15, byte(v>>8)&15
+	}
+	return r
+}
+
+// refDotFP4AVX2 ports ggml_vec_dot_mxfp4_q8_0 and ggml_vec_dot_nvfp4_q8_0.
+func refDotFP4AVX2(typ gguf.Type, n int, w, a []byte) float32 {
+	var table [16]byte
+	for i, v := range kvaluesFP4 {
+		table[i] = byte(v)
+	}
+	load := func(b []byte) (r ymm) { copy(r[:], b); return r }
+	if typ == gguf.TypeMXFP4 {
+		nb := n / 32
+		var acc [2][8]float32
+		ib := 0
+		for ; ib+1 < nb; ib += 2 {
+			for k := range 2 {
+				x := w[(ib+k)*17:]
+				lo, hi := nibbles16(x[1:17], 0), nibbles16(x[1:17], 4)
+				var q4 ymm
+				l, h := pshufb16(&table, lo[:]), pshufb16(&table, hi[:])
+				copy(q4[:16], l[:])
+				copy(q4[16:], h[:])
+				qy, dy := refQ8_0(a, ib+k)
+				p := mulAdd8(q4, load(qy)).maddOnes()
+				scale := dy * e8m0ToF32Half(x[0])
+				for t := range p {
+					acc[k][t] = fma32(scale, p[t], acc[k][t])
+				}
+			}
+		}
+		for t := range acc[0] {
+			acc[0][t] += acc[1][t]
+		}
+		sumf := hsum8(&acc[0])
+		for ; ib < nb; ib++ {
 			x := w[ib*17:]
-			qy, dy := q8(ib)
-			d := float32(dy * e8m0ToF32Half(x[0]))
+			qy, dy := refQ8_0(a, ib)
+			d := dy * e8m0ToF32Half(x[0])
 			var s1, s2 int32
 			for j := 0; j < 16; j++ {
 				s1 += int32(int8(qy[j])) * int32(kvaluesFP4[x[1+j]&0xf])
 				s2 += int32(int8(qy[j+16])) * int32(kvaluesFP4[x[1+j]>>4])
 			}
-			sumf += float32(d * sb2f(s1+s2))
+			sumf = fma32(sb2f(s1+s2), d, sumf) // vfmadd231ss
 		}
-	case gguf.TypeNVFP4:
-		for ib := 0; ib < n/64; ib++ {
-			x := w[ib*36:]
-			for s := 0; s < 4; s++ {
-				d := ue4m3HalfTable[x[s]]
-				qy, dy := q8(2*ib + s/2)
-				off := (s % 2) * 16
-				var lo, hi int32
-				for j := 0; j < 8; j++ {
-					qv := x[4+s*8+j]
-					lo += int32(int8(qy[off+j])) * int32(kvaluesFP4[qv&0xf])
-					hi += int32(int8(qy[off+j+8])) * int32(kvaluesFP4[qv>>4])
+		return sumf
+	}
+	var acc [8]float32
+	for ib := 0; ib < n/64; ib++ {
+		x := w[ib*36:]
+		for h := range 2 {
+			qs := x[4+16*h : 20+16*h]
+			lo, hi := nibbles16(qs, 0), nibbles16(qs, 4)
+			l, u := pshufb16(&table, lo[:]), pshufb16(&table, hi[:])
+			var q4 ymm // unpacklo_epi64(l, u) low, unpackhi_epi64(l, u) high
+			copy(q4[0:8], l[0:8])
+			copy(q4[8:16], u[0:8])
+			copy(q4[16:24], l[8:16])
+			copy(q4[24:32], u[8:16])
+			qy, dy := refQ8_0(a, 2*ib+h)
+			p := mulAdd8(q4, load(qy)).maddOnes()
+			s0, s1 := ue4m3HalfTable[x[2*h]]*dy, ue4m3HalfTable[x[2*h+1]]*dy
+			for t := range p {
+				sc := s0
+				if t >= 4 {
+					sc = s1
 				}
-				sumf += float32(float32(dy*d) * sb2f(lo+hi))
+				acc[t] = fma32(sc, p[t], acc[t])
 			}
 		}
-	case gguf.TypeTQ1_0, gguf.TypeTQ2_0:
-		return refDotTernaryAVX2(typ, n, w, a)
 	}
-	return sumf
+	return hsum8(&acc)
+}
+
+// refDotQ1AVX2 ports ggml_vec_dot_q1_0_q8_0.
+func refDotQ1AVX2(n int, w, a []byte) float32 {
+	var acc [8]float32
+	for ib := 0; ib < n/128; ib++ {
+		x := w[ib*18:]
+		var blk [8]float32
+		for k := range 4 {
+			qy, dy := refQ8_0(a, 4*ib+k)
+			var sy ymm // sign applied where the bit is clear: (qy ^ m) - m
+			for j := range sy {
+				var m byte
+				if x[2+4*k+j/8]&(1<<(j%8)) == 0 {
+					m = 0xff
+				}
+				sy[j] = (qy[j] ^ m) - m
+			}
+			p := splat8(1).maddubs(sy).maddOnes()
+			for t := range p {
+				if k == 0 {
+					blk[t] = dy * p[t]
+				} else {
+					blk[t] = fma32(dy, p[t], blk[t])
+				}
+			}
+		}
+		d0 := refF16(x)
+		for t := range acc {
+			acc[t] = fma32(d0, blk[t], acc[t])
+		}
+	}
+	return hsum8(&acc)
 }
 
 func sb2f(i int32) float32 { return float32(i) }
@@ -436,7 +545,10 @@ func TestLowbitDotRandomBytes(t *testing.T) {
 	}
 	for _, typ := range lowbitTypes {
 		f, _ := Lookup(typ)
-		const n = 1024
+		n := 1024
+		if typ == gguf.TypeMXFP4 {
+			n += 32 // an odd block count: the scalar tail
+		}
 		wb, _ := typ.RowBytes(n)
 		ab, _ := f.VecDot.RowBytes(n)
 		w, a := make([]byte, wb), make([]byte, ab)
@@ -452,6 +564,8 @@ func TestLowbitDotRandomBytes(t *testing.T) {
 				switch typ {
 				case gguf.TypeQ1_0, gguf.TypeQ2_0:
 					fp16(w[i:])
+				case gguf.TypeMXFP4: // a finite scale, 2^-16 .. 2^16
+					w[i] = byte(112 + rng.IntN(33))
 				case gguf.TypeTQ1_0:
 					fp16(w[i+52:])
 				case gguf.TypeTQ2_0:
@@ -461,6 +575,13 @@ func TestLowbitDotRandomBytes(t *testing.T) {
 			if f.VecDot == gguf.TypeQ8_0 {
 				for i := 0; i < len(a); i += q8_0BlockBytes {
 					fp16(a[i:])
+					// Q8_0 codes are -127..127 (quantize_row_q8_0); the
+					// x86 code's sign_epi8 would wrap a -128.
+					for j := i + 2; j < i+q8_0BlockBytes; j++ {
+						if a[j] == 0x80 {
+							a[j] = 0x81
+						}
+					}
 				}
 			} else {
 				for i := 0; i < len(a); i += q8KBlockBytes {

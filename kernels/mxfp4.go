@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/ggmlfp"
 )
 
 // MXFP4 (ggml-common.h: block_mxfp4): 32 weights per 17-byte block, one E8M0
@@ -69,23 +70,50 @@ func quantizeMXFP4(dst []byte, src []float32) {
 	}
 }
 
-// dotMXFP4 is ggml_vec_dot_mxfp4_q8_0_generic: per block
-// sum += (d8*dx) * (isum_lo+isum_hi).
+// dotMXFP4 is ggml_vec_dot_mxfp4_q8_0 as llama.cpp runs it on x86 (the
+// AVX2 code of arch/x86/quants.c): even and odd blocks in two 8-lane
+// accumulators, acc = fma(y.d*e, lanes, acc) (lane t = weights 4t..4t+3
+// times their codes), added lane by lane before hsum_float_8; an odd last
+// block is added in scalar code, sumf = fma(d, sum, sumf) (gcc contracts
+// the C's sumf += d*(sumi1+sumi2)).
 func dotMXFP4(n int, w, a []byte) float32 {
-	var sum float32
-	for i := 0; i < n/mxfp4BlockSize; i++ {
-		b := w[i*mxfp4BlockBytes:][:mxfp4BlockBytes]
-		y := a[i*q8_0BlockBytes:][:q8_0BlockBytes]
-		d := float32(q8_0Scale(y) * e8m0ToF32Half(b[0]))
-		qy := y[2:][:32]
-		var s1, s2 int32
-		for j, q := range b[1:] {
-			s1 += int32(int8(qy[j])) * int32(kvaluesFP4[q&0xf])
-			s2 += int32(int8(qy[j+16])) * int32(kvaluesFP4[q>>4])
+	nb := n / mxfp4BlockSize
+	var acc1, acc2 [8]float32
+	var q [32]int8
+	ib := 0
+	for ; ib+1 < nb; ib += 2 {
+		for k, acc := range [2]*[8]float32{&acc1, &acc2} {
+			y := (*[q8_0BlockBytes]byte)(a[(ib+k)*q8_0BlockBytes:])
+			d := decodeMXFP4(w[(ib+k)*mxfp4BlockBytes:][:mxfp4BlockBytes], &q)
+			lanes := q0Lanes(&q, (*[32]byte)(y[2:]))
+			fma8(acc, q8_0Scale(y[:])*d, &lanes)
 		}
-		sum += float32(d * float32(s1+s2))
 	}
-	return sum
+	for t := range acc1 {
+		acc1[t] += acc2[t]
+	}
+	sumf := ggmlfp.Reduce8(&acc1)
+	for ; ib < nb; ib++ {
+		y := (*[q8_0BlockBytes]byte)(a[ib*q8_0BlockBytes:])
+		d := decodeMXFP4(w[ib*mxfp4BlockBytes:][:mxfp4BlockBytes], &q)
+		lanes := q0Lanes(&q, (*[32]byte)(y[2:]))
+		var s int32
+		for _, v := range lanes {
+			s += v
+		}
+		sumf = ggmlfp.FMA32(q8_0Scale(y[:])*d, float32(s), sumf)
+	}
+	return sumf
+}
+
+// decodeMXFP4 fills the block's 32 weights (doubled E2M1 values) in
+// element order and returns its half scale.
+func decodeMXFP4(b []byte, q *[32]int8) float32 {
+	for j := 0; j < 16; j++ {
+		q[j] = kvaluesFP4[b[1+j]&0x0f]
+		q[j+16] = kvaluesFP4[b[1+j]>>4]
+	}
+	return e8m0ToF32Half(b[0])
 }
 
 func dotF32MXFP4(w []byte, x []float32) float32 {

@@ -1,6 +1,9 @@
 package kernels
 
-import "github.com/inference-x/inference-x/gguf"
+import (
+	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/ggmlfp"
+)
 
 // NVFP4 (ggml-common.h: block_nvfp4): 64 weights per 36-byte block in four
 // 16-weight sub-blocks. Bytes 0..3 are the sub-blocks' UE4M3 scales, then
@@ -67,28 +70,36 @@ func quantizeNVFP4(dst []byte, src []float32) {
 	}
 }
 
-// dotNVFP4 is ggml_vec_dot_nvfp4_q8_0_generic: sub-blocks 0,1 pair with the
-// first Q8_0 block and 2,3 with the second; per sub-block
-// sum += (d8*dx) * (isum_lo+isum_hi).
+// dotNVFP4 is ggml_vec_dot_nvfp4_q8_0 as llama.cpp runs it on x86 (the
+// AVX2 code of arch/x86/quants.c): one 8-lane accumulator; per block two
+// fused multiply-adds, acc = fma(scales, lanes, acc), one per Q8_0 block,
+// where lanes 0..3 hold the first sub-block (scale ue4m3(d[0])*y.d) and
+// lanes 4..7 the second (lane t = weights 4t..4t+3 of the 32 times their
+// codes); hsum_float_8 at the end.
 func dotNVFP4(n int, w, a []byte) float32 {
-	var sum float32
+	var acc [8]float32
+	var q [32]int8
 	for i := 0; i < n/nvfp4BlockSize; i++ {
 		b := w[i*nvfp4BlockBytes:][:nvfp4BlockBytes]
-		ab := a[i*2*q8_0BlockBytes:][:2*q8_0BlockBytes]
-		for s := range 4 {
-			y := ab[(s/2)*q8_0BlockBytes:][:q8_0BlockBytes]
-			qy := y[2+(s%2)*nvfp4SubSize:][:nvfp4SubSize]
-			qs := b[4+8*s:][:8]
-			var lo, hi int32
-			for j, q := range qs {
-				lo += int32(int8(qy[j])) * int32(kvaluesFP4[q&0xf])
-				hi += int32(int8(qy[j+8])) * int32(kvaluesFP4[q>>4])
+		for h := range 2 {
+			y := (*[q8_0BlockBytes]byte)(a[(2*i+h)*q8_0BlockBytes:])
+			for s := range 2 {
+				qs := b[4+8*(2*h+s):][:8]
+				for j, c := range qs {
+					q[16*s+j] = kvaluesFP4[c&0xf]
+					q[16*s+j+8] = kvaluesFP4[c>>4]
+				}
 			}
-			d := float32(q8_0Scale(y) * ue4m3HalfTable[b[s]])
-			sum += float32(d * float32(lo+hi))
+			dy := q8_0Scale(y[:])
+			s0, s1 := ue4m3HalfTable[b[2*h]]*dy, ue4m3HalfTable[b[2*h+1]]*dy
+			lanes := q0Lanes(&q, (*[32]byte)(y[2:]))
+			x := [8]float32{float32(lanes[0]), float32(lanes[1]), float32(lanes[2]), float32(lanes[3]),
+				float32(lanes[4]), float32(lanes[5]), float32(lanes[6]), float32(lanes[7])}
+			sc := [8]float32{s0, s0, s0, s0, s1, s1, s1, s1}
+			fmaXY8(&acc, &sc, &x)
 		}
 	}
-	return sum
+	return ggmlfp.Reduce8(&acc)
 }
 
 func dotF32NVFP4(w []byte, x []float32) float32 {

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/ggmlfp"
 )
 
 // Q1_0 (ggml-common.h: block_q1_0): 128 weights per 18-byte block, an fp16
@@ -78,27 +79,42 @@ func quantizeQ1_0(dst []byte, src []float32) {
 // Q8_0 blocks; sumi += d8*isum per Q8_0 block, then sum += d*sumi. The
 // integer sum of ±y is 2*(sum of y where the bit is set) - (sum of all y),
 // each summed eight bytes at a time.
+// dotQ1_0 is ggml_vec_dot_q1_0_q8_0 as llama.cpp runs it on x86 (the AVX2
+// code of arch/x86/quants.c): per block, the four Q8_0 blocks' codes with
+// the weights' signs applied are summed in eight 32-bit lanes (lane t =
+// elements 4t..4t+3), blk = y0.d*lanes0 then blk = fma(yK.d, lanesK, blk)
+// for K = 1..3, and acc = fma(d, blk, acc); hsum_float_8 at the end.
 func dotQ1_0(n int, w, a []byte) float32 {
-	var sum float32
+	var acc [8]float32
 	for i := 0; i < n/q1_0BlockSize; i++ {
 		b := w[i*q1_0BlockBytes:][:q1_0BlockBytes]
 		ab := a[i*4*q8_0BlockBytes:][:4*q8_0BlockBytes]
-		var sumi float32
+		var blk [8]float32
 		for k := 0; k < 4; k++ {
 			y := ab[k*q8_0BlockBytes:][:q8_0BlockBytes]
 			bits := b[2+4*k:][:4]
 			qy := y[2:][:32]
-			var set, all int32
-			for g, mask := range bits {
-				v := binary.LittleEndian.Uint64(qy[g*8:])
-				set += sumInt8x8(v & bitsToBytes[mask])
-				all += sumInt8x8(v)
+			var x [8]float32
+			for t := range x {
+				v := uint64(binary.LittleEndian.Uint32(qy[4*t:]))
+				m := bitsToBytes[bits[t/2]] >> (32 * (t % 2)) & 0xffffffff
+				x[t] = float32(2*sumInt8x8(v&m) - sumInt8x8(v))
 			}
-			sumi += float32(q8_0Scale(y) * float32(2*set-all))
+			dy := q8_0Scale(y)
+			if k == 0 {
+				for t := range blk {
+					blk[t] = dy * x[t]
+				}
+				continue
+			}
+			d := [8]float32{dy, dy, dy, dy, dy, dy, dy, dy}
+			fmaXY8(&blk, &d, &x)
 		}
-		sum += float32(FP16ToF32(binary.LittleEndian.Uint16(b)) * sumi)
+		d0 := FP16ToF32(binary.LittleEndian.Uint16(b))
+		d := [8]float32{d0, d0, d0, d0, d0, d0, d0, d0}
+		fmaXY8(&acc, &d, &blk)
 	}
-	return sum
+	return ggmlfp.Reduce8(&acc)
 }
 
 // bitsToBytes widens each bit of a byte to a 0x00/0xff byte of a uint64

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/inference-x/inference-x/gguf"
+	"github.com/inference-x/inference-x/internal/ggmlfp"
 )
 
 // Q2_0 (ggml-common.h: block_q2_0): 64 weights per 18-byte block, an fp16
@@ -76,8 +77,11 @@ func quantizeQ2_0(dst []byte, src []float32) {
 	}
 }
 
-// dotQ2_0 is ggml_vec_dot_q2_0_q8_0_generic: each weight block spans two
-// Q8_0 blocks; sumi += d8*isum per Q8_0 block, then sum += d*sumi.
+// dotQ2_0 is ggml_vec_dot_q2_0_q8_0_generic (x86 has no SIMD code for
+// Q2_0) as gcc compiles it for the AVX2/AVX-512 builds llama.cpp runs:
+// each weight block spans two Q8_0 blocks; sumi = fma(d8, isum, sumi) per
+// Q8_0 block, then sum = fma(d, sumi, sum) (both contracted to
+// vfmadd231ss).
 func dotQ2_0(n int, w, a []byte) float32 {
 	var sum float32
 	for i := 0; i < n/q2_0BlockSize; i++ {
@@ -96,9 +100,9 @@ func dotQ2_0(n int, w, a []byte) float32 {
 				s += (int32(q>>4&3) - 1) * int32(int8(v[2]))
 				s += (int32(q>>6) - 1) * int32(int8(v[3]))
 			}
-			sumi += float32(q8_0Scale(y) * float32(s))
+			sumi = ggmlfp.FMA32(q8_0Scale(y), float32(s), sumi)
 		}
-		sum += float32(FP16ToF32(binary.LittleEndian.Uint16(b)) * sumi)
+		sum = ggmlfp.FMA32(FP16ToF32(binary.LittleEndian.Uint16(b)), sumi, sum)
 	}
 	return sum
 }

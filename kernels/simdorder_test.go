@@ -20,6 +20,7 @@ var simdExact = map[gguf.Type]bool{
 	gguf.TypeF32: true, gguf.TypeF16: true, gguf.TypeBF16: true,
 	gguf.TypeIQ2_XXS: true, gguf.TypeIQ2_XS: true, gguf.TypeIQ2_S: true, gguf.TypeIQ3_XXS: true, gguf.TypeIQ3_S: true,
 	gguf.TypeTQ1_0: true, gguf.TypeTQ2_0: true,
+	gguf.TypeMXFP4: true, gguf.TypeNVFP4: true, gguf.TypeQ1_0: true, gguf.TypeQ2_0: true,
 }
 
 // TestDotSIMDExact checks Dot against dot_simd bit for bit for the formats
