@@ -176,3 +176,56 @@ func TestAssemble(t *testing.T) {
 		t.Errorf("content %v reasoning %q finish %q", msg.Content, msg.ReasoningContent, finish)
 	}
 }
+
+// TestToolResultsRender: an assistant message with tool_calls (arguments
+// as OpenAI sends them, a JSON string) and the tool's result render
+// through Qwen3's template as its tool-call and tool-response blocks.
+func TestToolResultsRender(t *testing.T) {
+	ts := qwen3Server(t)
+	body := `{"messages":[{"role":"user","content":"weather in Oslo?"},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\",\"days\":2}"}}]},` +
+		`{"role":"tool","tool_call_id":"call_1","content":"sunny"}],"tools":` + weatherTools + `}`
+	got := decode[struct {
+		Prompt string `json:"prompt"`
+	}](t, ts.post(t, "/apply-template", body))
+	for _, want := range []string{`"name": "get_weather"`, `"city": "Oslo"`, "<tool_response>\nsunny\n</tool_response>", "<tools>"} {
+		if !strings.Contains(got.Prompt, want) {
+			t.Errorf("prompt lacks %q:\n%s", want, got.Prompt)
+		}
+	}
+}
+
+// TestReasoningSplit: with Qwen3's template the <think> part of the
+// output (forced here by a grammar) is reasoning_content, the rest the
+// content; reasoning_format none keeps it all in content; streamed, the
+// reasoning comes as delta.reasoning_content.
+func TestReasoningSplit(t *testing.T) {
+	ts := qwen3Server(t)
+	body := `{"messages":[{"role":"user","content":"hi"}],"seed":4,"max_tokens":100,` +
+		`"grammar":"root ::= \"<think>\" [a-z]{3,8} \"</think>\" [a-z]{3,8}"`
+	c := decode[toolChatBody](t, ts.post(t, "/v1/chat/completions", body+`}`))
+	m := c.Choices[0].Message
+	if m.ReasoningContent == "" || m.Content == nil || *m.Content == "" || strings.Contains(*m.Content, "think>") {
+		t.Fatalf("reasoning %q content %v", m.ReasoningContent, m.Content)
+	}
+	raw := decode[toolChatBody](t, ts.post(t, "/v1/chat/completions", body+`,"reasoning_format":"none"}`))
+	if want := "<think>" + m.ReasoningContent + "</think>" + *m.Content; raw.Choices[0].Message.Content == nil || *raw.Choices[0].Message.Content != want {
+		t.Errorf("reasoning_format none: content %v, want %q", raw.Choices[0].Message.Content, want)
+	}
+	events, _ := sse(t, ts.post(t, "/v1/chat/completions", body+`,"stream":true}`))
+	var reasoning, content string
+	for _, e := range events {
+		var ev toolChatBody
+		if err := json.Unmarshal([]byte(e), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if d := ev.Choices[0].Delta; d.ReasoningContent != nil {
+			reasoning += *d.ReasoningContent
+		} else if d.Content != nil {
+			content += *d.Content
+		}
+	}
+	if reasoning != m.ReasoningContent || content != *m.Content {
+		t.Errorf("streamed reasoning %q content %q, want %q %q", reasoning, content, m.ReasoningContent, *m.Content)
+	}
+}
