@@ -34,7 +34,9 @@ func qwen3Server(t *testing.T) *testServer {
 const weatherParams = `{"type":"object","properties":{"city":{"type":"string","maxLength":12},"days":{"type":"integer","minimum":1,"maximum":7}},"required":["city","days"],"additionalProperties":false}`
 
 const weatherTools = `[{"type":"function","function":{"name":"get_weather","parameters":` + weatherParams + `}},` +
-	`{"type":"function","function":{"name":"other","parameters":{"type":"object"}}}]`
+	`{"type":"function","function":{"name":"other","parameters":` + otherParams + `}}]`
+
+const otherParams = `{"type":"object","properties":{"q":{"type":"boolean"}},"required":["q"],"additionalProperties":false}`
 
 type toolCallBody struct {
 	Index    *int   `json:"index"`
@@ -227,5 +229,28 @@ func TestReasoningSplit(t *testing.T) {
 	}
 	if reasoning != m.ReasoningContent || content != *m.Content {
 		t.Errorf("streamed reasoning %q content %q, want %q %q", reasoning, content, m.ReasoningContent, *m.Content)
+	}
+}
+
+// TestToolChoiceRequired: required forces a call of one of the tools,
+// valid against its function's schema (parallel_tool_calls false: one).
+func TestToolChoiceRequired(t *testing.T) {
+	ts := qwen3Server(t)
+	schemas := map[string]string{"get_weather": weatherParams, "other": otherParams}
+	for seed := 1; seed <= 3; seed++ {
+		c := decode[toolChatBody](t, ts.post(t, "/v1/chat/completions", `{"messages":[{"role":"user","content":"x"}],"tools":`+
+			weatherTools+`,"tool_choice":"required","parallel_tool_calls":false,"max_tokens":300,"seed":`+string(rune('0'+seed))+`}`))
+		ch := c.Choices[0]
+		if len(ch.Message.ToolCalls) != 1 || ch.FinishReason == nil || *ch.FinishReason != "tool_calls" {
+			t.Fatalf("tool_calls %+v finish %v, want one call and tool_calls", ch.Message.ToolCalls, ch.FinishReason)
+		}
+		tc := ch.Message.ToolCalls[0]
+		schema, ok := schemas[tc.Function.Name]
+		if !ok {
+			t.Fatalf("call of %q", tc.Function.Name)
+		}
+		if err := grammar.Validate([]byte(schema), []byte(tc.Function.Arguments)); err != nil {
+			t.Errorf("%s arguments %s: %v", tc.Function.Name, tc.Function.Arguments, err)
+		}
 	}
 }
