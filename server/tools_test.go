@@ -254,3 +254,27 @@ func TestToolChoiceRequired(t *testing.T) {
 		}
 	}
 }
+
+// TestToolChoiceAutoNone: a call in the output (written here by a GBNF
+// grammar) is parsed with tool_choice auto and left as content with none.
+func TestToolChoiceAutoNone(t *testing.T) {
+	ts := qwen3Server(t)
+	call := `<tool_call>\n{\"name\": \"other\", \"arguments\": {\"q\": true}}\n</tool_call>`
+	body := `{"messages":[{"role":"user","content":"x"}],"tools":` + weatherTools +
+		`,"grammar":"root ::= [a-z]{2,5} \"\\n` + strings.ReplaceAll(strings.ReplaceAll(call, `\`, `\\`), `"`, `\"`) + `\""`
+	c := decode[toolChatBody](t, ts.post(t, "/v1/chat/completions", body+`,"tool_choice":"auto"}`))
+	ch := c.Choices[0]
+	if len(ch.Message.ToolCalls) != 1 || ch.Message.ToolCalls[0].Function.Name != "other" ||
+		ch.Message.ToolCalls[0].Function.Arguments != `{"q": true}` || *ch.FinishReason != "tool_calls" {
+		t.Fatalf("auto: calls %+v finish %v", ch.Message.ToolCalls, *ch.FinishReason)
+	}
+	if ch.Message.Content == nil || *ch.Message.Content == "" || strings.Contains(*ch.Message.Content, "tool_call") {
+		t.Errorf("auto: content %v, want the text before the call", ch.Message.Content)
+	}
+	c = decode[toolChatBody](t, ts.post(t, "/v1/chat/completions", body+`,"tool_choice":"none"}`))
+	ch = c.Choices[0]
+	if len(ch.Message.ToolCalls) != 0 || *ch.FinishReason != "stop" || ch.Message.Content == nil ||
+		!strings.Contains(*ch.Message.Content, "<tool_call>") {
+		t.Errorf("none: calls %+v finish %q content %v", ch.Message.ToolCalls, *ch.FinishReason, ch.Message.Content)
+	}
+}
