@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -276,5 +277,22 @@ func TestToolChoiceAutoNone(t *testing.T) {
 	if len(ch.Message.ToolCalls) != 0 || *ch.FinishReason != "stop" || ch.Message.Content == nil ||
 		!strings.Contains(*ch.Message.Content, "<tool_call>") {
 		t.Errorf("none: calls %+v finish %q content %v", ch.Message.ToolCalls, *ch.FinishReason, ch.Message.Content)
+	}
+}
+
+// TestMarkerToken: a marker that is one token of the vocabulary (here
+// stories260K's control token <s>) becomes its <[id]> reference; others
+// are literal text.
+func TestMarkerToken(t *testing.T) {
+	ts := newTestServer(t, serverOpts{noRun: true})
+	id, ok := ts.tok.TokenID("<s>")
+	if !ok {
+		t.Fatal("stories260K has no <s>")
+	}
+	if got, want := ts.srv.markerToken("<s>"), "<["+strconv.Itoa(int(id))+"]>"; got != want {
+		t.Errorf("markerToken(<s>) = %s, want %s", got, want)
+	}
+	if got := ts.srv.markerToken("<tool_call>"); got != `"<tool_call>"` {
+		t.Errorf("markerToken(<tool_call>) = %s, want the literal", got)
 	}
 }
