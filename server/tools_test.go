@@ -296,3 +296,18 @@ func TestMarkerToken(t *testing.T) {
 		t.Errorf("markerToken(<tool_call>) = %s, want the literal", got)
 	}
 }
+
+// TestEnableThinking: chat_template_kwargs reach Qwen3's template, whose
+// enable_thinking false writes an empty think block into the prompt.
+func TestEnableThinking(t *testing.T) {
+	ts := qwen3Server(t)
+	type prompt struct {
+		Prompt string `json:"prompt"`
+	}
+	msgs := `{"messages":[{"role":"user","content":"hi"}]`
+	off := decode[prompt](t, ts.post(t, "/apply-template", msgs+`,"chat_template_kwargs":{"enable_thinking":false}}`))
+	on := decode[prompt](t, ts.post(t, "/apply-template", msgs+`}`))
+	if !strings.HasSuffix(off.Prompt, "<think>\n\n</think>\n\n") || strings.Contains(on.Prompt, "<think>") {
+		t.Errorf("enable_thinking false: %q; default: %q", off.Prompt, on.Prompt)
+	}
+}
