@@ -58,7 +58,7 @@ func parseTools(raw json.RawMessage) ([]toolcall.Tool, error) {
 	}
 	out := make([]toolcall.Tool, len(in))
 	for i, t := range in {
-		if t.Type != "function" {
+		if t.Type != "function" && t.Type != "" {
 			return nil, badRequest("tools", "tools[%d]: type %q: only \"function\" is supported", i, t.Type)
 		}
 		if t.Function.Name == "" {
