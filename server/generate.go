@@ -32,6 +32,9 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p.output, err = s.chatOutput(&req, text, &p); err != nil {
+		return err
+	}
 	tokens := s.tok.Encode(text, true, true)
 	return s.generate(w, r, tokens, p, true)
 }
@@ -123,8 +126,8 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32
 		return err
 	}
 	out := &responder{s: s, w: w, isChat: isChat, stream: p.stream, includeUsage: p.includeUsage,
-		created: start.Unix(), id: newID(isChat)}
-	dec := s.newDecoder()
+		created: start.Unix(), id: newID(isChat), parse: p.output}
+	dec := s.newDecoder(p.output != nil)
 	stops := stopper{stops: p.stop}
 	generated := 0
 	reason := ""
@@ -237,8 +240,10 @@ const readyPoll = 50 * time.Millisecond
 // right for a whole text but not for a continuation (" park" after
 // "went to the"): priming it with a newline token makes every generated
 // token's text come out whole, as llama-server's per-token pieces do.
-func (s *Server) newDecoder() *tokenizer.Decoder {
-	d := s.tok.NewDecoder(false)
+// special shows control tokens as their text (tool-call and reasoning
+// markers the output parser reads).
+func (s *Server) newDecoder(special bool) *tokenizer.Decoder {
+	d := s.tok.NewDecoder(special)
 	if nl := s.tok.NL(); nl >= 0 {
 		d.Add(nl)
 	}

@@ -43,6 +43,7 @@ type chatRequest struct {
 	samplingFields
 	Messages []chatMessage   `json:"messages"`
 	Tools    json.RawMessage `json:"tools"`
+	toolFields
 	// ChatTemplateKwargs are extra template variables (llama-server's
 	// chat_template_kwargs, e.g. {"enable_thinking": false}).
 	ChatTemplateKwargs map[string]json.RawMessage `json:"chat_template_kwargs"`
@@ -107,6 +108,9 @@ type params struct {
 	// response_format), over vocab; nil: unconstrained.
 	grammar *grammar.Grammar
 	vocab   *grammar.Vocab
+	// output reads tool calls and reasoning out of a chat output (tools.go);
+	// nil: all content.
+	output *outputParse
 }
 
 // params validates the shared fields against the server's defaults.

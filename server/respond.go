@@ -19,14 +19,20 @@ type responder struct {
 	id           string
 	created      int64
 	begun        bool // the event stream's header is sent
+	// parse reads tool calls and reasoning out of a chat output (tools.go);
+	// stream is its streamed state.
+	parse *outputParse
+	sp    *streamParse
 
 	text_ strings.Builder // the whole text (non-streaming)
 	buf   bytes.Buffer
 }
 
 type chatMessageOut struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role             string        `json:"role"`
+	Content          *string       `json:"content"` // null when there are only tool calls
+	ReasoningContent string        `json:"reasoning_content,omitempty"`
+	ToolCalls        []toolCallOut `json:"tool_calls,omitempty"`
 }
 
 type chatChoice struct {
@@ -38,8 +44,10 @@ type chatChoice struct {
 }
 
 type chatDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role             string        `json:"role,omitempty"`
+	Content          *string       `json:"content,omitempty"`
+	ReasoningContent *string       `json:"reasoning_content,omitempty"`
+	ToolCalls        []toolCallOut `json:"tool_calls,omitempty"`
 }
 
 type completionChoice struct {
@@ -111,6 +119,12 @@ func (o *responder) text(t string) error {
 	if err := o.begin(); err != nil {
 		return err
 	}
+	if o.isChat && o.parse != nil {
+		if o.sp == nil {
+			o.sp = o.parse.stream()
+		}
+		return o.deltas(o.sp.deltas(o.sp.st.Feed(t)))
+	}
 	if o.isChat {
 		return o.event(o.envelope([]any{chatChoice{Delta: &chatDelta{Content: &t}}}))
 	}
@@ -121,8 +135,15 @@ func (o *responder) text(t string) error {
 func (o *responder) finish(reason string, u usage) error {
 	if !o.stream {
 		var c any
-		if o.isChat {
-			c = chatChoice{Message: &chatMessageOut{Role: "assistant", Content: o.text_.String()}, FinishReason: &reason}
+		if o.isChat && o.parse != nil {
+			msg, finish, err := o.parse.assemble(o.text_.String(), reason)
+			if err != nil {
+				o.s.log.Debug("tool-call output", "err", err)
+			}
+			c = chatChoice{Message: &msg, FinishReason: &finish}
+		} else if o.isChat {
+			text := o.text_.String()
+			c = chatChoice{Message: &chatMessageOut{Role: "assistant", Content: &text}, FinishReason: &reason}
 		} else {
 			c = completionChoice{Text: o.text_.String(), FinishReason: &reason}
 		}
@@ -132,6 +153,21 @@ func (o *responder) finish(reason string, u usage) error {
 	}
 	if err := o.begin(); err != nil {
 		return err
+	}
+	if o.isChat && o.parse != nil {
+		if o.sp == nil {
+			o.sp = o.parse.stream()
+		}
+		evs, err := o.sp.st.Close()
+		if err != nil {
+			o.s.log.Debug("tool-call output", "err", err)
+		}
+		if err := o.deltas(o.sp.deltas(evs)); err != nil {
+			return err
+		}
+		if o.sp.calls > 0 && reason == "stop" {
+			reason = "tool_calls"
+		}
 	}
 	var c any = completionChoice{FinishReason: &reason}
 	if o.isChat {
@@ -189,4 +225,14 @@ func (o *responder) done() error {
 
 func (o *responder) flush() error {
 	return http.NewResponseController(o.w).Flush()
+}
+
+// deltas sends chat deltas, one chunk each.
+func (o *responder) deltas(ds []chatDelta) error {
+	for i := range ds {
+		if err := o.event(o.envelope([]any{chatChoice{Delta: &ds[i]}})); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -155,6 +155,7 @@ type Server struct {
 	bos, eos string
 	draining atomic.Bool
 	gvocab   grammarVocab // built on the first constrained request
+	tfmt     toolFormat   // the template's tool-call format (tools.go)
 	handler  http.Handler
 }
 
