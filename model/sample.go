@@ -24,6 +24,19 @@ type SamplerConfig struct {
 	Frequency    float32
 	PenaltyLastN int // 0 means 64
 	Seed         uint64
+	// MinKeep is the least number of candidates top-k, top-p and min-p
+	// leave (llama.cpp's min_keep; 0 and 1 are the same).
+	MinKeep int
+	// LogitBias is added to the logits before the penalties (OpenAI's
+	// logit_bias; a -Inf bias bans the token). Ids outside the
+	// vocabulary are skipped.
+	LogitBias []TokenBias
+}
+
+// TokenBias is one logit_bias entry.
+type TokenBias struct {
+	ID   int32
+	Bias float32
 }
 
 // Validate checks ranges.
@@ -39,6 +52,8 @@ func (c *SamplerConfig) Validate() error {
 		return fmt.Errorf("min-p %v must be in [0, 1]", c.MinP)
 	case c.Repeat < 0:
 		return fmt.Errorf("repeat penalty %v must be >= 0", c.Repeat)
+	case c.MinKeep < 0:
+		return fmt.Errorf("min-keep %d must be >= 0", c.MinKeep)
 	case c.PenaltyLastN < 0:
 		return fmt.Errorf("penalty window %d must be >= 0", c.PenaltyLastN)
 	}
@@ -110,6 +125,11 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	for i, l := range logits {
 		cands[i] = candidate{id: int32(i), logit: l}
 	}
+	for _, b := range c.LogitBias {
+		if b.ID >= 0 && int(b.ID) < len(cands) {
+			cands[b.ID].logit += b.Bias
+		}
+	}
 	if !s.penaltiesOff() {
 		for tok, n := range s.counts {
 			if int(tok) >= len(cands) {
@@ -135,8 +155,8 @@ func (s *Sampler) Sample(logits []float32) int32 {
 		}
 		return cands[best].id
 	}
-	if c.TopK > 0 && c.TopK < len(cands) {
-		cands = selectTopK(cands, c.TopK)
+	if k := max(c.TopK, c.MinKeep); c.TopK > 0 && k < len(cands) {
+		cands = selectTopK(cands, k)
 	}
 	slices.SortFunc(cands, better)
 	softmaxCands(cands, 1)
@@ -144,7 +164,7 @@ func (s *Sampler) Sample(logits []float32) int32 {
 		var cum float32
 		for i := range cands {
 			cum += cands[i].p
-			if cum >= c.TopP {
+			if cum >= c.TopP && i+1 >= c.MinKeep {
 				cands = cands[:i+1]
 				break
 			}
@@ -153,7 +173,7 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	if c.MinP > 0 {
 		limit := cands[0].p * c.MinP
 		for i := 1; i < len(cands); i++ {
-			if cands[i].p < limit {
+			if cands[i].p < limit && i >= c.MinKeep {
 				cands = cands[:i]
 				break
 			}
