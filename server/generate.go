@@ -115,8 +115,12 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	isEOG := s.tok.IsEOG
+	if p.ignoreEOS {
+		isEOG = nil
+	}
 	st, err := s.sched.Submit(ctx, &scheduler.Request{
-		Prompt: tokens, MaxTokens: p.maxTokens, Sampler: p.sampler, IsEOG: s.tok.IsEOG,
+		Prompt: tokens, MaxTokens: p.maxTokens, Sampler: p.sampler, IsEOG: isEOG,
 		Grammar: p.grammar, Vocab: p.vocab,
 	})
 	if err != nil {

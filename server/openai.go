@@ -36,6 +36,7 @@ type samplingFields struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	constraintFields
+	llamaFields
 }
 
 // chatRequest is a POST /v1/chat/completions body.
@@ -107,6 +108,8 @@ type params struct {
 	// response_format), over vocab; nil: unconstrained.
 	grammar *grammar.Grammar
 	vocab   *grammar.Vocab
+	// ignoreEOS: end-of-generation tokens are banned and end nothing.
+	ignoreEOS bool
 }
 
 // params validates the shared fields against the server's defaults.
@@ -175,8 +178,8 @@ func (s *Server) params(f *samplingFields) (params, error) {
 		}
 	}
 	if v := f.RepeatPenalty; v != nil {
-		if *v < 0 || math.IsNaN(*v) {
-			return p, badRequest("repeat_penalty", "repeat_penalty %v must be >= 0", *v)
+		if *v <= 0 || math.IsNaN(*v) || math.IsInf(*v, 0) {
+			return p, badRequest("repeat_penalty", "repeat_penalty %v must be > 0", *v)
 		}
 		sc.Repeat = float32(*v)
 	}
@@ -190,6 +193,9 @@ func (s *Server) params(f *samplingFields) (params, error) {
 		return p, err
 	}
 	p.stop = stop
+	if err := s.extraParams(f, &p); err != nil {
+		return p, err
+	}
 	if p.grammar, p.vocab, err = s.constraint(&f.constraintFields); err != nil {
 		return p, err
 	}
