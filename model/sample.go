@@ -117,9 +117,9 @@ func (s *Sampler) penaltiesOff() bool {
 	return (c.Repeat == 0 || c.Repeat == 1) && c.Presence == 0 && c.Frequency == 0
 }
 
-// Sample returns the next token for logits (len = vocabulary size). It
-// does not modify logits.
-func (s *Sampler) Sample(logits []float32) int32 {
+// load fills the candidates with logits plus the logit bias and the
+// penalties: the distribution Sample truncates and draws from.
+func (s *Sampler) load(logits []float32) []candidate {
 	c := &s.cfg
 	cands := s.cands[:len(logits)]
 	for i, l := range logits {
@@ -146,6 +146,52 @@ func (s *Sampler) Sample(logits []float32) int32 {
 			*l -= float32(n)*c.Frequency + c.Presence
 		}
 	}
+	return cands
+}
+
+// TokenLogprob is a token and its log-probability.
+type TokenLogprob struct {
+	ID      int32
+	Logprob float32
+}
+
+// Logprobs returns the log-probability of tok and the top len(top)
+// tokens (best first, ties by id) in top, for the logits Sample was just
+// given, before Accept: the log-softmax at temperature 1 of the logits
+// after the logit bias and the penalties, over the whole vocabulary
+// (OpenAI's definition: top-k, top-p, min-p and the temperature do not
+// change it). It costs two passes over the vocabulary and allocates
+// nothing.
+func (s *Sampler) Logprobs(logits []float32, tok int32, top []TokenLogprob) float32 {
+	cands := s.load(logits)
+	mx := float32(math.Inf(-1))
+	for i := range cands {
+		mx = max(mx, cands[i].logit)
+	}
+	var sum float64
+	for i := range cands {
+		sum += math.Exp(float64(cands[i].logit - mx))
+	}
+	lse := mx + float32(math.Log(sum))
+	chosen := float32(math.Inf(-1))
+	if tok >= 0 && int(tok) < len(cands) {
+		chosen = cands[tok].logit - lse
+	}
+	if n := min(len(top), len(cands)); n > 0 {
+		best := selectTopK(cands, n)
+		slices.SortFunc(best, better)
+		for i := range n {
+			top[i] = TokenLogprob{ID: best[i].id, Logprob: best[i].logit - lse}
+		}
+	}
+	return chosen
+}
+
+// Sample returns the next token for logits (len = vocabulary size). It
+// does not modify logits.
+func (s *Sampler) Sample(logits []float32) int32 {
+	c := &s.cfg
+	cands := s.load(logits)
 	if c.Temperature <= 0 {
 		best := 0
 		for i := range cands {

@@ -54,3 +54,28 @@ func TestSamplerMinKeep(t *testing.T) {
 		t.Error("min-keep -1 validated")
 	}
 }
+
+func TestSamplerLogprobs(t *testing.T) {
+	logits := []float32{1, 5, 3, -2, 5}
+	s, _ := NewSampler(SamplerConfig{Repeat: 2, LogitBias: []TokenBias{{ID: 3, Bias: 1}}}, len(logits))
+	s.Accept(4) // token 4's logit is halved by the repeat penalty
+	tok := s.Sample(logits)
+	top := make([]TokenLogprob, 3)
+	lp := s.Logprobs(logits, tok, top)
+	want := []float32{1, 5, 3, -1, 2.5} // after bias and penalty
+	var sum float64
+	for _, l := range want {
+		sum += math.Exp(float64(l))
+	}
+	lse := float32(math.Log(sum))
+	if tok != 1 || math.Abs(float64(lp-(5-lse))) > 1e-5 {
+		t.Errorf("token %d logprob %v, want 1 and %v", tok, lp, 5-lse)
+	}
+	wantTop := []TokenLogprob{{1, 5 - lse}, {2, 3 - lse}, {4, 2.5 - lse}}
+	for i := range wantTop {
+		if top[i].ID != wantTop[i].ID || math.Abs(float64(top[i].Logprob-wantTop[i].Logprob)) > 1e-5 {
+			t.Errorf("top %v, want %v", top, wantTop)
+			break
+		}
+	}
+}
