@@ -28,6 +28,11 @@ type llamaFields struct {
 	// LogitBias maps token ids (as strings) to a bias in [-100, 100]
 	// added to the logit; -100 bans the token.
 	LogitBias json.RawMessage `json:"logit_bias"`
+	// Logprobs is chat's boolean or completions' integer N; TopLogprobs
+	// and llama-server's NProbs set the alternatives (logprobs.go).
+	Logprobs    json.RawMessage `json:"logprobs"`
+	TopLogprobs *int            `json:"top_logprobs"`
+	NProbs      *int            `json:"n_probs"`
 }
 
 // extraParams validates llamaFields into p; f's own fields are already in p.
@@ -65,9 +70,12 @@ func (s *Server) extraParams(f *samplingFields, p *params) error {
 		}
 		sc.MinKeep = *v
 	}
-	bias, err := parseLogitBias(x.LogitBias, s.tok.NumTokens())
-	if err != nil {
-		return err
+	var bias []model.TokenBias
+	if len(bytes.TrimSpace(x.LogitBias)) > 0 {
+		var err error
+		if bias, err = parseLogitBias(x.LogitBias, s.tok.NumTokens()); err != nil {
+			return err
+		}
 	}
 	if x.IgnoreEOS != nil && *x.IgnoreEOS {
 		p.ignoreEOS = true
@@ -78,7 +86,7 @@ func (s *Server) extraParams(f *samplingFields, p *params) error {
 		}
 	}
 	sc.LogitBias = bias
-	return nil
+	return parseLogprobs(x, p)
 }
 
 // parseLogitBias reads OpenAI's logit_bias: an object of token id

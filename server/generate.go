@@ -121,13 +121,16 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32
 	}
 	st, err := s.sched.Submit(ctx, &scheduler.Request{
 		Prompt: tokens, MaxTokens: p.maxTokens, Sampler: p.sampler, IsEOG: isEOG,
-		Grammar: p.grammar, Vocab: p.vocab,
+		Grammar: p.grammar, Vocab: p.vocab, Logprobs: p.logprobs, TopLogprobs: p.topLogprobs,
 	})
 	if err != nil {
 		return err
 	}
 	out := &responder{s: s, w: w, isChat: isChat, stream: p.stream, includeUsage: p.includeUsage,
 		created: start.Unix(), id: newID(isChat)}
+	if p.logprobs {
+		out.lp = &logprobAcc{s: s, isChat: isChat}
+	}
 	dec := s.newDecoder()
 	stops := stopper{stops: p.stop}
 	generated := 0
@@ -173,6 +176,7 @@ loop:
 			ping.stop()
 		}
 		generated++
+		out.lp.add(ev)
 		text, hit := stops.feed(dec.Add(ev.Token))
 		if err := out.text(text); err != nil {
 			return err

@@ -110,6 +110,9 @@ type params struct {
 	vocab   *grammar.Vocab
 	// ignoreEOS: end-of-generation tokens are banned and end nothing.
 	ignoreEOS bool
+	// logprobs asks for each token's logprob and topLogprobs alternatives.
+	logprobs    bool
+	topLogprobs int
 }
 
 // params validates the shared fields against the server's defaults.

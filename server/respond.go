@@ -20,6 +20,7 @@ type responder struct {
 	created      int64
 	begun        bool // the event stream's header is sent
 
+	lp    *logprobAcc     // nil: no logprobs (logprobs.go)
 	text_ strings.Builder // the whole text (non-streaming)
 	buf   bytes.Buffer
 }
@@ -33,7 +34,7 @@ type chatChoice struct {
 	Index        int             `json:"index"`
 	Message      *chatMessageOut `json:"message,omitempty"`
 	Delta        *chatDelta      `json:"delta,omitempty"`
-	Logprobs     *struct{}       `json:"logprobs"`
+	Logprobs     any             `json:"logprobs"`
 	FinishReason *string         `json:"finish_reason"`
 }
 
@@ -43,10 +44,10 @@ type chatDelta struct {
 }
 
 type completionChoice struct {
-	Text         string    `json:"text"`
-	Index        int       `json:"index"`
-	Logprobs     *struct{} `json:"logprobs"`
-	FinishReason *string   `json:"finish_reason"`
+	Text         string  `json:"text"`
+	Index        int     `json:"index"`
+	Logprobs     any     `json:"logprobs"`
+	FinishReason *string `json:"finish_reason"`
 }
 
 // response is every body shape: choices hold chatChoice or
@@ -112,9 +113,9 @@ func (o *responder) text(t string) error {
 		return err
 	}
 	if o.isChat {
-		return o.event(o.envelope([]any{chatChoice{Delta: &chatDelta{Content: &t}}}))
+		return o.event(o.envelope([]any{chatChoice{Delta: &chatDelta{Content: &t}, Logprobs: o.lp.take()}}))
 	}
-	return o.event(o.envelope([]any{completionChoice{Text: t}}))
+	return o.event(o.envelope([]any{completionChoice{Text: t, Logprobs: o.lp.take()}}))
 }
 
 // finish ends the response with the finish reason and usage.
@@ -122,9 +123,9 @@ func (o *responder) finish(reason string, u usage) error {
 	if !o.stream {
 		var c any
 		if o.isChat {
-			c = chatChoice{Message: &chatMessageOut{Role: "assistant", Content: o.text_.String()}, FinishReason: &reason}
+			c = chatChoice{Message: &chatMessageOut{Role: "assistant", Content: o.text_.String()}, Logprobs: o.lp.take(), FinishReason: &reason}
 		} else {
-			c = completionChoice{Text: o.text_.String(), FinishReason: &reason}
+			c = completionChoice{Text: o.text_.String(), Logprobs: o.lp.take(), FinishReason: &reason}
 		}
 		resp := o.envelope([]any{c})
 		resp.Usage = &u
@@ -133,9 +134,10 @@ func (o *responder) finish(reason string, u usage) error {
 	if err := o.begin(); err != nil {
 		return err
 	}
-	var c any = completionChoice{FinishReason: &reason}
+	lp := o.lp.take()
+	var c any = completionChoice{Logprobs: lp, FinishReason: &reason}
 	if o.isChat {
-		c = chatChoice{Delta: &chatDelta{}, FinishReason: &reason}
+		c = chatChoice{Delta: &chatDelta{}, Logprobs: lp, FinishReason: &reason}
 	}
 	if err := o.event(o.envelope([]any{c})); err != nil {
 		return err
