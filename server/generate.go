@@ -104,6 +104,9 @@ func (s *Server) encodePrompt(text string) ([]int32, error) {
 // generate runs tokens through the scheduler and writes the response in
 // the chat or completion shape, streaming or not.
 func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32, p params, isChat bool) error {
+	if p.n > 1 {
+		return s.generateN(w, r, tokens, p, isChat, p.n) // multi.go
+	}
 	start := s.now()
 	info := infoOf(r)
 	info.promptTokens = len(tokens)

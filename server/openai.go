@@ -113,6 +113,8 @@ type params struct {
 	// logprobs asks for each token's logprob and topLogprobs alternatives.
 	logprobs    bool
 	topLogprobs int
+	// n is the number of choices (multi.go answers n > 1).
+	n int
 }
 
 // params validates the shared fields against the server's defaults.
@@ -121,8 +123,16 @@ func (s *Server) params(f *samplingFields) (params, error) {
 	if err := s.checkModel(f.Model); err != nil {
 		return p, err
 	}
-	if f.N != nil && *f.N != 1 {
-		return p, badRequest("n", "n = %d: only n = 1 is supported", *f.N)
+	p.n = 1
+	if f.N != nil {
+		slots := 1
+		if s.sched != nil {
+			slots = s.sched.Config().Slots
+		}
+		if *f.N < 1 || *f.N > slots {
+			return p, badRequest("n", "n = %d must be in [1, %d] (the server's --slots)", *f.N, slots)
+		}
+		p.n = *f.N
 	}
 	if f.StreamOptions != nil {
 		if !f.Stream {
