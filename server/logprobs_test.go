@@ -124,6 +124,21 @@ func TestLogprobs(t *testing.T) {
 	if len(streamed) != 6 || !strings.HasPrefix(strings.Join(streamed, ""), lp.Tokens[0]) {
 		t.Errorf("streamed logprob tokens %q", streamed)
 	}
+	resp = ts.post(t, "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"temperature":0,"max_tokens":5,"logprobs":true,"top_logprobs":3,"stream":true}`)
+	events, _ = sse(t, resp)
+	n := 0
+	for _, ev := range events {
+		var b logprobsBody
+		if err := json.Unmarshal([]byte(ev), &b); err != nil {
+			t.Fatalf("%s: %v", ev, err)
+		}
+		if len(b.Choices) > 0 && b.Choices[0].Logprobs != nil {
+			n += len(b.Choices[0].Logprobs.Content)
+		}
+	}
+	if n != len(cl.Content) {
+		t.Errorf("streamed chat logprobs cover %d tokens, the body %d", n, len(cl.Content))
+	}
 }
 
 func TestLogprobsErrors(t *testing.T) {
