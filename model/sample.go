@@ -24,6 +24,19 @@ type SamplerConfig struct {
 	Frequency    float32
 	PenaltyLastN int // 0 means 64
 	Seed         uint64
+	// MinKeep is the least number of candidates top-k, top-p and min-p
+	// leave (llama.cpp's min_keep; 0 and 1 are the same).
+	MinKeep int
+	// LogitBias is added to the logits before the penalties (OpenAI's
+	// logit_bias; a -Inf bias bans the token). Ids outside the
+	// vocabulary are skipped.
+	LogitBias []TokenBias
+}
+
+// TokenBias is one logit_bias entry.
+type TokenBias struct {
+	ID   int32
+	Bias float32
 }
 
 // Validate checks ranges.
@@ -39,6 +52,8 @@ func (c *SamplerConfig) Validate() error {
 		return fmt.Errorf("min-p %v must be in [0, 1]", c.MinP)
 	case c.Repeat < 0:
 		return fmt.Errorf("repeat penalty %v must be >= 0", c.Repeat)
+	case c.MinKeep < 0:
+		return fmt.Errorf("min-keep %d must be >= 0", c.MinKeep)
 	case c.PenaltyLastN < 0:
 		return fmt.Errorf("penalty window %d must be >= 0", c.PenaltyLastN)
 	}
@@ -102,13 +117,18 @@ func (s *Sampler) penaltiesOff() bool {
 	return (c.Repeat == 0 || c.Repeat == 1) && c.Presence == 0 && c.Frequency == 0
 }
 
-// Sample returns the next token for logits (len = vocabulary size). It
-// does not modify logits.
-func (s *Sampler) Sample(logits []float32) int32 {
+// load fills the candidates with logits plus the logit bias and the
+// penalties: the distribution Sample truncates and draws from.
+func (s *Sampler) load(logits []float32) []candidate {
 	c := &s.cfg
 	cands := s.cands[:len(logits)]
 	for i, l := range logits {
 		cands[i] = candidate{id: int32(i), logit: l}
+	}
+	for _, b := range c.LogitBias {
+		if b.ID >= 0 && int(b.ID) < len(cands) {
+			cands[b.ID].logit += b.Bias
+		}
 	}
 	if !s.penaltiesOff() {
 		for tok, n := range s.counts {
@@ -126,6 +146,52 @@ func (s *Sampler) Sample(logits []float32) int32 {
 			*l -= float32(n)*c.Frequency + c.Presence
 		}
 	}
+	return cands
+}
+
+// TokenLogprob is a token and its log-probability.
+type TokenLogprob struct {
+	ID      int32
+	Logprob float32
+}
+
+// Logprobs returns the log-probability of tok and the top len(top)
+// tokens (best first, ties by id) in top, for the logits Sample was just
+// given, before Accept: the log-softmax at temperature 1 of the logits
+// after the logit bias and the penalties, over the whole vocabulary
+// (OpenAI's definition: top-k, top-p, min-p and the temperature do not
+// change it). It costs two passes over the vocabulary and allocates
+// nothing.
+func (s *Sampler) Logprobs(logits []float32, tok int32, top []TokenLogprob) float32 {
+	cands := s.load(logits)
+	mx := float32(math.Inf(-1))
+	for i := range cands {
+		mx = max(mx, cands[i].logit)
+	}
+	var sum float64
+	for i := range cands {
+		sum += math.Exp(float64(cands[i].logit - mx))
+	}
+	lse := mx + float32(math.Log(sum))
+	chosen := float32(math.Inf(-1))
+	if tok >= 0 && int(tok) < len(cands) {
+		chosen = cands[tok].logit - lse
+	}
+	if n := min(len(top), len(cands)); n > 0 {
+		best := selectTopK(cands, n)
+		slices.SortFunc(best, better)
+		for i := range n {
+			top[i] = TokenLogprob{ID: best[i].id, Logprob: best[i].logit - lse}
+		}
+	}
+	return chosen
+}
+
+// Sample returns the next token for logits (len = vocabulary size). It
+// does not modify logits.
+func (s *Sampler) Sample(logits []float32) int32 {
+	c := &s.cfg
+	cands := s.load(logits)
 	if c.Temperature <= 0 {
 		best := 0
 		for i := range cands {
@@ -135,8 +201,8 @@ func (s *Sampler) Sample(logits []float32) int32 {
 		}
 		return cands[best].id
 	}
-	if c.TopK > 0 && c.TopK < len(cands) {
-		cands = selectTopK(cands, c.TopK)
+	if k := max(c.TopK, c.MinKeep); c.TopK > 0 && k < len(cands) {
+		cands = selectTopK(cands, k)
 	}
 	slices.SortFunc(cands, better)
 	softmaxCands(cands, 1)
@@ -144,7 +210,7 @@ func (s *Sampler) Sample(logits []float32) int32 {
 		var cum float32
 		for i := range cands {
 			cum += cands[i].p
-			if cum >= c.TopP {
+			if cum >= c.TopP && i+1 >= c.MinKeep {
 				cands = cands[:i+1]
 				break
 			}
@@ -153,7 +219,7 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	if c.MinP > 0 {
 		limit := cands[0].p * c.MinP
 		for i := 1; i < len(cands); i++ {
-			if cands[i].p < limit {
+			if cands[i].p < limit && i >= c.MinKeep {
 				cands = cands[:i]
 				break
 			}

@@ -41,6 +41,8 @@ func FuzzRequest(f *testing.F) {
 		`{"prompt":"a","grammar":"root ::= [a-z]{2,3} \"!\""}`,
 		`{"messages":[],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"a":{"enum":[1,2]}}}}}}`,
 		`{"response_format":{"type":"json_object"},"json_schema":{"type":"array","maxItems":2}}`,
+		`{"logit_bias":{"1":-100,"x":2},"n_predict":3,"max_tokens":4,"ignore_eos":true}`,
+		`{"logprobs":3,"top_logprobs":25,"n_probs":-1,"min_keep":-2,"repetition_penalty":0}`,
 		`[]`, `{"messages":`, ``,
 	} {
 		f.Add([]byte(s))

@@ -107,6 +107,9 @@ func (s *Server) encodePrompt(text string) ([]int32, error) {
 // generate runs tokens through the scheduler and writes the response in
 // the chat or completion shape, streaming or not.
 func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32, p params, isChat bool) error {
+	if p.n > 1 {
+		return s.generateN(w, r, tokens, p, isChat, p.n) // multi.go
+	}
 	start := s.now()
 	info := infoOf(r)
 	info.promptTokens = len(tokens)
@@ -118,15 +121,22 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, tokens []int32
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	isEOG := s.tok.IsEOG
+	if p.ignoreEOS {
+		isEOG = nil
+	}
 	st, err := s.sched.Submit(ctx, &scheduler.Request{
-		Prompt: tokens, MaxTokens: p.maxTokens, Sampler: p.sampler, IsEOG: s.tok.IsEOG,
-		Grammar: p.grammar, Vocab: p.vocab,
+		Prompt: tokens, MaxTokens: p.maxTokens, Sampler: p.sampler, IsEOG: isEOG,
+		Grammar: p.grammar, Vocab: p.vocab, Logprobs: p.logprobs, TopLogprobs: p.topLogprobs,
 	})
 	if err != nil {
 		return err
 	}
 	out := &responder{s: s, w: w, isChat: isChat, stream: p.stream, includeUsage: p.includeUsage,
 		created: start.Unix(), id: newID(isChat), parse: p.output}
+	if p.logprobs {
+		out.lp = &logprobAcc{s: s, isChat: isChat}
+	}
 	dec := s.newDecoder(p.output != nil)
 	stops := stopper{stops: p.stop}
 	generated := 0
@@ -172,6 +182,7 @@ loop:
 			ping.stop()
 		}
 		generated++
+		out.lp.add(ev)
 		text, hit := stops.feed(dec.Add(ev.Token))
 		if err := out.text(text); err != nil {
 			return err

@@ -36,6 +36,7 @@ type samplingFields struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	constraintFields
+	llamaFields
 }
 
 // chatRequest is a POST /v1/chat/completions body.
@@ -111,6 +112,13 @@ type params struct {
 	// output reads tool calls and reasoning out of a chat output (tools.go);
 	// nil: all content.
 	output *outputParse
+	// ignoreEOS: end-of-generation tokens are banned and end nothing.
+	ignoreEOS bool
+	// logprobs asks for each token's logprob and topLogprobs alternatives.
+	logprobs    bool
+	topLogprobs int
+	// n is the number of choices (multi.go answers n > 1).
+	n int
 }
 
 // params validates the shared fields against the server's defaults.
@@ -119,8 +127,16 @@ func (s *Server) params(f *samplingFields) (params, error) {
 	if err := s.checkModel(f.Model); err != nil {
 		return p, err
 	}
-	if f.N != nil && *f.N != 1 {
-		return p, badRequest("n", "n = %d: only n = 1 is supported", *f.N)
+	p.n = 1
+	if f.N != nil {
+		slots := 1
+		if s.sched != nil {
+			slots = s.sched.Config().Slots
+		}
+		if *f.N < 1 || *f.N > slots {
+			return p, badRequest("n", "n = %d must be in [1, %d] (the server's --slots)", *f.N, slots)
+		}
+		p.n = *f.N
 	}
 	if f.StreamOptions != nil {
 		if !f.Stream {
@@ -179,8 +195,8 @@ func (s *Server) params(f *samplingFields) (params, error) {
 		}
 	}
 	if v := f.RepeatPenalty; v != nil {
-		if *v < 0 || math.IsNaN(*v) {
-			return p, badRequest("repeat_penalty", "repeat_penalty %v must be >= 0", *v)
+		if *v <= 0 || math.IsNaN(*v) || math.IsInf(*v, 0) {
+			return p, badRequest("repeat_penalty", "repeat_penalty %v must be > 0", *v)
 		}
 		sc.Repeat = float32(*v)
 	}
@@ -194,6 +210,9 @@ func (s *Server) params(f *samplingFields) (params, error) {
 		return p, err
 	}
 	p.stop = stop
+	if err := s.extraParams(f, &p); err != nil {
+		return p, err
+	}
 	if p.grammar, p.vocab, err = s.constraint(&f.constraintFields); err != nil {
 		return p, err
 	}

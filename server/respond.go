@@ -24,6 +24,7 @@ type responder struct {
 	parse *outputParse
 	sp    *streamParse
 
+	lp    *logprobAcc     // nil: no logprobs (logprobs.go)
 	text_ strings.Builder // the whole text (non-streaming)
 	buf   bytes.Buffer
 }
@@ -39,7 +40,7 @@ type chatChoice struct {
 	Index        int             `json:"index"`
 	Message      *chatMessageOut `json:"message,omitempty"`
 	Delta        *chatDelta      `json:"delta,omitempty"`
-	Logprobs     *struct{}       `json:"logprobs"`
+	Logprobs     any             `json:"logprobs"`
 	FinishReason *string         `json:"finish_reason"`
 }
 
@@ -51,10 +52,10 @@ type chatDelta struct {
 }
 
 type completionChoice struct {
-	Text         string    `json:"text"`
-	Index        int       `json:"index"`
-	Logprobs     *struct{} `json:"logprobs"`
-	FinishReason *string   `json:"finish_reason"`
+	Text         string  `json:"text"`
+	Index        int     `json:"index"`
+	Logprobs     any     `json:"logprobs"`
+	FinishReason *string `json:"finish_reason"`
 }
 
 // response is every body shape: choices hold chatChoice or
@@ -126,9 +127,9 @@ func (o *responder) text(t string) error {
 		return o.deltas(o.sp.deltas(o.sp.st.Feed(t)))
 	}
 	if o.isChat {
-		return o.event(o.envelope([]any{chatChoice{Delta: &chatDelta{Content: &t}}}))
+		return o.event(o.envelope([]any{chatChoice{Delta: &chatDelta{Content: &t}, Logprobs: o.lp.take()}}))
 	}
-	return o.event(o.envelope([]any{completionChoice{Text: t}}))
+	return o.event(o.envelope([]any{completionChoice{Text: t, Logprobs: o.lp.take()}}))
 }
 
 // finish ends the response with the finish reason and usage.
@@ -140,12 +141,12 @@ func (o *responder) finish(reason string, u usage) error {
 			if err != nil {
 				o.s.log.Debug("tool-call output", "err", err)
 			}
-			c = chatChoice{Message: &msg, FinishReason: &finish}
+			c = chatChoice{Message: &msg, Logprobs: o.lp.take(), FinishReason: &finish}
 		} else if o.isChat {
 			text := o.text_.String()
-			c = chatChoice{Message: &chatMessageOut{Role: "assistant", Content: &text}, FinishReason: &reason}
+			c = chatChoice{Message: &chatMessageOut{Role: "assistant", Content: &text}, Logprobs: o.lp.take(), FinishReason: &reason}
 		} else {
-			c = completionChoice{Text: o.text_.String(), FinishReason: &reason}
+			c = completionChoice{Text: o.text_.String(), Logprobs: o.lp.take(), FinishReason: &reason}
 		}
 		resp := o.envelope([]any{c})
 		resp.Usage = &u
@@ -169,9 +170,10 @@ func (o *responder) finish(reason string, u usage) error {
 			reason = "tool_calls"
 		}
 	}
-	var c any = completionChoice{FinishReason: &reason}
+	lp := o.lp.take()
+	var c any = completionChoice{Logprobs: lp, FinishReason: &reason}
 	if o.isChat {
-		c = chatChoice{Delta: &chatDelta{}, FinishReason: &reason}
+		c = chatChoice{Delta: &chatDelta{}, Logprobs: lp, FinishReason: &reason}
 	}
 	if err := o.event(o.envelope([]any{c})); err != nil {
 		return err

@@ -382,7 +382,7 @@ func TestErrors(t *testing.T) {
 		{"bad role", "/v1/chat/completions", `{"messages":[{"role":"robot","content":"x"}]}`, 400, ""},
 		{"bad temperature", "/v1/completions", `{"prompt":"x","temperature":5}`, 400, ""},
 		{"bad stop", "/v1/completions", `{"prompt":"x","stop":3}`, 400, ""},
-		{"n", "/v1/completions", `{"prompt":"x","n":2}`, 400, ""},
+		{"n", "/v1/completions", `{"prompt":"x","n":99}`, 400, ""},
 		{"bad token", "/v1/completions", `{"prompt":[1,100000]}`, 400, ""},
 		{"too large", "/v1/completions", `{"prompt":"` + strings.Repeat("a", 4096) + `"}`, 413, "request_too_large"},
 		{"too long", "/v1/completions", `{"prompt":"` + strings.Repeat("a b ", 400) + `"}`, 400, "context_length_exceeded"},

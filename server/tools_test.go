@@ -311,3 +311,69 @@ func TestEnableThinking(t *testing.T) {
 		t.Errorf("enable_thinking false: %q; default: %q", off.Prompt, on.Prompt)
 	}
 }
+
+// TestToolChoiceNamedN: with n > 1 every choice is parsed the same way,
+// streamed (per choice index) and not.
+func TestToolChoiceNamedN(t *testing.T) {
+	ts := qwen3Server(t)
+	body := `{"messages":[{"role":"user","content":"weather?"}],"tools":` + weatherTools +
+		`,"tool_choice":{"type":"function","function":{"name":"get_weather"}},"parallel_tool_calls":false,"max_tokens":200,"seed":5,"n":2}`
+	resp := ts.post(t, "/v1/chat/completions", body)
+	if resp.StatusCode != 200 {
+		expectError(t, resp, 200, "")
+	}
+	c := decode[toolChatBody](t, resp)
+	if len(c.Choices) != 2 {
+		t.Fatalf("%d choices, want 2", len(c.Choices))
+	}
+	for i, ch := range c.Choices {
+		if ch.FinishReason == nil || *ch.FinishReason != "tool_calls" || len(ch.Message.ToolCalls) != 1 ||
+			ch.Message.ToolCalls[0].Function.Name != "get_weather" {
+			t.Errorf("choice %d: finish %v, calls %+v", i, ch.FinishReason, ch.Message.ToolCalls)
+		}
+	}
+	events, done := sse(t, ts.post(t, "/v1/chat/completions", strings.Replace(body, `"max_tokens"`, `"stream":true,"max_tokens"`, 1)))
+	if !done {
+		t.Fatal("stream without [DONE]")
+	}
+	type acc struct{ name, args, finish string }
+	got := map[int]*acc{}
+	for _, e := range events {
+		var ev struct {
+			Choices []struct {
+				Index int `json:"index"`
+				Delta struct {
+					ToolCalls []toolCallBody `json:"tool_calls"`
+				} `json:"delta"`
+				FinishReason *string `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(e), &ev); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range ev.Choices {
+			a := got[ch.Index]
+			if a == nil {
+				a = &acc{}
+				got[ch.Index] = a
+			}
+			for _, x := range ch.Delta.ToolCalls {
+				a.name += x.Function.Name
+				a.args += x.Function.Arguments
+			}
+			if ch.FinishReason != nil {
+				a.finish = *ch.FinishReason
+			}
+		}
+	}
+	for i := 0; i < 2; i++ {
+		a := got[i]
+		if a == nil || a.name != "get_weather" || a.finish != "tool_calls" {
+			t.Errorf("streamed choice %d: %+v", i, a)
+			continue
+		}
+		if err := grammar.Validate([]byte(weatherParams), []byte(a.args)); err != nil {
+			t.Errorf("streamed choice %d arguments %s: %v", i, a.args, err)
+		}
+	}
+}

@@ -140,15 +140,23 @@ type Request struct {
 	// (grammar.VocabFromTokenizer, built once per model); both or neither.
 	Grammar *grammar.Grammar
 	Vocab   *grammar.Vocab
+	// Logprobs asks each token Event for its Logprob and the TopLogprobs
+	// best alternatives (model.Sampler.Logprobs: the log-softmax of the
+	// logits after the grammar mask, the logit bias and the penalties).
+	Logprobs    bool
+	TopLogprobs int
 }
 
 // Event is one message on a request's stream: a generated token, or the
 // end (Done) with the reason and counts.
 type Event struct {
-	Token  int32
-	Done   bool
-	Reason FinishReason
-	Err    error
+	Token int32
+	// Logprob and Top are set when the request asked for Logprobs.
+	Logprob float32
+	Top     []model.TokenLogprob
+	Done    bool
+	Reason  FinishReason
+	Err     error
 	// PromptTokens and Generated count the tokens (on the Done event).
 	PromptTokens, Generated int
 }
@@ -586,13 +594,18 @@ func (s *Scheduler) step(ctx context.Context) error {
 				}
 			}
 		}
+		ev := Event{Token: tok}
+		if sl.job.req.Logprobs {
+			ev.Top = make([]model.TokenLogprob, sl.job.req.TopLogprobs)
+			ev.Logprob = sl.sampler.Logprobs(row, tok, ev.Top)
+		}
 		sl.sampler.Accept(tok)
 		if sl.job.req.IsEOG != nil && sl.job.req.IsEOG(tok) {
 			s.finish(i, FinishStop, nil)
 			continue
 		}
 		sl.gen++
-		sl.job.events <- Event{Token: tok}
+		sl.job.events <- ev
 		if sl.matcher != nil && sl.matcher.Done() {
 			s.finish(i, FinishStop, nil) // nothing but the end can follow
 			continue
