@@ -24,6 +24,16 @@ type block struct {
 	st    st
 }
 
+// stop ends a block of several calls on r: a malformed call after good
+// ones ends the block at the last good one (ok), anything else is r.
+func (b block) stop(r st) block {
+	b.st = r
+	if r == bad && len(b.calls) > 0 {
+		b.st = ok
+	}
+	return b
+}
+
 // run parses text; final says the text is complete.
 func (f Format) run(text string, final bool) result {
 	var content, reasoning strings.Builder
@@ -476,11 +486,7 @@ func kimi(c *cur) block {
 		}
 		id, r := c.field("<|tool_call_argument_begin|>", "\n{")
 		if r != ok {
-			out.st = r
-			if r == bad && len(out.calls) > 0 {
-				out.st = ok
-			}
-			return out
+			return out.stop(r)
 		}
 		id = strings.TrimSpace(id)
 		name := strings.TrimPrefix(id, "functions.")
@@ -491,11 +497,7 @@ func kimi(c *cur) block {
 		call, r := args(c, Call{ID: id, Name: name})
 		switch {
 		case r == bad || r == more && call.Arguments == "":
-			out.st = r
-			if r == bad && len(out.calls) > 0 {
-				out.st = ok
-			}
-			return out
+			return out.stop(r)
 		}
 		out.calls = append(out.calls, call)
 		if r == more {
@@ -533,22 +535,14 @@ func deepseek(c *cur) block {
 		}
 		head, r := c.field("<｜tool▁sep｜>", "\n{")
 		if r != ok {
-			out.st = r
-			if r == bad && len(out.calls) > 0 {
-				out.st = ok
-			}
-			return out
+			return out.stop(r)
 		}
 		var name string
 		fenced := false
 		if strings.TrimSpace(head) == "function" && !strings.HasPrefix(strings.TrimLeft(c.rest(), " \n"), "{") {
 			// V3/R1: NAME\n```json\n{...}\n```
 			if name, r = c.field("\n", "`{<"); r != ok {
-				out.st = r
-				if r == bad && len(out.calls) > 0 {
-					out.st = ok
-				}
-				return out
+				return out.stop(r)
 			}
 			name = strings.TrimSpace(name)
 			c.ws()
@@ -568,11 +562,7 @@ func deepseek(c *cur) block {
 		call, r := args(c, Call{Name: name})
 		switch {
 		case r == bad || r == more && call.Arguments == "":
-			out.st = r
-			if r == bad && len(out.calls) > 0 {
-				out.st = ok
-			}
-			return out
+			return out.stop(r)
 		}
 		out.calls = append(out.calls, call)
 		if r == more {
