@@ -99,6 +99,30 @@ func waitOpen(t *testing.T, l *Limiter, want int) {
 	}
 }
 
+// waitIdle waits until want connections are idle in l's books: a
+// client sees the end of a response before the server marks the
+// connection idle.
+func waitIdle(t *testing.T, l *Limiter, want int) {
+	t.Helper()
+	idle := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		n := 0
+		for c := range l.conns {
+			if c.state == http.StateIdle {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); idle() != want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle connections %d, want %d", idle(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestFloodEvictsUntrustedOldestFirst fills a limit of 4 with a trusted
 // idle connection and 3 silent ones, then floods it: the silent ones go
 // first (oldest first), the trusted one stays, and /health answers on a
@@ -182,7 +206,8 @@ func TestRefusedWhenAllTrustedActive(t *testing.T) {
 		}
 	}
 	close(release)
-	waitOpen(t, l, 2) // both back to idle, still open
+	waitOpen(t, l, 2) // both still open
+	waitIdle(t, l, 2) // and back to idle (the server marks them so after the response)
 	// Idle trusted connections make room again.
 	h := dial(t, addr)
 	if code, _ := get(t, h, bufio.NewReader(h), "/health"); code != 200 {
